@@ -1,0 +1,112 @@
+/**
+ * The error family of dpop-spa. Every failure an app can act on is a {@link DPoPError}
+ * with a stable {@link DPoPErrorCode}; callers `switch` on `code`, not on messages.
+ * Messages never contain access tokens, refresh tokens or proof signatures.
+ */
+
+/**
+ * Stable machine-readable error codes. They are part of the public API: a code is
+ * never renamed, only added.
+ */
+export type DPoPErrorCode =
+  /** An argument or option has the wrong shape; the message names it. */
+  | 'ERR_INVALID_ARGUMENT'
+  /** The requested signing algorithm is not supported by dpop-spa or this browser. */
+  | 'ERR_UNSUPPORTED_ALGORITHM'
+  /** WebCrypto (`crypto.subtle`) is missing: the page is not a secure context. */
+  | 'ERR_CRYPTO_UNAVAILABLE'
+  /** IndexedDB is missing, blocked or refused to open. */
+  | 'ERR_KEY_STORE_UNAVAILABLE'
+  /** IndexedDB cannot hold a CryptoKey (DataCloneError: private modes, iOS Lockdown Mode). */
+  | 'ERR_KEY_STORE_UNSUPPORTED'
+  /** IndexedDB ran out of quota. */
+  | 'ERR_KEY_STORE_QUOTA'
+  /** Any other IndexedDB failure while reading or writing the key pair. */
+  | 'ERR_KEY_STORE_FAILED'
+  /** Signing a DPoP proof failed. */
+  | 'ERR_PROOF_FAILED'
+  /** A request body was consumed and cannot be sent again for a required retry. */
+  | 'ERR_BODY_NOT_REPLAYABLE'
+  /** A cross-origin response hid a header DPoP needs (CORS `Access-Control-Expose-Headers`). */
+  | 'ERR_CORS_HEADER_HIDDEN'
+  /** The server answered in a way the protocol does not allow (broken JSON, missing fields). */
+  | 'ERR_INVALID_RESPONSE'
+  /** The authorization server issued a non-DPoP (e.g. Bearer) token although a proof was sent. */
+  | 'ERR_TOKEN_TYPE_MISMATCH'
+  /** The authorization server returned an OAuth error (`error`, `error_description`). */
+  | 'ERR_OAUTH'
+  /** The redirect back from the authorization server does not match a login started here. */
+  | 'ERR_STATE_MISMATCH'
+  /** There is no session (or no refresh token) and the user must log in. */
+  | 'ERR_LOGIN_REQUIRED'
+  /** Waiting for another tab (a lock, a refresh) took longer than allowed. */
+  | 'ERR_TIMEOUT'
+
+/** Options accepted by {@link DPoPError} and its subclasses. */
+export interface DPoPErrorOptions {
+  /** The underlying error, kept for debugging. */
+  cause?: unknown
+}
+
+/**
+ * Base class of every error dpop-spa throws on purpose.
+ *
+ * @example
+ * ```ts
+ * try { await keys.load() } catch (e) {
+ *   if (isDPoPError(e, 'ERR_KEY_STORE_UNSUPPORTED')) showPrivateModeHint()
+ * }
+ * ```
+ */
+export class DPoPError extends Error {
+  /** Stable code to switch on. */
+  readonly code: DPoPErrorCode
+
+  /** Creates an error with a code and a message that says what to do. Never throws. */
+  constructor(code: DPoPErrorCode, message: string, options?: DPoPErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+/** IndexedDB-backed key storage failed; `code` says how. */
+export class KeyStoreError extends DPoPError {}
+
+/**
+ * A server answered in a way dpop-spa cannot use, or the browser hid what it needs.
+ * `status` is the HTTP status when there was a response.
+ */
+export class ServerResponseError extends DPoPError {
+  /** HTTP status of the response, when there was one. */
+  readonly status: number | undefined
+
+  /** Creates the error; `status` is the HTTP status when there was a response. Never throws. */
+  constructor(code: DPoPErrorCode, message: string, options?: DPoPErrorOptions & { status?: number }) {
+    super(code, message, options)
+    this.status = options?.status
+  }
+}
+
+/** The authorization server returned an OAuth 2.0 error response (RFC 6749 §5.2). */
+export class OAuthError extends DPoPError {
+  /** The `error` value from the server, e.g. `invalid_grant`. */
+  readonly error: string
+  /** The `error_description`, when the server sent one. */
+  readonly errorDescription: string | undefined
+
+  /** Creates the error from the server's `error` and `error_description`. Never throws. */
+  constructor(error: string, errorDescription: string | undefined, message: string, options?: DPoPErrorOptions) {
+    super('ERR_OAUTH', message, options)
+    this.error = error
+    this.errorDescription = errorDescription
+  }
+}
+
+/**
+ * Type guard: is `value` a {@link DPoPError}, optionally with the given code?
+ * Never throws.
+ */
+export function isDPoPError(value: unknown, code?: DPoPErrorCode): value is DPoPError {
+  return value instanceof DPoPError && (code === undefined || value.code === code)
+}

@@ -1,0 +1,178 @@
+/**
+ * DPoP proof JWTs (RFC 9449 §4.2): one compact JWS per request, signed with the
+ * key pair's private key and carrying its public JWK.
+ */
+import { encodeBase64url, encodeBase64urlString, utf8 } from './base64url.ts'
+import { DPoPError } from './errors.ts'
+import { algorithmOf, exportPublicJwk, subtle, thumbprintOfPublicJwk, type DPoPAlgorithm, type PublicJwk } from './keys.ts'
+
+/** What one proof is about. */
+export interface ProofClaims {
+  /** HTTP method of the request (`htm`); upper-cased. */
+  htm: string
+  /** Request URL (`htu`); query and fragment are removed (RFC 9449 §4.2). */
+  htu: string | URL
+  /** The access token sent with the request; its hash goes into `ath` (RFC 9449 §4.2). */
+  accessToken?: string | undefined
+  /** The server-provided nonce (RFC 9449 §8, §9). */
+  nonce?: string | undefined
+  /**
+   * The time the proof is made, in milliseconds since the epoch (`iat` is this in whole
+   * seconds). Pass the server-corrected clock here.
+   * @default Date.now()
+   */
+  now?: number | undefined
+}
+
+/** @internal What never changes for one key: computed once per key, not per proof. */
+interface SignerState {
+  readonly alg: DPoPAlgorithm
+  readonly sign: EcdsaParams
+  readonly jwk: PublicJwk
+  /** base64url(header) + '.' */
+  readonly headerPrefix: string
+  /** RFC 7638 thumbprint, computed lazily. */
+  jkt?: Promise<string>
+}
+
+// Per private key; a WeakMap so keys that are dropped (rotation) are collected.
+const signers = new WeakMap<CryptoKey, SignerState | Promise<SignerState>>()
+
+async function prepare(keyPair: CryptoKeyPair): Promise<SignerState> {
+  const { alg, sign } = algorithmOf(keyPair.privateKey)
+  const jwk = await exportPublicJwk(keyPair.publicKey)
+  const header = { typ: 'dpop+jwt', alg, jwk }
+  const state: SignerState = { alg, sign, jwk, headerPrefix: `${encodeBase64urlString(JSON.stringify(header))}.` }
+  signers.set(keyPair.privateKey, state)
+  return state
+}
+
+function signerOf(keyPair: CryptoKeyPair): SignerState | Promise<SignerState> {
+  if (
+    typeof keyPair !== 'object' || keyPair === null ||
+    !(keyPair.privateKey instanceof CryptoKey) || keyPair.privateKey.type !== 'private' ||
+    !(keyPair.publicKey instanceof CryptoKey)
+  ) {
+    throw new DPoPError('ERR_INVALID_ARGUMENT', '"keyPair" must be a CryptoKeyPair, for example from generateKeyPair() or keyStore.load().')
+  }
+  let s = signers.get(keyPair.privateKey)
+  if (!s) {
+    s = prepare(keyPair)
+    signers.set(keyPair.privateKey, s)
+    // A failed export must not stay cached.
+    s.catch(() => signers.delete(keyPair.privateKey))
+  }
+  return s
+}
+
+// ath per access token: the digest is computed once per token, not once per request.
+// Small and bounded: an app holds one or two live tokens at a time.
+const ATH_CACHE_SIZE = 8
+const athCache = new Map<string, string | Promise<string>>()
+
+/**
+ * `ath` of an access token: base64url SHA-256 of its ASCII octets (RFC 9449 §4.2).
+ * Cached per token, so repeated calls cost no digest.
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when the token is empty or not ASCII.
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+ */
+export function calculateAth(accessToken: string): Promise<string> {
+  const hit = athCache.get(accessToken)
+  if (hit !== undefined) return Promise.resolve(hit)
+  if (typeof accessToken !== 'string' || accessToken === '' || !/^[\x20-\x7e]+$/.test(accessToken)) {
+    return Promise.reject(new DPoPError('ERR_INVALID_ARGUMENT', '"accessToken" must be a non-empty ASCII string.'))
+  }
+  const p = subtle().digest('SHA-256', utf8(accessToken)).then((d) => {
+    const ath = encodeBase64url(d)
+    if (athCache.get(accessToken) === p) athCache.set(accessToken, ath)
+    return ath
+  })
+  if (athCache.size >= ATH_CACHE_SIZE) athCache.delete(athCache.keys().next().value as string)
+  athCache.set(accessToken, p)
+  p.catch(() => athCache.delete(accessToken))
+  return p
+}
+
+const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/**
+ * `htu` of a request URL: the WHATWG-normalized absolute URL without query, fragment
+ * and userinfo (lower-case scheme and host, default port dropped, path encoding kept).
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `url` is not an absolute http(s) URL.
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+ */
+export function normalizeHtu(url: string | URL): string {
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    throw new DPoPError('ERR_INVALID_ARGUMENT', '"htu" must be an absolute http(s) URL.')
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') {
+    throw new DPoPError('ERR_INVALID_ARGUMENT', `"htu" must be an http(s) URL; got scheme ${u.protocol}`)
+  }
+  return `${u.origin}${u.pathname}`
+}
+
+function randomJti(): string {
+  // 128 bits from the CSPRNG (RFC 9449 §11.1 asks for enough entropy to be unique).
+  return encodeBase64url(crypto.getRandomValues(new Uint8Array(16)))
+}
+
+/**
+ * Creates and signs one DPoP proof JWT for one HTTP request.
+ *
+ * Header: `typ: "dpop+jwt"`, `alg`, `jwk` (public members only). Claims: `jti` (128
+ * random bits), `htm`, `htu`, `iat`, `ath` when `accessToken` is given, `nonce` when given.
+ * The header and the public JWK are computed once per key; `ath` once per token.
+ *
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad key pair, method, URL, token or
+ *   nonce; `ERR_UNSUPPORTED_ALGORITHM` for a key that is not ES256; `ERR_PROOF_FAILED`
+ *   when WebCrypto refuses to sign.
+ * @example
+ * ```ts
+ * const proof = await createProof(keyPair, { htm: 'GET', htu: 'https://api.example.com/me', accessToken })
+ * await fetch('https://api.example.com/me', { headers: { Authorization: `DPoP ${accessToken}`, DPoP: proof } })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+ */
+export async function createProof(keyPair: CryptoKeyPair, claims: ProofClaims): Promise<string> {
+  const signer = signerOf(keyPair)
+  const { htm, accessToken, nonce, now } = claims
+  if (typeof htm !== 'string' || !METHOD.test(htm)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"htm" must be an HTTP method.')
+  const htu = normalizeHtu(claims.htu)
+  if (nonce !== undefined && (typeof nonce !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(nonce))) {
+    // RFC 9449 §8.1: nonce = 1*NQCHAR
+    throw new DPoPError('ERR_INVALID_ARGUMENT', '"nonce" must be a non-empty string of NQCHAR (RFC 9449 §8.1).')
+  }
+  const time = now ?? Date.now()
+  if (!Number.isFinite(time)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"now" must be a finite number of milliseconds.')
+  // Both may be pending; start them together so only one await is on the path.
+  const [s, ath] = await Promise.all([signer, accessToken === undefined ? undefined : calculateAth(accessToken)])
+  const payload: Record<string, string | number> = {
+    jti: randomJti(),
+    htm: htm.toUpperCase(),
+    htu,
+    iat: Math.floor(time / 1000),
+  }
+  if (ath !== undefined) payload.ath = ath
+  if (nonce !== undefined) payload.nonce = nonce
+  const signingInput = s.headerPrefix + encodeBase64urlString(JSON.stringify(payload))
+  let signature: ArrayBuffer
+  try {
+    signature = await subtle().sign(s.sign, keyPair.privateKey, utf8(signingInput))
+  } catch (cause) {
+    throw new DPoPError('ERR_PROOF_FAILED', 'WebCrypto could not sign the DPoP proof; the key may have been deleted. Load or create the key pair again.', { cause })
+  }
+  return `${signingInput}.${encodeBase64url(signature)}`
+}
+
+/**
+ * The RFC 7638 thumbprint of a key pair's public key, computed once per key and cached:
+ * the value for `dpop_jkt` and for comparing with a token's `cnf.jkt`.
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for something that is not a key pair.
+ */
+export async function keyPairThumbprint(keyPair: CryptoKeyPair): Promise<string> {
+  const s = await signerOf(keyPair)
+  return (s.jkt ??= thumbprintOfPublicJwk(s.jwk))
+}

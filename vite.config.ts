@@ -1,0 +1,31 @@
+import { defineConfig } from 'vitest/config'
+
+// One Vite config for three jobs: `vite build` makes the library in dist/,
+// the dev server serves the demo and the browser-test fixtures from the project
+// root (so pages can import /src/*.ts directly), and Vitest runs the unit tests.
+export default defineConfig({
+  build: {
+    target: 'es2022',
+    outDir: 'dist',
+    emptyOutDir: true,
+    minify: false,
+    sourcemap: true,
+    lib: {
+      entry: 'src/index.ts',
+      formats: ['es'],
+      fileName: 'index',
+    },
+    rolldownOptions: {
+      external: ['oauth4webapi', 'idb-keyval'],
+    },
+  },
+  server: {
+    host: 'localhost',
+    strictPort: true,
+  },
+  test: {
+    include: ['test/**/*.test.ts'],
+    environment: 'happy-dom',
+    testTimeout: 20_000,
+  },
+})
