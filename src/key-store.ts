@@ -1,0 +1,273 @@
+/**
+ * The key store: keeps the DPoP `CryptoKeyPair` itself (structured clone of the
+ * CryptoKey objects; the private key stays non-extractable) in an IndexedDB database
+ * of its own, through idb-keyval.
+ */
+import { get, update, del } from 'idb-keyval'
+import { DPoPError, KeyStoreError } from './errors.ts'
+import { generateKeyPair, type DPoPAlgorithm } from './keys.ts'
+import { keyPairThumbprint } from './proof.ts'
+import { defaultIndexedDB, openIdbStore, type IdbStore } from './idb.ts'
+
+/** Options of {@link openKeyStore}. */
+export interface KeyStoreOptions {
+  /** Name of the store; the IndexedDB database is `dpop-spa:<name>:keys`. Letters, digits, `._-`, 1–64 characters. */
+  name: string
+  /**
+   * Algorithm of keys this store creates.
+   * @default 'ES256'
+   */
+  alg?: DPoPAlgorithm
+  /**
+   * What to do when IndexedDB is missing or refuses to store the key: `'error'` rejects
+   * `load()` with a {@link KeyStoreError}; `'memory'` keeps a non-extractable key in
+   * memory for this page only (the session ends on reload) and sets `storage` to `'memory'`.
+   * @default 'error'
+   */
+  fallback?: 'error' | 'memory'
+  /**
+   * Ask the browser for persistent storage (`navigator.storage.persist()`) so the key
+   * is not evicted under storage pressure.
+   * @default true
+   */
+  persist?: boolean
+  /**
+   * Start loading (or creating) the key pair at once, in parallel with whatever the
+   * app does next (discovery, rendering).
+   * @default true
+   */
+  preload?: boolean
+  /**
+   * The IndexedDB factory to use; tests pass a fake or a failing one.
+   * @default globalThis.indexedDB
+   */
+  indexedDB?: IDBFactory | null
+  /**
+   * How long to wait for IndexedDB to open or answer before failing.
+   * @default 10000
+   */
+  timeoutMs?: number
+}
+
+/** Defaults of {@link KeyStoreOptions}. */
+export const KEY_STORE_DEFAULTS = {
+  alg: 'ES256',
+  fallback: 'error',
+  persist: true,
+  preload: true,
+  timeoutMs: 10_000,
+} as const satisfies Omit<Required<KeyStoreOptions>, 'name' | 'indexedDB'>
+
+/** A persistent DPoP key pair for one app. Obtained from {@link openKeyStore}. */
+export interface KeyStore {
+  /** The store's name. */
+  readonly name: string
+  /** Where the key pair lives now: `'indexeddb'`, or `'memory'` after an explicit fallback. */
+  readonly storage: 'indexeddb' | 'memory'
+  /**
+   * The key pair: the stored one, or a new one created (atomically across tabs) the
+   * first time. Cached in memory after the first call; invalidated when another tab
+   * rotates or deletes the key.
+   * @throws {KeyStoreError} `ERR_KEY_STORE_UNAVAILABLE`, `ERR_KEY_STORE_UNSUPPORTED`,
+   *   `ERR_KEY_STORE_QUOTA` or `ERR_KEY_STORE_FAILED` when IndexedDB fails and no memory
+   *   fallback was asked for; the signal's reason when aborted.
+   */
+  load(options?: { signal?: AbortSignal }): Promise<CryptoKeyPair>
+  /**
+   * Replaces the key pair with a new one and tells other tabs, which load the new pair
+   * on their next `load()`.
+   * @throws {KeyStoreError} as {@link KeyStore.load}.
+   */
+  rotate(): Promise<CryptoKeyPair>
+  /**
+   * Deletes the key pair and its database; the next `load()` creates a new pair.
+   * @throws {KeyStoreError} when IndexedDB fails to delete the record.
+   */
+  delete(): Promise<void>
+  /**
+   * RFC 7638 thumbprint of the current key pair (the `dpop_jkt` / `cnf.jkt` value).
+   * @throws {KeyStoreError} as {@link KeyStore.load}.
+   */
+  thumbprint(options?: { signal?: AbortSignal }): Promise<string>
+  /** Whether the browser granted persistent storage; `false` where it was not asked or is not offered. Never rejects. */
+  persisted(): Promise<boolean>
+  /** Calls `listener` when this or another tab rotates or deletes the key pair. Returns an unsubscribe function. */
+  subscribe(listener: (event: 'rotated' | 'deleted') => void): () => void
+  /** Releases the database connection and the cross-tab channel. */
+  close(): void
+}
+
+interface StoredKeyPair {
+  readonly v: 1
+  readonly privateKey: CryptoKey
+  readonly publicKey: CryptoKey
+}
+
+const RECORD = 'keypair'
+const NAME = /^[A-Za-z0-9._-]{1,64}$/
+
+function isUsable(value: unknown): value is StoredKeyPair {
+  if (typeof value !== 'object' || value === null) return false
+  const { privateKey, publicKey } = value as Partial<StoredKeyPair>
+  // A private key that is extractable did not come from us: never use it.
+  return privateKey instanceof CryptoKey && privateKey.type === 'private' && !privateKey.extractable &&
+    publicKey instanceof CryptoKey && publicKey.type === 'public'
+}
+
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise
+  if (signal.aborted) return Promise.reject(signal.reason as Error)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
+/**
+ * Opens the persistent key store of an app and, by default, starts loading its key
+ * pair at once.
+ *
+ * Load-or-create is atomic across tabs: the pair is written in one IndexedDB
+ * transaction that adds it only if no pair is there yet, and every tab then uses
+ * whatever that transaction left. Two tabs starting together end with one key pair.
+ *
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad `options.name`;
+ *   `ERR_UNSUPPORTED_ALGORITHM` for a bad `options.alg`. IndexedDB failures surface from
+ *   `load()`, as {@link KeyStoreError}s.
+ * @example
+ * ```ts
+ * const keys = await openKeyStore({ name: 'my-app' })
+ * const keyPair = await keys.load()
+ * ```
+ */
+export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> {
+  if (typeof options !== 'object' || options === null || typeof options.name !== 'string' || !NAME.test(options.name)) {
+    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.name" must be 1–64 letters, digits, ".", "_" or "-".')
+  }
+  const { name } = options
+  const alg = options.alg ?? KEY_STORE_DEFAULTS.alg
+  if (alg !== 'ES256') throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `"options.alg" must be ES256; got ${JSON.stringify(String(alg))}.`)
+  const fallback = options.fallback ?? KEY_STORE_DEFAULTS.fallback
+  if (fallback !== 'error' && fallback !== 'memory') throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.fallback" must be "error" or "memory".')
+  const timeoutMs = options.timeoutMs ?? KEY_STORE_DEFAULTS.timeoutMs
+  const factory = options.indexedDB === undefined ? defaultIndexedDB() : options.indexedDB ?? undefined
+
+  let storage: 'indexeddb' | 'memory' = 'indexeddb'
+  let idb: IdbStore | undefined = factory ? openIdbStore(`dpop-spa:${name}:keys`, factory, timeoutMs) : undefined
+  let current: Promise<CryptoKeyPair> | undefined
+  let memoryPair: CryptoKeyPair | undefined
+  const listeners = new Set<(event: 'rotated' | 'deleted') => void>()
+
+  const unavailable = () =>
+    new KeyStoreError('ERR_KEY_STORE_UNAVAILABLE', 'IndexedDB is not available in this context, so the DPoP key cannot persist. Serve the app from a normal (non-sandboxed) page, or ask openKeyStore() for { fallback: "memory" }.')
+
+  // Only failures of the storage itself may fall back to memory; never crypto failures.
+  const canFallBack = (e: unknown) =>
+    fallback === 'memory' && e instanceof KeyStoreError &&
+    (e.code === 'ERR_KEY_STORE_UNAVAILABLE' || e.code === 'ERR_KEY_STORE_UNSUPPORTED' || e.code === 'ERR_KEY_STORE_QUOTA')
+
+  const toMemory = async (): Promise<CryptoKeyPair> => {
+    storage = 'memory'
+    idb?.close()
+    idb = undefined
+    return (memoryPair ??= await generateKeyPair({ alg }))
+  }
+
+  const loadOrCreate = async (): Promise<CryptoKeyPair> => {
+    if (storage === 'memory') return toMemory()
+    try {
+      if (!idb) throw unavailable()
+      const found = await get<unknown>(RECORD, idb.use)
+      if (isUsable(found)) return { privateKey: found.privateKey, publicKey: found.publicKey }
+      const fresh = await generateKeyPair({ alg })
+      const record: StoredKeyPair = { v: 1, ...fresh }
+      // Add only if absent, in one transaction: a tab that lost the race adopts the winner's pair.
+      await update<unknown>(RECORD, (old) => (isUsable(old) ? old : record), idb.use)
+      const winner = await get<unknown>(RECORD, idb.use)
+      if (!isUsable(winner)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The key pair written to IndexedDB could not be read back. Reload the page; if it persists, clear site data.')
+      return { privateKey: winner.privateKey, publicKey: winner.publicKey }
+    } catch (e) {
+      if (canFallBack(e)) return toMemory()
+      throw e
+    }
+  }
+
+  const channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(`dpop-spa:${name}:keys`) : undefined
+  const emit = (event: 'rotated' | 'deleted') => { for (const l of listeners) l(event) }
+  if (channel) {
+    channel.onmessage = (message: MessageEvent<unknown>) => {
+      const event = message.data
+      if (event === 'rotated' || event === 'deleted') {
+        current = undefined // next load() reads what the other tab wrote
+        emit(event)
+      }
+    }
+  }
+
+  const load = (): Promise<CryptoKeyPair> => {
+    if (!current) {
+      const p = loadOrCreate()
+      current = p
+      // A failed load must not stick: the next call tries again.
+      p.catch(() => { if (current === p) current = undefined })
+    }
+    return current
+  }
+
+  const persistedResult: Promise<boolean> =
+    (options.persist ?? KEY_STORE_DEFAULTS.persist) && factory && typeof navigator !== 'undefined' && typeof navigator.storage?.persist === 'function'
+      ? navigator.storage.persist().catch(() => false)
+      : Promise.resolve(false)
+
+  if (options.preload ?? KEY_STORE_DEFAULTS.preload) load().catch(() => undefined)
+
+  const store: KeyStore = {
+    name,
+    get storage() { return storage },
+    load: (o) => raceAbort(load(), o?.signal),
+    async rotate() {
+      const fresh = await generateKeyPair({ alg })
+      if (storage === 'memory') {
+        memoryPair = fresh
+      } else {
+        try {
+          if (!idb) throw unavailable()
+          const record: StoredKeyPair = { v: 1, ...fresh }
+          await update(RECORD, () => record, idb.use)
+        } catch (e) {
+          if (!canFallBack(e)) throw e
+          storage = 'memory'
+          memoryPair = fresh
+        }
+      }
+      current = Promise.resolve(fresh)
+      channel?.postMessage('rotated')
+      emit('rotated')
+      return fresh
+    },
+    async delete() {
+      current = undefined
+      memoryPair = undefined
+      if (idb) {
+        await del(RECORD, idb.use)
+        await idb.destroy()
+      }
+      channel?.postMessage('deleted')
+      emit('deleted')
+    },
+    async thumbprint(o) {
+      return keyPairThumbprint(await raceAbort(load(), o?.signal))
+    },
+    persisted: () => persistedResult,
+    subscribe(listener) {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    },
+    close() {
+      channel?.close()
+      idb?.close()
+    },
+  }
+  return store
+}
