@@ -3,6 +3,18 @@ import { defineConfig } from '@playwright/test'
 
 /** Port of the Vite dev server that serves test fixtures (and /src) on localhost. */
 export const VITE_PORT = Number(process.env.DPOP_TEST_VITE_PORT ?? 5199)
+/** Port of the verifying resource server (demo/api/server.ts) the signed-fetch tests talk to. */
+export const API_PORT = Number(process.env.DPOP_TEST_FETCH_API_PORT ?? 5301)
+/** Port of the "other origin" recording server (127.0.0.1) that must never see a token or proof. */
+export const OTHER_PORT = Number(process.env.DPOP_TEST_FETCH_OTHER_PORT ?? 5302)
+/** Ports of the demo (demo/run.ts) that e2e/demo.spec.ts drives: SPA, authorization server, API. */
+export const DEMO_PORTS = {
+  spa: Number(process.env.DPOP_TEST_DEMO_PORT ?? 5273),
+  as: Number(process.env.DPOP_TEST_DEMO_AS_PORT ?? 5510),
+  api: Number(process.env.DPOP_TEST_DEMO_API_PORT ?? 5501),
+} as const
+/** Access token lifetime of the demo under test, seconds: short, so that a refresh happens during the test. */
+export const DEMO_ACCESS_TTL = 8
 
 // Debian's Chromium where it is installed (this machine and CI); Playwright's own
 // browser on machines that have one. The flags keep a headless Chromium from
@@ -43,6 +55,39 @@ export default defineConfig({
     {
       command: `npx vite --port ${VITE_PORT} --strictPort`,
       url: `http://localhost:${VITE_PORT}/e2e/fixtures/harness.html`,
+      reuseExistingServer: !process.env.CI,
+      timeout: 60_000,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
+      // Test mode: tokens minted through /__control/token, nonces required, CORS for the Vite origin.
+      command: `npx tsx demo/api/server.ts --port ${API_PORT} --other-port ${OTHER_PORT} --cors-origin http://localhost:${VITE_PORT}`,
+      url: `http://127.0.0.1:${API_PORT}/__control/health`,
+      reuseExistingServer: !process.env.CI,
+      timeout: 60_000,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
+      // oidc-provider with 6 s access tokens + the API in jwt mode, for e2e/tokens.spec.ts.
+      command: 'npx tsx e2e/token-stack.ts',
+      url: `http://localhost:${process.env.DPOP_TEST_AS_PORT ?? 5420}/.well-known/openid-configuration`,
+      reuseExistingServer: !process.env.CI,
+      timeout: 60_000,
+      stdout: 'ignore',
+      stderr: 'pipe',
+    },
+    {
+      // The whole demo, as `npm run demo` starts it, on test ports and with short-lived access tokens.
+      command: 'npx tsx demo/run.ts',
+      env: {
+        DPOP_DEMO_PORT: String(DEMO_PORTS.spa),
+        DPOP_DEMO_AS_PORT: String(DEMO_PORTS.as),
+        DPOP_DEMO_API_PORT: String(DEMO_PORTS.api),
+        DPOP_DEMO_ACCESS_TTL: String(DEMO_ACCESS_TTL),
+      },
+      url: `http://localhost:${DEMO_PORTS.spa}/`,
       reuseExistingServer: !process.env.CI,
       timeout: 60_000,
       stdout: 'ignore',

@@ -29,6 +29,8 @@ export type DPoPErrorCode =
   | 'ERR_BODY_NOT_REPLAYABLE'
   /** A cross-origin response hid a header DPoP needs (CORS `Access-Control-Expose-Headers`). */
   | 'ERR_CORS_HEADER_HIDDEN'
+  /** A server could not be reached (network failure, CORS refusal, DNS). */
+  | 'ERR_NETWORK'
   /** The server answered in a way the protocol does not allow (broken JSON, missing fields). */
   | 'ERR_INVALID_RESPONSE'
   /** The authorization server issued a non-DPoP (e.g. Bearer) token although a proof was sent. */

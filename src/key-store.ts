@@ -8,6 +8,7 @@ import { DPoPError, KeyStoreError } from './errors.ts'
 import { generateKeyPair, type DPoPAlgorithm } from './keys.ts'
 import { keyPairThumbprint } from './proof.ts'
 import { defaultIndexedDB, openIdbStore, type IdbStore } from './idb.ts'
+import { raceAbort } from './abort.ts'
 
 /** Options of {@link openKeyStore}. */
 export interface KeyStoreOptions {
@@ -114,15 +115,6 @@ function isUsable(value: unknown): value is StoredKeyPair {
     publicKey instanceof CryptoKey && publicKey.type === 'public'
 }
 
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise
-  if (signal.aborted) return Promise.reject(signal.reason as Error)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
-}
 
 /**
  * Opens the persistent key store of an app and, by default, starts loading its key

@@ -1,0 +1,756 @@
+/**
+ * The authorization server of the demo and the end-to-end tests: a real oidc-provider 9 on
+ * loopback, configured the way a DPoP deployment should be, plus a recorder so tests can
+ * count at the server what the SDK did.
+ *
+ * Run it: `npx tsx demo/auth-server/server.ts [--port 5310] [--access-token-ttl 60]
+ *   [--redirect-uri URL]... [--api-audience URL] [--answer-bearer]`
+ * (environment: DPOP_DEMO_AS_PORT, DPOP_DEMO_AS_REDIRECT_URIS, DPOP_DEMO_AS_API_AUDIENCE,
+ * DPOP_DEMO_AS_ACCESS_TOKEN_TTL).
+ *
+ * Configuration choices, and why:
+ * - One public client (`token_endpoint_auth_method: 'none'`) with
+ *   `dpop_bound_access_tokens: true`: a token request without a DPoP proof is refused
+ *   (RFC 9449 §5.2), so the SDK cannot silently fall back to bearer tokens.
+ * - `features.dPoP` with a `nonceSecret` and `requireNonce` always true: every token
+ *   request first meets `use_dpop_nonce` (RFC 9449 §8), so the SDK's nonce retry runs on
+ *   every login and every refresh, not only in a dedicated test. Nonces are stateless
+ *   (HMAC of time) and change every minute.
+ * - PKCE required, S256 only (oidc-provider 9 supports no other method); `response_types`
+ *   is `code` only: the SPA uses the authorization code flow and nothing else.
+ * - `features.resourceIndicators`: the API (`apiAudience`) is the default resource and
+ *   `useGrantedResource` is on, so the code exchange and every refresh (which send no
+ *   `resource`) yield an ES256 JWT access token for the API carrying `cnf.jkt`, which the
+ *   demo API verifies with jose. Without `useGrantedResource`, `openid` in scope would
+ *   turn the access token into an opaque userinfo token.
+ * - `issueRefreshToken` returns true for any client allowed the refresh_token grant:
+ *   public clients get no refresh token by default unless `offline_access` survives, and
+ *   it only does with `prompt=consent`.
+ * - `rotateRefreshToken: true`: oidc-provider does not rotate DPoP-bound refresh tokens of
+ *   public clients until 70% of their life has passed. Always rotating makes uncoordinated
+ *   refreshes visible: reusing a rotated refresh token revokes the whole grant, exactly
+ *   the failure two racing tabs cause.
+ * - `expiresWithSession` false: refresh tokens live by their TTL and die by revocation,
+ *   not with the login cookie; RP-initiated logout then does NOT revoke them, so a test of
+ *   "logout revokes the refresh token" proves the SDK called the revocation endpoint.
+ * - `loadExistingGrant` grants whatever was requested (scopes, claims, resource scopes):
+ *   a test user only submits the dev login form, never a consent page.
+ * - `logoutSource` submits the sign-out confirmation by itself (a form with a button for
+ *   pages without script): tests see logout end at `post_logout_redirect_uri`.
+ * - `clientBasedCORS` allows exactly the configured SPA origins. oidc-provider already
+ *   exposes `DPoP-Nonce` and `WWW-Authenticate` on the token endpoint (checked by
+ *   test/auth-server.test.ts), so the browser can read the nonce from a cross-origin 400.
+ * - Signing keys are generated at start-up (ES256 for access tokens, RS256 because it is
+ *   the default `id_token_signed_response_alg`) and never written to disk. Cookie keys
+ *   too: a restart logs everyone out, which is what a test server should do.
+ * - Cookies on plain http: oidc-provider marks cookies `secure` only when the request is
+ *   secure, so http://localhost works without `proxy` tricks.
+ * - Recording: provider events (grant.success/error, authorization.success, token saves,
+ *   refresh_token.consumed, grant.revoked, end_session.success, server_error) plus one Koa
+ *   middleware for what has no event (a successful revocation). Tests read
+ *   `GET /__control/stats` and count at the server instead of trusting client logs.
+ * - `answerBearer` rewrites `token_type` of successful token responses to `Bearer` while
+ *   the token stays bound: the shape of a misconfigured server, for the SDK's
+ *   ERR_TOKEN_TYPE_MISMATCH test.
+ * - `/__control/*` exists for tests on loopback only; it never returns token values.
+ */
+import { randomBytes } from 'node:crypto'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { pathToFileURL } from 'node:url'
+import { parseArgs } from 'node:util'
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose'
+import Provider, { errors, type Grant, type KoaContextWithOIDC, type TokenModel } from 'oidc-provider'
+import { closeServer, listen } from '../api/listen.ts'
+
+/** Environment variables the CLI reads. */
+export const AUTH_SERVER_ENV = {
+  port: 'DPOP_DEMO_AS_PORT',
+  redirectUris: 'DPOP_DEMO_AS_REDIRECT_URIS',
+  apiAudience: 'DPOP_DEMO_AS_API_AUDIENCE',
+  accessTokenTtl: 'DPOP_DEMO_AS_ACCESS_TOKEN_TTL',
+} as const
+
+/** Options of {@link startAuthServer}; every one has a default in {@link AUTH_SERVER_DEFAULTS}. */
+export interface AuthServerOptions {
+  /** Port; 0 picks a free one. The issuer is `http://localhost:<port>`. @default 5310 */
+  port?: number
+  /** Interface to bind (loopback only). @default 'localhost' */
+  host?: string
+  /** The public SPA client's id. @default 'dpop-spa-demo' */
+  clientId?: string
+  /**
+   * Registered `redirect_uris` (exact match, RFC 6749 §3.1.2).
+   * @default ['http://localhost:5173/', 'http://localhost:5199/e2e/fixtures/callback.html']
+   */
+  redirectUris?: readonly string[]
+  /** Registered `post_logout_redirect_uris`. @default the redirect URIs and their origins with `/` */
+  postLogoutRedirectUris?: readonly string[]
+  /** Page origins allowed by CORS on the token and revocation endpoints. @default the origins of the redirect URIs */
+  corsOrigins?: readonly string[]
+  /** Resource indicator (RFC 8707) of the API; the `aud` of the JWT access tokens. @default 'http://localhost:5301' */
+  apiAudience?: string
+  /** Scope the API knows; request it to see it in the access token's `scope`. @default 'api' */
+  apiScope?: string
+  /** Access token lifetime, seconds. @default 60 */
+  accessTokenTtl?: number
+  /** Refresh token lifetime, seconds. @default 86400 */
+  refreshTokenTtl?: number
+  /** Answer `token_type: "Bearer"` on successful token responses (the token stays DPoP-bound). @default false */
+  answerBearer?: boolean
+  /** Receives one line per recorded event (never a token); omit for silence. */
+  log?: ((line: string) => void) | undefined
+}
+
+/** Defaults of {@link AuthServerOptions}. */
+export const AUTH_SERVER_DEFAULTS = {
+  port: 5310,
+  host: 'localhost',
+  clientId: 'dpop-spa-demo',
+  redirectUris: ['http://localhost:5173/', 'http://localhost:5199/e2e/fixtures/callback.html'],
+  apiAudience: 'http://localhost:5301',
+  apiScope: 'api',
+  accessTokenTtl: 60,
+  refreshTokenTtl: 86_400,
+  answerBearer: false,
+} as const
+
+/** Token requests of one `grant_type`. */
+export interface GrantTypeCount {
+  succeeded: number
+  failed: number
+}
+
+/** One recorded event, in order. Never holds a token value. */
+export interface AuthServerEvent {
+  /** 1, 2, 3, ... since start or the last reset. */
+  seq: number
+  /** Server time, ms since the epoch. */
+  at: number
+  /**
+   * `authorization.success`, `authorization.error`, `grant.success`, `grant.error`,
+   * `token.issued`, `refresh_token.consumed`, `grant.revoked`, `revocation.success`,
+   * `revocation.error`, `end_session.success`, `server_error`, `bearer.answered`.
+   */
+  type: string
+  grantType?: string
+  /** OAuth `error` code. */
+  error?: string
+  errorDescription?: string
+  /** oidc-provider's server-side reason (`error_detail`), e.g. "refresh token already used". */
+  errorDetail?: string
+  /** `dpop_jkt` of an authorization request, or `cnf.jkt` of an issued token. */
+  jkt?: string | null
+  /** `AccessToken` or `RefreshToken` for `token.issued`. */
+  kind?: string
+  grantId?: string
+}
+
+/** What the server saw since start or the last reset (JSON of `GET /__control/stats`). */
+export interface AuthServerStats {
+  /** Token endpoint requests per `grant_type` (`unknown` when it was missing). */
+  tokenRequests: Record<string, GrantTypeCount>
+  /** Failed token requests per OAuth `error` code (`use_dpop_nonce`, `invalid_grant`, ...). */
+  tokenErrors: Record<string, number>
+  /** Codes issued by the authorization endpoint, with the `dpop_jkt` the request carried. */
+  authorizations: { at: number; clientId: string | null; dpopJkt: string | null }[]
+  /** Tokens issued, with the key thumbprint they are bound to (`cnf.jkt`). */
+  issuedTokens: { at: number; kind: 'AccessToken' | 'RefreshToken'; grantType: string | null; jkt: string | null; grantId: string | null }[]
+  /** Refresh tokens consumed by rotation. */
+  refreshTokensRotated: number
+  /** Refresh requests that presented an already rotated refresh token (the grant is then revoked). */
+  refreshTokenReuse: number
+  /** Revocation endpoint requests (RFC 7009). */
+  revocations: { succeeded: number; failed: number }
+  /** Grants revoked, by id, for any reason (revocation, refresh token reuse, logout). */
+  grantsRevoked: string[]
+  /** Completed RP-initiated logouts. */
+  endSessions: number
+  /** Successful token responses whose `token_type` was rewritten to `Bearer`. */
+  bearerAnswers: number
+  /** Internal errors; a test should expect none. */
+  serverErrors: { at: number; route: string | null; message: string }[]
+  /** Everything above, in order (the last 1000). */
+  events: AuthServerEvent[]
+}
+
+/** Settings tests may change while the server runs (`POST /__control/config`). */
+export interface AuthServerConfig {
+  answerBearer: boolean
+  accessTokenTtl: number
+}
+
+/** A running authorization server. */
+export interface AuthServerHandle {
+  /** `http://localhost:<port>`, also the server's origin. */
+  issuer: string
+  port: number
+  clientId: string
+  apiAudience: string
+  /** A copy of the recorded stats. */
+  stats(): AuthServerStats
+  /** Forgets the recorded stats (not the sessions, grants or tokens). */
+  reset(): void
+  /** Changes settings for the following requests; returns the settings now in force. @throws {TypeError} on a bad value */
+  configure(change: Partial<AuthServerConfig>): AuthServerConfig
+  /** Stops the server and drops open connections. */
+  close(): Promise<void>
+}
+
+const MAX_EVENTS = 1000
+const CONTROL_PREFIX = '/__control/'
+
+// Fixed routes (oidc-provider's defaults, spelled out) so the middleware can match them.
+const ROUTES = {
+  authorization: '/auth',
+  token: '/token',
+  revocation: '/token/revocation',
+  end_session: '/session/end',
+  jwks: '/jwks',
+  userinfo: '/me',
+} as const
+
+/**
+ * Starts the authorization server on loopback.
+ *
+ * @throws {Error} with `code: 'EADDRINUSE'` and "port N is in use; set DPOP_DEMO_AS_PORT to
+ *   another port" when the port is taken; {@link TypeError} for an invalid option (named).
+ * @example
+ * ```ts
+ * const as = await startAuthServer({ port: 0, accessTokenTtl: 5 })
+ * console.log(as.issuer, as.stats().tokenRequests)
+ * await as.close()
+ * ```
+ */
+export async function startAuthServer(options: AuthServerOptions = {}): Promise<AuthServerHandle> {
+  const o = normalize(options)
+  const config: AuthServerConfig = { answerBearer: o.answerBearer, accessTokenTtl: o.accessTokenTtl }
+  const recorder = createRecorder(o.log)
+
+  // The issuer must name the bound port, and port 0 is only known after listen(): bind
+  // first, then build the provider, and answer 503 in between (nobody knows the URL yet).
+  let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined
+  const server: Server = createServer((req, res) => {
+    if (handler) handler(req, res)
+    else send(res, 503, { error: 'starting' })
+  })
+  const port = await listen(server, o.port, o.host, AUTH_SERVER_ENV.port)
+  const issuer = `http://localhost:${port}`
+
+  try {
+    const provider = await createProvider(issuer, o, config, recorder)
+    const oidc = provider.callback()
+    const control = createControl(recorder, config, o.corsOrigins)
+    handler = (req, res) => {
+      if ((req.url ?? '').startsWith(CONTROL_PREFIX)) control(req, res)
+      else oidc(req, res)
+    }
+  } catch (error) {
+    await closeServer(server)
+    throw error
+  }
+
+  return {
+    issuer,
+    port,
+    clientId: o.clientId,
+    apiAudience: o.apiAudience,
+    stats: () => recorder.stats(),
+    reset: () => recorder.reset(),
+    configure: (change) => applyConfig(config, change),
+    close: () => closeServer(server),
+  }
+}
+
+interface Normalized {
+  port: number
+  host: string
+  clientId: string
+  redirectUris: string[]
+  postLogoutRedirectUris: string[]
+  corsOrigins: Set<string>
+  apiAudience: string
+  apiScope: string
+  accessTokenTtl: number
+  refreshTokenTtl: number
+  answerBearer: boolean
+  log: ((line: string) => void) | undefined
+}
+
+function normalize(options: AuthServerOptions): Normalized {
+  const d = AUTH_SERVER_DEFAULTS
+  const port = options.port ?? d.port
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new TypeError('"options.port" must be an integer from 0 to 65535')
+  const redirectUris = urls(options.redirectUris ?? d.redirectUris, 'options.redirectUris')
+  const origins = [...new Set(redirectUris.map((u) => new URL(u).origin))]
+  const postLogoutRedirectUris = urls(
+    options.postLogoutRedirectUris ?? [...new Set([...redirectUris, ...origins.map((origin) => `${origin}/`)])],
+    'options.postLogoutRedirectUris',
+  )
+  const corsOrigins = urls(options.corsOrigins ?? origins, 'options.corsOrigins').map((u) => new URL(u).origin)
+  const [apiAudience] = urls([options.apiAudience ?? d.apiAudience], 'options.apiAudience')
+  const apiScope = options.apiScope ?? d.apiScope
+  if (typeof apiScope !== 'string' || !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(apiScope)) {
+    throw new TypeError('"options.apiScope" must be one scope token (RFC 6749 §3.3)')
+  }
+  return {
+    port,
+    host: options.host ?? d.host,
+    clientId: options.clientId ?? d.clientId,
+    redirectUris,
+    postLogoutRedirectUris,
+    corsOrigins: new Set(corsOrigins),
+    apiAudience: apiAudience ?? d.apiAudience,
+    apiScope,
+    accessTokenTtl: seconds(options.accessTokenTtl ?? d.accessTokenTtl, 'options.accessTokenTtl'),
+    refreshTokenTtl: seconds(options.refreshTokenTtl ?? d.refreshTokenTtl, 'options.refreshTokenTtl'),
+    answerBearer: options.answerBearer ?? d.answerBearer,
+    log: options.log,
+  }
+}
+
+function urls(value: unknown, name: string): string[] {
+  if (!Array.isArray(value) || value.length === 0) throw new TypeError(`"${name}" must be a non-empty array of http(s) URLs`)
+  return value.map((u: unknown) => {
+    const url = typeof u === 'string' ? URL.parse(u) : null
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hash) {
+      throw new TypeError(`"${name}" must hold absolute http(s) URLs without a fragment; got ${JSON.stringify(u)}`)
+    }
+    return u as string
+  })
+}
+
+function seconds(value: unknown, name: string): number {
+  if (!Number.isInteger(value) || (value as number) < 1) throw new TypeError(`"${name}" must be a positive integer (seconds)`)
+  return value as number
+}
+
+function applyConfig(config: AuthServerConfig, change: unknown): AuthServerConfig {
+  if (typeof change !== 'object' || change === null) throw new TypeError('the config change must be an object')
+  const { answerBearer, accessTokenTtl } = change as Record<string, unknown>
+  if (answerBearer !== undefined && typeof answerBearer !== 'boolean') throw new TypeError('"answerBearer" must be a boolean')
+  if (accessTokenTtl !== undefined) seconds(accessTokenTtl, 'accessTokenTtl')
+  // Validate everything before changing anything.
+  if (typeof answerBearer === 'boolean') config.answerBearer = answerBearer
+  if (typeof accessTokenTtl === 'number') config.accessTokenTtl = accessTokenTtl
+  return { ...config }
+}
+
+// ---------------------------------------------------------------------------------------
+// The provider
+
+async function signingKeys(): Promise<JWK[]> {
+  const make = async (alg: 'ES256' | 'RS256'): Promise<JWK> => {
+    const { privateKey } = await generateKeyPair(alg, { extractable: true })
+    const jwk = await exportJWK(privateKey)
+    return { ...jwk, alg, use: 'sig', kid: await calculateJwkThumbprint(jwk) }
+  }
+  return Promise.all([make('ES256'), make('RS256')])
+}
+
+async function createProvider(issuer: string, o: Normalized, config: AuthServerConfig, recorder: Recorder): Promise<Provider> {
+  const resourceServer = () => ({
+    audience: o.apiAudience,
+    scope: o.apiScope,
+    accessTokenFormat: 'jwt',
+    accessTokenTTL: config.accessTokenTtl,
+    jwt: { sign: { alg: 'ES256' } },
+  })
+
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: o.clientId,
+        application_type: 'web',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: o.redirectUris,
+        post_logout_redirect_uris: o.postLogoutRedirectUris,
+        dpop_bound_access_tokens: true,
+      },
+    ],
+    jwks: { keys: await signingKeys() },
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    routes: ROUTES,
+    responseTypes: ['code'],
+    scopes: ['openid', 'offline_access', 'profile'],
+    claims: { openid: ['sub'], profile: ['name'] },
+    pkce: { required: () => true },
+    findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub, name: sub }) }),
+    clientBasedCORS: (_ctx: unknown, origin: string) => o.corsOrigins.has(origin),
+    issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
+    expiresWithSession: () => false,
+    loadExistingGrant,
+    renderError: (ctx: KoaContextWithOIDC, out: { error?: string; error_description?: string }) => {
+      ctx.body = `<!DOCTYPE html><title>Error</title><h1>${escapeHtml(out.error ?? 'error')}</h1><p>${escapeHtml(out.error_description ?? '')}</p>`
+    },
+    ttl: {
+      AccessToken: () => config.accessTokenTtl,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      RefreshToken: o.refreshTokenTtl,
+      Interaction: 600,
+      Session: 86_400,
+      Grant: 86_400,
+    },
+    features: {
+      devInteractions: { enabled: true },
+      dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
+      revocation: {
+        enabled: true,
+        // The default policy, spelled out: a public client may revoke only its own tokens.
+        allowedPolicy: (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) => token.clientId === client.clientId,
+      },
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf ?? o.apiAudience,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx: unknown, resourceIndicator: string) => {
+          if (resourceIndicator !== o.apiAudience) throw new errors.InvalidTarget('unknown resource indicator')
+          return resourceServer()
+        },
+      },
+    },
+  })
+
+  // What has no provider event (a successful revocation), and the Bearer rewrite.
+  provider.use(async (ctx, next) => {
+    await next()
+    if (ctx.method !== 'POST') return
+    if (ctx.path === ROUTES.revocation) {
+      if (ctx.status === 200) recorder.revocationSucceeded()
+      // failures are recorded by the `revocation.error` event
+    } else if (ctx.path === ROUTES.token && config.answerBearer && ctx.status === 200) {
+      const body = ctx.body
+      if (isRecord(body) && body.token_type === 'DPoP') {
+        ctx.body = { ...body, token_type: 'Bearer' }
+        recorder.bearerAnswered(grantTypeOf(ctx))
+      }
+    }
+  })
+
+  recorder.attach(provider)
+  return provider
+}
+
+/** Consent is automatic: the grant covers whatever the request asked for. */
+async function loadExistingGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefined> {
+  const { oidc } = ctx
+  const { client, account } = oidc
+  if (!client || !account) return undefined
+  const existingId = oidc.result?.consent?.grantId ?? oidc.session?.grantIdFor(client.clientId)
+  let grant = existingId ? await oidc.provider.Grant.find(existingId) : undefined
+  if (!grant || grant.accountId !== account.accountId || grant.clientId !== client.clientId) {
+    grant = new oidc.provider.Grant({ accountId: account.accountId, clientId: client.clientId })
+  }
+  const scopes = [...oidc.requestParamOIDCScopes]
+  if (scopes.length) grant.addOIDCScope(scopes.join(' '))
+  const claims = [...oidc.requestParamClaims]
+  if (claims.length) grant.addOIDCClaims(claims)
+  for (const [indicator, server] of Object.entries(oidc.resourceServers)) {
+    const wanted = [...oidc.requestParamScopes].filter((scope) => server.scopes.has(scope))
+    if (wanted.length) grant.addResourceScope(indicator, wanted.join(' '))
+  }
+  await grant.save()
+  return grant
+}
+
+/** Confirms the sign-out by itself; the buttons remain for a page without script. */
+function logoutSource(ctx: KoaContextWithOIDC, form: string): void {
+  ctx.body = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Signing out</title></head>
+<body>
+<h1>Signing out</h1>
+${form}
+<button type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+<button type="submit" form="op.logoutForm">No, stay signed in</button>
+<script>
+  const form = document.getElementById('op.logoutForm')
+  const yes = document.createElement('input')
+  yes.type = 'hidden'; yes.name = 'logout'; yes.value = 'yes'
+  form.appendChild(yes)
+  form.submit()
+</script>
+</body></html>`
+}
+
+function postLogoutSuccessSource(ctx: KoaContextWithOIDC): void {
+  ctx.body = '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Signed out</title></head><body><h1>Signed out</h1></body></html>'
+}
+
+// ---------------------------------------------------------------------------------------
+// Recording
+
+interface Recorder {
+  attach(provider: Provider): void
+  revocationSucceeded(): void
+  bearerAnswered(grantType: string): void
+  stats(): AuthServerStats
+  reset(): void
+}
+
+interface OAuthErrorLike {
+  error?: unknown
+  error_description?: unknown
+  error_detail?: unknown
+  message?: unknown
+}
+
+function emptyStats(): AuthServerStats {
+  return {
+    tokenRequests: {},
+    tokenErrors: {},
+    authorizations: [],
+    issuedTokens: [],
+    refreshTokensRotated: 0,
+    refreshTokenReuse: 0,
+    revocations: { succeeded: 0, failed: 0 },
+    grantsRevoked: [],
+    endSessions: 0,
+    bearerAnswers: 0,
+    serverErrors: [],
+    events: [],
+  }
+}
+
+function createRecorder(log: ((line: string) => void) | undefined): Recorder {
+  let stats = emptyStats()
+  let seq = 0
+
+  const record = (event: Omit<AuthServerEvent, 'seq' | 'at'>): number => {
+    const at = Date.now()
+    const full: AuthServerEvent = { seq: ++seq, at, ...event }
+    stats.events.push(full)
+    if (stats.events.length > MAX_EVENTS) stats.events.shift()
+    if (log) {
+      const detail = Object.entries(event)
+        .filter(([key]) => key !== 'type')
+        .map(([key, value]) => `${key}=${String(value)}`)
+        .join(' ')
+      log(`[auth-server] ${event.type} ${detail}`.trimEnd())
+    }
+    return at
+  }
+
+  const count = (grantType: string, outcome: keyof GrantTypeCount): void => {
+    const entry = (stats.tokenRequests[grantType] ??= { succeeded: 0, failed: 0 })
+    entry[outcome] += 1
+  }
+
+  const errorFields = (err: OAuthErrorLike): { error: string; errorDescription?: string; errorDetail?: string } => ({
+    error: typeof err.error === 'string' ? err.error : 'server_error',
+    ...(typeof err.error_description === 'string' ? { errorDescription: err.error_description } : {}),
+    ...(typeof err.error_detail === 'string' ? { errorDetail: err.error_detail } : {}),
+  })
+
+  const onToken = (kind: 'AccessToken' | 'RefreshToken') => (token: TokenModel) => {
+    const grantType = token.gty?.split(' ').at(-1) ?? null
+    const jkt = token.jkt ?? null
+    const grantId = token.grantId ?? null
+    const at = record({ type: 'token.issued', kind, jkt, ...(grantType ? { grantType } : {}), ...(grantId ? { grantId } : {}) })
+    stats.issuedTokens.push({ at, kind, grantType, jkt, grantId })
+  }
+
+  return {
+    attach(provider) {
+      provider.on('authorization.success', (ctx: KoaContextWithOIDC) => {
+        const dpopJkt = stringParam(ctx, 'dpop_jkt')
+        const clientId = ctx.oidc.client?.clientId ?? null
+        const at = record({ type: 'authorization.success', jkt: dpopJkt })
+        stats.authorizations.push({ at, clientId, dpopJkt })
+      })
+      provider.on('authorization.error', (_ctx: KoaContextWithOIDC, err: OAuthErrorLike) => {
+        record({ type: 'authorization.error', ...errorFields(err) })
+      })
+      provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+        const grantType = grantTypeOf(ctx)
+        count(grantType, 'succeeded')
+        record({ type: 'grant.success', grantType })
+      })
+      provider.on('grant.error', (ctx: KoaContextWithOIDC, err: OAuthErrorLike) => {
+        const grantType = grantTypeOf(ctx)
+        const fields = errorFields(err)
+        count(grantType, 'failed')
+        stats.tokenErrors[fields.error] = (stats.tokenErrors[fields.error] ?? 0) + 1
+        if (fields.errorDetail === 'refresh token already used') stats.refreshTokenReuse += 1
+        record({ type: 'grant.error', grantType, ...fields })
+      })
+      // JWT access tokens are not stored (`issued`); refresh tokens are (`saved`).
+      provider.on('access_token.issued', onToken('AccessToken'))
+      provider.on('access_token.saved', onToken('AccessToken'))
+      provider.on('refresh_token.saved', onToken('RefreshToken'))
+      provider.on('refresh_token.consumed', (token: TokenModel) => {
+        stats.refreshTokensRotated += 1
+        record({ type: 'refresh_token.consumed', ...(token.grantId ? { grantId: token.grantId } : {}), jkt: token.jkt ?? null })
+      })
+      provider.on('grant.revoked', (_ctx: KoaContextWithOIDC, grantId: string) => {
+        stats.grantsRevoked.push(grantId)
+        record({ type: 'grant.revoked', grantId })
+      })
+      provider.on('revocation.error', (_ctx: KoaContextWithOIDC, err: OAuthErrorLike) => {
+        stats.revocations.failed += 1
+        record({ type: 'revocation.error', ...errorFields(err) })
+      })
+      provider.on('end_session.success', () => {
+        stats.endSessions += 1
+        record({ type: 'end_session.success' })
+      })
+      provider.on('server_error', (ctx: KoaContextWithOIDC, err: OAuthErrorLike) => {
+        const message = typeof err.message === 'string' ? err.message : 'unknown'
+        const route = ctx.oidc.route ?? null
+        const at = record({ type: 'server_error', error: 'server_error', errorDescription: message })
+        stats.serverErrors.push({ at, route, message })
+      })
+    },
+    revocationSucceeded() {
+      stats.revocations.succeeded += 1
+      record({ type: 'revocation.success' })
+    },
+    bearerAnswered(grantType) {
+      stats.bearerAnswers += 1
+      record({ type: 'bearer.answered', grantType })
+    },
+    stats: () => structuredClone(stats),
+    reset() {
+      stats = emptyStats()
+      seq = 0
+    },
+  }
+}
+
+function stringParam(ctx: KoaContextWithOIDC, name: string): string | null {
+  const value = ctx.oidc.params?.[name]
+  return typeof value === 'string' ? value : null
+}
+
+function grantTypeOf(ctx: KoaContextWithOIDC): string {
+  // ctx.oidc.params is assembled only after the body was parsed; an early failure has none.
+  let value: string | null = null
+  try {
+    value = stringParam(ctx, 'grant_type')
+  } catch {
+    value = null
+  }
+  return value ?? 'unknown'
+}
+
+// ---------------------------------------------------------------------------------------
+// Test control: GET /__control/stats, POST /__control/reset, POST /__control/config
+
+function createControl(recorder: Recorder, config: AuthServerConfig, corsOrigins: Set<string>) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const origin = req.headers.origin
+    if (origin && corsOrigins.has(origin)) {
+      res.setHeader('Access-Control-Allow-Origin', origin)
+      res.setHeader('Vary', 'Origin')
+    }
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname
+    const route = `${req.method ?? 'GET'} ${path}`
+    if (req.method === 'OPTIONS') {
+      res.setHeader('Access-Control-Allow-Methods', 'GET, POST')
+      res.setHeader('Access-Control-Allow-Headers', 'Content-Type')
+      res.writeHead(204).end()
+      return
+    }
+    switch (route) {
+      case `GET ${CONTROL_PREFIX}stats`:
+        send(res, 200, recorder.stats())
+        return
+      case `POST ${CONTROL_PREFIX}reset`:
+        recorder.reset()
+        send(res, 200, { ok: true })
+        return
+      case `GET ${CONTROL_PREFIX}config`:
+        send(res, 200, { ...config })
+        return
+      case `POST ${CONTROL_PREFIX}config`:
+        readJson(req)
+          .then((body) => applyConfig(config, body))
+          .then(
+            (now) => send(res, 200, now),
+            (error: unknown) => send(res, 400, { error: 'invalid_request', error_description: error instanceof Error ? error.message : 'bad request' }),
+        )
+        return
+      default:
+        send(res, 404, { error: 'not_found' })
+    }
+  }
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > 64 * 1024) throw new Error('body too large')
+    chunks.push(chunk)
+  }
+  const text = Buffer.concat(chunks).toString('utf8')
+  return text ? (JSON.parse(text) as unknown) : {}
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' })
+  res.end(JSON.stringify(body))
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+// ---------------------------------------------------------------------------------------
+// CLI
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string' },
+      'redirect-uri': { type: 'string', multiple: true },
+      'api-audience': { type: 'string' },
+      'access-token-ttl': { type: 'string' },
+      'answer-bearer': { type: 'boolean' },
+    },
+  })
+  const env = process.env
+  const numeric = (text: string | undefined): number | undefined => (text === undefined || text === '' ? undefined : Number(text))
+  const redirectUris = values['redirect-uri'] ?? env[AUTH_SERVER_ENV.redirectUris]?.split(',').map((s) => s.trim()).filter(Boolean)
+  const apiAudience = values['api-audience'] ?? env[AUTH_SERVER_ENV.apiAudience]
+  const port = numeric(values.port ?? env[AUTH_SERVER_ENV.port])
+  const accessTokenTtl = numeric(values['access-token-ttl'] ?? env[AUTH_SERVER_ENV.accessTokenTtl])
+
+  let handle: AuthServerHandle
+  try {
+    handle = await startAuthServer({
+      ...(port !== undefined ? { port } : {}),
+      ...(redirectUris?.length ? { redirectUris } : {}),
+      ...(apiAudience ? { apiAudience } : {}),
+      ...(accessTokenTtl !== undefined ? { accessTokenTtl } : {}),
+      ...(values['answer-bearer'] ? { answerBearer: true } : {}),
+      log: (line) => console.log(line),
+    })
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error))
+    process.exit(1)
+  }
+  console.log(`authorization server: ${handle.issuer} (client_id ${handle.clientId}, API audience ${handle.apiAudience})`)
+  console.log(`  discovery: ${handle.issuer}/.well-known/openid-configuration`)
+  console.log(`  stats:     ${handle.issuer}${CONTROL_PREFIX}stats`)
+  const stop = (): void => {
+    handle.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    )
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main()
+}

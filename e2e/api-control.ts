@@ -1,0 +1,91 @@
+/**
+ * Node-side handles on the verifying resource server (demo/api/server.ts) and the
+ * "other origin" recording server that Playwright starts (see playwright.config.ts).
+ * Tests count at the server what the browser sent; these helpers only read and steer it.
+ */
+import { createHash } from 'node:crypto'
+
+/** Same defaults as playwright.config.ts. */
+export const API_PORT = Number(process.env.DPOP_TEST_FETCH_API_PORT ?? 5301)
+export const OTHER_PORT = Number(process.env.DPOP_TEST_FETCH_OTHER_PORT ?? 5302)
+/** The API origin as the page uses it (the only origin given to the signed fetch). */
+export const API = `http://localhost:${API_PORT}`
+/** The other origin: a different server, also on loopback. */
+export const OTHER = `http://127.0.0.1:${OTHER_PORT}`
+// Control calls go straight to the IPv4 loopback the servers bind to.
+const CONTROL = `http://127.0.0.1:${API_PORT}/__control`
+
+/** One request as the API server recorded it (see demo/api/request-log.ts). */
+export interface Recorded {
+  seq: number
+  method: string
+  path: string
+  query: string
+  outcome: string
+  check?: string
+  status: number
+  headers: Record<string, string | string[]>
+  tokenAth?: string
+  proof?: { jti?: string; htm?: string; htu?: string; iat?: number; nonce?: string; ath?: string }
+  bodyLength: number
+  bodySha256?: string
+}
+
+async function post(path: string, body: unknown = {}): Promise<any> {
+  const response = await fetch(`${CONTROL}/${path}`, { method: 'POST', body: JSON.stringify(body) })
+  if (!response.ok) throw new Error(`control ${path} answered ${response.status}`)
+  return response.json()
+}
+
+/** Clean state on both servers: stats, tokens, replay cache, clock, a new nonce; the other origin forgets its requests. */
+export async function resetServers(): Promise<void> {
+  await post('reset')
+  const other = await fetch(`${OTHER}/__control/reset`, { method: 'POST' })
+  if (!other.ok) throw new Error(`other origin reset answered ${other.status}`)
+}
+
+/** Mints a test access token bound to `jkt`. */
+export async function mintToken(jkt: string, expiresIn?: number): Promise<string> {
+  return ((await post('token', expiresIn === undefined ? { jkt } : { jkt, expiresIn })) as { access_token: string }).access_token
+}
+
+/** Revokes every token (or one). */
+export async function revokeTokens(accessToken?: string): Promise<void> {
+  await post('revoke', accessToken === undefined ? {} : { access_token: accessToken })
+}
+
+/** Rotates the nonce now and returns the new one. */
+export async function rotateNonce(): Promise<string> {
+  return ((await post('rotate-nonce')) as { nonce: string }).nonce
+}
+
+/** Schedules one rotation once the server has seen `after` more API requests. */
+export async function rotateNonceAfter(after: number): Promise<void> {
+  await post('rotate-nonce', { after })
+}
+
+/** Moves the server clock by `offsetMs` from real time. */
+export async function setServerClock(offsetMs: number): Promise<void> {
+  await post('clock', { offsetMs })
+}
+
+/** Requests the API server saw (preflights included, as outcome 'preflight'). */
+export async function apiRequests(): Promise<Recorded[]> {
+  const response = await fetch(`${CONTROL}/stats`)
+  return ((await response.json()) as { recent: Recorded[] }).recent
+}
+
+/** Non-preflight requests to one path. */
+export async function apiRequestsTo(path: string): Promise<Recorded[]> {
+  return (await apiRequests()).filter((r) => r.path === path && r.outcome !== 'preflight')
+}
+
+/** Requests the other origin received. */
+export async function otherRequests(): Promise<{ method: string; url: string; headers: Record<string, string> }[]> {
+  return (await fetch(`${OTHER}/__control/requests`)).json() as Promise<{ method: string; url: string; headers: Record<string, string> }[]>
+}
+
+/** `ath` of a token, computed here in Node, independent of the SDK. */
+export function ath(token: string): string {
+  return createHash('sha256').update(token).digest('base64url')
+}

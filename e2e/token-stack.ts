@@ -1,0 +1,38 @@
+/**
+ * The servers behind e2e/tokens.spec.ts, started by Playwright's webServer: oidc-provider
+ * with access tokens of a few seconds (so expiry and refresh happen during a test), and the
+ * verifying API in jwt mode, which accepts only access tokens from that server bound to the
+ * proof's key.
+ */
+import { startAuthServer } from '../demo/auth-server/server.ts'
+import { startApiServer } from '../demo/api/server.ts'
+
+export const TOKEN_STACK = {
+  asPort: Number(process.env.DPOP_TEST_AS_PORT ?? 5420),
+  apiPort: Number(process.env.DPOP_TEST_API_PORT ?? 5421),
+  vitePort: Number(process.env.DPOP_TEST_VITE_PORT ?? 5199),
+  accessTokenTtl: 6,
+} as const
+
+const app = `http://localhost:${TOKEN_STACK.vitePort}`
+const apiOrigin = `http://localhost:${TOKEN_STACK.apiPort}`
+const fail = (e: unknown): never => {
+  console.error(`token stack: ${e instanceof Error ? e.message : String(e)}`)
+  process.exit(1)
+}
+const as = await startAuthServer({
+  port: TOKEN_STACK.asPort,
+  redirectUris: [`${app}/e2e/fixtures/client.html`],
+  apiAudience: apiOrigin,
+  accessTokenTtl: TOKEN_STACK.accessTokenTtl,
+}).catch(fail)
+const api = await startApiServer({
+  port: TOKEN_STACK.apiPort,
+  host: 'localhost',
+  corsOrigins: [app],
+  tokens: { jwt: { issuer: as.issuer, audience: apiOrigin } },
+}).catch(fail)
+console.log(`token stack: ${as.issuer} ${api.url}`)
+const stop = () => { void Promise.all([as.close(), api.close()]).finally(() => process.exit(0)) }
+process.once('SIGINT', stop)
+process.once('SIGTERM', stop)

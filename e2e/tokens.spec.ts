@@ -1,0 +1,213 @@
+// The token manager and createDPoPClient in real Chromium against oidc-provider (DPoP on,
+// nonces required, PKCE, rotating refresh tokens, 6 s access tokens) and the verifying API.
+// Every count below is read at the authorization server, not from our own logs.
+import { expect, test, type BrowserContext, type Page } from '@playwright/test'
+
+const AS = `http://localhost:${process.env.DPOP_TEST_AS_PORT ?? 5420}`
+const API = `http://localhost:${process.env.DPOP_TEST_API_PORT ?? 5421}`
+const CLIENT = `/e2e/fixtures/client.html?as=${new URL(AS).port}&api=${new URL(API).port}`
+
+interface Stats {
+  tokenRequests: Record<string, { succeeded: number; failed: number }>
+  authorizations: { dpopJkt?: string }[]
+  issuedTokens: { kind: string; grantType: string; jkt?: string }[]
+  refreshTokenReuse: number
+  revocations: { succeeded: number; failed: number }
+  grantsRevoked: string[]
+  bearerAnswers: number
+}
+
+const stats = async (page: Page): Promise<Stats> => (await page.request.get(`${AS}/__control/stats`)).json()
+const refreshes = (s: Stats) => s.tokenRequests.refresh_token?.succeeded ?? 0
+
+test.beforeEach(async ({ request }) => {
+  await request.post(`${AS}/__control/reset`)
+  await request.post(`${AS}/__control/config`, { data: { answerBearer: false } })
+})
+
+async function openApp(page: Page): Promise<void> {
+  await page.goto(CLIENT)
+  await page.waitForFunction(() => (window as any).ready === true)
+}
+
+/** Signs in through oidc-provider's dev login, as a user would. */
+async function signIn(page: Page, user = 'alice'): Promise<void> {
+  await openApp(page)
+  await Promise.all([
+    page.waitForURL(`${AS}/**`),
+    // prompt=login: the server shows its login form even when it still has a session cookie.
+    page.evaluate(() => { void (window as any).auth.login({ prompt: 'login' }) }),
+  ])
+  await page.fill('input[name=login]', user)
+  await page.fill('input[name=password]', 'any')
+  await Promise.all([page.waitForURL('**/e2e/fixtures/client.html**'), page.click('button[type=submit]')])
+  await page.waitForFunction(() => (window as any).ready === true)
+  await expect(page.locator('#status')).toHaveText('signed-in')
+}
+
+const thumbprint = (page: Page) => page.evaluate(() => (window as any).auth.keys.thumbprint() as Promise<string>)
+
+/** The access token's `exp` and `cnf.jkt`, read from the stored JWT in the page. */
+const tokenInfo = (page: Page) => page.evaluate(async () => {
+  const token: string = await (window as any).auth.getAccessToken()
+  const payload = JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')))
+  return { exp: payload.exp as number, jkt: payload.cnf?.jkt as string, token }
+})
+
+/** Waits, on the token's own `exp`, until it has expired. */
+async function waitForExpiry(page: Page): Promise<void> {
+  const { exp } = await page.evaluate(() => {
+    return (window as any).auth.getAccessToken().then((t: string) => JSON.parse(atob(t.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))))
+  })
+  await expect.poll(() => Date.now(), { timeout: 20_000, intervals: [250] }).toBeGreaterThan(exp * 1000 + 250)
+}
+
+const callApi = (page: Page, n: number) => page.evaluate(async ({ api, n }) => {
+  const auth = (window as any).auth
+  const responses = await Promise.all(Array.from({ length: n }, () => auth.fetch(`${api}/api/me`)))
+  return responses.map((r: Response) => r.status)
+}, { api: API, n })
+
+test('login is bound to the key by dpop_jkt, and the tokens by cnf.jkt', async ({ page }) => {
+  await signIn(page)
+  const jkt = await thumbprint(page)
+  const s = await stats(page)
+  expect(s.authorizations.at(-1)?.dpopJkt).toBe(jkt)
+  expect(s.issuedTokens.filter((t) => t.grantType === 'authorization_code').map((t) => t.jkt)).toEqual(expect.arrayContaining([jkt]))
+  expect(new Set(s.issuedTokens.map((t) => t.jkt))).toEqual(new Set([jkt]))
+  expect((await tokenInfo(page)).jkt).toBe(jkt)
+  // code and state are gone from the address bar
+  expect(new URL(page.url()).searchParams.has('code')).toBe(false)
+  expect(new URL(page.url()).searchParams.has('state')).toBe(false)
+  expect(await page.evaluate(() => (window as any).auth.getUser()?.sub)).toBe('alice')
+  expect(await callApi(page, 1)).toEqual([200])
+})
+
+test('a reload keeps the session and the key', async ({ page }) => {
+  await signIn(page)
+  const jkt = await thumbprint(page)
+  const { token } = await tokenInfo(page)
+  await page.reload()
+  await page.waitForFunction(() => (window as any).ready === true)
+  await expect(page.locator('#status')).toHaveText('signed-in')
+  expect(await thumbprint(page)).toBe(jkt)
+  expect((await tokenInfo(page)).token).toBe(token)
+  expect(await callApi(page, 1)).toEqual([200])
+})
+
+test('after expiry, 20 concurrent calls cause ONE refresh at the server, bound to the same key', async ({ page }) => {
+  await signIn(page)
+  const jkt = await thumbprint(page)
+  const before = await tokenInfo(page)
+  await waitForExpiry(page)
+  const s0 = refreshes(await stats(page))
+  const statuses = await callApi(page, 20)
+  const s1 = await stats(page)
+  console.log(`20 concurrent calls after expiry: statuses ${JSON.stringify([...new Set(statuses)])}, refreshes at the server ${refreshes(s1) - s0}, refresh-token reuse ${s1.refreshTokenReuse}`)
+  expect(statuses).toEqual(Array(20).fill(200))
+  expect(refreshes(s1) - s0).toBe(1)
+  expect(s1.refreshTokenReuse).toBe(0)
+  const after = await tokenInfo(page)
+  expect(after.token).not.toBe(before.token)
+  expect(after.jkt).toBe(jkt)
+  expect(s1.issuedTokens.filter((t) => t.grantType === 'refresh_token').every((t) => t.jkt === jkt)).toBe(true)
+  expect(await page.evaluate(() => (window as any).events.filter((e: any) => e.type === 'refresh').length)).toBe(1)
+})
+
+async function secondTab(context: BrowserContext): Promise<Page> {
+  const page = await context.newPage()
+  await openApp(page)
+  await expect(page.locator('#status')).toHaveText('signed-in')
+  return page
+}
+
+test('two tabs after expiry: one refresh at the server, neither logged out', async ({ page, context }) => {
+  await signIn(page)
+  const other = await secondTab(context)
+  expect(await thumbprint(other)).toBe(await thumbprint(page))
+  await waitForExpiry(page)
+  const s0 = await stats(page)
+  const [a, b] = await Promise.all([callApi(page, 10), callApi(other, 10)])
+  const s1 = await stats(page)
+  console.log(`two tabs x 10 calls after expiry: refreshes at the server ${refreshes(s1) - refreshes(s0)}, reuse ${s1.refreshTokenReuse}`)
+  expect([...a, ...b]).toEqual(Array(20).fill(200))
+  expect(refreshes(s1) - refreshes(s0)).toBe(1)
+  expect(s1.refreshTokenReuse).toBe(0)
+  for (const p of [page, other]) {
+    expect(await p.evaluate(() => (window as any).auth.isAuthenticated())).toBe(true)
+    expect(await p.evaluate(() => (window as any).events.some((e: any) => e.type === 'logout'))).toBe(false)
+  }
+  // Both tabs now hold the same, new token.
+  expect((await tokenInfo(other)).token).toBe((await tokenInfo(page)).token)
+})
+
+test('logout revokes at the server, logs out the other tab, and the next login uses a new key', async ({ page, context }) => {
+  await signIn(page)
+  const other = await secondTab(context)
+  const oldJkt = await thumbprint(page)
+  // Keep the old key pair and refresh token in page memory, to try them after logout.
+  await page.evaluate(async () => {
+    const w = window as any
+    w.oldPair = await w.auth.keys.load()
+    w.oldRefresh = await new Promise((resolve, reject) => {
+      const req = indexedDB.open('dpop-spa:e2e-client:session')
+      req.onsuccess = () => {
+        const get = req.result.transaction('keyval').objectStore('keyval').get('session')
+        get.onsuccess = () => { resolve(get.result.refreshToken); req.result.close() }
+        get.onerror = () => reject(get.error)
+      }
+    })
+  })
+  const s0 = await stats(page)
+  await page.evaluate(() => (window as any).auth.logout())
+  const s1 = await stats(page)
+  expect(s1.revocations.succeeded - s0.revocations.succeeded).toBeGreaterThanOrEqual(1)
+  expect(await page.evaluate(() => (window as any).auth.isAuthenticated())).toBe(false)
+  // The other tab hears of it.
+  await expect.poll(() => other.evaluate(() => (window as any).auth.isAuthenticated())).toBe(false)
+  expect(await other.evaluate(() => (window as any).events.at(-1))).toEqual({ type: 'logout', reason: 'other-tab' })
+  // The server refuses the old refresh token, even with the old key and a valid nonce.
+  const refused = await page.evaluate(async ({ as }) => {
+    const w = window as any
+    const meta = await (await fetch(`${as}/.well-known/openid-configuration`)).json()
+    let nonce: string | undefined
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const proof = await w.dpop.createProof(w.oldPair, { htm: 'POST', htu: meta.token_endpoint, nonce })
+      const r = await fetch(meta.token_endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', DPoP: proof },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: w.oldRefresh, client_id: 'dpop-spa-demo' }),
+      })
+      const body = await r.json()
+      if (body.error === 'use_dpop_nonce') { nonce = r.headers.get('dpop-nonce') ?? undefined; continue }
+      return { status: r.status, error: body.error }
+    }
+    return { status: 0, error: 'nonce loop' }
+  }, { as: AS })
+  expect(refused).toEqual({ status: 400, error: 'invalid_grant' })
+  // The key was replaced: the next login is bound to a new thumbprint.
+  const newJkt = await thumbprint(page)
+  expect(newJkt).not.toBe(oldJkt)
+  await signIn(page)
+  expect(await thumbprint(page)).toBe(newJkt)
+  expect((await stats(page)).authorizations.at(-1)?.dpopJkt).toBe(newJkt)
+})
+
+test('an authorization server that answers Bearer gets the typed error, never a bearer session', async ({ page, request }) => {
+  await request.post(`${AS}/__control/config`, { data: { answerBearer: true } })
+  await openApp(page)
+  await Promise.all([page.waitForURL(`${AS}/**`), page.evaluate(() => { void (window as any).auth.login() })])
+  await page.fill('input[name=login]', 'bob')
+  await page.fill('input[name=password]', 'any')
+  await Promise.all([page.waitForURL('**/e2e/fixtures/client.html**'), page.click('button[type=submit]')])
+  await page.waitForFunction(() => (window as any).ready === true)
+  const error = await page.evaluate(() => (window as any).redirectError)
+  expect(error).toMatchObject({ code: 'ERR_TOKEN_TYPE_MISMATCH' })
+  expect(error.message).toMatch(/bearer/i)
+  expect((await stats(page)).bearerAnswers).toBeGreaterThanOrEqual(1)
+  await expect(page.locator('#status')).toHaveText('signed-out')
+  // Nothing was stored: a reload is still signed out.
+  await page.reload()
+  await page.waitForFunction(() => (window as any).ready === true)
+  await expect(page.locator('#status')).toHaveText('signed-out')
+})

@@ -1,0 +1,280 @@
+/**
+ * The facade: `createDPoPClient(config)`, the one object most apps touch. It wires the
+ * key store, the authorization server (through oauth4webapi), the token manager and the
+ * signed fetch together.
+ */
+import { allowInsecureRequests, customFetch, discoveryRequest, processDiscoveryResponse, type AuthorizationServer } from 'oauth4webapi'
+import { DPoPError } from './errors.ts'
+import { defaultIndexedDB, openIdbStore } from './idb.ts'
+import { openKeyStore, type KeyStore } from './key-store.ts'
+import { createClock } from './clock.ts'
+import { createNonceCache } from './nonces.ts'
+import { createDPoPFetch, installDPoPFetch, type DPoPFetch, type DPoPFetchOptions } from './dpop-fetch.ts'
+import {
+  createTokenManager,
+  toDPoPError,
+  type DPoPClientEvent,
+  type LoginOptions,
+  type LogoutOptions,
+  type RedirectResult,
+  type UserClaims,
+} from './tokens.ts'
+
+/** Configuration of {@link createDPoPClient}. */
+export interface DPoPClientConfig {
+  /** The authorization server's issuer identifier; its metadata is discovered (RFC 8414 / OIDC Discovery). */
+  issuer: string
+  /** The public client's `client_id`. */
+  clientId: string
+  /** Where the authorization server sends the user back; call `handleRedirect()` there. */
+  redirectUri: string
+  /**
+   * Scopes to ask for.
+   * @default 'openid'
+   */
+  scope?: string
+  /** Exact origins of the APIs that get tokens and proofs; every other origin gets neither. */
+  apiOrigins: readonly string[]
+  /** RFC 8707 resource indicator(s) of the API, sent on the authorization and token requests. */
+  resource?: string | readonly string[]
+  /** Where the end-session endpoint sends the user after `logout({ redirect: true })`. */
+  postLogoutRedirectUri?: string
+  /**
+   * Name of the key store and session databases (letters, digits, `._-`).
+   * @default the clientId, with other characters replaced by `_`
+   */
+  name?: string
+  /** The authorization server's metadata, to skip discovery. */
+  metadata?: AuthorizationServer
+  /**
+   * The fetch used for the authorization server and under the signed fetch.
+   * @default globalThis.fetch, read at call time
+   */
+  fetch?: typeof fetch
+  /** What to do when IndexedDB cannot keep the key: see `KeyStoreOptions.fallback`. @default 'error' */
+  storageFallback?: 'error' | 'memory'
+  /** The IndexedDB factory; tests pass a fake or a failing one. @default globalThis.indexedDB */
+  indexedDB?: IDBFactory | null
+  /**
+   * Refresh the access token this many seconds before it expires (at most a quarter of
+   * its lifetime).
+   * @default 30
+   */
+  refreshLeewaySeconds?: number
+  /**
+   * How long a tab waits for another tab's refresh before giving up with `ERR_TIMEOUT`.
+   * @default 10000
+   */
+  lockTimeoutMs?: number
+  /** Debug events of the signed fetch (never tokens or signatures): see `DPoPFetchOptions.debug`. */
+  debug?: DPoPFetchOptions['debug']
+}
+
+/** Defaults of {@link DPoPClientConfig}. */
+export const CLIENT_DEFAULTS = {
+  scope: 'openid',
+  storageFallback: 'error',
+  refreshLeewaySeconds: 30,
+  lockTimeoutMs: 10_000,
+} as const
+
+/** The client returned by {@link createDPoPClient}. */
+export interface DPoPClient {
+  /**
+   * Redirects to the authorization server: authorization code + PKCE S256, `state`, OIDC
+   * `nonce` with `openid`, and `dpop_jkt` binding the code to this browser's key (RFC 9449 §10).
+   * @throws {KeyStoreError} when the key cannot be loaded.
+   */
+  login(options?: LoginOptions): Promise<void>
+  /**
+   * On the redirect URI: checks `state`, exchanges the code with a DPoP proof (one retry on
+   * `use_dpop_nonce`), validates the ID token, requires `token_type: DPoP`, stores the
+   * session and removes `code`/`state` from the address bar. Resolves `undefined` when the
+   * URL is not an authorization response.
+   * @throws {OAuthError} for an error redirect (`access_denied`, ...) or a refused exchange;
+   *   {@link DPoPError} `ERR_STATE_MISMATCH`, `ERR_TOKEN_TYPE_MISMATCH`, `ERR_INVALID_RESPONSE`, `ERR_NETWORK`.
+   */
+  handleRedirect(url?: string | URL): Promise<RedirectResult | undefined>
+  /** The signed fetch: `fetch` with DPoP for `apiOrigins`, refresh-aware. Rejects like `fetch`, plus typed DPoP errors. */
+  readonly fetch: DPoPFetch
+  /** Makes `window.fetch` sign calls to `apiOrigins`; returns the function that undoes it. Never throws. */
+  install(): () => void
+  /**
+   * Revokes the refresh token (and the access token where the server allows), forgets the
+   * tokens, replaces the key, logs out every tab, and optionally goes to the end-session endpoint.
+   * @throws {KeyStoreError} when the key cannot be replaced. Revocation failures are reported as `error` events instead.
+   */
+  logout(options?: LogoutOptions): Promise<void>
+  /** Whether this tab holds a session. Never throws. */
+  isAuthenticated(): boolean
+  /** The ID token claims of the session. Never throws. */
+  getUser(): UserClaims | undefined
+  /**
+   * The current access token, refreshed first when it is about to expire.
+   * @throws {OAuthError} `invalid_grant` when the refresh token was refused (the session ends).
+   */
+  getAccessToken(options?: { signal?: AbortSignal }): Promise<string | undefined>
+  /**
+   * Listens to `login`, `refresh`, `logout` (also from other tabs) and `error` events.
+   * Events that happened before the first listener (a session dropped at start-up) are
+   * delivered to it. Returns the unsubscribe function.
+   */
+  subscribe(listener: (event: DPoPClientEvent) => void): () => void
+  /** The key store (thumbprint, storage kind, persistence). */
+  readonly keys: KeyStore
+  /** The authorization server metadata in use. */
+  readonly authorizationServer: AuthorizationServer
+  /** Releases channels and database connections. */
+  close(): void
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
+
+function assertUrl(value: unknown, name: string): URL {
+  let url: URL
+  try {
+    url = new URL(value as string)
+  } catch {
+    throw new DPoPError('ERR_INVALID_ARGUMENT', `"config.${name}" must be an absolute URL.`)
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
+    throw new DPoPError('ERR_INVALID_ARGUMENT', `"config.${name}" must be an https:// URL (http:// is allowed for localhost only).`)
+  }
+  return url
+}
+
+/**
+ * Creates the DPoP client of an app: opens the key store (loading the key at once, in
+ * parallel with discovery), discovers the authorization server, restores the session from
+ * IndexedDB and drops it when it is bound to a key this browser no longer has.
+ *
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad config; `ERR_NETWORK` or
+ *   `ERR_INVALID_RESPONSE` when discovery fails; {@link KeyStoreError} when IndexedDB fails
+ *   and no memory fallback was asked for.
+ * @example
+ * ```ts
+ * const auth = await createDPoPClient({
+ *   issuer: 'https://login.example.com',
+ *   clientId: 'my-spa',
+ *   redirectUri: `${location.origin}/callback`,
+ *   scope: 'openid profile offline_access',
+ *   apiOrigins: ['https://api.example.com'],
+ * })
+ * await auth.handleRedirect()
+ * if (!auth.isAuthenticated()) await auth.login()
+ * const me = await auth.fetch('https://api.example.com/me')
+ * ```
+ */
+export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPClient> {
+  if (typeof config !== 'object' || config === null) throw new DPoPError('ERR_INVALID_ARGUMENT', '"config" must be an object.')
+  const issuer = assertUrl(config.issuer, 'issuer')
+  assertUrl(config.redirectUri, 'redirectUri')
+  if (typeof config.clientId !== 'string' || config.clientId === '') throw new DPoPError('ERR_INVALID_ARGUMENT', '"config.clientId" must be a non-empty string.')
+  if (!Array.isArray(config.apiOrigins)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"config.apiOrigins" must be an array of origins, e.g. ["https://api.example.com"].')
+  const scope = config.scope ?? CLIENT_DEFAULTS.scope
+  const resource = config.resource === undefined ? [] : typeof config.resource === 'string' ? [config.resource] : [...config.resource]
+  const name = config.name ?? config.clientId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64)
+  const insecure = issuer.protocol === 'http:' // loopback only, checked above
+  const factory = config.indexedDB === undefined ? defaultIndexedDB() : config.indexedDB ?? undefined
+
+  // Key loading starts now, in parallel with discovery, never behind it.
+  const keys = await openKeyStore({
+    name,
+    fallback: config.storageFallback ?? CLIENT_DEFAULTS.storageFallback,
+    indexedDB: factory ?? null,
+  })
+  const keyReady = keys.load()
+  keyReady.catch(() => undefined)
+
+  const discover = async (): Promise<AuthorizationServer> => {
+    if (config.metadata) return config.metadata
+    try {
+      const response = await discoveryRequest(issuer, {
+        algorithm: 'oidc',
+        // oauth4webapi calls it as fetch(url, init): the same contract, typed differently.
+        ...(config.fetch ? { [customFetch]: config.fetch as never } : {}),
+        ...(insecure ? { [allowInsecureRequests]: true } : {}),
+      })
+      return await processDiscoveryResponse(issuer, response)
+    } catch (e) {
+      throw toDPoPError(e, 'the discovery of the authorization server')
+    }
+  }
+  const [as] = await Promise.all([discover(), keyReady])
+  if (!as.authorization_endpoint || !as.token_endpoint) {
+    throw new DPoPError('ERR_INVALID_RESPONSE', 'The authorization server metadata has no authorization_endpoint or token_endpoint.')
+  }
+
+  const clock = createClock()
+  const nonces = createNonceCache()
+  const listeners = new Set<(event: DPoPClientEvent) => void>()
+  const early: DPoPClientEvent[] = []
+  const emit = (event: DPoPClientEvent) => {
+    if (listeners.size === 0) {
+      early.push(event)
+      return
+    }
+    for (const l of listeners) {
+      try {
+        l(event)
+      } catch {
+        // A throwing listener must not break token handling.
+      }
+    }
+  }
+
+  // Tokens live beside the key; when the key is memory-only, so are they.
+  const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, 10_000) : undefined
+  const tokens = createTokenManager({
+    name,
+    as,
+    clientId: config.clientId,
+    redirectUri: config.redirectUri,
+    postLogoutRedirectUri: config.postLogoutRedirectUri,
+    scope,
+    resource,
+    keys,
+    store,
+    fetch: config.fetch,
+    insecure,
+    clockOffset: () => clock.offset(),
+    refreshLeewayMs: (config.refreshLeewaySeconds ?? CLIENT_DEFAULTS.refreshLeewaySeconds) * 1000,
+    lockTimeoutMs: config.lockTimeoutMs ?? CLIENT_DEFAULTS.lockTimeoutMs,
+    emit,
+  })
+  await tokens.restore()
+
+  const dpopFetch = createDPoPFetch({
+    keys,
+    origins: config.apiOrigins,
+    getAccessToken: ({ signal }) => tokens.getAccessToken(signal ? { signal } : {}),
+    onInvalidToken: ({ signal, token }) => tokens.onInvalidToken(token, signal),
+    ...(config.fetch ? { fetch: config.fetch } : {}),
+    clock,
+    nonces,
+    ...(config.debug !== undefined ? { debug: config.debug } : {}),
+  })
+
+  return {
+    login: (options) => tokens.login(options),
+    handleRedirect: (url) => tokens.handleRedirect(url ?? location.href),
+    fetch: dpopFetch,
+    install: () => installDPoPFetch(dpopFetch),
+    logout: (options) => tokens.logout(options),
+    isAuthenticated: () => tokens.isAuthenticated(),
+    getUser: () => tokens.getUser(),
+    getAccessToken: (options) => tokens.getAccessToken(options),
+    subscribe(listener) {
+      listeners.add(listener)
+      for (const event of early.splice(0)) listener(event)
+      return () => { listeners.delete(listener) }
+    },
+    keys,
+    authorizationServer: as,
+    close() {
+      tokens.close()
+      store?.close()
+      keys.close()
+    },
+  }
+}

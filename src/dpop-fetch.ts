@@ -1,0 +1,457 @@
+/**
+ * The signed fetch: a `fetch`-compatible function that, for the configured API origins
+ * only, sends `Authorization: DPoP <token>` and a fresh DPoP proof (RFC 9449 §7.1), learns
+ * server nonces and clock skew, and retries once where the protocol says to.
+ */
+import { decodeBase64url, fromUtf8 } from './base64url.ts'
+import { prepareReplayable, raceAbort } from './body.ts'
+import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from './challenge.ts'
+import { createClock, offsetFromDate, type DPoPClock } from './clock.ts'
+import { DPoPError, ServerResponseError } from './errors.ts'
+import type { PublicJwk } from './keys.ts'
+import { createNonceCache, type NonceCache } from './nonces.ts'
+import { createProof } from './proof.ts'
+
+/** Anything that yields the key pair; the KeyStore from openKeyStore() satisfies it. */
+export interface KeyPairSource {
+  /** Resolves to the key pair; rejects with the signal's reason when it aborts. */
+  load(options?: { signal?: AbortSignal }): Promise<CryptoKeyPair>
+}
+
+/** Options of {@link createDPoPFetch}. */
+export interface DPoPFetchOptions {
+  /** The key pair, or where to get it (called per request; a KeyStore caches it). */
+  keys: KeyPairSource | CryptoKeyPair
+  /**
+   * The exact origins that get the access token and a proof, e.g. `'https://api.example.com'`.
+   * Scheme, host and port must match; everything else passes through untouched.
+   */
+  origins: readonly (string | URL)[]
+  /**
+   * The current access token, asked once per request (not per retry). `undefined` (or
+   * `''`) sends a proof without a token.
+   */
+  getAccessToken?: (ctx: { signal?: AbortSignal }) => string | undefined | Promise<string | undefined>
+  /**
+   * Called when the API rejects the token (`error="invalid_token"`); returns a new token
+   * (after a refresh) or `undefined` to give up. `ctx.token` is the token that was
+   * rejected, so a token layer can tell whether it already refreshed past it. Concurrent
+   * rejections of the same token share one call, which is made without a signal because it
+   * serves several requests (each request still stops waiting when its own signal aborts).
+   */
+  onInvalidToken?: (ctx: { signal?: AbortSignal; token: string }) => string | undefined | Promise<string | undefined>
+  /**
+   * The fetch that actually sends. Looked up at call time.
+   * @default globalThis.fetch (the original one, never an installed wrapper)
+   */
+  fetch?: typeof fetch
+  /** Clock shared with the token client. @default a new {@link createClock}() */
+  clock?: DPoPClock
+  /** Nonce cache shared with the token client. @default a new {@link createNonceCache}() */
+  nonces?: NonceCache
+  /**
+   * `true` logs {@link DPoPFetchEvent}s with `console.debug`; a function receives them.
+   * Events never carry the access token or a proof's signature.
+   * @default false
+   */
+  debug?: boolean | ((event: DPoPFetchEvent) => void)
+}
+
+/** Defaults of {@link DPoPFetchOptions}. */
+export const DPOP_FETCH_DEFAULTS = { debug: false } as const satisfies Pick<Required<DPoPFetchOptions>, 'debug'>
+
+/** A `fetch` that signs requests to the configured origins. */
+export type DPoPFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
+
+/** Why a request was sent again. */
+export type DPoPRetryReason = 'use_dpop_nonce' | 'invalid_token' | 'iat'
+
+/**
+ * What the signed fetch does, for logs and the demo. Carries the decoded proof header
+ * and claims (`ath` is a hash), never the access token or the JWS signature.
+ */
+export type DPoPFetchEvent =
+  | {
+    type: 'proof'
+    method: string
+    /** The `htu`: the URL without query and fragment. */
+    url: string
+    /** 1 for the first send, 2+ for retries. */
+    attempt: number
+    header: { typ: string; alg: string; jwk: PublicJwk }
+    claims: { jti: string; htm: string; htu: string; iat: number; ath?: string; nonce?: string }
+  }
+  | { type: 'nonce'; origin: string; nonce: string }
+  | { type: 'retry'; reason: DPoPRetryReason; url: string; attempt: number }
+  | { type: 'response'; method: string; url: string; status: number; attempt: number }
+  | { type: 'clock'; offsetMs: number; source: 'date' | 'iat' }
+
+// Marks installed wrappers; the value is the fetch that was there before any of ours.
+const INSTALLED = Symbol('dpop-spa.installed')
+type InstalledFetch = typeof fetch & { [INSTALLED]?: typeof fetch }
+
+// Requests this module sent. An installed wrapper that sees one again (a custom
+// `options.fetch` that calls the global fetch) passes it on instead of signing it twice.
+const ours = new WeakSet<Request>()
+
+// RFC 6750 §2.1 b64token is narrower; any printable ASCII without spaces fits a header.
+const TOKEN = /^[\x21-\x7e]+$/
+// A rejected `iat` as RFC 9449 §11.1 servers word it: "iat", "issued at", time, clock.
+const IAT_REJECTION = /\biat\b|issued|time|clock/i
+// Old token -> its replacement, so a 401 that arrives after a refresh finished reuses it.
+const REPLACED_SIZE = 4
+
+function unwrap(f: typeof fetch): typeof fetch {
+  return (f as InstalledFetch)[INSTALLED] ?? f
+}
+
+function isRequest(input: unknown): input is Request {
+  return input instanceof Request || Object.prototype.toString.call(input) === '[object Request]'
+}
+
+function parseOrigins(value: unknown): ReadonlySet<string> {
+  const expected = '"options.origins" must be a non-empty array of http(s) origins such as "https://api.example.com"'
+  if (!Array.isArray(value) || value.length === 0) throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}.`)
+  const origins = new Set<string>()
+  for (const item of value as unknown[]) {
+    if (typeof item !== 'string' && !(item instanceof URL)) throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; got a ${typeof item}.`)
+    const text = String(item)
+    const shown = JSON.stringify(text.slice(0, 100))
+    if (text.includes('*')) throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; wildcards are not allowed: ${shown}.`)
+    let url: URL
+    try {
+      url = new URL(text)
+    } catch {
+      throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; ${shown} is not an absolute URL.`)
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; ${shown} is not http(s).`)
+    if (url.username !== '' || url.password !== '') throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; ${shown} has credentials.`)
+    if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || /[?#]/.test(text)) {
+      throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; ${shown} has a path, query or fragment: give only scheme, host and port.`)
+    }
+    origins.add(url.origin)
+  }
+  return origins
+}
+
+function isFunction(value: unknown): value is (...args: never[]) => unknown {
+  return typeof value === 'function'
+}
+
+function hasMethods(value: unknown, names: readonly string[]): boolean {
+  return typeof value === 'object' && value !== null && names.every((n) => typeof (value as Record<string, unknown>)[n] === 'function')
+}
+
+function checkToken(value: unknown, from: string): string | undefined {
+  if (value === undefined || value === '') return undefined
+  if (typeof value !== 'string' || !TOKEN.test(value)) {
+    // Never echo the value: it may be a token.
+    throw new DPoPError('ERR_INVALID_ARGUMENT', `${from} must return an access token (printable ASCII, no spaces) or undefined.`)
+  }
+  return value
+}
+
+function hidden(origin: string, status: number, header: string): ServerResponseError {
+  return new ServerResponseError(
+    'ERR_CORS_HEADER_HIDDEN',
+    `The API at ${origin} answered ${status}, but the browser hid its ${header} header from this page (CORS). ` +
+      'The API must send "Access-Control-Expose-Headers: WWW-Authenticate, DPoP-Nonce" (and Date, for clock correction) on its responses.',
+    { status },
+  )
+}
+
+function discard(response: Response): void {
+  // Frees the connection; an error here changes nothing for the retry.
+  response.body?.cancel().catch(() => undefined)
+}
+
+function decodeProof(proof: string): { header: unknown; claims: unknown } {
+  const [h = '', p = ''] = proof.split('.')
+  return { header: JSON.parse(fromUtf8(decodeBase64url(h))), claims: JSON.parse(fromUtf8(decodeBase64url(p))) }
+}
+
+function resolveUrl(input: unknown): URL | undefined {
+  try {
+    if (isRequest(input)) return new URL(input.url)
+    // The base fetch itself uses: the document's base URL, else the worker's location.
+    const base = typeof document !== 'undefined' ? document.baseURI : typeof location !== 'undefined' ? location.href : undefined
+    return new URL(String(input), base)
+  } catch {
+    return undefined
+  }
+}
+
+// A response type of 'cors' is the browser's word for it; pages on another origin than the
+// API get 'cors' responses, so the location test covers fetch implementations that do not set it.
+function isCrossOrigin(response: Response, origin: string): boolean {
+  if (response.type === 'cors') return true
+  return typeof location !== 'undefined' && typeof location.origin === 'string' && location.origin !== origin
+}
+
+/**
+ * Creates a signed fetch for the given API origins.
+ *
+ * For a request whose URL's exact origin (scheme, host, port; relative URLs resolved
+ * like `fetch` does) is in `options.origins`:
+ * - `Authorization: DPoP <token>` when `getAccessToken` yields a token; it replaces an
+ *   `Authorization` header the caller set. Without a token, a caller's `DPoP <token>`
+ *   header is kept and its token hashed into `ath`; a caller's `Bearer` header is removed
+ *   (a DPoP API must never receive bearer semantics); other schemes are left alone.
+ * - a fresh `DPoP` proof per attempt: new `jti`, `iat` from the server-corrected clock,
+ *   `htm`/`htu` of the request, `ath` of the token sent, the origin's cached nonce. The
+ *   method is upper-cased on the wire too.
+ * - `DPoP-Nonce` of every response updates the nonce cache; `Date` may correct the clock.
+ * - one retry each, at most: `use_dpop_nonce` (401 challenge, or a 400 JSON error with a
+ *   new nonce), `invalid_token` (after `onInvalidToken` yields a new token), and an `iat`
+ *   rejection (`invalid_dpop_proof` whose description mentions iat/time/clock) when the
+ *   clock offset changed. A second challenge is returned as the Response.
+ * - bodies are prepared once so a retry sends the same bytes and `Content-Type`; a
+ *   `ReadableStream` body is read into memory before the first send.
+ *
+ * Any other request goes to the underlying fetch with the same `input` and `init`
+ * objects, untouched: no token, no proof, nothing learned from its response.
+ *
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` at creation for bad options (the message names
+ *   the option). The returned function rejects like `fetch` (including the signal's
+ *   reason on abort, at every wait), and also with: `ERR_INVALID_ARGUMENT` when a token
+ *   source returns a non-token or for `mode: 'no-cors'`; `ERR_BODY_NOT_REPLAYABLE` for an
+ *   already read body; {@link ServerResponseError} `ERR_CORS_HEADER_HIDDEN` when a
+ *   cross-origin 401 hides `WWW-Authenticate`, or a `use_dpop_nonce` challenge hides
+ *   `DPoP-Nonce`; errors of `keys.load()`, the token callbacks and `createProof`.
+ * @example
+ * ```ts
+ * const keys = await openKeyStore({ name: 'my-app' })
+ * const api = createDPoPFetch({ keys, origins: ['https://api.example.com'], getAccessToken: () => tokens.access })
+ * const me = await (await api('https://api.example.com/me')).json()
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-7.1
+ */
+export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
+  if (typeof options !== 'object' || options === null) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options" must be an object.')
+  const { keys, getAccessToken, onInvalidToken } = options
+  const keySource = typeof keys === 'object' && keys !== null && isFunction((keys as Partial<KeyPairSource>).load) ? (keys as KeyPairSource) : undefined
+  const fixedPair = keySource ? undefined : (keys as CryptoKeyPair)
+  if (
+    !keySource &&
+    (typeof fixedPair !== 'object' || fixedPair === null || typeof fixedPair.privateKey !== 'object' || typeof fixedPair.publicKey !== 'object')
+  ) {
+    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.keys" must be a CryptoKeyPair or a key store (an object with load()).')
+  }
+  const allowed = parseOrigins(options.origins)
+  if (getAccessToken !== undefined && !isFunction(getAccessToken)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.getAccessToken" must be a function.')
+  if (onInvalidToken !== undefined && !isFunction(onInvalidToken)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.onInvalidToken" must be a function.')
+  if (options.fetch !== undefined && !isFunction(options.fetch)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.fetch" must be a fetch function.')
+  const clock = options.clock ?? createClock()
+  if (!hasMethods(clock, ['now', 'offset', 'observeDate', 'adjust'])) {
+    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.clock" must be a clock from createClock().')
+  }
+  const nonces = options.nonces ?? createNonceCache()
+  if (!hasMethods(nonces, ['get', 'set'])) {
+    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.nonces" must be a nonce cache from createNonceCache().')
+  }
+  const debug = options.debug ?? DPOP_FETCH_DEFAULTS.debug
+  if (typeof debug !== 'boolean' && !isFunction(debug)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.debug" must be a boolean or a function.')
+  const listener = debug === true ? (e: DPoPFetchEvent) => console.debug('[dpop-spa]', e) : debug === false ? undefined : debug
+  // A logger must never break a request.
+  const emit = listener && ((e: DPoPFetchEvent) => {
+    try {
+      listener(e)
+    } catch {
+      // ignored on purpose
+    }
+  })
+
+  // Lazy, so a page can install or replace fetch after creating us; unwrapped, so an
+  // installed wrapper never ends up calling itself.
+  const underlying = (): typeof fetch => unwrap(options.fetch ?? globalThis.fetch)
+
+  // Single flight per rejected token (§ "invalid_token"): concurrent 401s share one call.
+  const renewing = new Map<string, Promise<string | undefined>>()
+  const replaced = new Map<string, string>()
+  const renew = (failed: string): Promise<string | undefined> => {
+    const done = replaced.get(failed)
+    if (done !== undefined) return Promise.resolve(done)
+    let pending = renewing.get(failed)
+    if (!pending) {
+      const call = onInvalidToken as NonNullable<typeof onInvalidToken>
+      pending = (async () => checkToken(await call({ token: failed }), '"options.onInvalidToken"'))()
+      renewing.set(failed, pending)
+      pending
+        .then((next) => {
+          if (next === undefined || next === failed) return
+          replaced.set(failed, next)
+          if (replaced.size > REPLACED_SIZE) replaced.delete(replaced.keys().next().value as string)
+        }, () => undefined)
+        .finally(() => renewing.delete(failed))
+        .catch(() => undefined)
+    }
+    return pending
+  }
+
+  return async (input, init) => {
+    const url = resolveUrl(input)
+    // The scheme test matters: a blob: URL's origin is that of the page that made it (WHATWG URL).
+    if (url === undefined || !allowed.has(url.origin) || (url.protocol !== 'https:' && url.protocol !== 'http:')) return underlying()(input, init)
+
+    const signal = init?.signal !== undefined ? init.signal ?? undefined : isRequest(input) ? input.signal : undefined
+    signal?.throwIfAborted()
+    const origin = url.origin
+    const htu = origin + url.pathname
+    const [replay, keyPair, firstToken] = await Promise.all([
+      // A string or URL input becomes the URL checked above, resolved once: the Request then
+      // goes exactly where the origin check said (and relative URLs work without a document).
+      prepareReplayable(isRequest(input) ? input : url, init, signal),
+      keySource ? raceAbort(keySource.load(signal ? { signal } : undefined), signal) : (fixedPair as CryptoKeyPair),
+      getAccessToken ? raceAbort(getAccessToken(signal ? { signal } : {}), signal) : undefined,
+    ])
+    let token = checkToken(firstToken, '"options.getAccessToken"')
+    const { request: prepared } = replay
+    const method = prepared.method
+    const headers = prepared.headers
+    if (token !== undefined) {
+      headers.set('Authorization', `DPoP ${token}`)
+    } else {
+      const callerAuth = headers.get('Authorization')?.trim()
+      const callerDPoP = callerAuth === undefined ? null : /^DPoP +([\x21-\x7e]+)$/i.exec(callerAuth)
+      if (callerDPoP) token = callerDPoP[1]
+      else if (callerAuth !== undefined && /^Bearer(?:\s|$)/i.test(callerAuth)) headers.delete('Authorization')
+    }
+
+    const send = underlying()
+    let retriedNonce = false
+    let retriedToken = false
+    let retriedClock = false
+    for (let attempt = 1; ; attempt++) {
+      signal?.throwIfAborted()
+      const request = replay.attempt()
+      const nonce = nonces.get(origin)
+      const signedWithOffset = clock.offset()
+      const proof = await createProof(keyPair, { htm: method, htu, accessToken: token, nonce, now: clock.now() })
+      request.headers.set('DPoP', proof)
+      if (emit) {
+        const { header, claims } = decodeProof(proof)
+        emit({ type: 'proof', method, url: htu, attempt, header, claims } as DPoPFetchEvent)
+      }
+      ours.add(request)
+      const startedAt = clock.now() - clock.offset()
+      const response = await send(request)
+      const endedAt = clock.now() - clock.offset()
+
+      const nonceHeader = response.headers.get('DPoP-Nonce')
+      if (nonceHeader !== null && nonces.set(origin, nonceHeader)) emit?.({ type: 'nonce', origin, nonce: nonceHeader })
+      const dateHeader = response.headers.get('Date')
+      if (clock.observeDate(dateHeader, startedAt, endedAt)) emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'date' })
+      const { status } = response
+      emit?.({ type: 'response', method, url: htu, status, attempt })
+      if (status !== 401 && status !== 400) return response
+
+      let reason: DPoPRetryReason | undefined
+      const freshNonce = () => {
+        const fresh = nonces.get(origin)
+        return fresh !== undefined && fresh !== nonce
+      }
+      if (status === 401) {
+        const wwwAuthenticate = response.headers.get('WWW-Authenticate')
+        if (wwwAuthenticate === null) {
+          if (isCrossOrigin(response, origin)) {
+            discard(response)
+            throw hidden(origin, status, 'WWW-Authenticate')
+          }
+          return response
+        }
+        const challenge = readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate))
+        switch (challenge?.error) {
+          case 'use_dpop_nonce':
+            if (retriedNonce) return response
+            if (nonceHeader === null && isCrossOrigin(response, origin)) {
+              discard(response)
+              throw hidden(origin, status, 'DPoP-Nonce')
+            }
+            if (!freshNonce()) return response
+            retriedNonce = true
+            reason = 'use_dpop_nonce'
+            break
+          case 'invalid_token': {
+            if (retriedToken || !onInvalidToken || token === undefined) return response
+            const next = await raceAbort(renew(token), signal)
+            if (next === undefined || next === token) return response
+            token = next
+            headers.set('Authorization', `DPoP ${token}`)
+            retriedToken = true
+            reason = 'invalid_token'
+            break
+          }
+          case 'invalid_dpop_proof': {
+            if (retriedClock || !IAT_REJECTION.test(challenge.errorDescription ?? '')) return response
+            // The Date of this very response says where the server's clock is.
+            const seen = offsetFromDate(dateHeader, startedAt, endedAt)
+            if (seen && Math.abs(seen.offsetMs - clock.offset()) > seen.uncertaintyMs) {
+              clock.adjust(seen.offsetMs)
+              emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'iat' })
+            }
+            // Another response may have corrected the clock meanwhile; if nothing changed, a retry cannot help.
+            if (clock.offset() === signedWithOffset) return response
+            retriedClock = true
+            reason = 'iat'
+            break
+          }
+          case undefined:
+          default:
+            return response
+        }
+      } else {
+        // RFC 9449 §8: an authorization server answers 400 {"error":"use_dpop_nonce"}; harmless
+        // to honour from a resource server too. Only worth reading the body with a new nonce.
+        if (retriedNonce || nonceHeader === null || !freshNonce()) return response
+        const body: unknown = await response.clone().json().catch(() => undefined)
+        if (parseOAuthErrorBody(body)?.error !== 'use_dpop_nonce') return response
+        retriedNonce = true
+        reason = 'use_dpop_nonce'
+      }
+      discard(response)
+      emit?.({ type: 'retry', reason, url: htu, attempt })
+    }
+  }
+}
+
+/**
+ * Makes `target.fetch` (default: `globalThis.fetch`) sign calls to the signed fetch's
+ * origins; every other call goes to the previous fetch unchanged. Returns a function that
+ * restores the previous fetch.
+ *
+ * Installing again (the same or another signed fetch) does not sign twice: installed
+ * wrappers are marked, and a signed fetch always sends through the original fetch, never
+ * through a wrapper. The last install wins. If something else wrapped `target.fetch`
+ * after us, restoring leaves that wrapper in place and turns ours into a pass-through.
+ *
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `dpopFetch` is not a function or
+ *   `target.fetch` is not a function.
+ * @example
+ * ```ts
+ * const uninstall = installDPoPFetch(createDPoPFetch({ keys, origins: ['https://api.example.com'], getAccessToken }))
+ * await fetch('https://api.example.com/me') // signed
+ * uninstall()
+ * ```
+ */
+export function installDPoPFetch(dpopFetch: DPoPFetch, target: { fetch: typeof fetch } = globalThis): () => void {
+  if (!isFunction(dpopFetch)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"dpopFetch" must be a function from createDPoPFetch().')
+  if (typeof target !== 'object' || target === null || !isFunction(target.fetch)) {
+    throw new DPoPError('ERR_INVALID_ARGUMENT', '"target" must be an object with a fetch function.')
+  }
+  const previous = target.fetch
+  const original = unwrap(previous)
+  let active = true
+  const wrapper = ((input: string | URL | Request, init?: RequestInit) => {
+    if (!active) return previous(input, init)
+    // One of our own signed requests coming back through a custom fetch: send it, don't re-sign.
+    if (isRequest(input) && ours.has(input)) return original(input, init)
+    return dpopFetch(input, init)
+  }) as InstalledFetch
+  Object.defineProperty(wrapper, INSTALLED, { value: original })
+  target.fetch = wrapper
+  return () => {
+    if (!active) return
+    active = false
+    if (target.fetch === wrapper) target.fetch = previous
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Server-provided DPoP nonces (RFC 9449 §8, §9), one per server origin, learned from the
+ * `DPoP-Nonce` header of any response and put into the next proof for that origin.
+ */
+import { DPoPError } from './errors.ts'
+
+/** Options of {@link createNonceCache}. */
+export interface NonceCacheOptions {
+  /**
+   * How many origins to remember; the least recently used is forgotten first.
+   * @default 32
+   */
+  maxOrigins?: number
+}
+
+/** Defaults of {@link NonceCacheOptions}. */
+export const NONCE_CACHE_DEFAULTS = { maxOrigins: 32 } as const satisfies Required<NonceCacheOptions>
+
+/**
+ * The latest nonce of each server origin. Keys are origins exactly as `URL.origin`
+ * serializes them (`'https://api.example.com'`, lower-case, no default port, no slash);
+ * share one cache between the signed fetch and the token client so they learn together.
+ */
+export interface NonceCache {
+  /** The latest nonce of `origin`, or `undefined` when none is known. Never throws. */
+  get(origin: string): string | undefined
+  /**
+   * Remembers `nonce` for `origin`. A value that is not a valid nonce (RFC 9449 §8.1:
+   * `1*NQCHAR`, at most 4096 characters here) is ignored, so a broken server cannot make
+   * every later proof unsignable. Returns whether the cache changed. Never throws.
+   */
+  set(origin: string, nonce: string): boolean
+  /** Forgets the nonce of `origin`. Never throws. */
+  delete(origin: string): void
+  /** Forgets every nonce (for example on logout). Never throws. */
+  clear(): void
+}
+
+// RFC 9449 §8.1: nonce = 1*NQCHAR; NQCHAR = %x21 / %x23-5B / %x5D-7E. The cap keeps a hostile
+// server from inflating every proof (real nonces are tens of characters).
+const NONCE = /^[\x21\x23-\x5b\x5d-\x7e]{1,4096}$/
+
+/**
+ * Creates a bounded, least-recently-used nonce cache.
+ *
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `options.maxOrigins` is not a positive integer.
+ * @example
+ * ```ts
+ * const nonces = createNonceCache()
+ * const dpopFetch = createDPoPFetch({ keys, origins: ['https://api.example.com'], nonces })
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-8
+ */
+export function createNonceCache(options?: NonceCacheOptions): NonceCache {
+  const maxOrigins = options?.maxOrigins ?? NONCE_CACHE_DEFAULTS.maxOrigins
+  if (!Number.isSafeInteger(maxOrigins) || maxOrigins < 1) {
+    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.maxOrigins" must be a positive integer.')
+  }
+  // A Map iterates in insertion order: re-inserting on use makes the first key the LRU one.
+  const map = new Map<string, string>()
+  return {
+    get(origin) {
+      const nonce = map.get(origin)
+      if (nonce !== undefined && map.size > 1) {
+        map.delete(origin)
+        map.set(origin, nonce)
+      }
+      return nonce
+    },
+    set(origin, nonce) {
+      if (typeof origin !== 'string' || typeof nonce !== 'string' || !NONCE.test(nonce)) return false
+      const old = map.get(origin)
+      map.delete(origin)
+      map.set(origin, nonce)
+      if (map.size > maxOrigins) map.delete(map.keys().next().value as string)
+      return old !== nonce
+    },
+    delete(origin) {
+      map.delete(origin)
+    },
+    clear() {
+      map.clear()
+    },
+  }
+}

@@ -1,0 +1,282 @@
+// @vitest-environment node
+// The token manager's state machine against a fake authorization server at the network
+// edge only: the fake verifies every proof with jose and requires nonces. The real
+// oidc-provider runs in e2e/tokens.spec.ts.
+import { afterEach, describe, expect, it } from 'vitest'
+import { IDBFactory } from 'fake-indexeddb'
+import { EmbeddedJWK, SignJWT, calculateJwkThumbprint, generateKeyPair as joseKeyPair, jwtVerify } from 'jose'
+import type { AuthorizationServer } from 'oauth4webapi'
+import { openKeyStore, type KeyStore } from '../src/key-store.ts'
+import { openIdbStore } from '../src/idb.ts'
+import { createTokenManager, type DPoPClientEvent, type TokenManager } from '../src/tokens.ts'
+import { OAuthError, isDPoPError } from '../src/errors.ts'
+
+const ISSUER = 'https://as.example'
+const REDIRECT = 'https://app.example/cb'
+const as: AuthorizationServer = {
+  issuer: ISSUER,
+  authorization_endpoint: `${ISSUER}/authorize`,
+  token_endpoint: `${ISSUER}/token`,
+  revocation_endpoint: `${ISSUER}/revoke`,
+  end_session_endpoint: `${ISSUER}/logout`,
+}
+
+interface FakeAs {
+  fetch: typeof fetch
+  tokenRequests: { grant: string; jkt: string; nonce: unknown; resource: string[] }[]
+  revoked: string[]
+  mode: { tokenType: string; failRefresh?: string; ttl: number; bindTo?: string }
+  codes: Map<string, { jkt: string; verifier: string; nonce?: string }>
+}
+
+let counter = 0
+async function fakeAs(): Promise<FakeAs> {
+  const idKey = await joseKeyPair('RS256')
+  const nonce = 'server-nonce-1'
+  const refreshTokens = new Map<string, string>() // token -> jkt
+  const state: FakeAs = {
+    tokenRequests: [],
+    revoked: [],
+    mode: { tokenType: 'DPoP', ttl: 60 },
+    codes: new Map(),
+    fetch: async (input, init) => {
+      const request = new Request(input, init)
+      const url = new URL(request.url)
+      const form = new URLSearchParams(await request.text())
+      if (url.pathname === '/revoke') {
+        state.revoked.push(form.get('token_type_hint') ?? '')
+        refreshTokens.delete(form.get('token') ?? '')
+        return new Response('', { status: 200 })
+      }
+      if (url.pathname !== '/token') return new Response('not found', { status: 404 })
+      const proof = request.headers.get('dpop')
+      if (!proof) return Response.json({ error: 'invalid_dpop_proof' }, { status: 400 })
+      const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256'] })
+      expect(payload.htm).toBe('POST')
+      expect(payload.htu).toBe(`${ISSUER}/token`)
+      expect(payload).not.toHaveProperty('ath')
+      const jkt = await calculateJwkThumbprint(protectedHeader.jwk!)
+      const grant = form.get('grant_type') ?? ''
+      state.tokenRequests.push({ grant, jkt, nonce: payload.nonce, resource: form.getAll('resource') })
+      if (payload.nonce !== nonce) {
+        return Response.json({ error: 'use_dpop_nonce', error_description: 'nonce required' }, { status: 400, headers: { 'DPoP-Nonce': nonce } })
+      }
+      let sub = 'alice'
+      let idNonce: string | undefined
+      if (grant === 'authorization_code') {
+        const code = state.codes.get(form.get('code') ?? '')
+        if (!code || code.jkt !== jkt) return Response.json({ error: 'invalid_grant', error_description: 'code not bound to this key' }, { status: 400 })
+        idNonce = code.nonce
+      } else if (grant === 'refresh_token') {
+        if (state.mode.failRefresh) return Response.json({ error: state.mode.failRefresh }, { status: 400 })
+        const rt = form.get('refresh_token') ?? ''
+        if (refreshTokens.get(rt) !== jkt) return Response.json({ error: 'invalid_grant', error_description: 'unknown or rotated refresh token' }, { status: 400 })
+        refreshTokens.delete(rt) // always rotate
+        sub = 'alice'
+      }
+      const refresh = `rt-${++counter}`
+      refreshTokens.set(refresh, jkt)
+      const now = Math.floor(Date.now() / 1000)
+      const body: Record<string, unknown> = {
+        access_token: `at-${++counter}.${state.mode.bindTo ?? jkt}`,
+        token_type: state.mode.tokenType,
+        expires_in: state.mode.ttl,
+        refresh_token: refresh,
+        scope: 'openid api',
+      }
+      if (grant === 'authorization_code') {
+        body.id_token = await new SignJWT({ ...(idNonce ? { nonce: idNonce } : {}), name: 'Alice' })
+          .setProtectedHeader({ alg: 'RS256' }).setIssuer(ISSUER).setAudience('spa').setSubject(sub)
+          .setIssuedAt(now).setExpirationTime(now + 300).sign(idKey.privateKey)
+      }
+      return Response.json(body, { headers: { 'DPoP-Nonce': nonce, 'Cache-Control': 'no-store' } })
+    },
+  }
+  return state
+}
+
+interface Harness {
+  server: FakeAs
+  keys: KeyStore
+  tokens: TokenManager
+  events: DPoPClientEvent[]
+  redirects: URL[]
+  login(): Promise<void>
+}
+
+const opened: TokenManager[] = []
+afterEach(() => { for (const t of opened.splice(0)) t.close() })
+
+async function harness(options: { idb?: IDBFactory; scope?: string; resource?: string[]; server?: FakeAs; name?: string } = {}): Promise<Harness> {
+  const idb = options.idb ?? new IDBFactory()
+  const server = options.server ?? (await fakeAs())
+  const name = options.name ?? `t${++counter}`
+  const keys = await openKeyStore({ name, indexedDB: idb, persist: false })
+  const events: DPoPClientEvent[] = []
+  const redirects: URL[] = []
+  const tokens = createTokenManager({
+    name, as, clientId: 'spa', redirectUri: REDIRECT, postLogoutRedirectUri: undefined,
+    scope: options.scope ?? 'openid api', resource: options.resource ?? [],
+    keys, store: openIdbStore(`dpop-spa:${name}:session`, idb, 5000), fetch: (i, init) => server.fetch(i, init), insecure: false,
+    clockOffset: () => 0, refreshLeewayMs: 30_000, lockTimeoutMs: 5000, emit: (e) => events.push(e),
+  })
+  opened.push(tokens)
+  await tokens.restore()
+  return {
+    server, keys, tokens, events, redirects,
+    async login() {
+      await tokens.login({ redirect: (u) => redirects.push(u) })
+      const url = redirects.at(-1)!
+      const code = `code-${++counter}`
+      server.codes.set(code, { jkt: url.searchParams.get('dpop_jkt')!, verifier: '', ...(url.searchParams.get('nonce') ? { nonce: url.searchParams.get('nonce')! } : {}) })
+      await tokens.handleRedirect(`${REDIRECT}?code=${code}&state=${url.searchParams.get('state')}`)
+    },
+  }
+}
+
+describe('token manager', () => {
+  it('login binds the code to the key (dpop_jkt), uses PKCE S256, state and nonce', async () => {
+    const h = await harness({ resource: ['https://api.example'] })
+    await h.tokens.login({ redirect: (u) => h.redirects.push(u), prompt: 'login' })
+    const url = h.redirects[0]!
+    expect(url.origin + url.pathname).toBe(`${ISSUER}/authorize`)
+    expect(url.searchParams.get('dpop_jkt')).toBe(await h.keys.thumbprint())
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256')
+    expect(url.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(url.searchParams.get('state')).toBeTruthy()
+    expect(url.searchParams.get('nonce')).toBeTruthy()
+    expect(url.searchParams.get('resource')).toBe('https://api.example')
+    expect(url.searchParams.get('prompt')).toBe('login')
+  })
+
+  it('exchanges the code with a proof, retrying once on use_dpop_nonce, and stores a DPoP session', async () => {
+    const h = await harness()
+    await h.login()
+    expect(h.server.tokenRequests.map((r) => [r.grant, r.nonce])).toEqual([['authorization_code', undefined], ['authorization_code', 'server-nonce-1']])
+    expect(h.server.tokenRequests[0]!.jkt).toBe(await h.keys.thumbprint())
+    expect(h.tokens.isAuthenticated()).toBe(true)
+    expect(h.tokens.getUser()).toMatchObject({ sub: 'alice', name: 'Alice' })
+    expect(h.events.map((e) => e.type)).toEqual(['login'])
+  })
+
+  it('a reload restores the session with the same key', async () => {
+    const idb = new IDBFactory()
+    const server = await fakeAs()
+    const a = await harness({ idb, server, name: 'reload' })
+    await a.login()
+    const token = await a.tokens.getAccessToken()
+    const b = await harness({ idb, server, name: 'reload' })
+    expect(b.tokens.isAuthenticated()).toBe(true)
+    expect(await b.tokens.getAccessToken()).toBe(token)
+  })
+
+  it('drops a restored session bound to another key, with a logout event', async () => {
+    const idb = new IDBFactory()
+    const server = await fakeAs()
+    const a = await harness({ idb, server, name: 'mismatch' })
+    await a.login()
+    await a.keys.rotate() // the key changes under the stored tokens
+    const b = await harness({ idb, server, name: 'mismatch' })
+    expect(b.tokens.isAuthenticated()).toBe(false)
+    expect(b.events).toEqual([{ type: 'logout', reason: 'key-mismatch' }])
+  })
+
+  it('refuses a Bearer answer with ERR_TOKEN_TYPE_MISMATCH and stores nothing', async () => {
+    const h = await harness()
+    h.server.mode.tokenType = 'Bearer'
+    const error = await h.login().catch((e: unknown) => e)
+    expect(isDPoPError(error, 'ERR_TOKEN_TYPE_MISMATCH')).toBe(true)
+    expect((error as Error).message).toMatch(/bearer/i)
+    expect((error as Error).message).not.toMatch(/at-\d+/)
+    expect(h.tokens.isAuthenticated()).toBe(false)
+  })
+
+  it('refuses a token bound (cnf.jkt) to another key', async () => {
+    const h = await harness()
+    const other = await joseKeyPair('ES256')
+    const { exportJWK } = await import('jose')
+    const otherJkt = await calculateJwkThumbprint(await exportJWK(other.publicKey))
+    h.server.mode.bindTo = otherJkt
+    // Make the access token a JWT carrying cnf.jkt of the other key.
+    const inner = h.server.fetch
+    h.server.fetch = async (input, init) => {
+      const r = await inner(input, init)
+      if (r.status !== 200 || !new URL(new Request(input).url).pathname.endsWith('/token')) return r
+      const body = await r.json()
+      body.access_token = `e30.${Buffer.from(JSON.stringify({ cnf: { jkt: otherJkt } })).toString('base64url')}.sig`
+      return Response.json(body, { headers: r.headers })
+    }
+    expect(isDPoPError(await h.login().catch((e: unknown) => e), 'ERR_INVALID_RESPONSE')).toBe(true)
+  })
+
+  it('an error redirect becomes an OAuthError; an unknown state is ERR_STATE_MISMATCH', async () => {
+    const h = await harness()
+    await h.tokens.login({ redirect: (u) => h.redirects.push(u) })
+    const state = h.redirects[0]!.searchParams.get('state')!
+    const denied = await h.tokens.handleRedirect(`${REDIRECT}?error=access_denied&error_description=no&state=${state}`).catch((e: unknown) => e)
+    expect(denied).toBeInstanceOf(OAuthError)
+    expect((denied as OAuthError).error).toBe('access_denied')
+    const unknown = await h.tokens.handleRedirect(`${REDIRECT}?code=x&state=forged`).catch((e: unknown) => e)
+    expect(isDPoPError(unknown, 'ERR_STATE_MISMATCH')).toBe(true)
+    expect(await h.tokens.handleRedirect(`${REDIRECT}?foo=bar`)).toBeUndefined()
+  })
+
+  it('a transaction is single-use', async () => {
+    const h = await harness()
+    await h.login()
+    const url = h.redirects[0]!
+    const again = await h.tokens.handleRedirect(`${REDIRECT}?code=whatever&state=${url.searchParams.get('state')}`).catch((e: unknown) => e)
+    expect(isDPoPError(again, 'ERR_STATE_MISMATCH')).toBe(true)
+  })
+
+  it('20 concurrent invalid_token reports for one token cause ONE refresh, with the same key', async () => {
+    const h = await harness()
+    await h.login()
+    const before = await h.tokens.getAccessToken()
+    // 20 requests were refused with invalid_token for the same token at once.
+    const results = await Promise.all(Array.from({ length: 20 }, () => h.tokens.onInvalidToken(before)))
+    const refreshes = h.server.tokenRequests.filter((r) => r.grant === 'refresh_token')
+    expect(refreshes.length).toBeGreaterThanOrEqual(1)
+    expect(refreshes.length).toBeLessThanOrEqual(2) // one, plus at most one nonce retry
+    expect(refreshes.filter((r) => r.nonce === 'server-nonce-1')).toHaveLength(1)
+    expect(new Set(refreshes.map((r) => r.jkt))).toEqual(new Set([await h.keys.thumbprint()]))
+    expect(new Set(results).size).toBe(1)
+    expect(results[0]).not.toBe(before)
+    expect(h.events.filter((e) => e.type === 'refresh')).toHaveLength(1)
+  })
+
+  it('a refresh refused with invalid_grant ends the session with a logout event', async () => {
+    const h = await harness()
+    await h.login()
+    h.server.mode.failRefresh = 'invalid_grant'
+    const token = await h.tokens.getAccessToken()
+    const error = await h.tokens.onInvalidToken(token).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(OAuthError)
+    expect(h.tokens.isAuthenticated()).toBe(false)
+    expect(h.events).toContainEqual({ type: 'logout', reason: 'invalid_grant' })
+  })
+
+  it('logout revokes the refresh token, forgets tokens and rotates the key', async () => {
+    const h = await harness()
+    await h.login()
+    const before = await h.keys.thumbprint()
+    await h.tokens.logout()
+    expect(h.server.revoked).toEqual(['refresh_token', 'access_token'])
+    expect(h.tokens.isAuthenticated()).toBe(false)
+    expect(await h.keys.thumbprint()).not.toBe(before)
+    expect(h.events.at(-1)).toEqual({ type: 'logout', reason: 'user' })
+  })
+
+  it('another tab hears of login and logout over BroadcastChannel', async () => {
+    const idb = new IDBFactory()
+    const server = await fakeAs()
+    const a = await harness({ idb, server, name: 'tabs' })
+    const b = await harness({ idb, server, name: 'tabs' })
+    await a.login()
+    await expect.poll(() => b.tokens.isAuthenticated()).toBe(true)
+    expect(b.events[0]).toMatchObject({ type: 'login', fromOtherTab: true })
+    await a.tokens.logout()
+    await expect.poll(() => b.tokens.isAuthenticated()).toBe(false)
+    expect(b.events.at(-1)).toEqual({ type: 'logout', reason: 'other-tab' })
+  })
+})
