@@ -13,8 +13,8 @@ export const DEMO_PORTS = {
   as: Number(process.env.DPOP_TEST_DEMO_AS_PORT ?? 5510),
   api: Number(process.env.DPOP_TEST_DEMO_API_PORT ?? 5501),
 } as const
-/** Access token lifetime of the demo under test, seconds: short, so that a refresh happens during the test. */
-export const DEMO_ACCESS_TTL = 8
+/** Access token lifetime of the demo under test, seconds: short enough that a refresh happens during the test, long enough that none starts before the reload step (a reload during a refresh loses the rotated refresh token). */
+export const DEMO_ACCESS_TTL = 15
 
 // Debian's Chromium where it is installed (this machine and CI); Playwright's own
 // browser on machines that have one. The flags keep a headless Chromium from

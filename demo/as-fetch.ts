@@ -44,10 +44,16 @@ export function createAsLoggingFetch(issuerOrigin: string, log: (entry: LogEntry
       // token_type is what proves the server bound the token (RFC 9449 §5); the tokens themselves stay out.
       if (ok) details.response = { token_type: ok.token_type, expires_in: ok.expires_in, scope: ok.scope }
     }
-    const challenge = details.response && (details.response as { error?: unknown }).error === 'use_dpop_nonce'
+    const error = (details.response as { error?: unknown } | undefined)?.error
+    const challenge = error === 'use_dpop_nonce'
+    const note = challenge
+      ? ' use_dpop_nonce: the server wants its nonce in the proof; the SDK retries once'
+      : error === 'unsupported_token_type'
+        ? ' unsupported_token_type: a JWT access token cannot be revoked (expected; it expires soon)'
+        : typeof error === 'string' ? ` ${error}` : ''
     log({
       kind: 'as',
-      text: `${what} → ${response.status}${challenge ? ' use_dpop_nonce: the server wants its nonce in the proof; the SDK retries once' : ''}`,
+      text: `${what} → ${response.status}${note}`,
       status: response.status,
       details,
     })

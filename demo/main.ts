@@ -224,7 +224,7 @@ async function replay(): Promise<void> {
         kind: 'thief',
         text: `GET ${url} with ${outcome.attempt} → ${outcome.status} ${reason}`,
         status: outcome.status,
-        details: { ...(outcome.body ? { 'API error body': outcome.body } : {}), 'answered the nonce challenge first': outcome.neededNonce },
+        details: { ...(outcome.body ? { 'API error body': outcome.body } : {}), 'nonce challenge answered first': outcome.neededNonce },
       })
       const row = document.createElement('li')
       row.dataset.status = String(outcome.status)

@@ -9,6 +9,7 @@
  * - `DPOP_DEMO_API_PORT` (5301): the API.
  * - `DPOP_DEMO_ACCESS_TTL` (60): access token lifetime in seconds; short enough that a
  *   refresh shows up while you watch, and the e2e test sets it lower still.
+ * - `DPOP_DEMO_VERBOSE` (unset): when set, the servers print one line per request (never a token).
  *
  * The SPA learns the three origins from this launcher (Vite `define`), never from
  * hard-coded ports, so any port combination works.
@@ -189,6 +190,9 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       // The SPA imports 'dpop-spa' exactly as an app would; here it resolves to the sources.
       resolve: { alias: { 'dpop-spa': join(projectRoot, 'src/index.ts') } },
       define: { __DPOP_DEMO_CONFIG__: JSON.stringify(config) },
+      // Pre-bundled at start-up: a dependency discovered on the first page load makes Vite
+      // reload the page, which would throw away a sign-in in progress.
+      optimizeDeps: { entries: ['index.html'], include: ['oauth4webapi', 'idb-keyval'] },
       server: { host: HOST, port, strictPort: true, fs: { allow: [projectRoot] } },
     })
     try {

@@ -4,7 +4,7 @@
  * first attempt; a body stream can be read only once, so the request is fixed up front
  * and every attempt is a `Request.clone()` of it. Internal to the signed fetch.
  */
-import { DPoPError } from './errors.ts'
+import { DPoPError } from './errors.js'
 
 /** @internal A request prepared once and sent any number of times. */
 export interface ReplayableRequest {

@@ -4,12 +4,12 @@
  * signed fetch together.
  */
 import { allowInsecureRequests, customFetch, discoveryRequest, processDiscoveryResponse, type AuthorizationServer } from 'oauth4webapi'
-import { DPoPError } from './errors.ts'
-import { defaultIndexedDB, openIdbStore } from './idb.ts'
-import { openKeyStore, type KeyStore } from './key-store.ts'
-import { createClock } from './clock.ts'
-import { createNonceCache } from './nonces.ts'
-import { createDPoPFetch, installDPoPFetch, type DPoPFetch, type DPoPFetchOptions } from './dpop-fetch.ts'
+import { DPoPError } from './errors.js'
+import { defaultIndexedDB, openIdbStore } from './idb.js'
+import { openKeyStore, type KeyStore } from './key-store.js'
+import { createClock } from './clock.js'
+import { createNonceCache } from './nonces.js'
+import { createDPoPFetch, installDPoPFetch, type DPoPFetch, type DPoPFetchOptions } from './dpop-fetch.js'
 import {
   createTokenManager,
   toDPoPError,
@@ -18,7 +18,7 @@ import {
   type LogoutOptions,
   type RedirectResult,
   type UserClaims,
-} from './tokens.ts'
+} from './tokens.js'
 
 /** Configuration of {@link createDPoPClient}. */
 export interface DPoPClientConfig {

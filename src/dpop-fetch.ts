@@ -3,14 +3,14 @@
  * only, sends `Authorization: DPoP <token>` and a fresh DPoP proof (RFC 9449 §7.1), learns
  * server nonces and clock skew, and retries once where the protocol says to.
  */
-import { decodeBase64url, fromUtf8 } from './base64url.ts'
-import { prepareReplayable, raceAbort } from './body.ts'
-import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from './challenge.ts'
-import { createClock, offsetFromDate, type DPoPClock } from './clock.ts'
-import { DPoPError, ServerResponseError } from './errors.ts'
-import type { PublicJwk } from './keys.ts'
-import { createNonceCache, type NonceCache } from './nonces.ts'
-import { createProof } from './proof.ts'
+import { decodeBase64url, fromUtf8 } from './base64url.js'
+import { prepareReplayable, raceAbort } from './body.js'
+import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from './challenge.js'
+import { createClock, offsetFromDate, type DPoPClock } from './clock.js'
+import { DPoPError, ServerResponseError } from './errors.js'
+import type { PublicJwk } from './keys.js'
+import { createNonceCache, type NonceCache } from './nonces.js'
+import { createProof } from './proof.js'
 
 /** Anything that yields the key pair; the KeyStore from openKeyStore() satisfies it. */
 export interface KeyPairSource {

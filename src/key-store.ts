@@ -4,11 +4,11 @@
  * of its own, through idb-keyval.
  */
 import { get, update, del } from 'idb-keyval'
-import { DPoPError, KeyStoreError } from './errors.ts'
-import { generateKeyPair, type DPoPAlgorithm } from './keys.ts'
-import { keyPairThumbprint } from './proof.ts'
-import { defaultIndexedDB, openIdbStore, type IdbStore } from './idb.ts'
-import { raceAbort } from './abort.ts'
+import { DPoPError, KeyStoreError } from './errors.js'
+import { generateKeyPair, type DPoPAlgorithm } from './keys.js'
+import { keyPairThumbprint } from './proof.js'
+import { defaultIndexedDB, openIdbStore, type IdbStore } from './idb.js'
+import { raceAbort } from './abort.js'
 
 /** Options of {@link openKeyStore}. */
 export interface KeyStoreOptions {

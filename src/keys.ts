@@ -2,8 +2,8 @@
  * WebCrypto key pairs for DPoP: generation with a non-extractable private key,
  * the public JWK, and the RFC 7638 thumbprint.
  */
-import { encodeBase64url, utf8 } from './base64url.ts'
-import { DPoPError } from './errors.ts'
+import { encodeBase64url, utf8 } from './base64url.js'
+import { DPoPError } from './errors.js'
 
 /**
  * A JWS algorithm dpop-spa can sign proofs with. A union so that more algorithms

@@ -2,7 +2,7 @@
  * Server-provided DPoP nonces (RFC 9449 §8, §9), one per server origin, learned from the
  * `DPoP-Nonce` header of any response and put into the next proof for that origin.
  */
-import { DPoPError } from './errors.ts'
+import { DPoPError } from './errors.js'
 
 /** Options of {@link createNonceCache}. */
 export interface NonceCacheOptions {

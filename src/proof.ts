@@ -2,9 +2,9 @@
  * DPoP proof JWTs (RFC 9449 §4.2): one compact JWS per request, signed with the
  * key pair's private key and carrying its public JWK.
  */
-import { encodeBase64url, encodeBase64urlString, utf8 } from './base64url.ts'
-import { DPoPError } from './errors.ts'
-import { algorithmOf, exportPublicJwk, subtle, thumbprintOfPublicJwk, type DPoPAlgorithm, type PublicJwk } from './keys.ts'
+import { encodeBase64url, encodeBase64urlString, utf8 } from './base64url.js'
+import { DPoPError } from './errors.js'
+import { algorithmOf, exportPublicJwk, subtle, thumbprintOfPublicJwk, type DPoPAlgorithm, type PublicJwk } from './keys.js'
 
 /** What one proof is about. */
 export interface ProofClaims {
@@ -114,9 +114,32 @@ export function normalizeHtu(url: string | URL): string {
   return `${u.origin}${u.pathname}`
 }
 
+// htu per request URL string: parsing a URL is about a fifth of a proof's own JavaScript, and an app
+// calls few distinct endpoints. Strings only (a URL object can change); bounded.
+const HTU_CACHE_SIZE = 32
+const htuCache = new Map<string, string>()
+
+function cacheHtu(url: string): string {
+  const htu = normalizeHtu(url)
+  if (htuCache.size >= HTU_CACHE_SIZE) htuCache.delete(htuCache.keys().next().value as string)
+  htuCache.set(url, htu)
+  return htu
+}
+
+// jti: 22 base64url characters, 132 bits from the CSPRNG (RFC 9449 §11.1 asks for enough
+// entropy to be unique). They are cut from a pool: 768 random bytes encode to exactly 1024
+// characters, each carrying 6 fresh bits, so one getRandomValues and one encoding serve 46
+// proofs instead of one each. Every character is used once.
+const JTI_LENGTH = 22
+let jtiPool = ''
+let jtiNext = 0
+
 function randomJti(): string {
-  // 128 bits from the CSPRNG (RFC 9449 §11.1 asks for enough entropy to be unique).
-  return encodeBase64url(crypto.getRandomValues(new Uint8Array(16)))
+  if (jtiNext + JTI_LENGTH > jtiPool.length) {
+    jtiPool = encodeBase64url(crypto.getRandomValues(new Uint8Array(768)))
+    jtiNext = 0
+  }
+  return jtiPool.slice(jtiNext, (jtiNext += JTI_LENGTH))
 }
 
 /**
@@ -140,15 +163,21 @@ export async function createProof(keyPair: CryptoKeyPair, claims: ProofClaims): 
   const signer = signerOf(keyPair)
   const { htm, accessToken, nonce, now } = claims
   if (typeof htm !== 'string' || !METHOD.test(htm)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"htm" must be an HTTP method.')
-  const htu = normalizeHtu(claims.htu)
+  const htu = typeof claims.htu === 'string' ? (htuCache.get(claims.htu) ?? cacheHtu(claims.htu)) : normalizeHtu(claims.htu)
   if (nonce !== undefined && (typeof nonce !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(nonce))) {
     // RFC 9449 §8.1: nonce = 1*NQCHAR
     throw new DPoPError('ERR_INVALID_ARGUMENT', '"nonce" must be a non-empty string of NQCHAR (RFC 9449 §8.1).')
   }
   const time = now ?? Date.now()
   if (!Number.isFinite(time)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"now" must be a finite number of milliseconds.')
-  // Both may be pending; start them together so only one await is on the path.
-  const [s, ath] = await Promise.all([signer, accessToken === undefined ? undefined : calculateAth(accessToken)])
+  // Once the key and the token have been seen, both are plain values and the sign is the
+  // only await on the path (awaiting settled promises still costs turns of the microtask
+  // queue). The first proof of a key or token starts both and awaits them together.
+  const cachedAth = accessToken === undefined ? undefined : athCache.get(accessToken)
+  const athOrPending = typeof cachedAth === 'string' || accessToken === undefined ? cachedAth : calculateAth(accessToken)
+  const [s, ath] = signer instanceof Promise || typeof athOrPending === 'object'
+    ? await Promise.all([signer, athOrPending])
+    : [signer, athOrPending]
   const payload: Record<string, string | number> = {
     jti: randomJti(),
     htm: htm.toUpperCase(),

@@ -2,7 +2,7 @@
  * Coordination between tabs of one app: a cross-tab lock with a bounded wait (Web Locks)
  * and a typed BroadcastChannel. Internal.
  */
-import { DPoPError } from './errors.ts'
+import { DPoPError } from './errors.js'
 
 /** @internal */
 export function abortReason(signal: AbortSignal): unknown {

@@ -36,13 +36,13 @@ import {
   type TokenEndpointResponse,
 } from 'oauth4webapi'
 import { del, get, set } from 'idb-keyval'
-import { decodeBase64url, fromUtf8 } from './base64url.ts'
-import { DPoPError, OAuthError, ServerResponseError, isDPoPError } from './errors.ts'
-import type { IdbStore } from './idb.ts'
-import type { KeyStore } from './key-store.ts'
-import { keyPairThumbprint } from './proof.ts'
-import { abortReason, openTabChannel, withLock } from './tabs.ts'
-import { raceAbort } from './abort.ts'
+import { decodeBase64url, fromUtf8 } from './base64url.js'
+import { DPoPError, OAuthError, ServerResponseError, isDPoPError } from './errors.js'
+import type { IdbStore } from './idb.js'
+import type { KeyStore } from './key-store.js'
+import { keyPairThumbprint } from './proof.js'
+import { abortReason, openTabChannel, withLock } from './tabs.js'
+import { raceAbort } from './abort.js'
 
 /** Claims of the ID token of the session (OpenID Connect Core §2). */
 export interface UserClaims {
@@ -278,7 +278,8 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       const had = session !== undefined
       session = undefined
       handle = undefined
-      if (had) o.emit({ type: 'logout', reason: 'other-tab' })
+      // A user logout elsewhere is "other-tab"; a refused refresh keeps its reason in every tab.
+      if (had) o.emit({ type: 'logout', reason: m.reason === 'user' ? 'other-tab' : m.reason })
     }
   })
 

@@ -279,4 +279,17 @@ describe('token manager', () => {
     await expect.poll(() => b.tokens.isAuthenticated()).toBe(false)
     expect(b.events.at(-1)).toEqual({ type: 'logout', reason: 'other-tab' })
   })
+
+  it('a refused refresh (invalid_grant) ends the session in the other tab too, with that reason', async () => {
+    const idb = new IDBFactory()
+    const server = await fakeAs()
+    const a = await harness({ idb, server, name: 'tabs-grant' })
+    const b = await harness({ idb, server, name: 'tabs-grant' })
+    await a.login()
+    await expect.poll(() => b.tokens.isAuthenticated()).toBe(true)
+    server.mode.failRefresh = 'invalid_grant'
+    await a.tokens.onInvalidToken(await a.tokens.getAccessToken()).catch(() => undefined)
+    await expect.poll(() => b.tokens.isAuthenticated()).toBe(false)
+    expect(b.events.at(-1)).toEqual({ type: 'logout', reason: 'invalid_grant' })
+  })
 })

@@ -6,6 +6,8 @@
  *
  * Modes (`?mode=`):
  * - `floor`: a raw IndexedDB open + get of a stored CryptoKeyPair (nothing else).
+ * - `floor-sign`: the floor, then a raw exportKey of the public key and one ES256 sign: the
+ *   least any DPoP client does before its first request (no library code).
  * - `stored`: openKeyStore + createDPoPFetch, first signed request, key read from IndexedDB.
  * - `first`: the same after run.ts deleted the database: key generation and storage.
  * - `seed`: writes the floor's key pair (setup, not measured).
@@ -52,13 +54,19 @@ function openFloorDb(): Promise<IDBDatabase> {
   return request(open)
 }
 
-async function readFloorPair(): Promise<number> {
+async function readFloorPair(): Promise<CryptoKeyPair> {
   const db = await openFloorDb()
   const pair = await request(db.transaction('keyval', 'readonly').objectStore('keyval').get('keypair')) as CryptoKeyPair | undefined
-  const t = performance.now()
   if (!(pair?.privateKey instanceof CryptoKey)) throw new Error('floor key pair missing: seed first')
   db.close()
-  return t
+  return pair
+}
+
+async function floorSign(): Promise<number> {
+  const pair = await readFloorPair()
+  const jwk = await crypto.subtle.exportKey('jwk', pair.publicKey)
+  await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, new TextEncoder().encode(JSON.stringify(jwk).padEnd(500)))
+  return performance.now()
 }
 
 async function signedRequest(): Promise<number> {
@@ -81,7 +89,10 @@ async function run(mode: string): Promise<ColdResult> {
   switch (mode) {
     case 'floor':
     case 'touch':
-      return { t: await readFloorPair(), scriptStart }
+      await readFloorPair()
+      return { t: performance.now(), scriptStart }
+    case 'floor-sign':
+      return { t: await floorSign(), scriptStart }
     case 'stored':
     case 'first':
       return { t: await signedRequest(), scriptStart }

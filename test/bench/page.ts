@@ -29,6 +29,8 @@ export interface BenchSetup {
   idleSamples: number
   /** The idle gap before each of those samples, ms. */
   idleGapMs: number
+  /** Operations per block in the JS-only cases (crypto.subtle.sign replaced by a resolved stub). */
+  jsOps: number
   /** Requests per block in the sequential network case. */
   netSeqOps: number
   /** Waves of 32 concurrent requests per block in the concurrent network case. */
@@ -129,6 +131,22 @@ async function pairedBlocks(measure: (op: Op) => Promise<number>, base: Op, op: 
   return { value: sumCase / (blocks / 2), base: sumBase / (blocks / 2) }
 }
 
+/**
+ * Runs `f` with `crypto.subtle.sign` answering at once with a fixed signature, so what is
+ * timed is the library's own JavaScript (and any other WebCrypto calls it makes).
+ */
+async function withStubbedSign<T>(f: () => Promise<T>): Promise<T> {
+  const proto = SubtleCrypto.prototype
+  const original = Object.getOwnPropertyDescriptor(proto, 'sign')!
+  const signature = new Uint8Array(64)
+  Object.defineProperty(proto, 'sign', { ...original, value: () => Promise.resolve(signature.slice().buffer) })
+  try {
+    return await f()
+  } finally {
+    Object.defineProperty(proto, 'sign', original)
+  }
+}
+
 /** One operation after an idle gap, alternating with one floor operation after the same gap. */
 async function pairedAfterIdle(base: Op, op: Op, samples: number, gapMs: number, round: number) {
   const xs: number[] = []
@@ -216,8 +234,18 @@ function createBenchPage(): BenchPage {
       const apiUrl = `${origin}/api/resource`
       const bearer = () => fetch(apiUrl, { headers: { Authorization: `Bearer ${token}` } }).then((r) => r.arrayBuffer())
       const signed = () => netFetch(apiUrl).then((r) => r.arrayBuffer())
+      // The least any DPoP client does per request: one sign, then fetch with both headers
+      // (a proof made once and replayed; the API does not check it): no library code.
+      const rawProof = sample
+      const rawUrl = `${origin}/api/raw`
+      const rawSigned = async () => {
+        await crypto.subtle.sign(SIGN, kp.privateKey, floorInput)
+        const r = await fetch(rawUrl, { headers: { Authorization: `DPoP ${token}`, DPoP: rawProof } })
+        return r.arrayBuffer()
+      }
       await signed() // learns the API's nonce
       await bearer()
+      await rawSigned()
 
       cases.length = 0
       const floor = impls[0]!.op
@@ -230,9 +258,11 @@ function createBenchPage(): BenchPage {
         add(`seq:${impl.id}`, (r) => pairedBlocks((op) => seq(op, config.seqOps), floor, impl.op, config.blocks, r))
         add(`c64:${impl.id}`, (r) => pairedBlocks((op) => inflight(op, 64, config.inflightWaves), floor, impl.op, config.blocks, r))
         add(`idle:${impl.id}`, (r) => pairedAfterIdle(floor, impl.op, config.idleSamples, config.idleGapMs, r))
+        add(`js:${impl.id}`, (r) => withStubbedSign(() => pairedBlocks((op) => seq(op, config.jsOps), floor, impl.op, config.blocks, r)))
       }
       // Network: the bearer request is the baseline of the signed one.
       add('net-seq', (r) => pairedBlocks((op) => seq(op, config.netSeqOps), bearer, signed, config.blocks, r))
+      add('net-seq-raw', (r) => pairedBlocks((op) => seq(op, config.netSeqOps), bearer, rawSigned, config.blocks, r))
       add('net-c32', (r) => pairedBlocks((op) => inflight(op, 32, config.netConcurrentWaves), bearer, signed, config.blocks, r))
       return {
         caseIds: cases.map((c) => c.id),

@@ -15,13 +15,13 @@ export interface BenchFile {
 
 /** What the API saw; run.ts checks it so a bench that silently stopped signing fails. */
 export interface BenchServerStats {
-  /** Requests with `Authorization: DPoP …` and a `DPoP` header. */
+  /** Requests with `Authorization: DPoP …` and a `DPoP` header (including /api/raw). */
   signed: number
   /** Requests with `Authorization: Bearer …` and no `DPoP` header. */
   bearer: number
   /** Anything else that reached /api/ (should stay 0). */
   other: number
-  /** The last `DPoP` header and its request, for verification with jose. */
+  /** The last `DPoP` header and its request outside /api/raw, for verification with jose. */
   last?: { proof: string; authorization: string; method: string; url: string }
 }
 
@@ -60,7 +60,8 @@ export async function startBenchServer(options: BenchServerOptions): Promise<Ben
       const proof = req.headers.dpop
       if (authorization.startsWith('DPoP ') && typeof proof === 'string') {
         stats.signed++
-        stats.last = { proof, authorization, method: req.method ?? '', url: url.pathname }
+        // /api/raw gets a replayed proof from the no-library baseline: not one to verify.
+        if (url.pathname !== '/api/raw') stats.last = { proof, authorization, method: req.method ?? '', url: url.pathname }
       } else if (authorization.startsWith('Bearer ') && proof === undefined) {
         stats.bearer++
       } else {
