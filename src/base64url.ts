@@ -13,9 +13,15 @@ export function fromUtf8(bytes: Uint8Array): string {
   return decoder.decode(bytes)
 }
 
+type ToBase64 = (this: Uint8Array, options: { alphabet: 'base64url'; omitPadding: boolean }) => string
+
 /** base64url without padding of the given bytes. */
 export function encodeBase64url(input: Uint8Array | ArrayBuffer): string {
   const bytes = input instanceof Uint8Array ? input : new Uint8Array(input)
+  // Native where the browser has it (Chromium 140+, Firefox 133+, Safari 18.2+): one call
+  // instead of a binary string, btoa and three replaces, on every proof.
+  const native = (bytes as { toBase64?: ToBase64 }).toBase64
+  if (native) return native.call(bytes, { alphabet: 'base64url', omitPadding: true })
   // String.fromCharCode over chunks: btoa wants a binary string, and spreading
   // a large array at once overflows the call stack.
   let binary = ''

@@ -4,6 +4,7 @@
  * first attempt; a body stream can be read only once, so the request is fixed up front
  * and every attempt is a `Request.clone()` of it. Internal to the signed fetch.
  */
+import { raceAbort } from './abort.js'
 import { DPoPError } from './errors.js'
 
 /** @internal A request prepared once and sent any number of times. */
@@ -15,18 +16,10 @@ export interface ReplayableRequest {
 }
 
 const notReplayable = (why: string) =>
-  new DPoPError('ERR_BODY_NOT_REPLAYABLE', `The request body ${why}, so it cannot be sent (and resent on a DPoP retry). Pass a fresh body for every call.`)
+  new DPoPError('ERR_BODY_NOT_REPLAYABLE', `The request body ${why}, so it cannot be sent (and resent on a DPoP retry). Pass a fresh body per call.`)
 
-/** @internal Rejects with the signal's reason as soon as it aborts, like fetch does. */
-export function raceAbort<T>(value: T | Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return Promise.resolve(value)
-  if (signal.aborted) return Promise.reject(signal.reason as Error)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error)
-    signal.addEventListener('abort', onAbort, { once: true })
-    Promise.resolve(value).then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
-}
+/** @internal `mode: 'no-cors'` cannot carry the Authorization and DPoP headers. */
+export const noCors = () => new DPoPError('ERR_INVALID_ARGUMENT', 'Mode "no-cors" cannot carry the Authorization and DPoP headers; use mode "cors".')
 
 function isStream(body: unknown): body is ReadableStream<Uint8Array> {
   return typeof ReadableStream === 'function' && body instanceof ReadableStream
@@ -72,9 +65,7 @@ export async function prepareReplayable(
   const method = request.method.toUpperCase()
   // Moves the body into a new Request; `request` is ours, so nothing of the caller's is lost.
   if (method !== request.method) request = new Request(request, { method })
-  if (request.mode === 'no-cors') {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', 'A request with mode "no-cors" cannot carry the Authorization and DPoP headers; use mode "cors" for the API.')
-  }
+  if (request.mode === 'no-cors') throw noCors()
   const prepared = request
   return {
     request: prepared,

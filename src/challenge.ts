@@ -38,15 +38,17 @@ export interface OAuthErrorBody {
   errorUri?: string
 }
 
-// tchar (RFC 9110 §5.6.2) as a lookup over ASCII codes: the parser runs on every 401.
-const TCHAR = new Uint8Array(128)
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1
-// token68 (RFC 9110 §11.2) minus the trailing "=" padding.
-const T68 = new Uint8Array(128)
-for (const c of '-._~+/0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ') T68[c.charCodeAt(0)] = 1
-
-const isTchar = (code: number) => code < 128 && TCHAR[code] === 1
-const isT68 = (code: number) => code < 128 && T68[code] === 1
+// Sticky patterns, each tried at the current position: shorter than hand-written scanners
+// and as fast for headers of this size.
+const OWS = /[ \t]*/y
+// token = 1*tchar (RFC 9110 §5.6.2); may match empty, the callers check.
+const TOKEN = /[!#$%&'*+\-.^_`|~0-9A-Za-z]*/y
+// quoted-string with quoted-pairs (§5.6.4); an unterminated one does not match.
+const QUOTED = /"((?:[^"\\]|\\[\s\S])*)"/y
+// token68 (§11.2).
+const TOKEN68 = /[-._~+/0-9A-Za-z]+=*/y
+// Recovery: up to the next comma that is not inside a quoted string (an unterminated one runs to the end).
+const SKIP = /(?:[^,"]|"(?:[^"\\]|\\[\s\S]?)*"?)*/y
 
 /**
  * Parses a `WWW-Authenticate` header value into its challenges.
@@ -70,91 +72,51 @@ export function parseWWWAuthenticate(header: string | null | undefined): Challen
   const out: Challenge[] = []
   if (typeof header !== 'string') return out
   const s = header
-  const n = s.length
   let i = 0
   let current: Challenge | undefined
 
-  const ows = () => {
-    while (i < n && (s.charCodeAt(i) === 0x20 || s.charCodeAt(i) === 0x09)) i++
+  const eat = (pattern: RegExp): RegExpExecArray | null => {
+    pattern.lastIndex = i
+    const m = pattern.exec(s)
+    if (m) i = pattern.lastIndex
+    return m
   }
-  const token = (): string => {
-    const start = i
-    while (i < n && isTchar(s.charCodeAt(i))) i++
-    return s.slice(start, i)
-  }
+  const token = (): string => eat(TOKEN)?.[0] ?? ''
   // At OWS, then "," or the end: where a list element may end.
   const atElementEnd = (): boolean => {
-    ows()
-    return i >= n || s.charCodeAt(i) === 0x2c
+    eat(OWS)
+    return i >= s.length || s[i] === ','
   }
-  // Recovery: skip to the next comma that is not inside a quoted string.
-  const skipElement = () => {
-    let quoted = false
-    while (i < n) {
-      const c = s.charCodeAt(i)
-      if (quoted) {
-        if (c === 0x5c) i++
-        else if (c === 0x22) quoted = false
-      } else if (c === 0x22) quoted = true
-      else if (c === 0x2c) return
-      i++
-    }
-  }
-  // quoted-string at s[i] === '"'; undefined when unterminated.
-  const quotedString = (): string | undefined => {
-    i++
-    let value = ''
-    let from = i
-    while (i < n) {
-      const c = s.charCodeAt(i)
-      if (c === 0x22) {
-        value += s.slice(from, i)
-        i++
-        return value
-      }
-      if (c === 0x5c) {
-        if (i + 1 >= n) return undefined
-        value += s.slice(from, i)
-        from = i + 1 // quoted-pair: the next character is data
-        i += 2
-        continue
-      }
-      i++
-    }
-    return undefined
-  }
+  const skipElement = () => eat(SKIP)
   // auth-param = token BWS "=" BWS ( token / quoted-string ), ending the element.
   const authParam = (): [string, string] | undefined => {
     const start = i
     const name = token()
     if (name !== '') {
-      ows()
-      if (s.charCodeAt(i) === 0x3d) {
+      eat(OWS)
+      if (s[i] === '=') {
         i++
-        ows()
-        const value = s.charCodeAt(i) === 0x22 ? quotedString() : token() || undefined
+        eat(OWS)
+        // quoted-pair: the character after a backslash is data.
+        const value = s[i] === '"' ? eat(QUOTED)?.[1]?.replace(/\\([\s\S])/g, '$1') : token() || undefined
         if (value !== undefined && atElementEnd()) return [name.toLowerCase(), value]
       }
     }
     i = start
     return undefined
   }
-  // token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=", ending the element.
+  // token68, ending the element.
   const token68 = (): string | undefined => {
     const start = i
-    while (i < n && isT68(s.charCodeAt(i))) i++
-    if (i > start) {
-      while (i < n && s.charCodeAt(i) === 0x3d) i++
-      const value = s.slice(start, i)
-      if (atElementEnd()) return value
-    }
+    const value = eat(TOKEN68)?.[0]
+    if (value !== undefined && atElementEnd()) return value
     i = start
     return undefined
   }
   // After a comma: is the next element an auth-param (token BWS "=") rather than a new scheme?
   const looksLikeParam = (): boolean => {
     const start = i
-    const isParam = token() !== '' && (ows(), s.charCodeAt(i) === 0x3d)
+    const isParam = token() !== '' && (eat(OWS), s[i] === '=')
     i = start
     return isParam
   }
@@ -162,10 +124,10 @@ export function parseWWWAuthenticate(header: string | null | undefined): Challen
     if (current && !Object.hasOwn(current.params, p[0])) current.params[p[0]] = p[1]
   }
 
-  while (i < n) {
+  while (i < s.length) {
     // Empty list elements and whitespace between them (RFC 9110 §5.6.1).
-    const c = s.charCodeAt(i)
-    if (c === 0x2c || c === 0x20 || c === 0x09) {
+    const c = s[i]
+    if (c === ',' || c === ' ' || c === '\t') {
       i++
       continue
     }
@@ -181,8 +143,8 @@ export function parseWWWAuthenticate(header: string | null | undefined): Challen
       skipElement()
       continue
     }
-    const next = s.charCodeAt(i)
-    if (i < n && next !== 0x20 && next !== 0x09 && next !== 0x2c) {
+    const next = s[i]
+    if (next !== undefined && next !== ' ' && next !== '\t' && next !== ',') {
       // Not a scheme after all (e.g. `Basic"x"`): drop the element, and any params after it.
       current = undefined
       skipElement()

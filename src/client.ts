@@ -130,15 +130,17 @@ export interface DPoPClient {
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
 
+const invalid = (message: string) => new DPoPError('ERR_INVALID_ARGUMENT', message)
+
 function assertUrl(value: unknown, name: string): URL {
-  let url: URL
+  let url: URL | undefined
   try {
     url = new URL(value as string)
   } catch {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', `"config.${name}" must be an absolute URL.`)
+    // reported below
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', `"config.${name}" must be an https:// URL (http:// is allowed for localhost only).`)
+  if (url?.protocol !== 'https:' && !(url?.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
+    throw invalid(`"config.${name}" must be an absolute https:// URL (http:// only for localhost).`)
   }
   return url
 }
@@ -166,11 +168,11 @@ function assertUrl(value: unknown, name: string): URL {
  * ```
  */
 export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPClient> {
-  if (typeof config !== 'object' || config === null) throw new DPoPError('ERR_INVALID_ARGUMENT', '"config" must be an object.')
+  if (typeof config !== 'object' || config === null) throw invalid('"config" must be an object.')
   const issuer = assertUrl(config.issuer, 'issuer')
   assertUrl(config.redirectUri, 'redirectUri')
-  if (typeof config.clientId !== 'string' || config.clientId === '') throw new DPoPError('ERR_INVALID_ARGUMENT', '"config.clientId" must be a non-empty string.')
-  if (!Array.isArray(config.apiOrigins)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"config.apiOrigins" must be an array of origins, e.g. ["https://api.example.com"].')
+  if (typeof config.clientId !== 'string' || config.clientId === '') throw invalid('"config.clientId" must be a non-empty string.')
+  if (!Array.isArray(config.apiOrigins)) throw invalid('"config.apiOrigins" must be an array of origins, e.g. ["https://api.example.com"].')
   const scope = config.scope ?? CLIENT_DEFAULTS.scope
   const resource = config.resource === undefined ? [] : typeof config.resource === 'string' ? [config.resource] : [...config.resource]
   const name = config.name ?? config.clientId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64)
@@ -188,21 +190,27 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
 
   const discover = async (): Promise<AuthorizationServer> => {
     if (config.metadata) return config.metadata
-    try {
-      const response = await discoveryRequest(issuer, {
-        algorithm: 'oidc',
-        // oauth4webapi calls it as fetch(url, init): the same contract, typed differently.
-        ...(config.fetch ? { [customFetch]: config.fetch as never } : {}),
-        ...(insecure ? { [allowInsecureRequests]: true } : {}),
-      })
-      return await processDiscoveryResponse(issuer, response)
-    } catch (e) {
-      throw toDPoPError(e, 'the discovery of the authorization server')
+    // OpenID Connect Discovery first; a plain OAuth server (RFC 8414) publishes only
+    // /.well-known/oauth-authorization-server, so that is tried when the first fails.
+    let first: unknown
+    for (const algorithm of ['oidc', 'oauth2'] as const) {
+      try {
+        const response = await discoveryRequest(issuer, {
+          algorithm,
+          // oauth4webapi calls it as fetch(url, init): the same contract, typed differently.
+          ...(config.fetch ? { [customFetch]: config.fetch as never } : {}),
+          ...(insecure ? { [allowInsecureRequests]: true } : {}),
+        })
+        return await processDiscoveryResponse(issuer, response)
+      } catch (e) {
+        first ??= e
+      }
     }
+    throw toDPoPError(first, 'the discovery of the authorization server')
   }
   const [as] = await Promise.all([discover(), keyReady])
   if (!as.authorization_endpoint || !as.token_endpoint) {
-    throw new DPoPError('ERR_INVALID_RESPONSE', 'The authorization server metadata has no authorization_endpoint or token_endpoint.')
+    throw new DPoPError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')
   }
 
   const clock = createClock()
@@ -238,6 +246,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     fetch: config.fetch,
     insecure,
     clockOffset: () => clock.offset(),
+    nonces,
     refreshLeewayMs: (config.refreshLeewaySeconds ?? CLIENT_DEFAULTS.refreshLeewaySeconds) * 1000,
     lockTimeoutMs: config.lockTimeoutMs ?? CLIENT_DEFAULTS.lockTimeoutMs,
     emit,

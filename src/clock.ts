@@ -89,11 +89,9 @@ export function offsetFromDate(
  */
 export function createClock(options?: ClockOptions): DPoPClock {
   const local = options?.now ?? CLOCK_DEFAULTS.now
-  if (typeof local !== 'function') throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.now" must be a function returning milliseconds.')
+  if (typeof local !== 'function') throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.now" must be a function.')
   const thresholdMs = options?.thresholdMs ?? CLOCK_DEFAULTS.thresholdMs
-  if (typeof thresholdMs !== 'number' || !Number.isFinite(thresholdMs) || thresholdMs < 0) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.thresholdMs" must be a non-negative number of milliseconds.')
-  }
+  if (!Number.isFinite(thresholdMs) || thresholdMs < 0) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.thresholdMs" must be a non-negative number.')
   let offset = 0
   return {
     now: () => local() + offset,
@@ -105,9 +103,7 @@ export function createClock(options?: ClockOptions): DPoPClock {
       return true
     },
     adjust(offsetMs) {
-      if (typeof offsetMs !== 'number' || !Number.isFinite(offsetMs)) {
-        throw new DPoPError('ERR_INVALID_ARGUMENT', '"offsetMs" must be a finite number of milliseconds.')
-      }
+      if (!Number.isFinite(offsetMs)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"offsetMs" must be a finite number.')
       offset = Math.round(offsetMs)
     },
   }

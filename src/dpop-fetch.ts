@@ -4,7 +4,8 @@
  * server nonces and clock skew, and retries once where the protocol says to.
  */
 import { decodeBase64url, fromUtf8 } from './base64url.js'
-import { prepareReplayable, raceAbort } from './body.js'
+import { raceAbort } from './abort.js'
+import { noCors, prepareReplayable, type ReplayableRequest } from './body.js'
 import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from './challenge.js'
 import { createClock, offsetFromDate, type DPoPClock } from './clock.js'
 import { DPoPError, ServerResponseError } from './errors.js'
@@ -90,9 +91,9 @@ export type DPoPFetchEvent =
 const INSTALLED = Symbol('dpop-spa.installed')
 type InstalledFetch = typeof fetch & { [INSTALLED]?: typeof fetch }
 
-// Requests this module sent. An installed wrapper that sees one again (a custom
-// `options.fetch` that calls the global fetch) passes it on instead of signing it twice.
-const ours = new WeakSet<Request>()
+// Requests and init objects this module sent. An installed wrapper that sees one again (a
+// custom `options.fetch` that calls the global fetch) passes it on instead of signing it twice.
+const ours = new WeakSet<object>()
 
 // RFC 6750 §2.1 b64token is narrower; any printable ASCII without spaces fits a header.
 const TOKEN = /^[\x21-\x7e]+$/
@@ -100,6 +101,24 @@ const TOKEN = /^[\x21-\x7e]+$/
 const IAT_REJECTION = /\biat\b|issued|time|clock/i
 // Old token -> its replacement, so a 401 that arrives after a refresh finished reuses it.
 const REPLACED_SIZE = 4
+// A URL string that is absolute whatever the base (scheme and "//" authority), so what it
+// resolves to can be cached.
+const ABSOLUTE = /^https?:\/\//i
+const TARGET_CACHE_SIZE = 64
+// Methods that `fetch` accepts as they are; anything else goes through `new Request`, which
+// rejects invalid and forbidden methods with the TypeError fetch would throw.
+const PLAIN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
+
+/** Where a signed request goes: resolved once, then cached for absolute URL strings. */
+interface Target {
+  readonly href: string
+  readonly origin: string
+  readonly htu: string
+  /** No userinfo: `fetch` refuses URLs with credentials, so those take the `Request` path. */
+  readonly plain: boolean
+}
+
+const invalid = (message: string) => new DPoPError('ERR_INVALID_ARGUMENT', message)
 
 function unwrap(f: typeof fetch): typeof fetch {
   return (f as InstalledFetch)[INSTALLED] ?? f
@@ -110,24 +129,18 @@ function isRequest(input: unknown): input is Request {
 }
 
 function parseOrigins(value: unknown): ReadonlySet<string> {
-  const expected = '"options.origins" must be a non-empty array of http(s) origins such as "https://api.example.com"'
-  if (!Array.isArray(value) || value.length === 0) throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}.`)
   const origins = new Set<string>()
-  for (const item of value as unknown[]) {
-    if (typeof item !== 'string' && !(item instanceof URL)) throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; got a ${typeof item}.`)
-    const text = String(item)
-    const shown = JSON.stringify(text.slice(0, 100))
-    if (text.includes('*')) throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; wildcards are not allowed: ${shown}.`)
-    let url: URL
+  for (const item of Array.isArray(value) && value.length ? (value as unknown[]) : [undefined]) {
+    const text = typeof item === 'string' || item instanceof URL ? String(item) : ''
+    let url: URL | undefined
     try {
       url = new URL(text)
     } catch {
-      throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; ${shown} is not an absolute URL.`)
+      // reported below
     }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; ${shown} is not http(s).`)
-    if (url.username !== '' || url.password !== '') throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; ${shown} has credentials.`)
-    if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || /[?#]/.test(text)) {
-      throw new DPoPError('ERR_INVALID_ARGUMENT', `${expected}; ${shown} has a path, query or fragment: give only scheme, host and port.`)
+    // Exactly scheme, host and port: no wildcard, credentials, path, query or fragment.
+    if (!url || !/^https?:$/.test(url.protocol) || /[*?#@]/.test(text) || url.pathname !== '/') {
+      throw invalid(`"options.origins" must be a non-empty array of origins like "https://api.example.com" (scheme, host, port only); got ${JSON.stringify(text.slice(0, 100))}.`)
     }
     origins.add(url.origin)
   }
@@ -139,23 +152,21 @@ function isFunction(value: unknown): value is (...args: never[]) => unknown {
 }
 
 function hasMethods(value: unknown, names: readonly string[]): boolean {
-  return typeof value === 'object' && value !== null && names.every((n) => typeof (value as Record<string, unknown>)[n] === 'function')
+  return typeof value === 'object' && value !== null && names.every((n) => isFunction((value as Record<string, unknown>)[n]))
 }
 
 function checkToken(value: unknown, from: string): string | undefined {
   if (value === undefined || value === '') return undefined
-  if (typeof value !== 'string' || !TOKEN.test(value)) {
-    // Never echo the value: it may be a token.
-    throw new DPoPError('ERR_INVALID_ARGUMENT', `${from} must return an access token (printable ASCII, no spaces) or undefined.`)
-  }
+  // Never echo the value: it may be a token.
+  if (typeof value !== 'string' || !TOKEN.test(value)) throw invalid(`${from} must return an access token (printable ASCII, no spaces) or undefined.`)
   return value
 }
 
 function hidden(origin: string, status: number, header: string): ServerResponseError {
   return new ServerResponseError(
     'ERR_CORS_HEADER_HIDDEN',
-    `The API at ${origin} answered ${status}, but the browser hid its ${header} header from this page (CORS). ` +
-      'The API must send "Access-Control-Expose-Headers: WWW-Authenticate, DPoP-Nonce" (and Date, for clock correction) on its responses.',
+    `The API at ${origin} answered ${status}, but the browser hid its ${header} header (CORS). The API must send ` +
+      '"Access-Control-Expose-Headers: WWW-Authenticate, DPoP-Nonce" (and Date, for clock correction).',
     { status },
   )
 }
@@ -227,31 +238,24 @@ function isCrossOrigin(response: Response, origin: string): boolean {
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-7.1
  */
 export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
-  if (typeof options !== 'object' || options === null) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options" must be an object.')
+  if (typeof options !== 'object' || options === null) throw invalid('"options" must be an object.')
   const { keys, getAccessToken, onInvalidToken } = options
-  const keySource = typeof keys === 'object' && keys !== null && isFunction((keys as Partial<KeyPairSource>).load) ? (keys as KeyPairSource) : undefined
-  const fixedPair = keySource ? undefined : (keys as CryptoKeyPair)
-  if (
-    !keySource &&
-    (typeof fixedPair !== 'object' || fixedPair === null || typeof fixedPair.privateKey !== 'object' || typeof fixedPair.publicKey !== 'object')
-  ) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.keys" must be a CryptoKeyPair or a key store (an object with load()).')
+  const keySource = hasMethods(keys, ['load']) ? (keys as KeyPairSource) : undefined
+  const fixedPair = keys as CryptoKeyPair
+  if (!keySource && (typeof fixedPair?.privateKey !== 'object' || typeof fixedPair.publicKey !== 'object')) {
+    throw invalid('"options.keys" must be a CryptoKeyPair or a key store (an object with load()).')
   }
   const allowed = parseOrigins(options.origins)
-  if (getAccessToken !== undefined && !isFunction(getAccessToken)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.getAccessToken" must be a function.')
-  if (onInvalidToken !== undefined && !isFunction(onInvalidToken)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.onInvalidToken" must be a function.')
-  if (options.fetch !== undefined && !isFunction(options.fetch)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.fetch" must be a fetch function.')
+  for (const [name, value] of [['getAccessToken', getAccessToken], ['onInvalidToken', onInvalidToken], ['fetch', options.fetch]] as const) {
+    if (value !== undefined && !isFunction(value)) throw invalid(`"options.${name}" must be a function.`)
+  }
   const clock = options.clock ?? createClock()
-  if (!hasMethods(clock, ['now', 'offset', 'observeDate', 'adjust'])) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.clock" must be a clock from createClock().')
-  }
+  if (!hasMethods(clock, ['now', 'offset', 'observeDate', 'adjust'])) throw invalid('"options.clock" must be a clock from createClock().')
   const nonces = options.nonces ?? createNonceCache()
-  if (!hasMethods(nonces, ['get', 'set'])) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.nonces" must be a nonce cache from createNonceCache().')
-  }
+  if (!hasMethods(nonces, ['get', 'set'])) throw invalid('"options.nonces" must be a nonce cache from createNonceCache().')
   const debug = options.debug ?? DPOP_FETCH_DEFAULTS.debug
-  if (typeof debug !== 'boolean' && !isFunction(debug)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.debug" must be a boolean or a function.')
-  const listener = debug === true ? (e: DPoPFetchEvent) => console.debug('[dpop-spa]', e) : debug === false ? undefined : debug
+  if (typeof debug !== 'boolean' && !isFunction(debug)) throw invalid('"options.debug" must be a boolean or a function.')
+  const listener = debug === true ? (e: DPoPFetchEvent) => console.debug('[dpop-spa]', e) : debug || undefined
   // A logger must never break a request.
   const emit = listener && ((e: DPoPFetchEvent) => {
     try {
@@ -264,6 +268,25 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
   // Lazy, so a page can install or replace fetch after creating us; unwrapped, so an
   // installed wrapper never ends up calling itself.
   const underlying = (): typeof fetch => unwrap(options.fetch ?? globalThis.fetch)
+
+  // Resolving a URL and reading document.baseURI is a good part of a request's own cost;
+  // absolute URL strings resolve the same whatever the page does, so they are cached.
+  const targets = new Map<string, Target | false>()
+  const targetOf = (input: unknown): Target | false => {
+    const cacheable = typeof input === 'string' && ABSOLUTE.test(input)
+    let target = cacheable ? targets.get(input) : undefined
+    if (target === undefined) {
+      const url = resolveUrl(input)
+      // The scheme test matters: a blob: URL's origin is that of the page that made it (WHATWG URL).
+      target = !!url && allowed.has(url.origin) && /^https?:$/.test(url.protocol) &&
+        { href: url.href, origin: url.origin, htu: url.origin + url.pathname, plain: !url.username && !url.password }
+      if (cacheable) {
+        if (targets.size >= TARGET_CACHE_SIZE) targets.delete(targets.keys().next().value as string)
+        targets.set(input, target)
+      }
+    }
+    return target
+  }
 
   // Single flight per rejected token (§ "invalid_token"): concurrent 401s share one call.
   const renewing = new Map<string, Promise<string | undefined>>()
@@ -289,27 +312,34 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
   }
 
   return async (input, init) => {
-    const url = resolveUrl(input)
-    // The scheme test matters: a blob: URL's origin is that of the page that made it (WHATWG URL).
-    if (url === undefined || !allowed.has(url.origin) || (url.protocol !== 'https:' && url.protocol !== 'http:')) return underlying()(input, init)
+    const target = targetOf(input)
+    if (!target) return underlying()(input, init)
 
     const signal = init?.signal !== undefined ? init.signal ?? undefined : isRequest(input) ? input.signal : undefined
     signal?.throwIfAborted()
-    const origin = url.origin
-    const htu = origin + url.pathname
-    const [replay, keyPair, firstToken] = await Promise.all([
-      // A string or URL input becomes the URL checked above, resolved once: the Request then
-      // goes exactly where the origin check said (and relative URLs work without a document).
-      prepareReplayable(isRequest(input) ? input : url, init, signal),
-      keySource ? raceAbort(keySource.load(signal ? { signal } : undefined), signal) : (fixedPair as CryptoKeyPair),
-      getAccessToken ? raceAbort(getAccessToken(signal ? { signal } : {}), signal) : undefined,
-    ])
+    const { origin, htu } = target
+    const initMethod = init?.method
+    // The common request (a URL, no body, a plain method) needs no Request object: building
+    // one and cloning it per attempt is most of what the signed fetch would otherwise add.
+    // Everything else is prepared once as a Request, so a retry sends the same bytes.
+    const plain = target.plain && !isRequest(input) && init?.body == null &&
+      (initMethod === undefined || (typeof initMethod === 'string' && PLAIN_METHODS.has(initMethod.toUpperCase())))
+    if (plain && init?.mode === 'no-cors') throw noCors()
+    const preparing = plain ? undefined : prepareReplayable(isRequest(input) ? input : target.href, init, signal)
+    const loading = keySource ? raceAbort(keySource.load(signal ? { signal } : undefined), signal) : fixedPair
+    const asked = getAccessToken?.(signal ? { signal } : {})
+    const pending = typeof (asked as Partial<PromiseLike<unknown>> | undefined)?.then === 'function'
+    // Await only what is pending: settled values still cost turns of the microtask queue.
+    const [replay, keyPair, firstToken]: [ReplayableRequest | undefined, CryptoKeyPair, unknown] =
+      preparing || loading instanceof Promise || pending
+        ? await Promise.all([preparing, loading, pending ? raceAbort(asked, signal) : asked])
+        : [preparing, loading, asked]
     let token = checkToken(firstToken, '"options.getAccessToken"')
-    const { request: prepared } = replay
-    const method = prepared.method
-    const headers = prepared.headers
+    const method = replay ? replay.request.method : (initMethod ?? 'GET').toUpperCase()
+    let headers = replay ? replay.request.headers : new Headers(init?.headers)
+    let authorization: string | undefined
     if (token !== undefined) {
-      headers.set('Authorization', `DPoP ${token}`)
+      authorization = `DPoP ${token}`
     } else {
       const callerAuth = headers.get('Authorization')?.trim()
       const callerDPoP = callerAuth === undefined ? null : /^DPoP +([\x21-\x7e]+)$/i.exec(callerAuth)
@@ -323,18 +353,21 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
     let retriedClock = false
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted()
-      const request = replay.attempt()
+      // A retry without a Request gets headers of its own: the first attempt's were handed out.
+      if (!replay && attempt > 1) headers = new Headers(headers)
       const nonce = nonces.get(origin)
       const signedWithOffset = clock.offset()
       const proof = await createProof(keyPair, { htm: method, htu, accessToken: token, nonce, now: clock.now() })
-      request.headers.set('DPoP', proof)
+      if (authorization) headers.set('Authorization', authorization)
+      headers.set('DPoP', proof)
       if (emit) {
         const { header, claims } = decodeProof(proof)
         emit({ type: 'proof', method, url: htu, attempt, header, claims } as DPoPFetchEvent)
       }
+      const request = replay ? replay.attempt() : { ...init, method, headers }
       ours.add(request)
       const startedAt = clock.now() - clock.offset()
-      const response = await send(request)
+      const response = await (replay ? send(request as Request) : send(target.href, request))
       const endedAt = clock.now() - clock.offset()
 
       const nonceHeader = response.headers.get('DPoP-Nonce')
@@ -376,7 +409,7 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
             const next = await raceAbort(renew(token), signal)
             if (next === undefined || next === token) return response
             token = next
-            headers.set('Authorization', `DPoP ${token}`)
+            authorization = `DPoP ${token}`
             retriedToken = true
             reason = 'invalid_token'
             break
@@ -434,17 +467,15 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
  * ```
  */
 export function installDPoPFetch(dpopFetch: DPoPFetch, target: { fetch: typeof fetch } = globalThis): () => void {
-  if (!isFunction(dpopFetch)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"dpopFetch" must be a function from createDPoPFetch().')
-  if (typeof target !== 'object' || target === null || !isFunction(target.fetch)) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"target" must be an object with a fetch function.')
-  }
+  if (!isFunction(dpopFetch)) throw invalid('"dpopFetch" must be a function from createDPoPFetch().')
+  if (!hasMethods(target, ['fetch'])) throw invalid('"target" must be an object with a fetch function.')
   const previous = target.fetch
   const original = unwrap(previous)
   let active = true
   const wrapper = ((input: string | URL | Request, init?: RequestInit) => {
     if (!active) return previous(input, init)
     // One of our own signed requests coming back through a custom fetch: send it, don't re-sign.
-    if (isRequest(input) && ours.has(input)) return original(input, init)
+    if (ours.has(input as object) || ours.has(init as object)) return original(input, init)
     return dpopFetch(input, init)
   }) as InstalledFetch
   Object.defineProperty(wrapper, INSTALLED, { value: original })

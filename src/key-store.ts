@@ -7,7 +7,7 @@ import { get, update, del } from 'idb-keyval'
 import { DPoPError, KeyStoreError } from './errors.js'
 import { generateKeyPair, type DPoPAlgorithm } from './keys.js'
 import { keyPairThumbprint } from './proof.js'
-import { defaultIndexedDB, openIdbStore, type IdbStore } from './idb.js'
+import { USE_MEMORY, defaultIndexedDB, openIdbStore, type IdbStore } from './idb.js'
 import { raceAbort } from './abort.js'
 
 /** Options of {@link openKeyStore}. */
@@ -135,11 +135,11 @@ function isUsable(value: unknown): value is StoredKeyPair {
  */
 export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> {
   if (typeof options !== 'object' || options === null || typeof options.name !== 'string' || !NAME.test(options.name)) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.name" must be 1–64 letters, digits, ".", "_" or "-".')
+    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.name" must be 1-64 of A-Z a-z 0-9 . _ -')
   }
   const { name } = options
   const alg = options.alg ?? KEY_STORE_DEFAULTS.alg
-  if (alg !== 'ES256') throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `"options.alg" must be ES256; got ${JSON.stringify(String(alg))}.`)
+  if (alg !== 'ES256') throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', '"options.alg" must be ES256.')
   const fallback = options.fallback ?? KEY_STORE_DEFAULTS.fallback
   if (fallback !== 'error' && fallback !== 'memory') throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.fallback" must be "error" or "memory".')
   const timeoutMs = options.timeoutMs ?? KEY_STORE_DEFAULTS.timeoutMs
@@ -152,12 +152,11 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
   const listeners = new Set<(event: 'rotated' | 'deleted') => void>()
 
   const unavailable = () =>
-    new KeyStoreError('ERR_KEY_STORE_UNAVAILABLE', 'IndexedDB is not available in this context, so the DPoP key cannot persist. Serve the app from a normal (non-sandboxed) page, or ask openKeyStore() for { fallback: "memory" }.')
+    new KeyStoreError('ERR_KEY_STORE_UNAVAILABLE', `No IndexedDB here, so the key cannot persist: serve the app from a normal page, or ${USE_MEMORY}.`)
 
   // Only failures of the storage itself may fall back to memory; never crypto failures.
   const canFallBack = (e: unknown) =>
-    fallback === 'memory' && e instanceof KeyStoreError &&
-    (e.code === 'ERR_KEY_STORE_UNAVAILABLE' || e.code === 'ERR_KEY_STORE_UNSUPPORTED' || e.code === 'ERR_KEY_STORE_QUOTA')
+    fallback === 'memory' && e instanceof KeyStoreError && e.code !== 'ERR_KEY_STORE_FAILED'
 
   const toMemory = async (): Promise<CryptoKeyPair> => {
     storage = 'memory'
@@ -177,7 +176,7 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
       // Add only if absent, in one transaction: a tab that lost the race adopts the winner's pair.
       await update<unknown>(RECORD, (old) => (isUsable(old) ? old : record), idb.use)
       const winner = await get<unknown>(RECORD, idb.use)
-      if (!isUsable(winner)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The key pair written to IndexedDB could not be read back. Reload the page; if it persists, clear site data.')
+      if (!isUsable(winner)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The stored key pair could not be read back. Reload; if it persists, clear site data.')
       return { privateKey: winner.privateKey, publicKey: winner.publicKey }
     } catch (e) {
       if (canFallBack(e)) return toMemory()

@@ -30,56 +30,29 @@ export interface PublicJwk {
   e?: string
 }
 
-interface AlgorithmSpec {
-  readonly generate: EcKeyGenParams
-  readonly sign: EcdsaParams
-  /** Does a CryptoKey's `algorithm` belong to this JWS alg? */
-  readonly matches: (algorithm: KeyAlgorithm) => boolean
-}
-
-// The one table to extend when an algorithm is added.
-const ALGORITHMS: Readonly<Record<DPoPAlgorithm, AlgorithmSpec>> = {
-  ES256: {
-    generate: { name: 'ECDSA', namedCurve: 'P-256' },
-    // WebCrypto's ECDSA signature is already the raw r||s form JWS wants (RFC 7518 §3.4).
-    sign: { name: 'ECDSA', hash: 'SHA-256' },
-    matches: (a) => a.name === 'ECDSA' && (a as EcKeyAlgorithm).namedCurve === 'P-256',
-  },
-}
-
 /** Defaults of {@link GenerateKeyPairOptions}. */
 export const KEY_DEFAULTS = { alg: 'ES256' } as const satisfies Required<GenerateKeyPairOptions>
+
+// ES256 is the one algorithm we sign with: a table of one would only cost bytes. Adding an
+// algorithm means a branch here, in generateKeyPair and in algorithmOf.
+const P256: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' }
+// WebCrypto's ECDSA signature is already the raw r||s form JWS wants (RFC 7518 §3.4).
+const ES256_SIGN: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' }
+
+const invalid = (message: string) => new DPoPError('ERR_INVALID_ARGUMENT', message)
 
 /** @internal */
 export function subtle(): SubtleCrypto {
   const s = globalThis.crypto?.subtle
-  if (!s) {
-    throw new DPoPError(
-      'ERR_CRYPTO_UNAVAILABLE',
-      'WebCrypto (crypto.subtle) is not available. DPoP needs a secure context: serve the page over https:// or from http://localhost.',
-    )
-  }
+  if (!s) throw new DPoPError('ERR_CRYPTO_UNAVAILABLE', 'No crypto.subtle: serve the page over https:// or from http://localhost.')
   return s
-}
-
-function spec(alg: unknown): AlgorithmSpec {
-  if (typeof alg === 'string' && Object.hasOwn(ALGORITHMS, alg)) return ALGORITHMS[alg as DPoPAlgorithm]
-  throw new DPoPError(
-    'ERR_UNSUPPORTED_ALGORITHM',
-    `"options.alg" must be one of ${Object.keys(ALGORITHMS).join(', ')}; got ${JSON.stringify(String(alg))}.`,
-  )
 }
 
 /** @internal The JWS alg and WebCrypto sign parameters of a private key. Throws ERR_UNSUPPORTED_ALGORITHM. */
 export function algorithmOf(key: CryptoKey): { alg: DPoPAlgorithm; sign: EcdsaParams } {
-  for (const alg of Object.keys(ALGORITHMS) as DPoPAlgorithm[]) {
-    const s = ALGORITHMS[alg]
-    if (s.matches(key.algorithm)) return { alg, sign: s.sign }
-  }
-  throw new DPoPError(
-    'ERR_UNSUPPORTED_ALGORITHM',
-    `The key's algorithm (${key.algorithm.name}) cannot sign DPoP proofs; use generateKeyPair() to make an ES256 key pair.`,
-  )
+  const a = key.algorithm as EcKeyAlgorithm
+  if (a.name === 'ECDSA' && a.namedCurve === 'P-256') return { alg: 'ES256', sign: ES256_SIGN }
+  throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `A ${a.name} key cannot sign proofs; use an ES256 pair from generateKeyPair().`)
 }
 
 /**
@@ -97,11 +70,13 @@ export function algorithmOf(key: CryptoKey): { alg: DPoPAlgorithm; sign: EcdsaPa
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-2
  */
 export async function generateKeyPair(options: GenerateKeyPairOptions = {}): Promise<CryptoKeyPair> {
-  const s = spec(options.alg ?? KEY_DEFAULTS.alg)
-  return subtle().generateKey(s.generate, false, ['sign', 'verify'])
+  const alg = options.alg ?? KEY_DEFAULTS.alg
+  if (alg !== 'ES256') throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `"options.alg" must be ES256; got ${JSON.stringify(String(alg))}.`)
+  return subtle().generateKey(P256, false, ['sign', 'verify'])
 }
 
-// RFC 7638 §3.2: the required members of each key type, in lexicographic order.
+// RFC 7638 §3.2: the required members of each key type, in lexicographic order. OKP and
+// RSA are here for thumbprints of keys we do not sign with (and the RFC's RSA example).
 const REQUIRED_MEMBERS: Readonly<Record<string, readonly (keyof PublicJwk)[]>> = {
   EC: ['crv', 'kty', 'x', 'y'],
   OKP: ['crv', 'kty', 'x'],
@@ -114,15 +89,12 @@ const REQUIRED_MEMBERS: Readonly<Record<string, readonly (keyof PublicJwk)[]>> =
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for an unknown `kty` or missing members.
  */
 export function publicJwk(jwk: JsonWebKey): PublicJwk {
-  const members = typeof jwk.kty === 'string' ? REQUIRED_MEMBERS[jwk.kty] : undefined
-  if (!members) throw new DPoPError('ERR_INVALID_ARGUMENT', `JWK "kty" must be EC, OKP or RSA; got ${String(jwk.kty)}.`)
-  const out: Record<string, string> = {}
-  for (const m of members) {
-    const v = (jwk as Record<string, unknown>)[m]
-    if (typeof v !== 'string' || v === '') {
-      throw new DPoPError('ERR_INVALID_ARGUMENT', `JWK of kty ${jwk.kty} must have a string "${m}".`)
-    }
-    out[m] = v
+  const kty = String(jwk.kty)
+  const members = Object.hasOwn(REQUIRED_MEMBERS, kty) ? REQUIRED_MEMBERS[kty] : undefined
+  const out: Record<string, unknown> = {}
+  for (const m of members ?? []) out[m] = (jwk as Record<string, unknown>)[m]
+  if (!members || !members.every((m) => typeof out[m] === 'string' && out[m] !== '')) {
+    throw invalid('The JWK must be an EC, OKP or RSA public key with all its members.')
   }
   return out as unknown as PublicJwk
 }
@@ -132,9 +104,7 @@ export function publicJwk(jwk: JsonWebKey): PublicJwk {
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when the key is not an extractable public key.
  */
 export async function exportPublicJwk(publicKey: CryptoKey): Promise<PublicJwk> {
-  if (!(publicKey instanceof CryptoKey) || publicKey.type !== 'public') {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"publicKey" must be the public CryptoKey of a key pair.')
-  }
+  if (!(publicKey instanceof CryptoKey) || publicKey.type !== 'public') throw invalid('"publicKey" must be the public key of a key pair.')
   return publicJwk(await subtle().exportKey('jwk', publicKey))
 }
 
@@ -152,14 +122,12 @@ export async function exportPublicJwk(publicKey: CryptoKey): Promise<PublicJwk> 
  * @see https://www.rfc-editor.org/rfc/rfc7638#section-3
  */
 export async function calculateThumbprint(publicKey: CryptoKey | JsonWebKey): Promise<string> {
-  const jwk = publicKey instanceof CryptoKey ? await exportPublicJwk(publicKey) : publicJwk(publicKey)
-  return thumbprintOfPublicJwk(jwk)
+  return thumbprintOfPublicJwk(publicKey instanceof CryptoKey ? await exportPublicJwk(publicKey) : publicJwk(publicKey))
 }
 
 /** @internal Thumbprint of an already reduced public JWK. */
 export async function thumbprintOfPublicJwk(jwk: PublicJwk): Promise<string> {
-  const members = REQUIRED_MEMBERS[jwk.kty] ?? []
-  // JSON with members in lexicographic order and no white space (RFC 7638 §3.3).
-  const canonical = `{${members.map((m) => `${JSON.stringify(m)}:${JSON.stringify(jwk[m])}`).join(',')}}`
-  return encodeBase64url(await subtle().digest('SHA-256', utf8(canonical)))
+  // publicJwk() kept the required members only, in lexicographic order: JSON.stringify
+  // gives the canonical form with no white space (RFC 7638 §3.3).
+  return encodeBase64url(await subtle().digest('SHA-256', utf8(JSON.stringify(jwk))))
 }

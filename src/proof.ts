@@ -4,7 +4,7 @@
  */
 import { encodeBase64url, encodeBase64urlString, utf8 } from './base64url.js'
 import { DPoPError } from './errors.js'
-import { algorithmOf, exportPublicJwk, subtle, thumbprintOfPublicJwk, type DPoPAlgorithm, type PublicJwk } from './keys.js'
+import { algorithmOf, exportPublicJwk, subtle, thumbprintOfPublicJwk, type PublicJwk } from './keys.js'
 
 /** What one proof is about. */
 export interface ProofClaims {
@@ -26,7 +26,8 @@ export interface ProofClaims {
 
 /** @internal What never changes for one key: computed once per key, not per proof. */
 interface SignerState {
-  readonly alg: DPoPAlgorithm
+  /** The private key this state was made for (the pair object could be mutated). */
+  readonly key: CryptoKey
   readonly sign: EcdsaParams
   readonly jwk: PublicJwk
   /** base64url(header) + '.' */
@@ -35,34 +36,31 @@ interface SignerState {
   jkt?: Promise<string>
 }
 
-// Per private key; a WeakMap so keys that are dropped (rotation) are collected.
-const signers = new WeakMap<CryptoKey, SignerState | Promise<SignerState>>()
+// Per key pair object: a KeyStore hands out the same object until rotation, so a hit skips
+// the key checks too. A WeakMap, so pairs that are dropped (rotation) are collected.
+const signers = new WeakMap<object, SignerState | Promise<SignerState>>()
+
+const invalid = (message: string) => new DPoPError('ERR_INVALID_ARGUMENT', message)
 
 async function prepare(keyPair: CryptoKeyPair): Promise<SignerState> {
   const { alg, sign } = algorithmOf(keyPair.privateKey)
   const jwk = await exportPublicJwk(keyPair.publicKey)
-  const header = { typ: 'dpop+jwt', alg, jwk }
-  const state: SignerState = { alg, sign, jwk, headerPrefix: `${encodeBase64urlString(JSON.stringify(header))}.` }
-  signers.set(keyPair.privateKey, state)
-  return state
+  return { key: keyPair.privateKey, sign, jwk, headerPrefix: `${encodeBase64urlString(JSON.stringify({ typ: 'dpop+jwt', alg, jwk }))}.` }
 }
 
 function signerOf(keyPair: CryptoKeyPair): SignerState | Promise<SignerState> {
-  if (
-    typeof keyPair !== 'object' || keyPair === null ||
-    !(keyPair.privateKey instanceof CryptoKey) || keyPair.privateKey.type !== 'private' ||
-    !(keyPair.publicKey instanceof CryptoKey)
-  ) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"keyPair" must be a CryptoKeyPair, for example from generateKeyPair() or keyStore.load().')
+  const hit = signers.get(keyPair)
+  if (hit && (hit instanceof Promise || hit.key === keyPair.privateKey)) return hit
+  const { privateKey, publicKey } = (keyPair ?? {}) as Partial<CryptoKeyPair>
+  if (!(privateKey instanceof CryptoKey) || privateKey.type !== 'private' || !(publicKey instanceof CryptoKey)) {
+    throw invalid('"keyPair" must be a CryptoKeyPair, e.g. from generateKeyPair() or keyStore.load().')
   }
-  let s = signers.get(keyPair.privateKey)
-  if (!s) {
-    s = prepare(keyPair)
-    signers.set(keyPair.privateKey, s)
-    // A failed export must not stay cached.
-    s.catch(() => signers.delete(keyPair.privateKey))
-  }
-  return s
+  const p = prepare(keyPair)
+  signers.set(keyPair, p)
+  // Settled, the state is a plain value: later proofs await nothing but the sign. A failed
+  // export must not stay cached.
+  p.then((s) => { if (signers.get(keyPair) === p) signers.set(keyPair, s) }, () => signers.delete(keyPair))
+  return p
 }
 
 // ath per access token: the digest is computed once per token, not once per request.
@@ -79,8 +77,8 @@ const athCache = new Map<string, string | Promise<string>>()
 export function calculateAth(accessToken: string): Promise<string> {
   const hit = athCache.get(accessToken)
   if (hit !== undefined) return Promise.resolve(hit)
-  if (typeof accessToken !== 'string' || accessToken === '' || !/^[\x20-\x7e]+$/.test(accessToken)) {
-    return Promise.reject(new DPoPError('ERR_INVALID_ARGUMENT', '"accessToken" must be a non-empty ASCII string.'))
+  if (typeof accessToken !== 'string' || !/^[\x20-\x7e]+$/.test(accessToken)) {
+    return Promise.reject(invalid('"accessToken" must be a non-empty ASCII string.'))
   }
   const p = subtle().digest('SHA-256', utf8(accessToken)).then((d) => {
     const ath = encodeBase64url(d)
@@ -94,6 +92,8 @@ export function calculateAth(accessToken: string): Promise<string> {
 }
 
 const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+// RFC 9449 §8.1: nonce = 1*NQCHAR
+const NONCE = /^[\x21\x23-\x5b\x5d-\x7e]+$/
 
 /**
  * `htu` of a request URL: the WHATWG-normalized absolute URL without query, fragment
@@ -102,16 +102,14 @@ const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
  */
 export function normalizeHtu(url: string | URL): string {
-  let u: URL
+  let u: URL | undefined
   try {
     u = new URL(url)
   } catch {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"htu" must be an absolute http(s) URL.')
+    // reported below
   }
-  if (u.protocol !== 'https:' && u.protocol !== 'http:') {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', `"htu" must be an http(s) URL; got scheme ${u.protocol}`)
-  }
-  return `${u.origin}${u.pathname}`
+  if (u?.protocol !== 'https:' && u?.protocol !== 'http:') throw invalid('"htu" must be an absolute http(s) URL.')
+  return u.origin + u.pathname
 }
 
 // htu per request URL string: parsing a URL is about a fifth of a proof's own JavaScript, and an app
@@ -161,37 +159,30 @@ function randomJti(): string {
  */
 export async function createProof(keyPair: CryptoKeyPair, claims: ProofClaims): Promise<string> {
   const signer = signerOf(keyPair)
-  const { htm, accessToken, nonce, now } = claims
-  if (typeof htm !== 'string' || !METHOD.test(htm)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"htm" must be an HTTP method.')
+  const { htm, accessToken, nonce } = claims
+  if (typeof htm !== 'string' || !METHOD.test(htm)) throw invalid('"htm" must be an HTTP method.')
   const htu = typeof claims.htu === 'string' ? (htuCache.get(claims.htu) ?? cacheHtu(claims.htu)) : normalizeHtu(claims.htu)
-  if (nonce !== undefined && (typeof nonce !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(nonce))) {
-    // RFC 9449 §8.1: nonce = 1*NQCHAR
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"nonce" must be a non-empty string of NQCHAR (RFC 9449 §8.1).')
-  }
-  const time = now ?? Date.now()
-  if (!Number.isFinite(time)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"now" must be a finite number of milliseconds.')
+  if (nonce !== undefined && (typeof nonce !== 'string' || !NONCE.test(nonce))) throw invalid('"nonce" must be a non-empty NQCHAR string (RFC 9449 §8.1).')
+  const time = claims.now ?? Date.now()
+  if (!Number.isFinite(time)) throw invalid('"now" must be a finite number of milliseconds.')
   // Once the key and the token have been seen, both are plain values and the sign is the
   // only await on the path (awaiting settled promises still costs turns of the microtask
   // queue). The first proof of a key or token starts both and awaits them together.
-  const cachedAth = accessToken === undefined ? undefined : athCache.get(accessToken)
-  const athOrPending = typeof cachedAth === 'string' || accessToken === undefined ? cachedAth : calculateAth(accessToken)
+  const athOrPending = accessToken === undefined ? undefined : (athCache.get(accessToken) ?? calculateAth(accessToken))
   const [s, ath] = signer instanceof Promise || typeof athOrPending === 'object'
     ? await Promise.all([signer, athOrPending])
     : [signer, athOrPending]
-  const payload: Record<string, string | number> = {
-    jti: randomJti(),
-    htm: htm.toUpperCase(),
-    htu,
-    iat: Math.floor(time / 1000),
-  }
-  if (ath !== undefined) payload.ath = ath
-  if (nonce !== undefined) payload.nonce = nonce
-  const signingInput = s.headerPrefix + encodeBase64urlString(JSON.stringify(payload))
+  // The payload is written as JSON text directly, skipping an object per proof: jti and ath
+  // are base64url, htm a method token and the nonce NQCHAR, none with `"` or `\`. Only htu
+  // is escaped: WHATWG URL hosts may contain `"`.
+  const payload = `{"jti":"${randomJti()}","htm":"${htm.toUpperCase()}","htu":${JSON.stringify(htu)},"iat":${Math.floor(time / 1000)}${
+    ath === undefined ? '' : `,"ath":"${ath}"`}${nonce === undefined ? '' : `,"nonce":"${nonce}"`}}`
+  const signingInput = s.headerPrefix + encodeBase64urlString(payload)
   let signature: ArrayBuffer
   try {
     signature = await subtle().sign(s.sign, keyPair.privateKey, utf8(signingInput))
   } catch (cause) {
-    throw new DPoPError('ERR_PROOF_FAILED', 'WebCrypto could not sign the DPoP proof; the key may have been deleted. Load or create the key pair again.', { cause })
+    throw new DPoPError('ERR_PROOF_FAILED', 'WebCrypto could not sign (was the key deleted?). Load or create the key pair again.', { cause })
   }
   return `${signingInput}.${encodeBase64url(signature)}`
 }

@@ -19,7 +19,7 @@ export async function withLock<T>(name: string, timeoutMs: number, fn: () => Pro
   if (!locks) return fn()
   if (signal?.aborted) throw abortReason(signal)
   const waiting = new AbortController()
-  const timer = setTimeout(() => waiting.abort(new DPoPError('ERR_TIMEOUT', `Another tab held the "${name}" lock for more than ${timeoutMs} ms. Close stuck tabs of this app or reload.`)), timeoutMs)
+  const timer = setTimeout(() => waiting.abort(new DPoPError('ERR_TIMEOUT', `Another tab held "${name}" over ${timeoutMs} ms. Close stuck tabs of this app or reload.`)), timeoutMs)
   const onAbort = () => waiting.abort(abortReason(signal!))
   signal?.addEventListener('abort', onAbort, { once: true })
   try {

@@ -7,7 +7,6 @@
  */
 import {
   AuthorizationResponseError,
-  DPoP,
   None,
   OperationProcessingError,
   ResponseBodyError,
@@ -32,7 +31,6 @@ import {
   validateAuthResponse,
   type AuthorizationServer,
   type Client,
-  type DPoPHandle,
   type TokenEndpointResponse,
 } from 'oauth4webapi'
 import { del, get, set } from 'idb-keyval'
@@ -40,7 +38,8 @@ import { decodeBase64url, fromUtf8 } from './base64url.js'
 import { DPoPError, OAuthError, ServerResponseError, isDPoPError } from './errors.js'
 import type { IdbStore } from './idb.js'
 import type { KeyStore } from './key-store.js'
-import { keyPairThumbprint } from './proof.js'
+import { createNonceCache, type NonceCache } from './nonces.js'
+import { createProof, keyPairThumbprint } from './proof.js'
 import { abortReason, openTabChannel, withLock } from './tabs.js'
 import { raceAbort } from './abort.js'
 
@@ -154,6 +153,8 @@ export interface TokenManagerOptions {
   readonly insecure: boolean
   /** Server-corrected clock offset, ms. */
   readonly clockOffset: () => number
+  /** Nonces shared with the signed fetch. @default a new {@link createNonceCache}() */
+  readonly nonces?: NonceCache
   readonly refreshLeewayMs: number
   readonly lockTimeoutMs: number
   readonly emit: (event: DPoPClientEvent) => void
@@ -182,22 +183,18 @@ const AUTH_RESPONSE_PARAMS = ['code', 'state', 'iss', 'error', 'error_descriptio
 /** @internal Turns what oauth4webapi or fetch threw into a typed error (never with tokens in it). */
 export function toDPoPError(e: unknown, doing: string): DPoPError {
   if (isDPoPError(e)) return e
-  if (e instanceof ResponseBodyError) {
-    return new OAuthError(e.error, e.error_description, `The authorization server refused ${doing}: ${e.error}${e.error_description ? ` (${e.error_description})` : ''}.`, { cause: e })
-  }
-  if (e instanceof AuthorizationResponseError) {
-    return new OAuthError(e.error, e.error_description, `The authorization server refused the login: ${e.error}${e.error_description ? ` (${e.error_description})` : ''}.`, { cause: e })
-  }
+  const refused = (error: string, description: string | undefined) =>
+    new OAuthError(error, description, `The authorization server refused ${doing}: ${error}${description ? ` (${description})` : ''}.`, { cause: e })
+  if (e instanceof ResponseBodyError || e instanceof AuthorizationResponseError) return refused(e.error, e.error_description)
   if (e instanceof WWWAuthenticateChallengeError) {
     const c = e.cause[0]
-    const error = c?.parameters.error ?? 'invalid_request'
-    return new OAuthError(error, c?.parameters.error_description, `The authorization server refused ${doing}: ${error}.`, { cause: e })
+    return refused(c?.parameters.error ?? 'invalid_request', c?.parameters.error_description)
   }
   if (e instanceof OperationProcessingError || e instanceof UnsupportedOperationError) {
-    return new ServerResponseError('ERR_INVALID_RESPONSE', `The authorization server's answer to ${doing} is not valid: ${e.message}. Check the server's configuration for this client.`, { cause: e })
+    return new ServerResponseError('ERR_INVALID_RESPONSE', `Invalid answer to ${doing} (${e.message}): check the authorization server's settings for this client.`, { cause: e })
   }
   if (e instanceof TypeError) {
-    return new DPoPError('ERR_NETWORK', `Could not reach the authorization server for ${doing}: check the network, the issuer URL and the server's CORS settings for this origin.`, { cause: e })
+    return new DPoPError('ERR_NETWORK', `No answer to ${doing}: check the network, the issuer URL and the server's CORS settings.`, { cause: e })
   }
   if (e instanceof DOMException && (e.name === 'AbortError' || e.name === 'TimeoutError')) throw e
   return new DPoPError('ERR_INVALID_RESPONSE', `Unexpected failure during ${doing}.`, { cause: e })
@@ -208,8 +205,8 @@ function requireDPoPTokenType(result: TokenEndpointResponse): void {
   if (result.token_type !== 'dpop') {
     throw new ServerResponseError(
       'ERR_TOKEN_TYPE_MISMATCH',
-      `The authorization server issued a "${result.token_type}" token although the request carried a DPoP proof. ` +
-        'Turn on DPoP-bound tokens for this client at the authorization server (e.g. dpop_bound_access_tokens); dpop-spa never falls back to bearer tokens.',
+      `Got a "${result.token_type}" token for a DPoP proof; dpop-spa never uses bearer tokens. ` +
+        'Turn on DPoP-bound tokens for this client at the authorization server (e.g. dpop_bound_access_tokens).',
     )
   }
 }
@@ -234,7 +231,6 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
   const openid = o.scope.split(' ').includes('openid')
   let session: Session | undefined
   let refreshing: Promise<string | undefined> | undefined
-  let handle: { keyPair: CryptoKeyPair; dpop: DPoPHandle } | undefined
   const memory = new Map<string, unknown>()
 
   // Storage beside the key; memory only when the key itself is memory-only.
@@ -242,19 +238,38 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
   const write = async (key: string, value: unknown): Promise<void> => { if (o.store) await set(key, value, o.store.use); else memory.set(key, value) }
   const remove = async (key: string): Promise<void> => { if (o.store) await del(key, o.store.use); else memory.delete(key) }
 
-  const requestOptions = (dpop: DPoPHandle | undefined, signal?: AbortSignal) => ({
-    ...(dpop ? { DPoP: dpop } : {}),
-    ...(signal ? { signal } : {}),
-    ...(o.fetch ? { [customFetch]: o.fetch } : {}),
-    ...(o.insecure ? { [allowInsecureRequests]: true } : {}),
-  })
+  const nonces = o.nonces ?? createNonceCache()
 
-  const dpopHandle = async (signal?: AbortSignal): Promise<DPoPHandle> => {
-    const keyPair = await o.keys.load(signal ? { signal } : undefined)
-    if (handle?.keyPair !== keyPair) handle = { keyPair, dpop: DPoP(client, keyPair) }
-    // oauth4webapi reads the clock skew (seconds) from the client on every proof.
+  // Token endpoint requests get their proof here, through oauth4webapi's customFetch, rather
+  // than from its DPoP handle: that would bundle a second JWS signer (about 1.2 kB gzip) beside
+  // createProof, and keep nonces apart from the signed fetch's. RFC 9449 §4.2 claims as
+  // always; the nonce (§8) is learned from every answer and the retry is tokenEndpoint's.
+  const withProof = (keyPair: CryptoKeyPair): typeof fetch => async (url, init) => {
+    const { origin } = new URL(url as string)
+    const proof = await createProof(keyPair, { htm: init?.method ?? 'POST', htu: url as string, nonce: nonces.get(origin), now: Date.now() + o.clockOffset() })
+    // oauth4webapi hands over its headers as a plain object with lower-case names.
+    const response = await (o.fetch ?? fetch)(url, { ...init, headers: { ...(init?.headers as Record<string, string>), dpop: proof } })
+    const nonce = response.headers.get('DPoP-Nonce')
+    if (nonce !== null) nonces.set(origin, nonce)
+    return response
+  }
+
+  const requestOptions = (keyPair: CryptoKeyPair | undefined, signal?: AbortSignal) => {
+    const send = keyPair ? withProof(keyPair) : o.fetch
+    return {
+      ...(signal ? { signal } : {}),
+      ...(send ? { [customFetch]: send } : {}),
+      ...(o.insecure ? { [allowInsecureRequests]: true } : {}),
+      ...(o.resource.length ? { additionalParameters: o.resource.map((r) => ['resource', r] as [string, string]) } : {}),
+    }
+  }
+
+  /** The key pair that signs the next token request. */
+  const proofKey = async (): Promise<CryptoKeyPair> => {
+    const keyPair = await o.keys.load()
+    // oauth4webapi checks ID token times against the client's clock skew (seconds).
     client[clockSkew] = Math.round(o.clockOffset() / 1000)
-    return handle.dpop
+    return keyPair
   }
 
   /** One token endpoint call, retried once on `use_dpop_nonce` (RFC 9449 §8) with a fresh proof. */
@@ -277,7 +292,6 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
     } else if (m.type === 'logout') {
       const had = session !== undefined
       session = undefined
-      handle = undefined
       // A user logout elsewhere is "other-tab"; a refused refresh keeps its reason in every tab.
       if (had) o.emit({ type: 'logout', reason: m.reason === 'user' ? 'other-tab' : m.reason })
     }
@@ -295,7 +309,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
     requireDPoPTokenType(result)
     const bound = boundJkt(result.access_token)
     if (bound !== undefined && bound !== jkt) {
-      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The authorization server bound the access token to a different key (cnf.jkt) than the one that signed the proof. Check the server\'s DPoP configuration.')
+      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The access token is bound (cnf.jkt) to another key than the proof\'s: check the server\'s DPoP settings.')
     }
     const lifetimeMs = typeof result.expires_in === 'number' && result.expires_in > 0 ? result.expires_in * 1000 : 3600_000
     let user = previous?.user
@@ -345,8 +359,8 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       return undefined
     }
     const refreshToken = stored.refreshToken
-    const dpop = await dpopHandle()
-    const jkt = await keyPairThumbprint(await o.keys.load())
+    const keyPair = await proofKey()
+    const jkt = await keyPairThumbprint(keyPair)
     if (jkt !== stored.jkt) {
       await endSession('key-mismatch')
       return undefined
@@ -355,16 +369,13 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
     try {
       result = await tokenEndpoint(
         'the token refresh',
-        () => refreshTokenGrantRequest(o.as, client, clientAuth, refreshToken, {
-          ...requestOptions(dpop),
-          ...(o.resource.length ? { additionalParameters: o.resource.map((r) => ['resource', r] as [string, string]) } : {}),
-        }),
+        () => refreshTokenGrantRequest(o.as, client, clientAuth, refreshToken, requestOptions(keyPair)),
         (r) => processRefreshTokenResponse(o.as, client, r),
       )
     } catch (e) {
       if (e instanceof OAuthError && e.error === 'invalid_grant') {
         await endSession('invalid_grant')
-        throw new OAuthError(e.error, e.errorDescription, 'The refresh token was refused (invalid_grant): the session has ended in every tab. Log in again.', { cause: e })
+        throw new OAuthError(e.error, e.errorDescription, 'The refresh token was refused (invalid_grant); the session ended in every tab. Log in again.', { cause: e })
       }
       throw e
     }
@@ -445,7 +456,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       const txRaw = state ? await read<Transaction>(TX_PREFIX + state) : undefined
       if (state) await remove(TX_PREFIX + state)
       if (!state || !txRaw || Date.now() - txRaw.createdAt > TX_MAX_AGE_MS) {
-        throw new DPoPError('ERR_STATE_MISMATCH', 'This authorization response does not match a login started in this browser (unknown or expired state). Start again with login().')
+        throw new DPoPError('ERR_STATE_MISMATCH', 'Unknown or expired state: this response matches no login started here. Call login() again.')
       }
       let callback: URLSearchParams
       try {
@@ -453,17 +464,14 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       } catch (e) {
         throw toDPoPError(e, 'the login')
       }
-      const dpop = await dpopHandle()
-      const jkt = await keyPairThumbprint(await o.keys.load())
+      const keyPair = await proofKey()
+      const jkt = await keyPairThumbprint(keyPair)
       if (jkt !== txRaw.jkt) {
-        throw new DPoPError('ERR_LOGIN_REQUIRED', 'The DPoP key changed while the login was in progress (another tab logged out). Log in again.')
+        throw new DPoPError('ERR_LOGIN_REQUIRED', 'The key changed during login (another tab logged out). Log in again.')
       }
       const result = await tokenEndpoint(
         'the code exchange',
-        () => authorizationCodeGrantRequest(o.as, client, clientAuth, callback, o.redirectUri, txRaw.codeVerifier, {
-          ...requestOptions(dpop),
-          ...(o.resource.length ? { additionalParameters: o.resource.map((r) => ['resource', r] as [string, string]) } : {}),
-        }),
+        () => authorizationCodeGrantRequest(o.as, client, clientAuth, callback, o.redirectUri, txRaw.codeVerifier, requestOptions(keyPair)),
         (r) => processAuthorizationCodeResponse(o.as, client, r, {
           expectedNonce: txRaw.nonce ?? expectNoNonce,
           requireIdToken: openid,
@@ -509,7 +517,6 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       if (s?.refreshToken) await revoke(s.refreshToken, 'refresh_token')
       if (s) await revoke(s.accessToken, 'access_token')
       session = undefined
-      handle = undefined
       await remove(SESSION)
       // A new key for the next login: a stolen refresh token and the old key stop working together.
       await o.keys.rotate()

@@ -212,7 +212,8 @@ describe('origins', () => {
           const u = new URL(input, location.href)
           expect(call?.headers.get('authorization')).toBe(`DPoP ${TOKEN}`)
           expect(call?.proof?.payload.htu).toBe(u.origin + u.pathname)
-          expect(call?.url).toBe(u.href.replace(/#.*$/, ''))
+          // Fragments never reach the wire; whether the Request object keeps one is the runtime's choice.
+          expect(call?.url.replace(/#.*$/, '')).toBe(u.href.replace(/#.*$/, ''))
         }
       }),
       { numRuns: 400 },

@@ -2,7 +2,7 @@
  * `npm run bench`: dpop-spa against the raw WebCrypto floor and its peers, in real headless
  * Chromium on http://localhost, plus the size budgets. Prints one table and saves it, with
  * every raw sample, to test/bench/results.json. `-- --readme` also refreshes the generated
- * part of test/bench/README-section.md; `-- --rounds N` changes the number of rounds.
+ * part of README.md's Performance section; `-- --rounds N` changes the number of rounds.
  *
  * Method: all in-page cases run in every round, in an order rotated per round, in one page;
  * each figure is the median over rounds (min and max shown); each ratio is computed per
@@ -467,7 +467,7 @@ async function main() {
   log(`saved test/bench/results.json (${seconds} s)`)
 
   if (WRITE_README) {
-    const file = join(ROOT, 'test/bench/README-section.md')
+    const file = join(ROOT, 'README.md')
     const text = await readFile(file, 'utf8')
     const generated = [
       '<!-- bench:generated:start -->',
@@ -477,9 +477,9 @@ async function main() {
       '<!-- bench:generated:end -->',
     ].join('\n')
     const next = text.replace(/<!-- bench:generated:start -->[\s\S]*<!-- bench:generated:end -->/, generated)
-    if (next === text && !text.includes(generated)) throw new Error('README-section.md has no bench:generated markers')
+    if (next === text && !text.includes(generated)) throw new Error('README.md has no bench:generated markers')
     await writeFile(file, next)
-    log('refreshed test/bench/README-section.md')
+    log('refreshed the Performance table in README.md')
   }
 }
 

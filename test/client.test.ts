@@ -1,0 +1,66 @@
+// @vitest-environment node
+// createDPoPClient's start-up: config validation and discovery, with the network faked at
+// the fetch edge. Login, refresh and logout against a real server are in e2e/tokens.spec.ts.
+import { describe, expect, it } from 'vitest'
+import { IDBFactory } from 'fake-indexeddb'
+import { createDPoPClient, type DPoPClientConfig } from '../src/client.ts'
+import { isDPoPError } from '../src/errors.ts'
+
+const ISSUER = 'https://as.example'
+const metadata = { issuer: ISSUER, authorization_endpoint: `${ISSUER}/authorize`, token_endpoint: `${ISSUER}/token` }
+
+function config(fetchImpl: typeof fetch, extra: Partial<DPoPClientConfig> = {}): DPoPClientConfig {
+  return {
+    issuer: ISSUER, clientId: 'spa', redirectUri: 'https://app.example/cb', apiOrigins: ['https://api.example'],
+    fetch: fetchImpl, indexedDB: new IDBFactory(), ...extra,
+  }
+}
+
+describe('createDPoPClient', () => {
+  it('discovers an OpenID provider', async () => {
+    const seen: string[] = []
+    const auth = await createDPoPClient(config(async (url) => {
+      seen.push(url instanceof Request ? url.url : url.toString())
+      return Response.json(metadata)
+    }))
+    expect(seen).toEqual([`${ISSUER}/.well-known/openid-configuration`])
+    expect(auth.authorizationServer.token_endpoint).toBe(`${ISSUER}/token`)
+    expect(auth.isAuthenticated()).toBe(false)
+    auth.close()
+  })
+
+  it('falls back to RFC 8414 metadata for a plain OAuth server', async () => {
+    const seen: string[] = []
+    const auth = await createDPoPClient(config(async (url) => {
+      seen.push(new URL(url instanceof Request ? url.url : url.toString()).pathname)
+      return new URL(url instanceof Request ? url.url : url.toString()).pathname === '/.well-known/oauth-authorization-server'
+        ? Response.json(metadata)
+        : new Response('not found', { status: 404 })
+    }))
+    expect(seen).toEqual(['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server'])
+    expect(auth.authorizationServer.issuer).toBe(ISSUER)
+    auth.close()
+  })
+
+  it('a server that cannot be reached or answers nonsense gets a typed error', async () => {
+    const down = await createDPoPClient(config(async () => { throw new TypeError('Failed to fetch') })).catch((e: unknown) => e)
+    expect(isDPoPError(down, 'ERR_NETWORK')).toBe(true)
+    const wrong = await createDPoPClient(config(async () => Response.json({ ...metadata, issuer: 'https://evil.example' }))).catch((e: unknown) => e)
+    expect(isDPoPError(wrong, 'ERR_INVALID_RESPONSE')).toBe(true)
+  })
+
+  it('validates the config at the boundary, naming the option', async () => {
+    const never = (async () => { throw new Error('no network expected') }) as typeof fetch
+    for (const [extra, name] of [
+      [{ issuer: 'http://login.example.com' }, 'issuer'],
+      [{ issuer: 'not a url' }, 'issuer'],
+      [{ redirectUri: 'http://app.example/cb' }, 'redirectUri'],
+      [{ clientId: '' }, 'clientId'],
+      [{ apiOrigins: 'https://api.example' as never }, 'apiOrigins'],
+    ] as const) {
+      const error = await createDPoPClient(config(never, extra)).catch((e: unknown) => e)
+      expect(isDPoPError(error, 'ERR_INVALID_ARGUMENT')).toBe(true)
+      expect((error as Error).message).toContain(name)
+    }
+  })
+})

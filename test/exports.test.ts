@@ -1,0 +1,14 @@
+// @vitest-environment node
+// Pins the runtime exports: an API change must show up here, on purpose.
+import { expect, it } from 'vitest'
+import * as api from '../src/index.ts'
+
+it('exports exactly the public runtime API', () => {
+  expect(Object.keys(api).sort()).toEqual([
+    'DPoPError', 'KeyStoreError', 'OAuthError', 'ServerResponseError',
+    'calculateAth', 'calculateThumbprint', 'createClock', 'createDPoPClient', 'createDPoPFetch',
+    'createNonceCache', 'createProof', 'exportPublicJwk', 'generateKeyPair', 'installDPoPFetch',
+    'isDPoPError', 'keyPairThumbprint', 'normalizeHtu', 'openKeyStore', 'parseOAuthErrorBody',
+    'parseWWWAuthenticate', 'readDPoPChallenge',
+  ].sort())
+})
