@@ -15,6 +15,7 @@ interface Stats {
   revocations: { succeeded: number; failed: number }
   grantsRevoked: string[]
   bearerAnswers: number
+  endSessions: number
 }
 
 const stats = async (page: Page): Promise<Stats> => (await page.request.get(`${AS}/__control/stats`)).json()
@@ -191,6 +192,22 @@ test('logout revokes at the server, logs out the other tab, and the next login u
   await signIn(page)
   expect(await thumbprint(page)).toBe(newJkt)
   expect((await stats(page)).authorizations.at(-1)?.dpopJkt).toBe(newJkt)
+})
+
+test('logout({ redirect: true }) ends the session at the server and comes back', async ({ page }) => {
+  await signIn(page)
+  const s0 = await stats(page)
+  const back = new URL('/e2e/fixtures/client.html', page.url()).href
+  await Promise.all([
+    page.waitForURL(`${AS}/**`),
+    page.evaluate((url) => { void (window as any).auth.logout({ redirect: true, postLogoutRedirectUri: url }) }, back),
+  ])
+  await page.waitForURL(back)
+  await page.waitForFunction(() => (window as any).ready === true)
+  await expect(page.locator('#status')).toHaveText('signed-out')
+  const s1 = await stats(page)
+  expect(s1.endSessions - s0.endSessions).toBe(1)
+  expect(s1.revocations.succeeded - s0.revocations.succeeded).toBeGreaterThanOrEqual(1)
 })
 
 test('an authorization server that answers Bearer gets the typed error, never a bearer session', async ({ page, request }) => {

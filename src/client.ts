@@ -9,7 +9,7 @@ import { defaultIndexedDB, openIdbStore } from './idb.js'
 import { openKeyStore, type KeyStore } from './key-store.js'
 import { createClock } from './clock.js'
 import { createNonceCache } from './nonces.js'
-import { createDPoPFetch, installDPoPFetch, type DPoPFetch, type DPoPFetchOptions } from './dpop-fetch.js'
+import { createDPoPFetch, installDPoPFetch, plainFetch, type DPoPFetch, type DPoPFetchOptions } from './dpop-fetch.js'
 import {
   createTokenManager,
   toDPoPError,
@@ -188,6 +188,10 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const keyReady = keys.load()
   keyReady.catch(() => undefined)
 
+  // Authorization-server requests bypass an installed signed fetch (auth.install()): with the
+  // AS on an API origin it would otherwise add the access token to token requests, and a
+  // refresh would wait for itself.
+  const asFetch = plainFetch(config.fetch)
   const discover = async (): Promise<AuthorizationServer> => {
     if (config.metadata) return config.metadata
     // OpenID Connect Discovery first; a plain OAuth server (RFC 8414) publishes only
@@ -198,7 +202,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
         const response = await discoveryRequest(issuer, {
           algorithm,
           // oauth4webapi calls it as fetch(url, init): the same contract, typed differently.
-          ...(config.fetch ? { [customFetch]: config.fetch as never } : {}),
+          [customFetch]: asFetch as never,
           ...(insecure ? { [allowInsecureRequests]: true } : {}),
         })
         return await processDiscoveryResponse(issuer, response)
@@ -243,7 +247,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     resource,
     keys,
     store,
-    fetch: config.fetch,
+    fetch: asFetch,
     insecure,
     clockOffset: () => clock.offset(),
     nonces,

@@ -120,6 +120,15 @@ interface Target {
 
 const invalid = (message: string) => new DPoPError('ERR_INVALID_ARGUMENT', message)
 
+/**
+ * @internal The fetch under any installed signed fetch, looked up at call time. The token
+ * layer sends authorization-server requests through it: an installed wrapper must never add
+ * an access token (or wait for a refresh) on the very requests that get tokens.
+ */
+export function plainFetch(custom?: typeof fetch): typeof fetch {
+  return (input, init) => unwrap(custom ?? globalThis.fetch)(input, init)
+}
+
 function unwrap(f: typeof fetch): typeof fetch {
   return (f as InstalledFetch)[INSTALLED] ?? f
 }

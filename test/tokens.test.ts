@@ -10,6 +10,7 @@ import { openKeyStore, type KeyStore } from '../src/key-store.ts'
 import { openIdbStore } from '../src/idb.ts'
 import { createTokenManager, type DPoPClientEvent, type TokenManager } from '../src/tokens.ts'
 import { OAuthError, isDPoPError } from '../src/errors.ts'
+import { createDPoPClient } from '../src/client.ts'
 
 const ISSUER = 'https://as.example'
 const REDIRECT = 'https://app.example/cb'
@@ -291,5 +292,39 @@ describe('token manager', () => {
     await a.tokens.onInvalidToken(await a.tokens.getAccessToken()).catch(() => undefined)
     await expect.poll(() => b.tokens.isAuthenticated()).toBe(false)
     expect(b.events.at(-1)).toEqual({ type: 'logout', reason: 'invalid_grant' })
+  })
+
+  it('with auth.install() and the authorization server on an API origin, token requests still go out plain', async () => {
+    const server = await fakeAs()
+    server.mode.ttl = 1 // expiring after 0.75 s: the next getAccessToken refreshes
+    const seen: Headers[] = []
+    const realFetch = globalThis.fetch
+    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      seen.push(new Request(input, init).headers)
+      return server.fetch(input, init)
+    })
+    try {
+      const auth = await createDPoPClient({
+        issuer: ISSUER, clientId: 'spa', redirectUri: REDIRECT, scope: 'openid api', metadata: as,
+        apiOrigins: [ISSUER], indexedDB: new IDBFactory(), name: 'installed',
+      })
+      const uninstall = auth.install()
+      const redirects: URL[] = []
+      await auth.login({ redirect: (u) => redirects.push(u) })
+      const url = redirects[0]!
+      const code = `code-${++counter}`
+      server.codes.set(code, { jkt: url.searchParams.get('dpop_jkt')!, verifier: '', nonce: url.searchParams.get('nonce')! })
+      await auth.handleRedirect(`${REDIRECT}?code=${code}&state=${url.searchParams.get('state')}`)
+      const first = await auth.getAccessToken()
+      // Once expiring, a refresh must complete (not wait for itself through the installed fetch).
+      await expect.poll(() => auth.getAccessToken(), { timeout: 5000, interval: 200 }).not.toBe(first)
+      expect(server.tokenRequests.filter((r) => r.grant === 'refresh_token' && r.nonce)).toHaveLength(1)
+      // No token request carried an access token.
+      expect(seen.every((h) => h.get('authorization') === null)).toBe(true)
+      uninstall()
+      auth.close()
+    } finally {
+      globalThis.fetch = realFetch
+    }
   })
 })
