@@ -428,15 +428,20 @@ async function main() {
   rows.push({ section: coldSection, name: 'script start (every mode)', unit: 'ms', stat: stat(Object.values(cold).flat().map((c) => c.scriptStart)) })
 
   const sizeSection = 'Size (minified + gzip -9, size-limit preset-small-lib, bytes)'
+  const SIZE_GOALS: Record<string, number> = { '(a)': 1200, '(b)': 2500, '(c)': 11000 }
   const full = sizes.get(checks[checks.length - 1]!.name)
   for (const c of checks) {
     const size = sizes.get(c.name)!
     const inputs = bundled.find((b) => b.name === c.name)!.inputs
     const pulled = ['oauth4webapi', 'idb-keyval'].filter((p) => inputs.some((i) => i.includes(`node_modules/${p}/`)))
-    const limit = limitBytes(c.limit)
+    // The target is the project's (issue) goal; the .size-limit.json budget is a regression
+    // guard at today's size, which `npm test` enforces.
+    const goal = SIZE_GOALS[c.name.slice(0, 3)]
+    const budget = limitBytes(c.limit)
     rows.push({
-      section: sizeSection, name: `dpop-spa ${c.name}`, unit: 'B', stat: stat([size]), target: `≤ ${limit} B`, met: size <= limit,
-      note: `${c.import[Object.keys(c.import)[0]!]}; packages in bundle: ${pulled.join(', ') || 'none'}`,
+      section: sizeSection, name: `dpop-spa ${c.name}`, unit: 'B', stat: stat([size]),
+      ...(goal === undefined ? {} : { target: `≤ ${goal} B`, met: size <= goal }),
+      note: `${c.import[Object.keys(c.import)[0]!]}; packages in bundle: ${pulled.join(', ') || 'none'}; npm test budget ${budget} B`,
     })
   }
   for (const p of PEERS) {
