@@ -41,7 +41,7 @@ export type DPoPErrorCode =
   | 'ERR_STATE_MISMATCH'
   /** There is no session (or no refresh token) and the user must log in. */
   | 'ERR_LOGIN_REQUIRED'
-  /** Waiting for another tab (a lock, a refresh) took longer than allowed. */
+  /** Waiting for another tab (the refresh lock) or for the authorization server took longer than allowed. */
   | 'ERR_TIMEOUT'
 
 /** Options accepted by {@link DPoPError} and its subclasses. */

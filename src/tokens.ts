@@ -157,6 +157,8 @@ export interface TokenManagerOptions {
   readonly nonces?: NonceCache
   readonly refreshLeewayMs: number
   readonly lockTimeoutMs: number
+  /** Bound on each authorization-server request. @default 30000 */
+  readonly requestTimeoutMs?: number
   readonly emit: (event: DPoPClientEvent) => void
 }
 
@@ -174,6 +176,7 @@ export interface TokenManager {
   close(): void
 }
 
+const REQUEST_TIMEOUT_MS = 30_000
 const SESSION = 'session'
 const TX_PREFIX = 'tx:'
 const TX_MAX_AGE_MS = 15 * 60_000
@@ -196,7 +199,11 @@ export function toDPoPError(e: unknown, doing: string): DPoPError {
   if (e instanceof TypeError) {
     return new DPoPError('ERR_NETWORK', `No answer to ${doing}: check the network, the issuer URL and the server's CORS settings.`, { cause: e })
   }
-  if (e instanceof DOMException && (e.name === 'AbortError' || e.name === 'TimeoutError')) throw e
+  if (e instanceof DOMException && e.name === 'TimeoutError') {
+    return new DPoPError('ERR_TIMEOUT', `The authorization server did not answer ${doing} in time: check that it is up and reachable, then try again.`, { cause: e })
+  }
+  // The caller's own abort goes back as it came, like fetch does.
+  if (e instanceof DOMException && e.name === 'AbortError') throw e
   return new DPoPError('ERR_INVALID_RESPONSE', `Unexpected failure during ${doing}.`, { cause: e })
 }
 
@@ -254,10 +261,13 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
     return response
   }
 
+  // Every authorization-server request is bounded: a server that never answers must not
+  // leave a refresh (and every request waiting for it) pending forever.
   const requestOptions = (keyPair: CryptoKeyPair | undefined, signal?: AbortSignal) => {
     const send = keyPair ? withProof(keyPair) : o.fetch
+    const timeout = AbortSignal.timeout(o.requestTimeoutMs ?? REQUEST_TIMEOUT_MS)
     return {
-      ...(signal ? { signal } : {}),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       ...(send ? { [customFetch]: send } : {}),
       ...(o.insecure ? { [allowInsecureRequests]: true } : {}),
       ...(o.resource.length ? { additionalParameters: o.resource.map((r) => ['resource', r] as [string, string]) } : {}),

@@ -108,7 +108,7 @@ interface Harness {
 const opened: TokenManager[] = []
 afterEach(() => { for (const t of opened.splice(0)) t.close() })
 
-async function harness(options: { idb?: IDBFactory; scope?: string; resource?: string[]; server?: FakeAs; name?: string } = {}): Promise<Harness> {
+async function harness(options: { idb?: IDBFactory; scope?: string; resource?: string[]; server?: FakeAs; name?: string; requestTimeoutMs?: number } = {}): Promise<Harness> {
   const idb = options.idb ?? new IDBFactory()
   const server = options.server ?? (await fakeAs())
   const name = options.name ?? `t${++counter}`
@@ -120,6 +120,7 @@ async function harness(options: { idb?: IDBFactory; scope?: string; resource?: s
     scope: options.scope ?? 'openid api', resource: options.resource ?? [],
     keys, store: openIdbStore(`dpop-spa:${name}:session`, idb, 5000), fetch: (i, init) => server.fetch(i, init), insecure: false,
     clockOffset: () => 0, refreshLeewayMs: 30_000, lockTimeoutMs: 5000, emit: (e) => events.push(e),
+    ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
   })
   opened.push(tokens)
   await tokens.restore()
@@ -326,5 +327,25 @@ describe('token manager', () => {
     } finally {
       globalThis.fetch = realFetch
     }
+  })
+
+  it('a token endpoint that never answers: the refresh fails with ERR_TIMEOUT, nothing hangs, the session stays', async () => {
+    const h = await harness({ requestTimeoutMs: 300 })
+    await h.login()
+    const token = await h.tokens.getAccessToken()
+    const inner = h.server.fetch
+    h.server.fetch = (input, init) => {
+      if (!new Request(input).url.endsWith('/token')) return inner(input, init)
+      // Hangs until the request is aborted, as a dead server behind a live connection does.
+      return new Promise((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason as Error)))
+    }
+    const error = await h.tokens.onInvalidToken(token).catch((e: unknown) => e)
+    expect(isDPoPError(error, 'ERR_TIMEOUT')).toBe(true)
+    expect(h.tokens.isAuthenticated()).toBe(true)
+    // The caller's own abort still comes back as the caller's reason.
+    h.server.fetch = inner
+    const controller = new AbortController()
+    controller.abort(new DOMException('stop', 'AbortError'))
+    await expect(h.tokens.onInvalidToken(token, controller.signal)).rejects.toMatchObject({ name: 'AbortError' })
   })
 })
