@@ -201,6 +201,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
       try {
         const response = await discoveryRequest(issuer, {
           algorithm,
+          signal: AbortSignal.timeout(30_000),
           // oauth4webapi calls it as fetch(url, init): the same contract, typed differently.
           [customFetch]: asFetch as never,
           ...(insecure ? { [allowInsecureRequests]: true } : {}),
