@@ -63,4 +63,14 @@ describe('createDPoPClient', () => {
       expect((error as Error).message).toContain(name)
     }
   })
+
+  it('without IndexedDB: a typed error, or a memory-only key and session when asked for', async () => {
+    const meta = (async () => Response.json(metadata)) as typeof fetch
+    const refused = await createDPoPClient(config(meta, { indexedDB: null })).catch((e: unknown) => e)
+    expect(isDPoPError(refused, 'ERR_KEY_STORE_UNAVAILABLE')).toBe(true)
+    const auth = await createDPoPClient(config(meta, { indexedDB: null, storageFallback: 'memory' }))
+    expect(auth.keys.storage).toBe('memory')
+    expect((await auth.keys.load()).privateKey.extractable).toBe(false)
+    auth.close()
+  })
 })

@@ -154,4 +154,25 @@ describe('openKeyStore', () => {
     }
     expect(isDPoPError(await openKeyStore({ name: 'ok', alg: 'RS256' as never }).catch((e: unknown) => e), 'ERR_UNSUPPORTED_ALGORITHM')).toBe(true)
   })
+
+  it('subscribers in this and other tabs hear of rotate() and delete()', async () => {
+    const idb = new IDBFactory()
+    const a = await openKeyStore({ name: 'events', indexedDB: idb, persist: false })
+    const b = await openKeyStore({ name: 'events', indexedDB: idb, persist: false })
+    const heardA: string[] = []
+    const heardB: string[] = []
+    a.subscribe((e) => heardA.push(e))
+    const unsubscribe = b.subscribe((e) => heardB.push(e))
+    const before = await thumb(await b.load())
+    const rotated = await thumb(await a.rotate())
+    await expect.poll(() => heardB).toEqual(['rotated'])
+    expect(heardA).toEqual(['rotated'])
+    expect(await thumb(await b.load())).toBe(rotated)
+    expect(rotated).not.toBe(before)
+    unsubscribe()
+    await a.delete()
+    expect(heardA).toEqual(['rotated', 'deleted'])
+    a.close()
+    b.close()
+  })
 })

@@ -1,5 +1,5 @@
 // @vitest-environment node
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { calculateJwkThumbprint } from 'jose'
 import { generateKeyPair, calculateThumbprint, exportPublicJwk } from '../src/keys.ts'
 import { DPoPError, isDPoPError } from '../src/errors.ts'
@@ -45,5 +45,18 @@ describe('calculateThumbprint', () => {
     expect(isDPoPError(await calculateThumbprint(privateKey).catch((e: unknown) => e), 'ERR_INVALID_ARGUMENT')).toBe(true)
     expect(isDPoPError(await calculateThumbprint({ kty: 'EC', crv: 'P-256', x: 'a' }).catch((e: unknown) => e), 'ERR_INVALID_ARGUMENT')).toBe(true)
     expect(isDPoPError(await calculateThumbprint({ kty: 'oct', k: 'a' }).catch((e: unknown) => e), 'ERR_INVALID_ARGUMENT')).toBe(true)
+  })
+})
+
+describe('outside a secure context', () => {
+  it('generateKeyPair says what to do instead of throwing a TypeError', async () => {
+    vi.stubGlobal('crypto', { getRandomValues: crypto.getRandomValues.bind(crypto) })
+    try {
+      const error = await generateKeyPair().catch((e: unknown) => e)
+      expect(isDPoPError(error, 'ERR_CRYPTO_UNAVAILABLE')).toBe(true)
+      expect((error as Error).message).toMatch(/https|localhost/)
+    } finally {
+      vi.unstubAllGlobals()
+    }
   })
 })
