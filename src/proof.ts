@@ -143,7 +143,7 @@ function randomJti(): string {
 /**
  * Creates and signs one DPoP proof JWT for one HTTP request.
  *
- * Header: `typ: "dpop+jwt"`, `alg`, `jwk` (public members only). Claims: `jti` (128
+ * Header: `typ: "dpop+jwt"`, `alg`, `jwk` (public members only). Claims: `jti` (132
  * random bits), `htm`, `htu`, `iat`, `ath` when `accessToken` is given, `nonce` when given.
  * The header and the public JWK are computed once per key; `ath` once per token.
  *
