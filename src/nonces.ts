@@ -68,8 +68,16 @@ export function createNonceCache(options?: NonceCacheOptions): NonceCache {
       return nonce
     },
     set(origin, nonce) {
-      if (typeof origin !== 'string' || typeof nonce !== 'string' || !NONCE.test(nonce)) return false
       const old = map.get(origin)
+      // Most responses repeat the nonce already held: it was checked when it was stored.
+      if (old !== undefined && old === nonce) {
+        if (map.size > 1) {
+          map.delete(origin)
+          map.set(origin, nonce)
+        }
+        return false
+      }
+      if (typeof origin !== 'string' || typeof nonce !== 'string' || !NONCE.test(nonce)) return false
       map.delete(origin)
       map.set(origin, nonce)
       if (map.size > maxOrigins) map.delete(map.keys().next().value as string)

@@ -2,7 +2,7 @@
  * DPoP proof JWTs (RFC 9449 §4.2): one compact JWS per request, signed with the
  * key pair's private key and carrying its public JWK.
  */
-import { encodeBase64url, encodeBase64urlString, utf8 } from './base64url.js'
+import { asciiInto, encodeBase64url, utf8 } from './base64url.js'
 import { DPoPError } from './errors.js'
 import { algorithmOf, exportPublicJwk, subtle, thumbprintOfPublicJwk, type PublicJwk } from './keys.js'
 
@@ -32,6 +32,10 @@ interface SignerState {
   readonly jwk: PublicJwk
   /** base64url(header) + '.' */
   readonly headerPrefix: string
+  /** The same as bytes: the start of every signing input. */
+  readonly headerBytes: Uint8Array
+  /** `crypto.subtle`, looked up once: its getter is a measurable part of a proof's JavaScript. */
+  readonly subtle: SubtleCrypto
   /** RFC 7638 thumbprint, computed lazily. */
   jkt?: Promise<string>
 }
@@ -45,7 +49,8 @@ const invalid = (message: string) => new DPoPError('ERR_INVALID_ARGUMENT', messa
 async function prepare(keyPair: CryptoKeyPair): Promise<SignerState> {
   const { alg, sign } = algorithmOf(keyPair.privateKey)
   const jwk = await exportPublicJwk(keyPair.publicKey)
-  return { key: keyPair.privateKey, sign, jwk, headerPrefix: `${encodeBase64urlString(JSON.stringify({ typ: 'dpop+jwt', alg, jwk }))}.` }
+  const headerPrefix = `${encodeBase64url(utf8(JSON.stringify({ typ: 'dpop+jwt', alg, jwk })))}.`
+  return { key: keyPair.privateKey, sign, jwk, headerPrefix, headerBytes: utf8(headerPrefix), subtle: subtle() }
 }
 
 function signerOf(keyPair: CryptoKeyPair): SignerState | Promise<SignerState> {
@@ -127,18 +132,15 @@ function cacheHtu(url: string): string {
 // jti: 22 base64url characters, 132 bits from the CSPRNG (RFC 9449 §11.1 asks for enough
 // entropy to be unique). They are cut from a pool: 768 random bytes encode to exactly 1024
 // characters, each carrying 6 fresh bits, so one getRandomValues and one encoding serve 46
-// proofs instead of one each. Every character is used once.
+// proofs instead of one each. Every character is used once. (Cut inline in createProof.)
 const JTI_LENGTH = 22
 let jtiPool = ''
 let jtiNext = 0
 
-function randomJti(): string {
-  if (jtiNext + JTI_LENGTH > jtiPool.length) {
-    jtiPool = encodeBase64url(crypto.getRandomValues(new Uint8Array(768)))
-    jtiNext = 0
-  }
-  return jtiPool.slice(jtiNext, (jtiNext += JTI_LENGTH))
-}
+// The signing input of every proof is written into this one buffer: sign() copies its input
+// before it returns (WebCrypto §14.3.3: "a copy of the bytes held by the data parameter"), so
+// the next proof may overwrite it, and no proof allocates an ArrayBuffer for it.
+let input: Uint8Array<ArrayBuffer> | undefined
 
 /**
  * Creates and signs one DPoP proof JWT for one HTTP request.
@@ -172,15 +174,30 @@ export async function createProof(keyPair: CryptoKeyPair, claims: ProofClaims): 
   const [s, ath] = signer instanceof Promise || typeof athOrPending === 'object'
     ? await Promise.all([signer, athOrPending])
     : [signer, athOrPending]
+  if (jtiNext + JTI_LENGTH > jtiPool.length) {
+    jtiPool = encodeBase64url(crypto.getRandomValues(new Uint8Array(768)))
+    jtiNext = 0
+  }
   // The payload is written as JSON text directly, skipping an object per proof: jti and ath
   // are base64url, htm a method token and the nonce NQCHAR, none with `"` or `\`. Only htu
   // is escaped: WHATWG URL hosts may contain `"`.
-  const payload = `{"jti":"${randomJti()}","htm":"${htm.toUpperCase()}","htu":${JSON.stringify(htu)},"iat":${Math.floor(time / 1000)}${
+  const payload = `{"jti":"${jtiPool.slice(jtiNext, (jtiNext += JTI_LENGTH))}","htm":"${htm.toUpperCase()}","htu":${JSON.stringify(htu)},"iat":${Math.floor(time / 1000)}${
     ath === undefined ? '' : `,"ath":"${ath}"`}${nonce === undefined ? '' : `,"nonce":"${nonce}"`}}`
-  const signingInput = s.headerPrefix + encodeBase64urlString(payload)
+  // The buffer holds the payload's bytes, then (once they are encoded) the signing input:
+  // the header's base64url and the payload's, which is at most twice the payload's length.
+  // The payload is ASCII by construction (jti and ath base64url, htm and nonce validated
+  // above, htu a serialized URL, iat digits), so its char codes are its UTF-8 bytes.
+  const { headerPrefix, headerBytes } = s
+  const size = headerBytes.length + 2 * payload.length
+  if (!input || input.length < size) input = new Uint8Array(size * 2)
+  asciiInto(payload, input, 0)
+  const encoded = encodeBase64url(input.subarray(0, payload.length))
+  input.set(headerBytes)
+  asciiInto(encoded, input, headerBytes.length)
+  const signingInput = headerPrefix + encoded
   let signature: ArrayBuffer
   try {
-    signature = await subtle().sign(s.sign, keyPair.privateKey, utf8(signingInput))
+    signature = await s.subtle.sign(s.sign, keyPair.privateKey, input.subarray(0, signingInput.length))
   } catch (cause) {
     throw new DPoPError('ERR_PROOF_FAILED', 'WebCrypto could not sign (was the key deleted?). Load or create the key pair again.', { cause })
   }
