@@ -47,6 +47,8 @@ describe('createDPoPClient', () => {
     expect(isDPoPError(down, 'ERR_NETWORK')).toBe(true)
     const wrong = await createDPoPClient(config(async () => Response.json({ ...metadata, issuer: 'https://evil.example' }))).catch((e: unknown) => e)
     expect(isDPoPError(wrong, 'ERR_INVALID_RESPONSE')).toBe(true)
+    const html = await createDPoPClient(config(async () => new Response('<html>login</html>', { headers: { 'content-type': 'text/html' } }))).catch((e: unknown) => e)
+    expect(isDPoPError(html, 'ERR_INVALID_RESPONSE')).toBe(true)
   })
 
   it('validates the config at the boundary, naming the option', async () => {

@@ -348,4 +348,25 @@ describe('token manager', () => {
     controller.abort(new DOMException('stop', 'AbortError'))
     await expect(h.tokens.onInvalidToken(token, controller.signal)).rejects.toMatchObject({ name: 'AbortError' })
   })
+
+  it.each([
+    ['an HTML error page', () => new Response('<html>502 Bad Gateway</html>', { status: 502, headers: { 'content-type': 'text/html' } })],
+    ['JSON without access_token', () => Response.json({ token_type: 'DPoP', expires_in: 60 })],
+    ['a body that is not JSON', () => new Response('{"access_token": ', { headers: { 'content-type': 'application/json' } })],
+  ])('a broken token response (%s) is a typed error, stores nothing and leaks nothing', async (_name, answer) => {
+    const h = await harness()
+    const inner = h.server.fetch
+    let nonceSeen = false
+    h.server.fetch = async (input, init) => {
+      const r = await inner(input, init)
+      // Let the nonce challenge through, then break the real answer.
+      if (!nonceSeen && r.status === 400) { nonceSeen = true; return r }
+      return new Request(input).url.endsWith('/token') ? answer() : r
+    }
+    const error = await h.login().catch((e: unknown) => e)
+    expect(isDPoPError(error)).toBe(true)
+    expect(['ERR_INVALID_RESPONSE', 'ERR_OAUTH']).toContain((error as { code: string }).code)
+    expect(h.tokens.isAuthenticated()).toBe(false)
+    expect(h.events.some((e) => e.type === 'login')).toBe(false)
+  })
 })
