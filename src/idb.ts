@@ -105,8 +105,8 @@ export function openIdbStore(dbName: string, factory: IDBFactory, timeoutMs: num
   }
 }
 
-/** @internal Maps whatever IndexedDB threw to a typed error with advice. */
-export function toKeyStoreError(cause: unknown, doing: string): KeyStoreError {
+/** Maps whatever IndexedDB threw to a typed error with advice. */
+function toKeyStoreError(cause: unknown, doing: string): KeyStoreError {
   if (cause instanceof KeyStoreError) return cause
   const name = cause instanceof Error || cause instanceof DOMException ? cause.name : ''
   const [code, advice]: [DPoPErrorCode, string] =

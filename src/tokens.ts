@@ -40,7 +40,7 @@ import type { IdbStore } from './idb.js'
 import type { KeyStore } from './key-store.js'
 import { createNonceCache, type NonceCache } from './nonces.js'
 import { createProof, keyPairThumbprint } from './proof.js'
-import { abortReason, openTabChannel, withLock } from './tabs.js'
+import { openTabChannel, withLock } from './tabs.js'
 import { raceAbort } from './abort.js'
 
 /** Claims of the ID token of the session (OpenID Connect Core §2). */
@@ -447,7 +447,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       for (const r of o.resource) params.append('resource', r)
       const tx: Transaction = { state, codeVerifier, nonce, jkt, returnTo: options.returnTo, createdAt: Date.now() }
       await write(TX_PREFIX + state, tx)
-      if (signal?.aborted) throw abortReason(signal)
+      signal?.throwIfAborted()
       ;(options.redirect ?? ((u: URL) => location.assign(u)))(url)
     },
 
