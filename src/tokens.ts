@@ -294,11 +294,16 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
     }
   }
 
+  /** A session another tab made (told over the channel, or found in storage): use it and say so. */
+  const adopt = (next: Session, login: boolean): void => {
+    const had = session !== undefined
+    session = next
+    o.emit(login || !had ? { type: 'login', user: next.user, fromOtherTab: true } : { type: 'refresh', expiresAt: next.expiresAt, fromOtherTab: true })
+  }
+
   const channel = openTabChannel<TabMessage>(`dpop-spa:${o.name}:session`, (m) => {
     if (m.type === 'session') {
-      const had = session !== undefined
-      session = m.session
-      o.emit(m.login || !had ? { type: 'login', user: m.session.user, fromOtherTab: true } : { type: 'refresh', expiresAt: m.session.expiresAt, fromOtherTab: true })
+      adopt(m.session, m.login)
     } else if (m.type === 'logout') {
       const had = session !== undefined
       session = undefined
@@ -306,6 +311,14 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       if (had) o.emit({ type: 'logout', reason: m.reason === 'user' ? 'other-tab' : m.reason })
     }
   })
+
+  /** A session this tab made: store it beside the key, share it with the other tabs, say so. */
+  const commit = async (next: Session, login: boolean): Promise<void> => {
+    await write(SESSION, next)
+    session = next
+    channel.post({ type: 'session', session: next, login })
+    o.emit(login ? { type: 'login', user: next.user, fromOtherTab: false } : { type: 'refresh', expiresAt: next.expiresAt, fromOtherTab: false })
+  }
 
   const endSession = async (reason: LogoutReason): Promise<void> => {
     const had = session !== undefined
@@ -356,11 +369,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       if (session) await endSession('other-tab')
       return undefined
     }
-    if (stored.accessToken !== session?.accessToken) {
-      const had = session !== undefined
-      session = stored
-      o.emit(had ? { type: 'refresh', expiresAt: stored.expiresAt, fromOtherTab: true } : { type: 'login', user: stored.user, fromOtherTab: true })
-    }
+    if (stored.accessToken !== session?.accessToken) adopt(stored, false)
     const needed = failedToken !== undefined ? stored.accessToken === failedToken : expiring(stored)
     if (!needed) return stored.accessToken
     if (!stored.refreshToken) {
@@ -390,10 +399,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       throw e
     }
     const next = await newSession(result, jkt, stored)
-    await write(SESSION, next)
-    session = next
-    channel.post({ type: 'session', session: next, login: false })
-    o.emit({ type: 'refresh', expiresAt: next.expiresAt, fromOtherTab: false })
+    await commit(next, false)
     return next.accessToken
   }
 
@@ -488,10 +494,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
         }),
       )
       const next = await newSession(result, jkt, undefined)
-      await write(SESSION, next)
-      session = next
-      channel.post({ type: 'session', session: next, login: true })
-      o.emit({ type: 'login', user: next.user, fromOtherTab: false })
+      await commit(next, true)
       return { returnTo: txRaw.returnTo, user: next.user }
     },
 
