@@ -369,4 +369,22 @@ describe('token manager', () => {
     expect(h.tokens.isAuthenticated()).toBe(false)
     expect(h.events.some((e) => e.type === 'login')).toBe(false)
   })
+
+  it('login options: returnTo comes back from handleRedirect, login_hint is sent, extraParams cannot override the binding', async () => {
+    const h = await harness()
+    await h.tokens.login({
+      redirect: (u) => h.redirects.push(u), returnTo: '/orders/7', loginHint: 'alice@example.com',
+      extraParams: { dpop_jkt: 'attacker-jkt', code_challenge_method: 'plain', ui_locales: 'de' },
+    })
+    const url = h.redirects[0]!
+    expect(url.searchParams.get('dpop_jkt')).toBe(await h.keys.thumbprint())
+    expect(url.searchParams.getAll('dpop_jkt')).toHaveLength(1)
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256')
+    expect(url.searchParams.get('login_hint')).toBe('alice@example.com')
+    expect(url.searchParams.get('ui_locales')).toBe('de')
+    const code = `code-${++counter}`
+    h.server.codes.set(code, { jkt: url.searchParams.get('dpop_jkt')!, verifier: '', nonce: url.searchParams.get('nonce')! })
+    const result = await h.tokens.handleRedirect(`${REDIRECT}?code=${code}&state=${url.searchParams.get('state')}`)
+    expect(result).toMatchObject({ returnTo: '/orders/7', user: { sub: 'alice' } })
+  })
 })
