@@ -23,6 +23,11 @@ export default defineConfig({
     host: 'localhost',
     strictPort: true,
   },
+  // Browser-test fixtures import these from node_modules; bundling them when the server
+  // starts keeps Vite from reloading a page mid-test when it first meets one.
+  optimizeDeps: {
+    include: ['axios', 'ky', 'ofetch', 'eventsource', 'react', 'react-dom/client'],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     environment: 'happy-dom',

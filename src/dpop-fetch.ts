@@ -137,7 +137,8 @@ function isRequest(input: unknown): input is Request {
   return input instanceof Request || Object.prototype.toString.call(input) === '[object Request]'
 }
 
-function parseOrigins(value: unknown): ReadonlySet<string> {
+/** @internal Exact API origins from `options.origins`; shared with the XHR guard. */
+export function parseOrigins(value: unknown): ReadonlySet<string> {
   const origins = new Set<string>()
   for (const item of Array.isArray(value) && value.length ? (value as unknown[]) : [undefined]) {
     const text = typeof item === 'string' || item instanceof URL ? String(item) : ''
