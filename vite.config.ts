@@ -10,13 +10,16 @@ export default defineConfig({
     emptyOutDir: true,
     minify: false,
     sourcemap: true,
+    // Two entry points: the core (`dpop-spa`) and the React binding (`dpop-spa/react`); code
+    // both use lands in a shared chunk, so an app that imports both has one client module.
     lib: {
-      entry: 'src/index.ts',
+      entry: { index: 'src/index.ts', react: 'src/react.ts' },
       formats: ['es'],
-      fileName: 'index',
+      fileName: (_format, name) => `${name}.js`,
     },
     rolldownOptions: {
-      external: ['oauth4webapi', 'idb-keyval'],
+      external: ['oauth4webapi', 'idb-keyval', 'react'],
+      output: { chunkFileNames: 'chunks/[name]-[hash].js' },
     },
   },
   server: {
