@@ -60,6 +60,8 @@ const SKIP = /(?:[^,"]|"(?:[^"\\]|\\[\s\S]?)*"?)*/y
  *
  * Never throws: any input (including `null` or a non-string) yields an array.
  *
+ * @param header - the `WWW-Authenticate` header value (or `null`).
+ * @returns the challenges, in order; empty when there are none.
  * @example
  * ```ts
  * parseWWWAuthenticate('DPoP error="use_dpop_nonce", algs="ES256", Bearer realm="api"')
@@ -173,6 +175,8 @@ export function parseWWWAuthenticate(header: string | null | undefined): Challen
  * `error_description` and `algs`. Returns `undefined` when there is no DPoP challenge.
  * Never throws.
  *
+ * @param challenges - the output of {@link parseWWWAuthenticate}.
+ * @returns the DPoP challenge, or `undefined`.
  * @example
  * ```ts
  * const dpop = readDPoPChallenge(parseWWWAuthenticate(response.headers.get('WWW-Authenticate')))
@@ -209,6 +213,8 @@ const URICHAR = /^[\x21\x23-\x5b\x5d-\x7e]+$/
  * a malformed `error_description` or `error_uri` but keeps the `error`.
  * Never throws, whatever the body (proxies and throwing getters included).
  *
+ * @param body - the parsed JSON value, or its text.
+ * @returns the error, or `undefined`.
  * @example
  * ```ts
  * const e = parseOAuthErrorBody(await response.clone().json().catch(() => undefined))

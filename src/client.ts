@@ -83,6 +83,8 @@ export interface DPoPClient {
   /**
    * Redirects to the authorization server: authorization code + PKCE S256, `state`, OIDC
    * `nonce` with `openid`, and `dpop_jkt` binding the code to this browser's key (RFC 9449 §10).
+   * @param options - `prompt`, `loginHint`, `returnTo`, extra parameters, a custom `redirect`; see {@link LoginOptions}.
+   * @returns a promise that settles when the browser is sent away (it does not resolve to a session).
    * @throws {KeyStoreError} when the key cannot be loaded.
    */
   login(options?: LoginOptions): Promise<void>
@@ -91,6 +93,8 @@ export interface DPoPClient {
    * `use_dpop_nonce`), validates the ID token, requires `token_type: DPoP`, stores the
    * session and removes `code`/`state` from the address bar. Resolves `undefined` when the
    * URL is not an authorization response.
+   * @param url - the URL to read the authorization response from; `location.href` by default.
+   * @returns the login's `returnTo` and user, or `undefined` when `url` is no authorization response.
    * @throws {OAuthError} for an error redirect (`access_denied`, ...) or a refused exchange;
    *   {@link DPoPError} `ERR_STATE_MISMATCH`, `ERR_TOKEN_TYPE_MISMATCH`, `ERR_INVALID_RESPONSE`, `ERR_NETWORK`.
    */
@@ -102,6 +106,7 @@ export interface DPoPClient {
   /**
    * Revokes the refresh token (and the access token where the server allows), forgets the
    * tokens, replaces the key, logs out every tab, and optionally goes to the end-session endpoint.
+   * @param options - `redirect` to the end-session endpoint, `postLogoutRedirectUri`, `signal`; see {@link LogoutOptions}.
    * @throws {KeyStoreError} when the key cannot be replaced. Revocation failures are reported as `error` events instead.
    */
   logout(options?: LogoutOptions): Promise<void>
@@ -111,6 +116,8 @@ export interface DPoPClient {
   getUser(): UserClaims | undefined
   /**
    * The current access token, refreshed first when it is about to expire.
+   * @param options - `signal` aborts waiting for a refresh.
+   * @returns the access token, or `undefined` without a session.
    * @throws {OAuthError} `invalid_grant` when the refresh token was refused (the session ends).
    */
   getAccessToken(options?: { signal?: AbortSignal }): Promise<string | undefined>
@@ -118,6 +125,8 @@ export interface DPoPClient {
    * Listens to `login`, `refresh`, `logout` (also from other tabs) and `error` events.
    * Events that happened before the first listener (a session dropped at start-up) are
    * delivered to it. Returns the unsubscribe function.
+   * @param listener - receives each {@link DPoPClientEvent}; a throwing listener does not disturb the others.
+   * @returns the function that removes the listener.
    */
   subscribe(listener: (event: DPoPClientEvent) => void): () => void
   /** The key store (thumbprint, storage kind, persistence). */
@@ -150,6 +159,8 @@ function assertUrl(value: unknown, name: string): URL {
  * parallel with discovery), discovers the authorization server, restores the session from
  * IndexedDB and drops it when it is bound to a key this browser no longer has.
  *
+ * @param config - issuer, client, redirect URI, API origins; see {@link DPoPClientConfig}.
+ * @returns the client, with the session restored when there is one.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad config; `ERR_NETWORK` or
  *   `ERR_INVALID_RESPONSE` when discovery fails; {@link KeyStoreError} when IndexedDB fails
  *   and no memory fallback was asked for.

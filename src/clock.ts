@@ -37,11 +37,16 @@ export interface DPoPClock {
    * more than the threshold plus the measurement's uncertainty (half the round trip plus
    * half a second). Ignores a missing or non-IMF-fixdate `Date`. Returns whether the
    * offset changed. Never throws.
+   * @param dateHeader - the response's `Date` header, or `null`.
+   * @param requestStartMs - local time just before the request.
+   * @param responseMs - local time when the response arrived.
+   * @returns whether the offset changed.
    */
   observeDate(dateHeader: string | null, requestStartMs: number, responseMs: number): boolean
   /**
    * Sets the offset (milliseconds, server minus local), for example after a server
    * rejected a proof's `iat`.
+   * @param offsetMs - server time minus local time, in milliseconds.
    * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `offsetMs` is not a finite number.
    */
   adjust(offsetMs: number): void
@@ -78,6 +83,8 @@ export function offsetFromDate(
 /**
  * Creates a clock whose offset from the local clock is learned from servers.
  *
+ * @param options - the local clock and the threshold; see {@link ClockOptions}.
+ * @returns a clock with offset 0.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `options.now` is not a function or
  *   `options.thresholdMs` is not a non-negative finite number.
  * @example

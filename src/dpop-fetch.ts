@@ -15,7 +15,11 @@ import { createProof } from './proof.js'
 
 /** Anything that yields the key pair; the KeyStore from openKeyStore() satisfies it. */
 export interface KeyPairSource {
-  /** Resolves to the key pair; rejects with the signal's reason when it aborts. */
+  /**
+   * Resolves to the key pair; rejects with the signal's reason when it aborts.
+   * @param options - `signal` aborts the wait.
+   * @returns the key pair.
+   */
   load(options?: { signal?: AbortSignal }): Promise<CryptoKeyPair>
 }
 
@@ -31,6 +35,7 @@ export interface DPoPFetchOptions {
   /**
    * The current access token, asked once per request (not per retry). `undefined` (or
    * `''`) sends a proof without a token.
+   * @param ctx - `signal`: the request's signal, for a token source that waits (a refresh).
    */
   getAccessToken?: (ctx: { signal?: AbortSignal }) => string | undefined | Promise<string | undefined>
   /**
@@ -39,6 +44,7 @@ export interface DPoPFetchOptions {
    * rejected, so a token layer can tell whether it already refreshed past it. Concurrent
    * rejections of the same token share one call, which is made without a signal because it
    * serves several requests (each request still stops waiting when its own signal aborts).
+   * @param ctx - `token`: the rejected token; `signal`: none for a shared call.
    */
   onInvalidToken?: (ctx: { signal?: AbortSignal; token: string }) => string | undefined | Promise<string | undefined>
   /**
@@ -53,6 +59,7 @@ export interface DPoPFetchOptions {
   /**
    * `true` logs {@link DPoPFetchEvent}s with `console.debug`; a function receives them.
    * Events never carry the access token or a proof's signature.
+   * @param event - one {@link DPoPFetchEvent}.
    * @default false
    */
   debug?: boolean | ((event: DPoPFetchEvent) => void)
@@ -61,7 +68,12 @@ export interface DPoPFetchOptions {
 /** Defaults of {@link DPoPFetchOptions}. */
 export const DPOP_FETCH_DEFAULTS = { debug: false } as const satisfies Pick<Required<DPoPFetchOptions>, 'debug'>
 
-/** A `fetch` that signs requests to the configured origins. */
+/**
+ * A `fetch` that signs requests to the configured origins.
+ * @param input - the URL or `Request`, as for `fetch`.
+ * @param init - the request options, as for `fetch`.
+ * @returns the response (after at most one retry per reason).
+ */
 export type DPoPFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
 /** Why a request was sent again. */
@@ -73,19 +85,77 @@ export type DPoPRetryReason = 'use_dpop_nonce' | 'invalid_token' | 'iat'
  */
 export type DPoPFetchEvent =
   | {
+    /** A proof was signed for an attempt. */
     type: 'proof'
+    /** The request method. */
     method: string
     /** The `htu`: the URL without query and fragment. */
     url: string
     /** 1 for the first send, 2+ for retries. */
     attempt: number
-    header: { typ: string; alg: string; jwk: PublicJwk }
-    claims: { jti: string; htm: string; htu: string; iat: number; ath?: string; nonce?: string }
+    /** The proof's JOSE header. */
+    header: {
+      /** Always `dpop+jwt`. */
+      typ: string
+      /** The signing algorithm, e.g. `ES256`. */
+      alg: string
+      /** The public key. */
+      jwk: PublicJwk
+    }
+    /** The proof's claims (`ath` is a hash of the token, not the token). */
+    claims: {
+      /** Unique id of this proof. */
+      jti: string
+      /** HTTP method. */
+      htm: string
+      /** HTTP target URI without query and fragment. */
+      htu: string
+      /** Issued-at, seconds, server-corrected. */
+      iat: number
+      /** base64url SHA-256 of the access token sent. */
+      ath?: string
+      /** The server nonce used. */
+      nonce?: string
+    }
   }
-  | { type: 'nonce'; origin: string; nonce: string }
-  | { type: 'retry'; reason: DPoPRetryReason; url: string; attempt: number }
-  | { type: 'response'; method: string; url: string; status: number; attempt: number }
-  | { type: 'clock'; offsetMs: number; source: 'date' | 'iat' }
+  | {
+    /** A server sent a new `DPoP-Nonce`. */
+    type: 'nonce'
+    /** The server origin. */
+    origin: string
+    /** The nonce. */
+    nonce: string
+  }
+  | {
+    /** The request is sent again. */
+    type: 'retry'
+    /** Why: nonce challenge, rejected token, rejected `iat`. */
+    reason: DPoPRetryReason
+    /** The `htu` of the request. */
+    url: string
+    /** The attempt that is about to be made. */
+    attempt: number
+  }
+  | {
+    /** A response arrived. */
+    type: 'response'
+    /** The request method. */
+    method: string
+    /** The `htu` of the request. */
+    url: string
+    /** The HTTP status. */
+    status: number
+    /** Which attempt it answers. */
+    attempt: number
+  }
+  | {
+    /** The server clock offset changed. */
+    type: 'clock'
+    /** Server minus local time, ms. */
+    offsetMs: number
+    /** Learned from a `Date` header or from an `iat` rejection. */
+    source: 'date' | 'iat'
+  }
 
 // Marks installed wrappers; the value is the fetch that was there before any of ours.
 const INSTALLED = Symbol('dpop-spa.installed')
@@ -232,6 +302,8 @@ function isCrossOrigin(response: Response, origin: string): boolean {
  * Any other request goes to the underlying fetch with the same `input` and `init`
  * objects, untouched: no token, no proof, nothing learned from its response.
  *
+ * @param options - keys, API origins, token callbacks; see {@link DPoPFetchOptions}.
+ * @returns the signed fetch, with the contract of `fetch`.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` at creation for bad options (the message names
  *   the option). The returned function rejects like `fetch` (including the signal's
  *   reason on abort, at every wait), and also with: `ERR_INVALID_ARGUMENT` when a token
@@ -484,6 +556,9 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
  * through a wrapper. The last install wins. If something else wrapped `target.fetch`
  * after us, restoring leaves that wrapper in place and turns ours into a pass-through.
  *
+ * @param dpopFetch - a signed fetch from {@link createDPoPFetch}.
+ * @param target - the object whose `fetch` is replaced; `globalThis` by default.
+ * @returns the function that restores the previous fetch.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `dpopFetch` is not a function or
  *   `target.fetch` is not a function.
  * @example

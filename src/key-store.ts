@@ -69,6 +69,8 @@ export interface KeyStore {
    * The key pair: the stored one, or a new one created (atomically across tabs) the
    * first time. Cached in memory after the first call; invalidated when another tab
    * rotates or deletes the key.
+   * @param options - `signal` aborts the wait (not the IndexedDB work).
+   * @returns the key pair; its private key is not extractable.
    * @throws {KeyStoreError} `ERR_KEY_STORE_UNAVAILABLE`, `ERR_KEY_STORE_UNSUPPORTED`,
    *   `ERR_KEY_STORE_QUOTA` or `ERR_KEY_STORE_FAILED` when IndexedDB fails and no memory
    *   fallback was asked for; the signal's reason when aborted.
@@ -87,12 +89,18 @@ export interface KeyStore {
   delete(): Promise<void>
   /**
    * RFC 7638 thumbprint of the current key pair (the `dpop_jkt` / `cnf.jkt` value).
+   * @param options - `signal` aborts the wait for the key.
+   * @returns the base64url thumbprint.
    * @throws {KeyStoreError} as {@link KeyStore.load}.
    */
   thumbprint(options?: { signal?: AbortSignal }): Promise<string>
   /** Whether the browser granted persistent storage; `false` where it was not asked or is not offered. Never rejects. */
   persisted(): Promise<boolean>
-  /** Calls `listener` when this or another tab rotates or deletes the key pair. Returns an unsubscribe function. */
+  /**
+   * Calls `listener` when this or another tab rotates or deletes the key pair. Returns an unsubscribe function.
+   * @param listener - receives `'rotated'` or `'deleted'`.
+   * @returns the function that removes the listener.
+   */
   subscribe(listener: (event: 'rotated' | 'deleted') => void): () => void
   /** Releases the database connection and the cross-tab channel. */
   close(): void
@@ -124,6 +132,8 @@ function isUsable(value: unknown): value is StoredKeyPair {
  * transaction that adds it only if no pair is there yet, and every tab then uses
  * whatever that transaction left. Two tabs starting together end with one key pair.
  *
+ * @param options - the store name, algorithm and fallback; see {@link KeyStoreOptions}.
+ * @returns the key store (its key is loading).
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad `options.name`;
  *   `ERR_UNSUPPORTED_ALGORITHM` for a bad `options.alg`. IndexedDB failures surface from
  *   `load()`, as {@link KeyStoreError}s.

@@ -22,11 +22,17 @@ export interface GenerateKeyPairOptions {
 
 /** A public JWK as it appears in a proof header: public members only. */
 export interface PublicJwk {
+  /** Key type: `EC` (ES256), `OKP` or `RSA`. */
   kty: string
+  /** Curve of an `EC` or `OKP` key, e.g. `P-256`. */
   crv?: string
+  /** Public x coordinate (`EC`) or public key (`OKP`), base64url. */
   x?: string
+  /** Public y coordinate of an `EC` key, base64url. */
   y?: string
+  /** Modulus of an `RSA` key, base64url. */
   n?: string
+  /** Public exponent of an `RSA` key, base64url. */
   e?: string
 }
 
@@ -61,6 +67,8 @@ export function algorithmOf(key: CryptoKey): { alg: DPoPAlgorithm; sign: EcdsaPa
  * The private key is created with `extractable: false`; WebCrypto keeps the public key
  * extractable so that its JWK can go into proofs.
  *
+ * @param options - the algorithm; see {@link GenerateKeyPairOptions}.
+ * @returns the key pair; `privateKey.extractable` is `false`.
  * @throws {DPoPError} `ERR_UNSUPPORTED_ALGORITHM` for an unknown `options.alg`;
  *   `ERR_CRYPTO_UNAVAILABLE` outside a secure context.
  * @example
@@ -101,7 +109,13 @@ export function publicJwk(jwk: JsonWebKey): PublicJwk {
 
 /**
  * Exports the public JWK of a public key (public members only).
+ * @param publicKey - the public key of a key pair.
+ * @returns the public JWK (`kty`, `crv`, `x`, `y` for ES256).
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when the key is not an extractable public key.
+ * @example
+ * ```ts
+ * const jwk = await exportPublicJwk(keyPair.publicKey) // { kty: 'EC', crv: 'P-256', x, y }
+ * ```
  */
 export async function exportPublicJwk(publicKey: CryptoKey): Promise<PublicJwk> {
   if (!(publicKey instanceof CryptoKey) || publicKey.type !== 'public') throw invalid('"publicKey" must be the public key of a key pair.')
@@ -113,6 +127,8 @@ export async function exportPublicJwk(publicKey: CryptoKey): Promise<PublicJwk> 
  *
  * Accepts the public CryptoKey of a pair, or a JWK (private members are ignored).
  *
+ * @param publicKey - a public `CryptoKey`, or a JWK (EC, OKP or RSA).
+ * @returns the base64url SHA-256 thumbprint.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when the key is not a public key or a JWK of
  *   kty EC, OKP or RSA with its required members.
  * @example

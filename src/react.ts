@@ -26,7 +26,10 @@ export interface DPoPProviderProps {
    * @default true
    */
   handleRedirect?: boolean
-  /** Receives `handleRedirect()`'s result once it is settled, e.g. to navigate to `result.returnTo`. */
+  /**
+   * Receives `handleRedirect()`'s result once it is settled, e.g. to navigate to `result.returnTo`.
+   * @param result - the login's `returnTo` and user, or `undefined` when the page was no authorization response.
+   */
   onRedirect?: (result: RedirectResult | undefined) => void
   /** The app. */
   children?: ReactNode
@@ -46,9 +49,15 @@ export interface DPoPAuthState {
   readonly lastEvent: DPoPClientEvent | undefined
   /** The client, once created. */
   readonly client: DPoPClient | undefined
-  /** `client.login()`, waiting for the client first. */
+  /**
+   * `client.login()`, waiting for the client first.
+   * @param options - see {@link LoginOptions}.
+   */
   login(options?: LoginOptions): Promise<void>
-  /** `client.logout()`, waiting for the client first. */
+  /**
+   * `client.logout()`, waiting for the client first.
+   * @param options - see {@link LogoutOptions}.
+   */
   logout(options?: LogoutOptions): Promise<void>
   /** `client.fetch`: the signed fetch, waiting for the client first. */
   readonly fetch: DPoPFetch

@@ -45,6 +45,7 @@ import { raceAbort } from './abort.js'
 
 /** Claims of the ID token of the session (OpenID Connect Core §2). */
 export interface UserClaims {
+  /** The subject: the user's identifier at the issuer. */
   readonly sub: string
   readonly [claim: string]: unknown
 }
@@ -64,10 +65,34 @@ export type LogoutReason =
 
 /** What {@link DPoPClient.subscribe} listeners receive. */
 export type DPoPClientEvent =
-  | { readonly type: 'login'; readonly user: UserClaims | undefined; readonly fromOtherTab: boolean }
-  | { readonly type: 'refresh'; readonly expiresAt: number; readonly fromOtherTab: boolean }
-  | { readonly type: 'logout'; readonly reason: LogoutReason }
-  | { readonly type: 'error'; readonly error: DPoPError }
+  | {
+    /** A session started (here, or in another tab). */
+    readonly type: 'login'
+    /** The ID token claims. */
+    readonly user: UserClaims | undefined
+    /** Whether another tab logged in. */
+    readonly fromOtherTab: boolean
+  }
+  | {
+    /** The tokens were refreshed (here, or by another tab). */
+    readonly type: 'refresh'
+    /** Local-clock ms when the new access token expires. */
+    readonly expiresAt: number
+    /** Whether another tab refreshed. */
+    readonly fromOtherTab: boolean
+  }
+  | {
+    /** The session ended. */
+    readonly type: 'logout'
+    /** Why. */
+    readonly reason: LogoutReason
+  }
+  | {
+    /** Something failed in the background (a revocation, a refresh). */
+    readonly type: 'error'
+    /** What failed. */
+    readonly error: DPoPError
+  }
 
 /** Options of `login()`. */
 export interface LoginOptions {
@@ -81,6 +106,7 @@ export interface LoginOptions {
   extraParams?: Readonly<Record<string, string>>
   /**
    * Navigates to the authorization URL.
+   * @param url - the authorization request URL.
    * @default (url) => location.assign(url)
    */
   redirect?: (url: URL) => void

@@ -17,7 +17,10 @@ export interface XHRGuardOptions {
    * The `XMLHttpRequest` class to guard.
    * @default globalThis.XMLHttpRequest
    */
-  XMLHttpRequest?: { prototype: Pick<XMLHttpRequest, 'open'> }
+  XMLHttpRequest?: {
+    /** The prototype whose `open` is wrapped. */
+    prototype: Pick<XMLHttpRequest, 'open'>
+  }
 }
 
 type Open = (this: XMLHttpRequest, method: string, url: string | URL, ...rest: unknown[]) => void
