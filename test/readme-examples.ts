@@ -10,7 +10,13 @@ import {
   installDPoPFetch,
   isDPoPError,
   openKeyStore,
+  guardXMLHttpRequest,
+  type DPoPClient,
 } from '../src/index.ts'
+import axios from 'axios'
+import ky from 'ky'
+import { ofetch } from 'ofetch'
+import { EventSource } from 'eventsource'
 
 declare const myOAuthLibrary: { accessToken(): Promise<string | undefined>; refresh(): Promise<string | undefined> }
 declare function render(user: unknown): void
@@ -80,5 +86,31 @@ try {
     const memoryKeys = await openKeyStore({ name: 'my-app', fallback: 'memory' })
   } else throw e
 }
+// --- end
+}
+
+export async function httpClients(auth: DPoPClient): Promise<void> {
+// --- clients
+// axios >= 1.12.0: its fetch adapter takes a custom fetch in env.fetch.
+const http = axios.create({ adapter: 'fetch', env: { fetch: auth.fetch } })
+const { data: me } = await http.get('https://api.example.com/me')
+
+// ky and ofetch take a fetch too.
+const kyApi = ky.create({ fetch: auth.fetch })
+const orders = await kyApi.post('https://api.example.com/orders', { json: { item: 42 } }).json()
+const $api = ofetch.create({}, { fetch: auth.fetch })
+const profile = await $api('https://api.example.com/me')
+
+// Server-sent events: the eventsource package (v3+) opens and reopens the stream through fetch.
+const events = new EventSource('https://api.example.com/events', { fetch: auth.fetch })
+events.onmessage = (event) => console.info(event.data)
+// --- end
+}
+
+export function xhrGuard(): void {
+// --- xhr
+const unguard = guardXMLHttpRequest({ origins: ['https://api.example.com'] })
+// axios.get('https://api.example.com/me') on the default (XHR) adapter now rejects with
+// DPoPError ERR_XHR_NOT_SIGNED instead of sending a request without a proof.
 // --- end
 }
