@@ -22,12 +22,13 @@ export interface DPoPProviderProps {
   /**
    * Call `client.handleRedirect()` when the client is ready: it completes a login on the
    * redirect URI and does nothing on other URLs. It runs once per client, also when React
-   * runs effects twice (StrictMode).
+   * runs effects twice (StrictMode). Read on the first render only.
    * @default true
    */
   handleRedirect?: boolean
   /**
-   * Receives `handleRedirect()`'s result once it is settled, e.g. to navigate to `result.returnTo`.
+   * Receives `handleRedirect()`'s result once it is settled, e.g. to navigate to
+   * `result.returnTo`. The function of the latest render is called.
    * @param result - the login's `returnTo` and user, or `undefined` when the page was no authorization response.
    */
   onRedirect?: (result: RedirectResult | undefined) => void
@@ -72,6 +73,8 @@ interface Store {
   readonly actions: Actions
   /** Starts (or restarts, after a StrictMode cleanup) following the client; returns the cleanup. */
   readonly start: () => () => void
+  /** The provider's latest `onRedirect`. */
+  onRedirect: DPoPProviderProps['onRedirect']
 }
 
 // Clients the providers created from a config: shared by StrictMode's double render, closed
@@ -84,7 +87,7 @@ const Context = createContext<Store | undefined>(undefined)
 
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)))
 
-function createStore(source: Promise<DPoPClient>, handleRedirect: boolean, onRedirect: DPoPProviderProps['onRedirect']): Store {
+function createStore(source: Promise<DPoPClient>, handleRedirect: boolean): Store {
   let client: DPoPClient | undefined
   let status: Snapshot['status'] = 'loading'
   let error: Error | undefined
@@ -93,7 +96,8 @@ function createStore(source: Promise<DPoPClient>, handleRedirect: boolean, onRed
   const listeners = new Set<() => void>()
   const notify = () => { for (const l of listeners) l() }
 
-  return {
+  const store: Store = {
+    onRedirect: undefined,
     subscribe(onChange) {
       listeners.add(onChange)
       return () => { listeners.delete(onChange) }
@@ -139,7 +143,7 @@ function createStore(source: Promise<DPoPClient>, handleRedirect: boolean, onRed
             if (!active || outcome === undefined) return
             status = 'ready'
             notify()
-            onRedirect?.(outcome.done)
+            store.onRedirect?.(outcome.done)
           },
           (e: unknown) => {
             if (!active) return
@@ -154,6 +158,7 @@ function createStore(source: Promise<DPoPClient>, handleRedirect: boolean, onRed
       }
     },
   }
+  return store
 }
 
 /**
@@ -194,8 +199,10 @@ export function DPoPProvider(props: DPoPProviderProps): ReactElement {
     }
     // Rejections are shown through the store; this keeps them from being reported as unhandled.
     source.catch(() => undefined)
-    return createStore(source, props.handleRedirect ?? true, props.onRedirect)
+    return createStore(source, props.handleRedirect ?? true)
   })
+  // The latest callback, without restarting anything when an inline function changes.
+  useEffect(() => { store.onRedirect = props.onRedirect })
   useEffect(() => {
     const entry = config && owned.get(config)
     if (entry) {
