@@ -10,15 +10,15 @@ export default defineConfig({
     emptyOutDir: true,
     minify: false,
     sourcemap: true,
-    // Two entry points: the core (`dpop-spa`) and the React binding (`dpop-spa/react`); code
-    // both use lands in a shared chunk, so an app that imports both has one client module.
+    // Three entry points: the core (`dpop-spa`) and the bindings (`dpop-spa/react`,
+    // `dpop-spa/vue`); code they share lands in a chunk, so an app has one client module.
     lib: {
-      entry: { index: 'src/index.ts', react: 'src/react.ts' },
+      entry: { index: 'src/index.ts', react: 'src/react.ts', vue: 'src/vue.ts' },
       formats: ['es'],
       fileName: (_format, name) => `${name}.js`,
     },
     rolldownOptions: {
-      external: ['oauth4webapi', 'idb-keyval', 'react'],
+      external: ['oauth4webapi', 'idb-keyval', 'react', 'vue'],
       output: { chunkFileNames: 'chunks/[name]-[hash].js' },
     },
   },
@@ -29,7 +29,7 @@ export default defineConfig({
   // Browser-test fixtures import these from node_modules; bundling them when the server
   // starts keeps Vite from reloading a page mid-test when it first meets one.
   optimizeDeps: {
-    include: ['axios', 'ky', 'ofetch', 'eventsource', 'react', 'react-dom/client'],
+    include: ['axios', 'ky', 'ofetch', 'eventsource', 'react', 'react-dom/client', 'vue'],
   },
   test: {
     include: ['test/**/*.test.ts'],

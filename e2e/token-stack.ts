@@ -22,7 +22,7 @@ const fail = (e: unknown): never => {
 }
 const as = await startAuthServer({
   port: TOKEN_STACK.asPort,
-  redirectUris: [`${app}/e2e/fixtures/client.html`, `${app}/e2e/fixtures/react.html`],
+  redirectUris: [`${app}/e2e/fixtures/client.html`, `${app}/e2e/fixtures/react.html`, `${app}/e2e/fixtures/vue.html`],
   apiAudience: apiOrigin,
   accessTokenTtl: TOKEN_STACK.accessTokenTtl,
 }).catch(fail)

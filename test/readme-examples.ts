@@ -17,6 +17,8 @@ import axios from 'axios'
 import ky from 'ky'
 import { ofetch } from 'ofetch'
 import { EventSource } from 'eventsource'
+import { createApp, type Component } from 'vue'
+import { createDPoP, useDPoP } from '../src/vue.ts'
 
 declare const myOAuthLibrary: { accessToken(): Promise<string | undefined>; refresh(): Promise<string | undefined> }
 declare function render(user: unknown): void
@@ -112,5 +114,22 @@ export function xhrGuard(): void {
 const unguard = guardXMLHttpRequest({ origins: ['https://api.example.com'] })
 // axios.get('https://api.example.com/me') on the default (XHR) adapter now rejects with
 // DPoPError ERR_XHR_NOT_SIGNED instead of sending a request without a proof.
+// --- end
+}
+
+export function vue(App: Component): void {
+// --- vue
+createApp(App)
+  .use(createDPoP({
+    config: {
+      issuer: 'https://login.example.com',
+      clientId: 'my-spa',
+      redirectUri: `${location.origin}/`,
+      apiOrigins: ['https://api.example.com'],
+    },
+  }))
+  .mount('#app')
+// in a component's setup():
+const { isAuthenticated, user, login, logout, fetch } = useDPoP()
 // --- end
 }

@@ -30,9 +30,12 @@ for (const target of targets) {
   const path = target.replace(/^\.\//, '')
   if (!paths.includes(path)) problems.push(`"${target}" (package.json) is not in the package`)
 }
-// The React binding stays out of the core: only dist/react.js may import react.
-for (const path of paths.filter((p) => p.endsWith('.js') && p !== 'dist/react.js')) {
-  if (/from\s*["']react["']|import\(["']react["']\)/.test(readFileSync(path, 'utf8'))) problems.push(`${path} imports react`)
+// The bindings stay out of the core: only dist/react.js may import react, only dist/vue.js vue.
+for (const framework of ['react', 'vue']) {
+  const importOf = new RegExp(`from\\s*["']${framework}["']|import\\(["']${framework}["']\\)`)
+  for (const path of paths.filter((p) => p.endsWith('.js') && p !== `dist/${framework}.js`)) {
+    if (importOf.test(readFileSync(path, 'utf8'))) problems.push(`${path} imports ${framework}`)
+  }
 }
 
 if (problems.length > 0) {
