@@ -480,7 +480,7 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
           }
           return response
         }
-        const challenge = readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate))
+        const challenge = readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate, { until: 'dpop' }))
         switch (challenge?.error) {
           case 'use_dpop_nonce':
             if (retriedNonce) return response
