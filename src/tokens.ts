@@ -201,7 +201,8 @@ const AUTH_RESPONSE_PARAMS = ['code', 'state', 'iss', 'error', 'error_descriptio
  */
 export function redactedCause(e: unknown): Error | undefined {
   if (!(e instanceof Error)) return undefined
-  const copy = new Error(e.message)
+  // JSON.parse's messages quote the input, which may be the token response itself.
+  const copy = new Error(e instanceof SyntaxError ? 'the response body could not be parsed' : e.message)
   copy.name = e.name
   const code = (e as { code?: unknown }).code
   if (typeof code === 'string') Object.defineProperty(copy, 'code', { value: code, enumerable: true })

@@ -122,6 +122,34 @@ describe('no token in any error, at any depth', () => {
     expect(h.tokens.isAuthenticated()).toBe(false)
   })
 
+  it('a token response that is not valid JSON: the parser\'s message (which quotes the body) is not kept', async () => {
+    const h = await harness()
+    const inner = h.server.fetch
+    h.server.fetch = async (input, init) => {
+      const r = await inner(input, init)
+      return r.status === 200 && new Request(input).url.endsWith('/token')
+        ? new Response('{"access_token": "at-SECRET-5", "refresh_token": "rt-SECRET-5", ', { headers: { 'content-type': 'application/json', 'DPoP-Nonce': r.headers.get('DPoP-Nonce') ?? '' } })
+        : r
+    }
+    const error = await h.login().catch((e: unknown) => e)
+    expect(isDPoPError(error, 'ERR_INVALID_RESPONSE')).toBe(true)
+    expect(printed(error)).not.toMatch(SECRET)
+  })
+
+  it('a SyntaxError thrown by a custom fetch keeps its name but not its message', async () => {
+    const { redactedCause } = await import('../src/tokens.ts')
+    let parseError: unknown
+    try {
+      JSON.parse('rt-SECRET-6 is not JSON')
+    } catch (e) {
+      parseError = e
+    }
+    expect(String((parseError as Error).message)).toMatch(SECRET) // V8 quotes the input
+    const cause = redactedCause(parseError)
+    expect(cause?.name).toBe('SyntaxError')
+    expect(printed(cause)).not.toMatch(SECRET)
+  })
+
   it.each(malformed)('refresh answered with %s: neither the rejection nor the error event carries a token', async (_name, body) => {
     const h = await harness()
     await h.login()
