@@ -206,7 +206,7 @@ export function redactedCause(e: unknown): Error | undefined {
   copy.name = e.name
   const code = (e as { code?: unknown }).code
   if (typeof code === 'string') Object.defineProperty(copy, 'code', { value: code, enumerable: true })
-  copy.stack = `${e.name}: ${e.message}`
+  copy.stack = `${e.name}: ${copy.message}`
   return copy
 }
 
