@@ -7,22 +7,13 @@ import { createNonceCache } from '../src/nonces.ts'
 import { createClock } from '../src/clock.ts'
 import { generateKeyPair } from '../src/keys.ts'
 import { isDPoPError } from '../src/errors.ts'
-import { challenge, stubFetch } from './support/stub-api.ts'
+import { caught, challenge, stubFetch } from './support/stub-api.ts'
 
 const API = 'https://api.example.com'
 const EVIL = 'https://evil.example'
 const TOKEN = 'eyJ.access-token-SECRET.sig'
 let keys: CryptoKeyPair
 beforeAll(async () => { keys = await generateKeyPair() })
-
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p
-  } catch (e) {
-    return e
-  }
-  throw new Error('expected a rejection')
-}
 
 /** A response as a fetch that followed a redirect returns it: `redirected` and the final URL. */
 function followed(response: Response, url: string): Response {
