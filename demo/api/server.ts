@@ -156,7 +156,8 @@ function peekProof(dpop: readonly string[]): Record<string, unknown> | undefined
  * `GET /api/events` (server-sent events: one event describing the proof of this connection,
  * then the stream stays open until `/__control/sse-close`; each reconnect is a new request,
  * verified like any other),
- * `* /hidden/echo` (like /api/echo, but its CORS does not expose DPoP-Nonce/WWW-Authenticate).
+ * `* /hidden/echo` (like /api/echo, but its CORS does not expose DPoP-Nonce/WWW-Authenticate),
+ * `* /api/redirect?to=URL&status=302` (test mode: redirects without checking anything).
  * Control routes (test mode): `GET /__control/health`, `GET /__control/stats`,
  * `POST /__control/reset`, `POST /__control/rotate-nonce {after?}`, `POST /__control/clock {offsetMs}`,
  * `POST /__control/token {jkt, expiresIn?, sub?}`, `POST /__control/revoke {access_token?}`,
@@ -245,6 +246,16 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       nonces.rotate()
     }
     const route = url.pathname
+    if (route === '/api/redirect' && control) {
+      // Test mode: a redirect as a hostile or misconfigured API would send it, with a nonce
+      // and a Date decades off that a client must not credit to anyone.
+      const status = Number(url.searchParams.get('status') ?? 302)
+      res.statusCode = [301, 302, 303, 307, 308].includes(status) ? status : 302
+      res.setHeader('Location', url.searchParams.get('to') ?? '/')
+      res.setHeader('DPoP-Nonce', 'nonce-from-a-redirect')
+      res.end()
+      return { outcome: 'redirect', body }
+    }
     const known = route === '/api/echo' || route === '/api/me' || route === '/api/events' || route === '/api/always-challenge' || route === '/hidden/echo'
     if (!known || ((route === '/api/me' || route === '/api/events') && req.method !== 'GET')) {
       sendJson(res, 404, { error: 'not_found' })
