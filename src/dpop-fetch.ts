@@ -180,6 +180,14 @@ function hidden(origin: string, status: number, header: string): ServerResponseE
   )
 }
 
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin
+  } catch {
+    return undefined
+  }
+}
+
 function discard(response: Response): void {
   // Frees the connection; an error here changes nothing for the retry.
   response.body?.cancel().catch(() => undefined)
@@ -402,71 +410,67 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
       if (clock.observeDate(dateHeader, startedAt, endedAt)) emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'date' })
       const { status } = response
       emit?.({ type: 'response', method, url: htu, status, attempt })
-      if (status !== 401 && status !== 400) return response
+      if (status < 400 || status > 499) return response
 
+      // Whether to send again. At most one retry per reason (nonce, clock, token), so never a
+      // loop; and only for an answer of this very origin that no redirect produced.
       let reason: DPoPRetryReason | undefined
+      const own = !response.redirected && (response.url === '' || originOf(response.url) === origin)
+      // RFC 9449 §7.1 says 401; servers also send the DPoP challenge on 400 (Auth0's does).
+      const wwwAuthenticate = status === 401 || status === 400 ? response.headers.get('WWW-Authenticate') : null
+      const challenge = wwwAuthenticate === null ? undefined : readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate))
       const freshNonce = () => {
         const fresh = nonces.get(origin)
         return fresh !== undefined && fresh !== nonce
       }
-      if (status === 401) {
-        const wwwAuthenticate = response.headers.get('WWW-Authenticate')
-        if (wwwAuthenticate === null) {
-          if (isCrossOrigin(response, origin)) {
+      if (own && !retriedNonce) {
+        if (challenge?.error === 'use_dpop_nonce') {
+          if (nonceHeader === null && isCrossOrigin(response, origin)) {
             discard(response)
-            throw hidden(origin, status, 'WWW-Authenticate')
+            throw hidden(origin, status, 'DPoP-Nonce')
           }
-          return response
+          if (freshNonce()) reason = 'use_dpop_nonce'
+        } else if (nonceHeader !== null && freshNonce()) {
+          // RFC 9449 §8's shape, {"error":"use_dpop_nonce"}, from a resource server on any 4xx
+          // (servers exist that send it with the wrong status). Read only with a new nonce.
+          const body: unknown = await response.clone().json().catch(() => undefined)
+          if (parseOAuthErrorBody(body)?.error === 'use_dpop_nonce') reason = 'use_dpop_nonce'
         }
-        const challenge = readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate))
-        switch (challenge?.error) {
-          case 'use_dpop_nonce':
-            if (retriedNonce) return response
-            if (nonceHeader === null && isCrossOrigin(response, origin)) {
-              discard(response)
-              throw hidden(origin, status, 'DPoP-Nonce')
-            }
-            if (!freshNonce()) return response
-            retriedNonce = true
-            reason = 'use_dpop_nonce'
-            break
-          case 'invalid_token': {
-            if (retriedToken || !onInvalidToken || token === undefined) return response
-            const next = await raceAbort(renew(token), signal)
-            if (next === undefined || next === token) return response
-            token = next
-            authorization = `DPoP ${token}`
-            retriedToken = true
-            reason = 'invalid_token'
-            break
-          }
-          case 'invalid_dpop_proof': {
-            if (retriedClock || !IAT_REJECTION.test(challenge.errorDescription ?? '')) return response
-            // The Date of this very response says where the server's clock is.
-            const seen = offsetFromDate(dateHeader, startedAt, endedAt)
-            if (seen && Math.abs(seen.offsetMs - clock.offset()) > seen.uncertaintyMs) {
-              clock.adjust(seen.offsetMs)
-              emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'iat' })
-            }
-            // Another response may have corrected the clock meanwhile; if nothing changed, a retry cannot help.
-            if (clock.offset() === signedWithOffset) return response
-            retriedClock = true
-            reason = 'iat'
-            break
-          }
-          case undefined:
-          default:
-            return response
-        }
-      } else {
-        // RFC 9449 §8: an authorization server answers 400 {"error":"use_dpop_nonce"}; harmless
-        // to honour from a resource server too. Only worth reading the body with a new nonce.
-        if (retriedNonce || nonceHeader === null || !freshNonce()) return response
-        const body: unknown = await response.clone().json().catch(() => undefined)
-        if (parseOAuthErrorBody(body)?.error !== 'use_dpop_nonce') return response
-        retriedNonce = true
-        reason = 'use_dpop_nonce'
       }
+      if (!reason && own && !retriedClock && (status === 400 || status === 401)) {
+        if (challenge?.error === 'invalid_dpop_proof' && IAT_REJECTION.test(challenge.errorDescription ?? '')) {
+          // The Date of this very response says where the server's clock is, even below the Date threshold.
+          const seen = offsetFromDate(dateHeader, startedAt, endedAt)
+          if (seen && Math.abs(seen.offsetMs - clock.offset()) > seen.uncertaintyMs) {
+            clock.adjust(seen.offsetMs)
+            emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'iat' })
+          }
+        }
+        // The proof was signed with an offset that has since moved materially (this response's
+        // Date, or another answer meanwhile): re-sign once, whatever the status, challenge or
+        // description say. Verifiers word an iat rejection in many ways, or not at all (a bare
+        // 400, an invalid_dpop_proof without description). If nothing moved, a retry cannot help.
+        if (clock.offset() !== signedWithOffset) reason = 'iat'
+      }
+      if (!reason && own && !retriedToken && challenge?.error === 'invalid_token' && onInvalidToken && token !== undefined) {
+        const next = await raceAbort(renew(token), signal)
+        if (next !== undefined && next !== token) {
+          token = next
+          authorization = `DPoP ${token}`
+          reason = 'invalid_token'
+        }
+      }
+      if (!reason) {
+        // A cross-origin 401 with no readable challenge at all: the API's CORS hides it.
+        if (status === 401 && wwwAuthenticate === null && isCrossOrigin(response, origin)) {
+          discard(response)
+          throw hidden(origin, status, 'WWW-Authenticate')
+        }
+        return response
+      }
+      if (reason === 'use_dpop_nonce') retriedNonce = true
+      else if (reason === 'iat') retriedClock = true
+      else retriedToken = true
       discard(response)
       emit?.({ type: 'retry', reason, url: htu, attempt })
     }
