@@ -191,7 +191,17 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   // Authorization-server requests bypass an installed signed fetch (auth.install()): with the
   // AS on an API origin it would otherwise add the access token to token requests, and a
   // refresh would wait for itself.
-  const asFetch = plainFetch(config.fetch)
+  // They also teach the clock shared with the signed fetch (from `Date`, where the server's
+  // CORS exposes it), so the first API request after start-up is already signed on the
+  // server's time. A response that a redirect produced says nothing about this server.
+  const clock = createClock()
+  const send = plainFetch(config.fetch)
+  const asFetch: typeof fetch = async (input, init) => {
+    const startedAt = clock.now() - clock.offset()
+    const response = await send(input, init)
+    if (!response.redirected) clock.observeDate(response.headers.get('Date'), startedAt, clock.now() - clock.offset())
+    return response
+  }
   const discover = async (): Promise<AuthorizationServer> => {
     if (config.metadata) return config.metadata
     // OpenID Connect Discovery first; a plain OAuth server (RFC 8414) publishes only
@@ -218,7 +228,6 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     throw new DPoPError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')
   }
 
-  const clock = createClock()
   const nonces = createNonceCache()
   const listeners = new Set<(event: DPoPClientEvent) => void>()
   const early: DPoPClientEvent[] = []

@@ -29,6 +29,23 @@ describe('createDPoPClient', () => {
     auth.close()
   })
 
+  it("the first API request is signed on the clock the authorization server's Date taught", async () => {
+    const ahead = 10 * 60_000
+    const proofs: string[] = []
+    const auth = await createDPoPClient(config(async (input, init) => {
+      const request = new Request(input, init)
+      if (request.url.startsWith('https://api.example/')) {
+        proofs.push(request.headers.get('dpop') ?? '')
+        return new Response('ok')
+      }
+      return Response.json(metadata, { headers: { Date: new Date(Date.now() + ahead).toUTCString() } })
+    }))
+    expect((await auth.fetch('https://api.example/me')).status).toBe(200)
+    const { iat } = JSON.parse(Buffer.from(proofs[0]?.split('.')[1] ?? '', 'base64url').toString()) as { iat: number }
+    expect(Math.abs(iat - (Date.now() + ahead) / 1000)).toBeLessThan(5)
+    auth.close()
+  })
+
   it('falls back to RFC 8414 metadata for a plain OAuth server', async () => {
     const seen: string[] = []
     const auth = await createDPoPClient(config(async (url) => {

@@ -385,7 +385,7 @@ describe('clock', () => {
 
 describe('clock recovery whatever the error looks like', () => {
   function fakeTime() {
-    let local = Date.UTC(2025, 5, 1, 8, 0, 0)
+    const local = Date.UTC(2025, 5, 1, 8, 0, 0)
     return { now: () => local }
   }
   const TEN_MIN = 10 * 60_000

@@ -418,6 +418,14 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
   // What has no provider event (a successful revocation), and the Bearer rewrite.
   provider.use(async (ctx, next) => {
     await next()
+    // oidc-provider's CORS exposes DPoP-Nonce and WWW-Authenticate; Date too, so that a
+    // browser client can correct a device clock from the authorization server's answers.
+    // (KoaContextWithOIDC's type leaves out Koa's response object; it is there.)
+    const sent = (name: string) => (ctx as unknown as { response: { get(name: string): string } }).response.get(name)
+    if (sent('Access-Control-Allow-Origin') && ctx.method !== 'OPTIONS') {
+      const exposed = sent('Access-Control-Expose-Headers')
+      ctx.set('Access-Control-Expose-Headers', exposed ? `${exposed}, Date` : 'Date')
+    }
     if (ctx.method !== 'POST') return
     if (ctx.path === ROUTES.revocation) {
       if (ctx.status === 200) recorder.revocationSucceeded()
