@@ -7,6 +7,7 @@ import { allowInsecureRequests, customFetch, discoveryRequest, processDiscoveryR
 import { DPoPError } from './errors.js'
 import { defaultIndexedDB, openIdbStore } from './idb.js'
 import { openKeyStore, type KeyStore } from './key-store.js'
+import { checkAlgorithm, type DPoPAlgorithm } from './keys.js'
 import { createClock } from './clock.js'
 import { createNonceCache } from './nonces.js'
 import { createDPoPFetch, installDPoPFetch, plainFetch, type DPoPFetch, type DPoPFetchOptions } from './dpop-fetch.js'
@@ -47,6 +48,14 @@ export interface DPoPClientConfig {
   /** The authorization server's metadata, to skip discovery. */
   metadata?: AuthorizationServer
   /**
+   * The algorithm of the DPoP key: `'ES256'`, or `'EdDSA'` (Ed25519) where the browser's
+   * WebCrypto has it. Changing it replaces the stored key (and so ends the session bound to
+   * the old one). When the authorization server's `dpop_signing_alg_values_supported` does
+   * not list it, `createDPoPClient` rejects with `ERR_UNSUPPORTED_ALGORITHM`.
+   * @default 'ES256'
+   */
+  alg?: DPoPAlgorithm
+  /**
    * The fetch used for the authorization server and under the signed fetch.
    * @default globalThis.fetch, read at call time
    */
@@ -73,6 +82,7 @@ export interface DPoPClientConfig {
 /** Defaults of {@link DPoPClientConfig}. */
 export const CLIENT_DEFAULTS = {
   scope: 'openid',
+  alg: 'ES256',
   storageFallback: 'error',
   refreshLeewaySeconds: 30,
   lockTimeoutMs: 10_000,
@@ -151,7 +161,8 @@ function assertUrl(value: unknown, name: string): URL {
  * IndexedDB and drops it when it is bound to a key this browser no longer has.
  *
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad config; `ERR_NETWORK` or
- *   `ERR_INVALID_RESPONSE` when discovery fails; {@link KeyStoreError} when IndexedDB fails
+ *   `ERR_INVALID_RESPONSE` when discovery fails; `ERR_UNSUPPORTED_ALGORITHM` for an `alg`
+ *   the server's `dpop_signing_alg_values_supported` leaves out (or EdDSA without Ed25519); {@link KeyStoreError} when IndexedDB fails
  *   and no memory fallback was asked for.
  * @example
  * ```ts
@@ -178,10 +189,12 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const name = config.name ?? config.clientId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64)
   const insecure = issuer.protocol === 'http:' // loopback only, checked above
   const factory = config.indexedDB === undefined ? defaultIndexedDB() : config.indexedDB ?? undefined
+  const alg = checkAlgorithm(config.alg ?? CLIENT_DEFAULTS.alg, 'config.alg')
 
   // Key loading starts now, in parallel with discovery, never behind it.
   const keys = await openKeyStore({
     name,
+    alg,
     fallback: config.storageFallback ?? CLIENT_DEFAULTS.storageFallback,
     indexedDB: factory ?? null,
   })
@@ -226,6 +239,13 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const [as] = await Promise.all([discover(), keyReady])
   if (!as.authorization_endpoint || !as.token_endpoint) {
     throw new DPoPError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')
+  }
+  // RFC 9449 §5.1: proofs in an algorithm the server does not list would all be refused.
+  const accepted: unknown = as.dpop_signing_alg_values_supported
+  if (Array.isArray(accepted) && accepted.length > 0 && !accepted.includes(alg)) {
+    keys.close()
+    const names = accepted.filter((a): a is string => typeof a === 'string').slice(0, 12).map((a) => a.slice(0, 20))
+    throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The authorization server accepts DPoP proofs signed with ${names.join(', ')}, not ${alg}: set "alg" to one of them that dpop-spa signs (ES256, EdDSA).`)
   }
 
   const nonces = createNonceCache()

@@ -9,7 +9,7 @@ import { noCors, prepareReplayable, type ReplayableRequest } from './body.js'
 import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from './challenge.js'
 import { createClock, offsetFromDate, type DPoPClock } from './clock.js'
 import { DPoPError, ServerResponseError } from './errors.js'
-import type { PublicJwk } from './keys.js'
+import { jwsAlgorithmOf, type PublicJwk } from './keys.js'
 import { createNonceCache, type NonceCache } from './nonces.js'
 import { createProof } from './proof.js'
 
@@ -180,6 +180,11 @@ function hidden(origin: string, status: number, header: string): ServerResponseE
   )
 }
 
+function unsupported(origin: string, alg: string, algs: readonly string[]): DPoPError {
+  const names = algs.slice(0, 12).map((a) => a.slice(0, 20)).join(', ')
+  return new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The API at ${origin} accepts DPoP proofs signed with ${names}, not ${alg}: use a key of one of those (dpop-spa signs ES256 and EdDSA).`)
+}
+
 function originOf(url: string): string | undefined {
   try {
     return new URL(url).origin
@@ -229,10 +234,12 @@ function isCrossOrigin(response: Response, origin: string): boolean {
  *   `htm`/`htu` of the request, `ath` of the token sent, the origin's cached nonce. The
  *   method is upper-cased on the wire too.
  * - `DPoP-Nonce` of every response updates the nonce cache; `Date` may correct the clock.
- * - one retry each, at most: `use_dpop_nonce` (401 challenge, or a 400 JSON error with a
- *   new nonce), `invalid_token` (after `onInvalidToken` yields a new token), and an `iat`
- *   rejection (`invalid_dpop_proof` whose description mentions iat/time/clock) when the
- *   clock offset changed. A second challenge is returned as the Response.
+ * - one retry each, at most, for an answer of the request's own origin that no redirect
+ *   produced: `use_dpop_nonce` (a DPoP challenge on 401 or 400, or a JSON error body with a
+ *   new nonce on any 4xx), `invalid_token` (after `onInvalidToken` yields a new token), and
+ *   the clock: any 400 or 401 to a proof signed before the clock offset moved (this answer's
+ *   `Date`, an `invalid_dpop_proof` that names iat/time/clock, or another answer meanwhile).
+ *   A second challenge is returned as the Response.
  * - bodies are prepared once so a retry sends the same bytes and `Content-Type`; a
  *   `ReadableStream` body is read into memory before the first send.
  *
@@ -245,7 +252,8 @@ function isCrossOrigin(response: Response, origin: string): boolean {
  *   source returns a non-token or for `mode: 'no-cors'`; `ERR_BODY_NOT_REPLAYABLE` for an
  *   already read body; {@link ServerResponseError} `ERR_CORS_HEADER_HIDDEN` when a
  *   cross-origin 401 hides `WWW-Authenticate`, or a `use_dpop_nonce` challenge hides
- *   `DPoP-Nonce`; errors of `keys.load()`, the token callbacks and `createProof`.
+ *   `DPoP-Nonce`; `ERR_UNSUPPORTED_ALGORITHM` when a refusal's challenge lists `algs` that
+ *   leave out the key's algorithm; errors of `keys.load()`, the token callbacks and `createProof`.
  * @example
  * ```ts
  * const keys = await openKeyStore({ name: 'my-app' })
@@ -422,6 +430,12 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
       const freshNonce = () => {
         const fresh = nonces.get(origin)
         return fresh !== undefined && fresh !== nonce
+      }
+      // RFC 9449 §7.1 `algs`: a server that does not take our algorithm refuses every proof.
+      const alg = challenge?.algs?.length ? jwsAlgorithmOf(keyPair.privateKey) : undefined
+      if (own && alg && !challenge?.algs?.includes(alg)) {
+        discard(response)
+        throw unsupported(origin, alg, challenge?.algs ?? [])
       }
       if (own && !retriedNonce) {
         if (challenge?.error === 'use_dpop_nonce') {

@@ -519,6 +519,25 @@ describe('challenges on 400 and nonces in JSON bodies', () => {
   })
 })
 
+describe('algorithm negotiation (algs)', () => {
+  it('an EdDSA key signs requests; a refusal whose algs leave out our alg rejects with ERR_UNSUPPORTED_ALGORITHM', async () => {
+    const edKeys = await generateKeyPair({ alg: 'EdDSA' })
+    const api = stubFetch((c) => c.url.endsWith('/ok')
+      ? new Response('ok')
+      : new Response(null, { status: 401, headers: { 'WWW-Authenticate': 'DPoP error="invalid_dpop_proof", algs="ES256 PS256"' } }))
+    const dpopFetch = createDPoPFetch({ keys: edKeys, origins: [API], fetch: api.fetch })
+    expect((await dpopFetch(`${API}/ok`)).status).toBe(200)
+    expect(api.calls[0]?.proof?.header.alg).toBe('EdDSA')
+    const error = await caught(dpopFetch(`${API}/refused`))
+    expect(isDPoPError(error, 'ERR_UNSUPPORTED_ALGORITHM')).toBe(true)
+    expect((error as Error).message).toContain('ES256, PS256')
+    expect(api.calls).toHaveLength(2)
+    // ES256 is in that list: the same refusal is just returned.
+    const esFetch = createDPoPFetch({ keys, origins: [API], fetch: api.fetch })
+    expect((await esFetch(`${API}/refused`)).status).toBe(401)
+  })
+})
+
 describe('invalid_token', () => {
   it('asks onInvalidToken once for many concurrent 401s with the same token, and retries each once with the new token', async () => {
     let current = 'T1'
