@@ -16,10 +16,11 @@ const TEN_MINUTES = 600_000
 /** What each verifier is documented (README, "Interoperability") to do where the RFC leaves room. */
 // nonce: our nonce layer sits in front; replayRefused: keeps a jti cache; bearerProofRefused:
 // refuses a bound token sent as Bearer even with a valid proof (RFC 9449 §7.1 wants DPoP).
-const EXPECTED: Record<VerifierName, { nonce: boolean; replayRefused: boolean; bearerProofRefused: boolean }> = {
-  auth0: { nonce: true, replayRefused: false, bearerProofRefused: true },
-  oauth4webapi: { nonce: true, replayRefused: false, bearerProofRefused: true },
-  solid: { nonce: false, replayRefused: true, bearerProofRefused: false },
+// eddsa: takes EdDSA (Ed25519) proofs.
+const EXPECTED: Record<VerifierName, { nonce: boolean; replayRefused: boolean; bearerProofRefused: boolean; eddsa: boolean }> = {
+  auth0: { nonce: true, replayRefused: false, bearerProofRefused: true, eddsa: true },
+  oauth4webapi: { nonce: true, replayRefused: false, bearerProofRefused: true, eddsa: true },
+  solid: { nonce: false, replayRefused: true, bearerProofRefused: false, eddsa: false },
 }
 
 interface Row {
@@ -42,16 +43,16 @@ const serverLog = (): Promise<InteropRecord[]> => control('log')
 interface PageReply { status?: number; text?: string; error?: { name: string; code: string; message: string } }
 
 /** A page with the library, a key pair, a token bound to it, and `w.signed(origin, extra)` making signed fetches. */
-async function openPage(browser: Browser): Promise<{ page: Page }> {
+async function openPage(browser: Browser, alg: 'ES256' | 'EdDSA' = 'ES256'): Promise<{ page: Page }> {
   const page = await browser.newPage()
   await page.goto(HARNESS)
   await page.waitForFunction(() => (window as any).harnessReady === true)
-  const jkt = await page.evaluate(async () => {
+  const jkt = await page.evaluate(async (alg) => {
     const w = window as any
-    w.keys = await w.dpop.generateKeyPair()
-    w.otherKeys = await w.dpop.generateKeyPair()
+    w.keys = await w.dpop.generateKeyPair({ alg })
+    w.otherKeys = await w.dpop.generateKeyPair({ alg })
     return w.dpop.calculateThumbprint(w.keys.publicKey) as Promise<string>
-  })
+  }, alg)
   const { access_token: token } = (await control('token', { jkt })) as { access_token: string }
   await page.evaluate((token) => {
     const w = window as any
@@ -221,6 +222,20 @@ for (const verifier of ['auth0', 'oauth4webapi', 'solid'] as const) {
         expect(Math.abs(Number(seen.at(-1)?.proof?.iat) - Date.now() / 1000)).toBeLessThan(30)
       })
     }
+
+    test(`EdDSA (Ed25519) key: ${EXPECTED[verifier].eddsa ? 'accepted' : 'refused (the verifier takes no EdDSA)'}`, async ({ browser }) => {
+      await page.close()
+      ;({ page } = await openPage(browser, 'EdDSA'))
+      const since = await lastSeq()
+      const reply = await signedCall(page, [origin], `${origin}/api/items`)
+      const seen = await recordRow(verifier, 'EdDSA key', since, () => {
+        expect(reply.error, JSON.stringify(reply.error)).toBeUndefined()
+        if (EXPECTED[verifier].eddsa) expect(reply.status, reply.text).toBe(200)
+        else expect(reply.status, reply.text).toBe(400)
+      })
+      expect(seen[0]?.proof?.alg).toBe('EdDSA')
+      expect(seen).toHaveLength(1)
+    })
 
     test('negative: no proof', async () => {
       const since = await lastSeq()

@@ -56,6 +56,13 @@ export interface DPoPClientConfig {
    */
   alg?: DPoPAlgorithm
   /**
+   * Push the authorization request (RFC 9126) with a DPoP proof from the key (RFC 9449 §10.1)
+   * and send the browser with `request_uri` only. Done anyway when the server's metadata has
+   * `require_pushed_authorization_requests: true`.
+   * @default false
+   */
+  par?: boolean
+  /**
    * The fetch used for the authorization server and under the signed fetch.
    * @default globalThis.fetch, read at call time
    */
@@ -83,6 +90,7 @@ export interface DPoPClientConfig {
 export const CLIENT_DEFAULTS = {
   scope: 'openid',
   alg: 'ES256',
+  par: false,
   storageFallback: 'error',
   refreshLeewaySeconds: 30,
   lockTimeoutMs: 10_000,
@@ -92,7 +100,8 @@ export const CLIENT_DEFAULTS = {
 export interface DPoPClient {
   /**
    * Redirects to the authorization server: authorization code + PKCE S256, `state`, OIDC
-   * `nonce` with `openid`, and `dpop_jkt` binding the code to this browser's key (RFC 9449 §10).
+   * `nonce` with `openid`, and `dpop_jkt` binding the code to this browser's key (RFC 9449 §10);
+   * pushed first (PAR, RFC 9126, with a DPoP proof) when `par` is set or the server requires it.
    * @throws {KeyStoreError} when the key cannot be loaded.
    */
   login(options?: LoginOptions): Promise<void>
@@ -190,6 +199,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const insecure = issuer.protocol === 'http:' // loopback only, checked above
   const factory = config.indexedDB === undefined ? defaultIndexedDB() : config.indexedDB ?? undefined
   const alg = checkAlgorithm(config.alg ?? CLIENT_DEFAULTS.alg, 'config.alg')
+  if (config.par !== undefined && typeof config.par !== 'boolean') throw invalid('"config.par" must be a boolean.')
 
   // Key loading starts now, in parallel with discovery, never behind it.
   const keys = await openKeyStore({
@@ -279,6 +289,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     store,
     fetch: asFetch,
     insecure,
+    par: config.par === true,
     clockOffset: () => clock.offset(),
     nonces,
     refreshLeewayMs: (config.refreshLeewaySeconds ?? CLIENT_DEFAULTS.refreshLeewaySeconds) * 1000,
