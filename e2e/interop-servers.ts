@@ -207,6 +207,9 @@ const issuer = createServer((req, res) => {
 // --- Auth0: express-oauth2-jwt-bearer ---------------------------------------------------
 const app = express()
 app.disable('x-powered-by')
+// Express's final handler prints every refusal's stack to stderr unless env is 'test'; the
+// answer (status, headers, HTML body) is the same.
+app.set('env', 'test')
 app.use((req, res, next) => {
   record('auth0', req, res)
   if (!cors(req, res)) next()

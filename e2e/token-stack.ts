@@ -41,6 +41,8 @@ const api = await startApiServer({
   host: 'localhost',
   corsOrigins: [app],
   tokens: { jwt: { issuer: as.issuer, audience: apiOrigin } },
+  // /__control/stats and reset: tests read what the API saw (the proofs' iat, for one).
+  control: true,
 }).catch(fail)
 console.log(`token stack: ${as.issuer} ${api.url}, strict ${strict.issuer}`)
 const stop = () => { void Promise.all([as.close(), api.close(), strict.close()]).finally(() => process.exit(0)) }

@@ -286,3 +286,19 @@ test('PAR: a server that requires pushed authorization requests gets one with a 
   expect(new Set(s.issuedTokens.map((t) => t.jkt))).toEqual(new Set([jkt]))
   expect((await tokenInfo(page)).jkt).toBe(jkt)
 })
+
+test("a device clock 10 minutes fast: the authorization server's Date sets the clock before the first API call", async ({ page, request }) => {
+  await page.addInitScript(() => {
+    const real = Date.now.bind(Date)
+    Date.now = () => real() + 600_000
+  })
+  await signIn(page, 'dave', '&name=e2e-skew')
+  await request.post(`${API}/__control/reset`)
+  expect(await callApi(page, 1)).toEqual([200])
+  const seen = ((await (await request.get(`${API}/__control/stats`)).json()) as { recent: { outcome: string; check?: string; proof?: { iat?: number } }[] }).recent
+    .filter((r) => r.outcome !== 'preflight')
+  console.log('skewed device, API saw:', seen.map((r) => `${r.outcome}${r.check ? `(${r.check})` : ''} iat−now=${Math.round(Number(r.proof?.iat) - Date.now() / 1000)}s`).join(', '))
+  // Every proof the API saw, the very first included, was on the server's time.
+  for (const r of seen) expect(Math.abs(Number(r.proof?.iat) - Date.now() / 1000)).toBeLessThan(30)
+  expect(seen.some((r) => r.check === 'iat')).toBe(false)
+})
