@@ -23,6 +23,8 @@ const as: AuthorizationServer = {
 }
 
 interface FakeAs {
+  /** Pushed authorization requests (RFC 9126): the proof's key and the pushed parameters. */
+  pushed: { jkt: string; nonce: unknown; params: URLSearchParams }[]
   fetch: typeof fetch
   tokenRequests: { grant: string; jkt: string; nonce: unknown; resource: string[] }[]
   revoked: string[]
@@ -37,6 +39,7 @@ async function fakeAs(): Promise<FakeAs> {
   const refreshTokens = new Map<string, string>() // token -> jkt
   const state: FakeAs = {
     tokenRequests: [],
+    pushed: [],
     revoked: [],
     mode: { tokenType: 'DPoP', ttl: 60 },
     codes: new Map(),
@@ -49,14 +52,20 @@ async function fakeAs(): Promise<FakeAs> {
         refreshTokens.delete(form.get('token') ?? '')
         return new Response('', { status: 200 })
       }
-      if (url.pathname !== '/token') return new Response('not found', { status: 404 })
+      if (url.pathname !== '/token' && url.pathname !== '/par') return new Response('not found', { status: 404 })
       const proof = request.headers.get('dpop')
       if (!proof) return Response.json({ error: 'invalid_dpop_proof' }, { status: 400 })
-      const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256'] })
+      const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA'] })
       expect(payload.htm).toBe('POST')
-      expect(payload.htu).toBe(`${ISSUER}/token`)
+      expect(payload.htu).toBe(`${ISSUER}${url.pathname}`)
       expect(payload).not.toHaveProperty('ath')
       const jkt = await calculateJwkThumbprint(protectedHeader.jwk!)
+      if (url.pathname === '/par') {
+        state.pushed.push({ jkt, nonce: payload.nonce, params: form })
+        if (payload.nonce !== nonce) return Response.json({ error: 'use_dpop_nonce' }, { status: 400, headers: { 'DPoP-Nonce': nonce } })
+        if (form.get('dpop_jkt') !== jkt) return Response.json({ error: 'invalid_request' }, { status: 400 })
+        return Response.json({ request_uri: `urn:ietf:params:oauth:request_uri:${++counter}`, expires_in: 60 }, { status: 201 })
+      }
       const grant = form.get('grant_type') ?? ''
       state.tokenRequests.push({ grant, jkt, nonce: payload.nonce, resource: form.getAll('resource') })
       if (payload.nonce !== nonce) {
@@ -108,15 +117,18 @@ interface Harness {
 const opened: TokenManager[] = []
 afterEach(() => { for (const t of opened.splice(0)) t.close() })
 
-async function harness(options: { idb?: IDBFactory; scope?: string; resource?: string[]; server?: FakeAs; name?: string; requestTimeoutMs?: number } = {}): Promise<Harness> {
+async function harness(options: {
+  idb?: IDBFactory; scope?: string; resource?: string[]; server?: FakeAs; name?: string; requestTimeoutMs?: number
+  alg?: 'ES256' | 'EdDSA'; par?: boolean; metadata?: Partial<AuthorizationServer>
+} = {}): Promise<Harness> {
   const idb = options.idb ?? new IDBFactory()
   const server = options.server ?? (await fakeAs())
   const name = options.name ?? `t${++counter}`
-  const keys = await openKeyStore({ name, indexedDB: idb, persist: false })
+  const keys = await openKeyStore({ name, indexedDB: idb, persist: false, ...(options.alg ? { alg: options.alg } : {}) })
   const events: DPoPClientEvent[] = []
   const redirects: URL[] = []
   const tokens = createTokenManager({
-    name, as, clientId: 'spa', redirectUri: REDIRECT, postLogoutRedirectUri: undefined,
+    name, as: { ...as, ...options.metadata }, clientId: 'spa', ...(options.par ? { par: true } : {}), redirectUri: REDIRECT, postLogoutRedirectUri: undefined,
     scope: options.scope ?? 'openid api', resource: options.resource ?? [],
     keys, store: openIdbStore(`dpop-spa:${name}:session`, idb, 5000), fetch: (i, init) => server.fetch(i, init), insecure: false,
     clockOffset: () => 0, refreshLeewayMs: 30_000, lockTimeoutMs: 5000, emit: (e) => events.push(e),
@@ -181,6 +193,44 @@ describe('token manager', () => {
     const b = await harness({ idb, server, name: 'mismatch' })
     expect(b.tokens.isAuthenticated()).toBe(false)
     expect(b.events).toEqual([{ type: 'logout', reason: 'key-mismatch' }])
+  })
+
+  it('a changed alg replaces the key, and the session bound to the old one is dropped (key-mismatch)', async () => {
+    const idb = new IDBFactory()
+    const server = await fakeAs()
+    const a = await harness({ idb, server, name: 'alg-change' })
+    await a.login()
+    const b = await harness({ idb, server, name: 'alg-change', alg: 'EdDSA' })
+    expect(b.tokens.isAuthenticated()).toBe(false)
+    expect(b.events).toEqual([{ type: 'logout', reason: 'key-mismatch' }])
+    expect((await b.keys.load()).privateKey.algorithm.name).toBe('Ed25519')
+    await b.login() // and an EdDSA login works end to end against the fake server
+    expect(b.tokens.isAuthenticated()).toBe(true)
+    expect(server.tokenRequests.at(-1)?.jkt).toBe(await b.keys.thumbprint())
+  })
+
+  for (const [how, options] of [['asked for (par: true)', { par: true }], ['required by metadata', { metadata: { require_pushed_authorization_requests: true } }]] as const) {
+    it(`PAR ${how}: pushed with a proof from the key (one nonce retry); the browser carries client_id and request_uri only`, async () => {
+      const h = await harness({ ...options, metadata: { ...('metadata' in options ? options.metadata : {}), pushed_authorization_request_endpoint: `${ISSUER}/par` } })
+      await h.tokens.login({ redirect: (u) => h.redirects.push(u) })
+      const jkt = await h.keys.thumbprint()
+      expect(h.server.pushed.map((p) => [p.jkt, p.nonce])).toEqual([[jkt, undefined], [jkt, 'server-nonce-1']])
+      const pushed = h.server.pushed[1]!.params
+      expect(pushed.get('dpop_jkt')).toBe(jkt)
+      expect(pushed.get('code_challenge_method')).toBe('S256')
+      expect(pushed.get('state')).toBeTruthy()
+      const url = h.redirects[0]!
+      expect(url.origin + url.pathname).toBe(`${ISSUER}/authorize`)
+      expect([...url.searchParams.keys()].sort()).toEqual(['client_id', 'request_uri'])
+      expect(url.searchParams.get('request_uri')).toMatch(/^urn:ietf:params:oauth:request_uri:/)
+    })
+  }
+
+  it('PAR required by metadata without a pushed_authorization_request_endpoint: a typed error, no redirect', async () => {
+    const h = await harness({ metadata: { require_pushed_authorization_requests: true } })
+    const error = await h.tokens.login({ redirect: (u) => h.redirects.push(u) }).catch((e: unknown) => e)
+    expect(isDPoPError(error, 'ERR_INVALID_RESPONSE')).toBe(true)
+    expect(h.redirects).toHaveLength(0)
   })
 
   it('refuses a Bearer answer with ERR_TOKEN_TYPE_MISMATCH and stores nothing', async () => {
