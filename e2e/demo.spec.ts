@@ -58,8 +58,22 @@ test('the demo: DPoP-bound sign-in, API calls, reload, refresh, stolen token ref
   const shot = (name: string) => testInfo.outputPath(name)
   await page.request.post(`${AS}/__control/reset`)
 
+  // Every Content-Security-Policy violation on the SPA is recorded: the demo runs under the
+  // strict policy the README recommends, and must not need anything it forbids.
+  const cspConsole: string[] = []
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspConsole.push(m.text()) })
+  await page.addInitScript(() => {
+    const w = window as unknown as { cspViolations: string[] }
+    w.cspViolations = []
+    document.addEventListener('securitypolicyviolation', (e) => w.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`))
+  })
+
   // 1. Signed out; the key already exists and its private half is not extractable.
-  await page.goto(SPA)
+  const spaResponse = await page.goto(SPA)
+  const csp = spaResponse?.headers()['content-security-policy'] ?? ''
+  expect(csp).toContain("script-src 'self'")
+  expect(csp).toContain("default-src 'none'")
+  expect(csp).not.toContain('unsafe-inline')
   await expect(page.locator('#status')).toHaveText('Signed out')
   const firstKey = await thumbprintOf(page)
   await expect(page.locator('#extractable')).toHaveText('false')
@@ -141,8 +155,9 @@ test('the demo: DPoP-bound sign-in, API calls, reload, refresh, stolen token ref
   await expect(page.locator('#thumbprint')).not.toHaveText(firstKey)
   const secondKey = await thumbprintOf(page)
   expect(secondKey).not.toBe(firstKey)
+  // Revocation follows the local sign-out (best effort), so the server may count it a moment later.
+  await expect.poll(async () => (await asStats(page)).revocations.succeeded).toBeGreaterThan(revokedBefore)
   stats = await asStats(page)
-  expect(stats.revocations.succeeded).toBeGreaterThan(revokedBefore)
   await page.screenshot({ fullPage: true, path: shot('08-signed-out-new-key.png') })
 
   // 8. The next sign-in binds the new key.
@@ -156,6 +171,16 @@ test('the demo: DPoP-bound sign-in, API calls, reload, refresh, stolen token ref
   await page.screenshot({ fullPage: true, path: shot('09-signed-in-new-key.png') })
 
   expect(stats.serverErrors).toEqual([])
+  expect(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)).toEqual([])
+  expect(cspConsole).toEqual([])
+  // Negative control: the policy is enforced, not only sent. An injected inline script does not run.
+  expect(await page.evaluate(() => {
+    const script = document.createElement('script')
+    script.textContent = 'window.inlineRan = true'
+    document.head.append(script)
+    return (window as unknown as { inlineRan?: boolean }).inlineRan === true
+  })).toBe(false)
+  await expect.poll(() => page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations.join())).toMatch(/script-src/)
   // No token or signature ever reached the page: its text holds no JWT.
   expect(await page.locator('body').textContent()).not.toMatch(/eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/)
 })

@@ -302,3 +302,54 @@ test("a device clock 10 minutes fast: the authorization server's Date sets the c
   for (const r of seen) expect(Math.abs(Number(r.proof?.iat) - Date.now() / 1000)).toBeLessThan(30)
   expect(seen.some((r) => r.check === 'iat')).toBe(false)
 })
+
+test('messages from other tabs are validated: garbage, another key\'s session and odd tokens are ignored without an error; a real login is shared', async ({ page, context }) => {
+  const errors: string[] = []
+  page.on('pageerror', (e) => errors.push(e.message))
+  await openApp(page)
+  const other = await context.newPage()
+  await openApp(other)
+  const jkt = await thumbprint(page)
+  await other.evaluate((jkt) => {
+    const channel = new BroadcastChannel('dpop-spa:e2e-client:session')
+    const valid = { v: 1, accessToken: 'forged.token', refreshToken: undefined, expiresAt: Date.now() + 60_000, lifetimeMs: 60_000, idToken: undefined, user: { sub: 'mallory' }, jkt, scope: 'openid' }
+    for (const m of [
+      null,
+      42,
+      { type: 'session', session: null, login: true },
+      { type: 'session', session: { ...valid, jkt: 'A'.repeat(43) }, login: true },
+      { type: 'session', session: { ...valid, accessToken: 'two words' }, login: true },
+      { type: 'session', session: { ...valid, v: 2 }, login: true },
+      { type: 'something-new' },
+    ]) channel.postMessage(m)
+    channel.close()
+  }, jkt)
+  // The same tab then signs in for real; the first tab adopts that session, and only that one.
+  await signIn(other)
+  await expect.poll(() => page.evaluate(() => (window as any).auth.isAuthenticated())).toBe(true)
+  expect(await page.evaluate(() => (window as any).auth.getUser()?.sub)).toBe('alice')
+  expect(await page.evaluate(() => (window as any).events.filter((e: any) => e.type === 'login').length)).toBe(1)
+  expect(errors).toEqual([])
+})
+
+test('logout signs out locally first: a reload while revocation hangs, and an aborted logout, both come back signed out', async ({ page }) => {
+  await signIn(page)
+  const key = await thumbprint(page)
+  // The revocation endpoint hangs (a slow server): the logout must not wait on it to sign out.
+  await page.route(`${AS}/token/revocation`, () => undefined)
+  await page.evaluate(() => { void (window as any).auth.logout() })
+  await expect.poll(() => page.evaluate(() => (window as any).auth.isAuthenticated())).toBe(false)
+  await page.reload()
+  await page.waitForFunction(() => (window as any).ready === true)
+  await expect(page.locator('#status')).toHaveText('signed-out')
+  expect(await thumbprint(page)).not.toBe(key)
+  await page.unrouteAll({ behavior: 'ignoreErrors' })
+
+  await signIn(page)
+  const second = await thumbprint(page)
+  await page.evaluate(() => (window as any).auth.logout({ signal: AbortSignal.abort() }))
+  await page.reload()
+  await page.waitForFunction(() => (window as any).ready === true)
+  await expect(page.locator('#status')).toHaveText('signed-out')
+  expect(await thumbprint(page)).not.toBe(second)
+})

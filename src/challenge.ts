@@ -47,6 +47,12 @@ const TOKEN = /[!#$%&'*+\-.^_`|~0-9A-Za-z]*/y
 const QUOTED = /"((?:[^"\\]|\\[\s\S])*)"/y
 // token68 (§11.2).
 const TOKEN68 = /[-._~+/0-9A-Za-z]+=*/y
+// Far more than any real server sends: a few challenges with a description each. What a
+// hostile server sends beyond it is not read, so one header cannot cost much.
+/** The most of a `WWW-Authenticate` value that is parsed, in characters. */
+export const MAX_WWW_AUTHENTICATE_LENGTH = 8192
+/** The most challenges returned from one `WWW-Authenticate` value. */
+export const MAX_CHALLENGES = 32
 // Recovery: up to the next comma that is not inside a quoted string (an unterminated one runs to the end).
 const SKIP = /(?:[^,"]|"(?:[^"\\]|\\[\s\S]?)*"?)*/y
 
@@ -58,6 +64,10 @@ const SKIP = /(?:[^,"]|"(?:[^"\\]|\\[\s\S]?)*"?)*/y
  * case-insensitive scheme and param names (returned lower-cased). Malformed parts are
  * skipped up to the next comma; what is well-formed is still returned.
  *
+ * Bounded: only the first {@link MAX_WWW_AUTHENTICATE_LENGTH} characters are read and at
+ * most {@link MAX_CHALLENGES} challenges are returned. With `options.until` (a scheme,
+ * e.g. `'dpop'`), parsing stops once that challenge and its params are read.
+ *
  * Never throws: any input (including `null` or a non-string) yields an array.
  *
  * @example
@@ -68,12 +78,17 @@ const SKIP = /(?:[^,"]|"(?:[^"\\]|\\[\s\S]?)*"?)*/y
  * ```
  * @see https://www.rfc-editor.org/rfc/rfc9110#section-11.6.1
  */
-export function parseWWWAuthenticate(header: string | null | undefined): Challenge[] {
+export function parseWWWAuthenticate(header: string | null | undefined, options?: { until?: string }): Challenge[] {
   const out: Challenge[] = []
   if (typeof header !== 'string') return out
-  const s = header
+  const until = typeof options?.until === 'string' ? options.until.toLowerCase() : undefined
+  // Cut at the last comma inside the cap, so the element cut in two is dropped, not misread.
+  const s = header.length > MAX_WWW_AUTHENTICATE_LENGTH
+    ? header.slice(0, Math.max(0, header.lastIndexOf(',', MAX_WWW_AUTHENTICATE_LENGTH)))
+    : header
   let i = 0
   let current: Challenge | undefined
+  let reached = false
 
   const eat = (pattern: RegExp): RegExpExecArray | null => {
     pattern.lastIndex = i
@@ -150,8 +165,11 @@ export function parseWWWAuthenticate(header: string | null | undefined): Challen
       skipElement()
       continue
     }
+    // A new challenge starts: done when the one asked for is complete, or at the cap.
+    if (reached || out.length >= MAX_CHALLENGES) break
     current = { scheme: scheme.toLowerCase(), params: Object.create(null) as Record<string, string> }
     out.push(current)
+    reached = current.scheme === until
     if (atElementEnd()) continue
     const p = authParam()
     if (p) {

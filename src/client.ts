@@ -102,6 +102,10 @@ export interface DPoPClient {
    * Redirects to the authorization server: authorization code + PKCE S256, `state`, OIDC
    * `nonce` with `openid`, and `dpop_jkt` binding the code to this browser's key (RFC 9449 §10);
    * pushed first (PAR, RFC 9126, with a DPoP proof) when `par` is set or the server requires it.
+   * Expired login transactions left by abandoned logins are deleted first.
+   * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `returnTo` is not a path or URL of this app's
+   *   origin; `ERR_INVALID_RESPONSE` when PAR is needed but the metadata has no PAR endpoint;
+   *   errors of the pushed request (`OAuthError`, `ERR_NETWORK`, `ERR_TIMEOUT`).
    * @throws {KeyStoreError} when the key cannot be loaded.
    */
   login(options?: LoginOptions): Promise<void>
@@ -119,9 +123,13 @@ export interface DPoPClient {
   /** Makes `window.fetch` sign calls to `apiOrigins`; returns the function that undoes it. Never throws. */
   install(): () => void
   /**
-   * Revokes the refresh token (and the access token where the server allows), forgets the
-   * tokens, replaces the key, logs out every tab, and optionally goes to the end-session endpoint.
-   * @throws {KeyStoreError} when the key cannot be replaced. Revocation failures are reported as `error` events instead.
+   * Signs out locally first (forgets the tokens, replaces the key, logs out every tab, emits
+   * `logout`), then revokes the refresh token (and the access token where the server allows)
+   * as best effort, bounded to 5 s and sent `keepalive`, and optionally goes to the
+   * end-session endpoint. An aborted `signal` cuts revocation short; the local sign-out
+   * stands. Nothing the server does keeps the user signed in.
+   * @throws {KeyStoreError} when the key cannot be replaced (the session is forgotten and the
+   *   tabs told all the same). Revocation failures are reported as `error` events instead.
    */
   logout(options?: LogoutOptions): Promise<void>
   /** Whether this tab holds a session. Never throws. */

@@ -108,6 +108,8 @@ const TARGET_CACHE_SIZE = 64
 // Methods that `fetch` accepts as they are; anything else goes through `new Request`, which
 // rejects invalid and forbidden methods with the TypeError fetch would throw.
 const PLAIN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
+// Statuses that carry a Location to follow (304 is not one).
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
 /** Where a signed request goes: resolved once, then cached for absolute URL strings. */
 interface Target {
@@ -171,6 +173,27 @@ function checkToken(value: unknown, from: string): string | undefined {
   return value
 }
 
+function redirected(origin: string, status: number): ServerResponseError {
+  return new ServerResponseError(
+    'ERR_REDIRECT',
+    `The API at ${origin} answered a signed request with a redirect. dpop-spa does not follow redirects of signed ` +
+      'requests: the proof names the first URL, and the token and proof must not travel to another origin. ' +
+      'Call the final URL directly, or pass redirect: "manual" to handle the redirect yourself.',
+    { status },
+  )
+}
+
+/** Whether `response` came from `origin` itself: not redirected, and its URL (when set) on that origin. */
+function answeredBy(response: Response, origin: string): boolean {
+  if (response.redirected) return false
+  if (!response.url) return true
+  try {
+    return new URL(response.url).origin === origin
+  } catch {
+    return false
+  }
+}
+
 function hidden(origin: string, status: number, header: string): ServerResponseError {
   return new ServerResponseError(
     'ERR_CORS_HEADER_HIDDEN',
@@ -185,14 +208,6 @@ function unsupported(origin: string, alg: string, algs: readonly string[]): DPoP
   return new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The API at ${origin} accepts DPoP proofs signed with ${names}, not ${alg}: use a key of one of those (dpop-spa signs ES256 and EdDSA).`)
 }
 
-function originOf(url: string): string | undefined {
-  try {
-    return new URL(url).origin
-  } catch {
-    return undefined
-  }
-}
-
 function discard(response: Response): void {
   // Frees the connection; an error here changes nothing for the retry.
   response.body?.cancel().catch(() => undefined)
@@ -201,6 +216,16 @@ function discard(response: Response): void {
 function decodeProof(proof: string): { header: unknown; claims: unknown } {
   const [h = '', p = ''] = proof.split('.')
   return { header: JSON.parse(fromUtf8(decodeBase64url(h))), claims: JSON.parse(fromUtf8(decodeBase64url(p))) }
+}
+
+/** Whether a built request's URL is the target that was checked (same origin and `htu`). */
+function sameTarget(url: string, target: Target): boolean {
+  try {
+    const u = new URL(url)
+    return u.origin === target.origin && u.origin + u.pathname === target.htu
+  } catch {
+    return false
+  }
 }
 
 function resolveUrl(input: unknown): URL | undefined {
@@ -242,6 +267,11 @@ function isCrossOrigin(response: Response, origin: string): boolean {
  *   A second challenge is returned as the Response.
  * - bodies are prepared once so a retry sends the same bytes and `Content-Type`; a
  *   `ReadableStream` body is read into memory before the first send.
+ * - redirects are never followed (the proof names the first URL, and the token and proof
+ *   must not travel): a redirect rejects with `ERR_REDIRECT`, unless the caller asked for
+ *   `redirect: 'manual'` (the redirect response is returned) or `'error'` (fetch's
+ *   TypeError). A response that was redirected anyway by a custom fetch, or whose URL is
+ *   on another origin, is returned as it is: nothing is learned from it, nothing retried.
  *
  * Any other request goes to the underlying fetch with the same `input` and `init`
  * objects, untouched: no token, no proof, nothing learned from its response.
@@ -250,7 +280,8 @@ function isCrossOrigin(response: Response, origin: string): boolean {
  *   the option). The returned function rejects like `fetch` (including the signal's
  *   reason on abort, at every wait), and also with: `ERR_INVALID_ARGUMENT` when a token
  *   source returns a non-token or for `mode: 'no-cors'`; `ERR_BODY_NOT_REPLAYABLE` for an
- *   already read body; {@link ServerResponseError} `ERR_CORS_HEADER_HIDDEN` when a
+ *   already read body; `ERR_INVALID_ARGUMENT` when a Request-like input's `url` is not the
+ *   URL it converts to; {@link ServerResponseError} `ERR_REDIRECT` for a redirect; {@link ServerResponseError} `ERR_CORS_HEADER_HIDDEN` when a
  *   cross-origin 401 hides `WWW-Authenticate`, or a `use_dpop_nonce` challenge hides
  *   `DPoP-Nonce`; `ERR_UNSUPPORTED_ALGORITHM` when a refusal's challenge lists `algs` that
  *   leave out the key's algorithm; errors of `keys.load()`, the token callbacks and `createProof`.
@@ -355,15 +386,25 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
     const plain = target.plain && !isRequest(input) && init?.body == null &&
       (initMethod === undefined || (typeof initMethod === 'string' && PLAIN_METHODS.has(initMethod.toUpperCase())))
     if (plain && init?.mode === 'no-cors') throw noCors()
-    const preparing = plain ? undefined : prepareReplayable(isRequest(input) ? input : target.href, init, signal)
+    // Signed requests never follow redirects (the proof names this URL; the token and proof
+    // must not travel): 'manual' lets us tell a redirect apart from a network error. A caller
+    // who asked for 'manual' gets the redirect response; 'error' keeps fetch's TypeError.
+    const asked = init?.redirect ?? (isRequest(input) ? input.redirect : undefined)
+    const redirect: RequestRedirect = asked === 'error' ? 'error' : 'manual'
+    const preparing = plain ? undefined : prepareReplayable(isRequest(input) ? input : target.href, { ...init, redirect }, signal)
     const loading = keySource ? raceAbort(keySource.load(signal ? { signal } : undefined), signal) : fixedPair
-    const asked = getAccessToken?.(signal ? { signal } : {})
-    const pending = typeof (asked as Partial<PromiseLike<unknown>> | undefined)?.then === 'function'
+    const tokenAsked = getAccessToken?.(signal ? { signal } : {})
+    const pending = typeof (tokenAsked as Partial<PromiseLike<unknown>> | undefined)?.then === 'function'
     // Await only what is pending: settled values still cost turns of the microtask queue.
     const [replay, keyPair, firstToken]: [ReplayableRequest | undefined, CryptoKeyPair, unknown] =
       preparing || loading instanceof Promise || pending
-        ? await Promise.all([preparing, loading, pending ? raceAbort(asked, signal) : asked])
-        : [preparing, loading, asked]
+        ? await Promise.all([preparing, loading, pending ? raceAbort(tokenAsked, signal) : tokenAsked])
+        : [preparing, loading, tokenAsked]
+    // The URL checked is the URL sent: a Request look-alike whose `url` names an API origin
+    // while it converts to another URL must not get a token for the origin it names.
+    if (replay && !sameTarget(replay.request.url, target)) {
+      throw invalid('The request\'s "url" and the URL it is sent to differ; pass a real Request or a URL string.')
+    }
     let token = firstToken === lastToken ? lastToken : checkToken(firstToken, '"options.getAccessToken"')
     const method = replay ? replay.request.method : (initMethod ?? 'GET').toUpperCase()
     // Without caller headers, each attempt sends a plain record: fetch validates and copies
@@ -406,38 +447,50 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
         const { header, claims } = decodeProof(proof)
         emit({ type: 'proof', method, url: htu, attempt, header, claims } as DPoPFetchEvent)
       }
-      const request = replay ? replay.attempt() : { ...init, method, headers: sent }
+      const request = replay ? replay.attempt() : { ...init, method, headers: sent, redirect }
       ours.add(request)
       const startedAt = clock.now() - clock.offset()
       const response = await (replay ? send(request as Request) : send(target.href, request))
       const endedAt = clock.now() - clock.offset()
+      const { status } = response
+
+      if (response.type === 'opaqueredirect' || (REDIRECTS.has(status) && response.headers.has('Location'))) {
+        emit?.({ type: 'response', method, url: htu, status, attempt })
+        if (asked === 'manual') return response
+        discard(response)
+        throw redirected(origin, status)
+      }
+      // A fetch that followed a redirect anyway (custom or old implementations): what came
+      // back is another server's word. Never learn a nonce, the time or token state from it.
+      if (!answeredBy(response, origin)) {
+        emit?.({ type: 'response', method, url: htu, status, attempt })
+        return response
+      }
 
       const nonceHeader = response.headers.get('DPoP-Nonce')
       if (nonceHeader !== null && nonces.set(origin, nonceHeader)) emit?.({ type: 'nonce', origin, nonce: nonceHeader })
       const dateHeader = response.headers.get('Date')
       if (clock.observeDate(dateHeader, startedAt, endedAt)) emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'date' })
-      const { status } = response
       emit?.({ type: 'response', method, url: htu, status, attempt })
       if (status < 400 || status > 499) return response
 
-      // Whether to send again. At most one retry per reason (nonce, clock, token), so never a
-      // loop; and only for an answer of this very origin that no redirect produced.
+      // Whether to send again: at most one retry per reason (nonce, clock, token), so never a
+      // loop; only answers of this very origin that no redirect produced get here (answeredBy).
       let reason: DPoPRetryReason | undefined
-      const own = !response.redirected && (response.url === '' || originOf(response.url) === origin)
       // RFC 9449 §7.1 says 401; servers also send the DPoP challenge on 400 (Auth0's does).
       const wwwAuthenticate = status === 401 || status === 400 ? response.headers.get('WWW-Authenticate') : null
-      const challenge = wwwAuthenticate === null ? undefined : readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate))
+      const challenge = wwwAuthenticate === null ? undefined : readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate, { until: 'dpop' }))
       const freshNonce = () => {
         const fresh = nonces.get(origin)
         return fresh !== undefined && fresh !== nonce
       }
       // RFC 9449 §7.1 `algs`: a server that does not take our algorithm refuses every proof.
       const alg = challenge?.algs?.length ? jwsAlgorithmOf(keyPair.privateKey) : undefined
-      if (own && alg && !challenge?.algs?.includes(alg)) {
+      if (alg && !challenge?.algs?.includes(alg)) {
         discard(response)
         throw unsupported(origin, alg, challenge?.algs ?? [])
       }
-      if (own && !retriedNonce) {
+      if (!retriedNonce) {
         if (challenge?.error === 'use_dpop_nonce') {
           if (nonceHeader === null && isCrossOrigin(response, origin)) {
             discard(response)
@@ -451,12 +504,11 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
           if (parseOAuthErrorBody(body)?.error === 'use_dpop_nonce') reason = 'use_dpop_nonce'
         }
       }
-      if (!reason && own && !retriedClock && (status === 400 || status === 401)) {
+      if (!reason && !retriedClock && (status === 400 || status === 401)) {
         if (challenge?.error === 'invalid_dpop_proof' && IAT_REJECTION.test(challenge.errorDescription ?? '')) {
           // The Date of this very response says where the server's clock is, even below the Date threshold.
           const seen = offsetFromDate(dateHeader, startedAt, endedAt)
-          if (seen && Math.abs(seen.offsetMs - clock.offset()) > seen.uncertaintyMs) {
-            clock.adjust(seen.offsetMs)
+          if (seen && Math.abs(seen.offsetMs - clock.offset()) > seen.uncertaintyMs && clock.adjust(seen.offsetMs)) {
             emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'iat' })
           }
         }
@@ -466,7 +518,7 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
         // 400, an invalid_dpop_proof without description). If nothing moved, a retry cannot help.
         if (clock.offset() !== signedWithOffset) reason = 'iat'
       }
-      if (!reason && own && !retriedToken && challenge?.error === 'invalid_token' && onInvalidToken && token !== undefined) {
+      if (!reason && !retriedToken && challenge?.error === 'invalid_token' && onInvalidToken && token !== undefined) {
         const next = await raceAbort(renew(token), signal)
         if (next !== undefined && next !== token) {
           token = next

@@ -43,6 +43,8 @@ export type DPoPErrorCode =
   | 'ERR_LOGIN_REQUIRED'
   /** Waiting for another tab (the refresh lock) or for the authorization server took longer than allowed. */
   | 'ERR_TIMEOUT'
+  /** An API answered a signed request with a redirect, which dpop-spa does not follow. */
+  | 'ERR_REDIRECT'
 
 /** Options accepted by {@link DPoPError} and its subclasses. */
 export interface DPoPErrorOptions {

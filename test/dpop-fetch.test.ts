@@ -7,22 +7,13 @@ import { createNonceCache } from '../src/nonces.ts'
 import { createClock } from '../src/clock.ts'
 import { generateKeyPair } from '../src/keys.ts'
 import { ServerResponseError, isDPoPError } from '../src/errors.ts'
-import { challenge, deferred, sha256b64url, stubFetch, type Call } from './support/stub-api.ts'
+import { caught, challenge, deferred, sha256b64url, stubFetch, type Call } from './support/stub-api.ts'
 
 const API = 'https://api.example.com'
 const TOKEN = 'eyJ.access-token-SECRET.sig'
 let keys: CryptoKeyPair
 beforeAll(async () => { keys = await generateKeyPair() })
 afterEach(() => { vi.unstubAllGlobals() })
-
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p
-  } catch (e) {
-    return e
-  }
-  throw new Error('expected a rejection')
-}
 
 describe('signing requests to allowed origins', () => {
   it('sends Authorization: DPoP and a proof that jose verifies, with htm/htu/ath/jti/iat right', async () => {

@@ -151,7 +151,8 @@ function peekProof(dpop: readonly string[]): Record<string, unknown> | undefined
  *
  * API routes (CORS for `corsOrigins`): `GET|POST|PUT|PATCH|DELETE /api/echo`, `GET /api/me`,
  * `* /api/always-challenge` (rotates the nonce and answers `use_dpop_nonce` every time),
- * `* /hidden/echo` (like /api/echo, but its CORS does not expose DPoP-Nonce/WWW-Authenticate).
+ * `* /hidden/echo` (like /api/echo, but its CORS does not expose DPoP-Nonce/WWW-Authenticate),
+ * `* /api/redirect?to=URL&status=302` (test mode: redirects without checking anything).
  * Control routes (test mode): `GET /__control/health`, `GET /__control/stats`,
  * `POST /__control/reset`, `POST /__control/rotate-nonce {after?}`, `POST /__control/clock {offsetMs}`,
  * `POST /__control/token {jkt, expiresIn?, sub?}`, `POST /__control/revoke {access_token?}`.
@@ -236,6 +237,16 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       nonces.rotate()
     }
     const route = url.pathname
+    if (route === '/api/redirect' && control) {
+      // Test mode: a redirect as a hostile or misconfigured API would send it, with a nonce
+      // and a Date decades off that a client must not credit to anyone.
+      const status = Number(url.searchParams.get('status') ?? 302)
+      res.statusCode = [301, 302, 303, 307, 308].includes(status) ? status : 302
+      res.setHeader('Location', url.searchParams.get('to') ?? '/')
+      res.setHeader('DPoP-Nonce', 'nonce-from-a-redirect')
+      res.end()
+      return { outcome: 'redirect', body }
+    }
     const known = route === '/api/echo' || route === '/api/me' || route === '/api/always-challenge' || route === '/hidden/echo'
     if (!known || (route === '/api/me' && req.method !== 'GET')) {
       sendJson(res, 404, { error: 'not_found' })

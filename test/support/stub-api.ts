@@ -64,3 +64,13 @@ export function deferred<T = void>() {
   const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
   return { promise, resolve, reject }
 }
+
+/** What `p` rejects with; fails the test when it resolves. The one way these tests expect a rejection. */
+export async function caught(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p
+  } catch (e) {
+    return e
+  }
+  throw new Error('expected a rejection')
+}
