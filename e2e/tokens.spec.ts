@@ -6,6 +6,8 @@ import { expect, test, type BrowserContext, type Page } from '@playwright/test'
 const AS = `http://localhost:${process.env.DPOP_TEST_AS_PORT ?? 5420}`
 const API = `http://localhost:${process.env.DPOP_TEST_API_PORT ?? 5421}`
 const CLIENT = `/e2e/fixtures/client.html?as=${new URL(AS).port}&api=${new URL(API).port}`
+/** The stricter server of e2e/token-stack.ts: PAR required, ES256 proofs only. */
+const STRICT = `http://localhost:${process.env.DPOP_TEST_STRICT_AS_PORT ?? 5610}`
 
 interface Stats {
   tokenRequests: Record<string, { succeeded: number; failed: number }>
@@ -26,16 +28,17 @@ test.beforeEach(async ({ request }) => {
   await request.post(`${AS}/__control/config`, { data: { answerBearer: false } })
 })
 
-async function openApp(page: Page): Promise<void> {
-  await page.goto(CLIENT)
+/** `query` is added to the default client URL, or replaces its query when it starts with `?`. */
+async function openApp(page: Page, query = ''): Promise<void> {
+  await page.goto(query.startsWith('?') ? `/e2e/fixtures/client.html${query}` : CLIENT + query)
   await page.waitForFunction(() => (window as any).ready === true)
 }
 
 /** Signs in through oidc-provider's dev login, as a user would. */
-async function signIn(page: Page, user = 'alice'): Promise<void> {
-  await openApp(page)
+async function signIn(page: Page, user = 'alice', query = '', as = AS): Promise<void> {
+  await openApp(page, query)
   await Promise.all([
-    page.waitForURL(`${AS}/**`),
+    page.waitForURL(`${as}/**`),
     // prompt=login: the server shows its login form even when it still has a session cookie.
     page.evaluate(() => { void (window as any).auth.login({ prompt: 'login' }) }),
   ])
@@ -227,6 +230,77 @@ test('an authorization server that answers Bearer gets the typed error, never a 
   await page.reload()
   await page.waitForFunction(() => (window as any).ready === true)
   await expect(page.locator('#status')).toHaveText('signed-out')
+})
+
+test('EdDSA end to end: oidc-provider binds the code and the tokens to an Ed25519 key, and the API takes its proofs', async ({ page }) => {
+  await signIn(page, 'alice', '&alg=EdDSA&name=e2e-eddsa')
+  const keyAlg = await page.evaluate(async () => ((await (window as any).auth.keys.load()) as CryptoKeyPair).privateKey.algorithm.name)
+  expect(keyAlg).toBe('Ed25519')
+  const jkt = await thumbprint(page)
+  const s = await stats(page)
+  expect(s.authorizations.at(-1)?.dpopJkt).toBe(jkt)
+  expect(new Set(s.issuedTokens.map((t) => t.jkt))).toEqual(new Set([jkt]))
+  expect((await tokenInfo(page)).jkt).toBe(jkt)
+  // The verifying API (jose) checks the EdDSA proof, its htu/htm/ath and cnf.jkt.
+  expect(await callApi(page, 3)).toEqual([200, 200, 200])
+  const alg = await page.evaluate(async (api) => {
+    const seen: unknown[] = []
+    const f = (window as any).dpop.createDPoPFetch({ keys: (window as any).auth.keys, origins: [api], debug: (e: { type: string }) => seen.push(e) })
+    await f(`${api}/api/me`)
+    return (seen.find((e: any) => e.type === 'proof') as any)?.header.alg as string
+  }, API)
+  expect(alg).toBe('EdDSA')
+})
+
+test('algorithm negotiation: an EdDSA client does not start against a server whose metadata lists ES256 only', async ({ page }) => {
+  await page.goto(`/e2e/fixtures/client.html?as=${new URL(STRICT).port}&api=${new URL(API).port}&alg=EdDSA&name=e2e-negotiation`)
+  await page.waitForFunction(() => (window as any).ready === true)
+  const error = await page.evaluate(() => (window as any).startError)
+  expect(error).toMatchObject({ name: 'DPoPError', code: 'ERR_UNSUPPORTED_ALGORITHM' })
+  expect(error.message).toContain('ES256')
+  const metadata = await (await page.request.get(`${STRICT}/.well-known/openid-configuration`)).json()
+  expect(metadata.dpop_signing_alg_values_supported).toEqual(['ES256'])
+})
+
+test('PAR: a server that requires pushed authorization requests gets one with a proof from the key (nonce retry included); code and tokens are bound', async ({ page, request }) => {
+  await request.post(`${STRICT}/__control/reset`)
+  const metadata = await (await request.get(`${STRICT}/.well-known/openid-configuration`)).json()
+  expect(metadata.require_pushed_authorization_requests).toBe(true)
+  const authorizeUrls: string[] = []
+  page.on('request', (r) => { if (r.url().startsWith(`${STRICT}/auth`)) authorizeUrls.push(r.url()) })
+  await signIn(page, 'carol', `?as=${new URL(STRICT).port}&api=${new URL(API).port}&name=e2e-par`, STRICT)
+  const jkt = await thumbprint(page)
+  const s = (await (await request.get(`${STRICT}/__control/stats`)).json()) as Stats & {
+    pushedRequests: { dpopJkt: string | null; proofJkt: string | null }[]
+    pushedRequestErrors: Record<string, number>
+  }
+  console.log('PAR:', JSON.stringify({ pushed: s.pushedRequests, errors: s.pushedRequestErrors }))
+  expect(s.pushedRequests).toHaveLength(1)
+  expect(s.pushedRequests[0]).toMatchObject({ proofJkt: jkt, dpopJkt: jkt })
+  // The server requires nonces: the first push was refused with use_dpop_nonce, the retry accepted.
+  expect(s.pushedRequestErrors).toEqual({ use_dpop_nonce: 1 })
+  // The browser carried only client_id and request_uri to the authorization endpoint.
+  const first = new URL(authorizeUrls[0] ?? 'http://invalid/')
+  expect([...first.searchParams.keys()].sort()).toEqual(['client_id', 'request_uri'])
+  expect(s.authorizations.at(-1)?.dpopJkt).toBe(jkt)
+  expect(new Set(s.issuedTokens.map((t) => t.jkt))).toEqual(new Set([jkt]))
+  expect((await tokenInfo(page)).jkt).toBe(jkt)
+})
+
+test("a device clock 10 minutes fast: the authorization server's Date sets the clock before the first API call", async ({ page, request }) => {
+  await page.addInitScript(() => {
+    const real = Date.now.bind(Date)
+    Date.now = () => real() + 600_000
+  })
+  await signIn(page, 'dave', '&name=e2e-skew')
+  await request.post(`${API}/__control/reset`)
+  expect(await callApi(page, 1)).toEqual([200])
+  const seen = ((await (await request.get(`${API}/__control/stats`)).json()) as { recent: { outcome: string; check?: string; proof?: { iat?: number } }[] }).recent
+    .filter((r) => r.outcome !== 'preflight')
+  console.log('skewed device, API saw:', seen.map((r) => `${r.outcome}${r.check ? `(${r.check})` : ''} iat−now=${Math.round(Number(r.proof?.iat) - Date.now() / 1000)}s`).join(', '))
+  // Every proof the API saw, the very first included, was on the server's time.
+  for (const r of seen) expect(Math.abs(Number(r.proof?.iat) - Date.now() / 1000)).toBeLessThan(30)
+  expect(seen.some((r) => r.check === 'iat')).toBe(false)
 })
 
 test('messages from other tabs are validated: garbage, another key\'s session and odd tokens are ignored without an error; a real login is shared', async ({ page, context }) => {

@@ -9,7 +9,7 @@ import { noCors, prepareReplayable, type ReplayableRequest } from './body.js'
 import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from './challenge.js'
 import { createClock, offsetFromDate, type DPoPClock } from './clock.js'
 import { DPoPError, ServerResponseError } from './errors.js'
-import type { PublicJwk } from './keys.js'
+import { jwsAlgorithmOf, type PublicJwk } from './keys.js'
 import { createNonceCache, type NonceCache } from './nonces.js'
 import { createProof } from './proof.js'
 
@@ -274,6 +274,11 @@ function hidden(origin: string, status: number, header: string): ServerResponseE
   )
 }
 
+function unsupported(origin: string, alg: string, algs: readonly string[]): DPoPError {
+  const names = algs.slice(0, 12).map((a) => a.slice(0, 20)).join(', ')
+  return new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The API at ${origin} accepts DPoP proofs signed with ${names}, not ${alg}: use a key of one of those (dpop-spa signs ES256 and EdDSA).`)
+}
+
 function discard(response: Response): void {
   // Frees the connection; an error here changes nothing for the retry.
   response.body?.cancel().catch(() => undefined)
@@ -325,10 +330,12 @@ function isCrossOrigin(response: Response, origin: string): boolean {
  *   `htm`/`htu` of the request, `ath` of the token sent, the origin's cached nonce. The
  *   method is upper-cased on the wire too.
  * - `DPoP-Nonce` of every response updates the nonce cache; `Date` may correct the clock.
- * - one retry each, at most: `use_dpop_nonce` (401 challenge, or a 400 JSON error with a
- *   new nonce), `invalid_token` (after `onInvalidToken` yields a new token), and an `iat`
- *   rejection (`invalid_dpop_proof` whose description mentions iat/time/clock) when the
- *   clock offset changed. A second challenge is returned as the Response.
+ * - one retry each, at most, for an answer of the request's own origin that no redirect
+ *   produced: `use_dpop_nonce` (a DPoP challenge on 401 or 400, or a JSON error body with a
+ *   new nonce on any 4xx), `invalid_token` (after `onInvalidToken` yields a new token), and
+ *   the clock: any 400 or 401 to a proof signed before the clock offset moved (this answer's
+ *   `Date`, an `invalid_dpop_proof` that names iat/time/clock, or another answer meanwhile).
+ *   A second challenge is returned as the Response.
  * - bodies are prepared once so a retry sends the same bytes and `Content-Type`; a
  *   `ReadableStream` body is read into memory before the first send.
  * - redirects are never followed (the proof names the first URL, and the token and proof
@@ -349,7 +356,8 @@ function isCrossOrigin(response: Response, origin: string): boolean {
  *   already read body; `ERR_INVALID_ARGUMENT` when a Request-like input's `url` is not the
  *   URL it converts to; {@link ServerResponseError} `ERR_REDIRECT` for a redirect; {@link ServerResponseError} `ERR_CORS_HEADER_HIDDEN` when a
  *   cross-origin 401 hides `WWW-Authenticate`, or a `use_dpop_nonce` challenge hides
- *   `DPoP-Nonce`; errors of `keys.load()`, the token callbacks and `createProof`.
+ *   `DPoP-Nonce`; `ERR_UNSUPPORTED_ALGORITHM` when a refusal's challenge lists `algs` that
+ *   leave out the key's algorithm; errors of `keys.load()`, the token callbacks and `createProof`.
  * @example
  * ```ts
  * const keys = await openKeyStore({ name: 'my-app' })
@@ -537,70 +545,71 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
       const dateHeader = response.headers.get('Date')
       if (clock.observeDate(dateHeader, startedAt, endedAt)) emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'date' })
       emit?.({ type: 'response', method, url: htu, status, attempt })
-      if (status !== 401 && status !== 400) return response
+      if (status < 400 || status > 499) return response
 
+      // Whether to send again: at most one retry per reason (nonce, clock, token), so never a
+      // loop; only answers of this very origin that no redirect produced get here (answeredBy).
       let reason: DPoPRetryReason | undefined
+      // RFC 9449 §7.1 says 401; servers also send the DPoP challenge on 400 (Auth0's does).
+      const wwwAuthenticate = status === 401 || status === 400 ? response.headers.get('WWW-Authenticate') : null
+      const challenge = wwwAuthenticate === null ? undefined : readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate, { until: 'dpop' }))
       const freshNonce = () => {
         const fresh = nonces.get(origin)
         return fresh !== undefined && fresh !== nonce
       }
-      if (status === 401) {
-        const wwwAuthenticate = response.headers.get('WWW-Authenticate')
-        if (wwwAuthenticate === null) {
-          if (isCrossOrigin(response, origin)) {
-            discard(response)
-            throw hidden(origin, status, 'WWW-Authenticate')
-          }
-          return response
-        }
-        const challenge = readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate, { until: 'dpop' }))
-        switch (challenge?.error) {
-          case 'use_dpop_nonce':
-            if (retriedNonce) return response
-            if (nonceHeader === null && isCrossOrigin(response, origin)) {
-              discard(response)
-              throw hidden(origin, status, 'DPoP-Nonce')
-            }
-            if (!freshNonce()) return response
-            retriedNonce = true
-            reason = 'use_dpop_nonce'
-            break
-          case 'invalid_token': {
-            if (retriedToken || !onInvalidToken || token === undefined) return response
-            const next = await raceAbort(renew(token), signal)
-            if (next === undefined || next === token) return response
-            token = next
-            authorization = `DPoP ${token}`
-            retriedToken = true
-            reason = 'invalid_token'
-            break
-          }
-          case 'invalid_dpop_proof': {
-            if (retriedClock || !IAT_REJECTION.test(challenge.errorDescription ?? '')) return response
-            // The Date of this very response says where the server's clock is.
-            const seen = offsetFromDate(dateHeader, startedAt, endedAt)
-            if (seen && Math.abs(seen.offsetMs - clock.offset()) > seen.uncertaintyMs && clock.adjust(seen.offsetMs)) {
-              emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'iat' })
-            }
-            // Another response may have corrected the clock meanwhile; if nothing changed, a retry cannot help.
-            if (clock.offset() === signedWithOffset) return response
-            retriedClock = true
-            reason = 'iat'
-            break
-          }
-          case undefined:
-          default:
-            return response
-        }
-      } else {
-        // RFC 9449 §8: an authorization server answers 400 {"error":"use_dpop_nonce"}; harmless
-        // to honour from a resource server too. Only worth reading the body with a new nonce.
-        if (retriedNonce || nonceHeader === null || !freshNonce()) return response
-        const body: unknown = await response.clone().json().catch(() => undefined)
-        if (parseOAuthErrorBody(body)?.error !== 'use_dpop_nonce') return response
-        retriedNonce = true
-        reason = 'use_dpop_nonce'
+      // RFC 9449 §7.1 `algs`: a server that does not take our algorithm refuses every proof.
+      const alg = challenge?.algs?.length ? jwsAlgorithmOf(keyPair.privateKey) : undefined
+      if (alg && !challenge?.algs?.includes(alg)) {
+        discard(response)
+        throw unsupported(origin, alg, challenge?.algs ?? [])
       }
+      if (!retriedNonce) {
+        if (challenge?.error === 'use_dpop_nonce') {
+          if (nonceHeader === null && isCrossOrigin(response, origin)) {
+            discard(response)
+            throw hidden(origin, status, 'DPoP-Nonce')
+          }
+          if (freshNonce()) reason = 'use_dpop_nonce'
+        } else if (nonceHeader !== null && freshNonce()) {
+          // RFC 9449 §8's shape, {"error":"use_dpop_nonce"}, from a resource server on any 4xx
+          // (servers exist that send it with the wrong status). Read only with a new nonce.
+          const body: unknown = await response.clone().json().catch(() => undefined)
+          if (parseOAuthErrorBody(body)?.error === 'use_dpop_nonce') reason = 'use_dpop_nonce'
+        }
+      }
+      if (!reason && !retriedClock && (status === 400 || status === 401)) {
+        if (challenge?.error === 'invalid_dpop_proof' && IAT_REJECTION.test(challenge.errorDescription ?? '')) {
+          // The Date of this very response says where the server's clock is, even below the Date threshold.
+          const seen = offsetFromDate(dateHeader, startedAt, endedAt)
+          if (seen && Math.abs(seen.offsetMs - clock.offset()) > seen.uncertaintyMs && clock.adjust(seen.offsetMs)) {
+            emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'iat' })
+          }
+        }
+        // The proof was signed with an offset that has since moved materially (this response's
+        // Date, or another answer meanwhile): re-sign once, whatever the status, challenge or
+        // description say. Verifiers word an iat rejection in many ways, or not at all (a bare
+        // 400, an invalid_dpop_proof without description). If nothing moved, a retry cannot help.
+        if (clock.offset() !== signedWithOffset) reason = 'iat'
+      }
+      if (!reason && !retriedToken && challenge?.error === 'invalid_token' && onInvalidToken && token !== undefined) {
+        const next = await raceAbort(renew(token), signal)
+        if (next !== undefined && next !== token) {
+          token = next
+          authorization = `DPoP ${token}`
+          reason = 'invalid_token'
+        }
+      }
+      if (!reason) {
+        // A cross-origin 401 with no readable challenge at all: the API's CORS hides it.
+        if (status === 401 && wwwAuthenticate === null && isCrossOrigin(response, origin)) {
+          discard(response)
+          throw hidden(origin, status, 'WWW-Authenticate')
+        }
+        return response
+      }
+      if (reason === 'use_dpop_nonce') retriedNonce = true
+      else if (reason === 'iat') retriedClock = true
+      else retriedToken = true
       discard(response)
       emit?.({ type: 'retry', reason, url: htu, attempt })
     }

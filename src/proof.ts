@@ -28,7 +28,7 @@ export interface ProofClaims {
 interface SignerState {
   /** The private key this state was made for (the pair object could be mutated). */
   readonly key: CryptoKey
-  readonly sign: EcdsaParams
+  readonly sign: EcdsaParams | Algorithm
   readonly jwk: PublicJwk
   /** base64url(header) + '.' */
   readonly headerPrefix: string
@@ -165,7 +165,7 @@ let input: Uint8Array<ArrayBuffer> | undefined
  * @param claims - `htm`, `htu`, and optionally `accessToken` (for `ath`), `nonce`, `iat`, `jti`; see {@link ProofClaims}.
  * @returns the proof JWT, for the `DPoP` request header.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad key pair, method, URL, token or
- *   nonce; `ERR_UNSUPPORTED_ALGORITHM` for a key that is not ES256; `ERR_PROOF_FAILED`
+ *   nonce; `ERR_UNSUPPORTED_ALGORITHM` for a key that is neither ES256 (P-256) nor EdDSA (Ed25519); `ERR_PROOF_FAILED`
  *   when WebCrypto refuses to sign.
  * @example
  * ```ts

@@ -24,6 +24,8 @@ import {
   getValidatedIdTokenClaims,
   isDPoPNonceError,
   processAuthorizationCodeResponse,
+  processPushedAuthorizationResponse,
+  pushedAuthorizationRequest,
   processRefreshTokenResponse,
   processRevocationResponse,
   refreshTokenGrantRequest,
@@ -180,6 +182,8 @@ export interface TokenManagerOptions {
   readonly store: IdbStore | undefined
   readonly fetch: typeof fetch | undefined
   readonly insecure: boolean
+  /** Push the authorization request (RFC 9126) even when the server does not require it. */
+  readonly par?: boolean
   /** Server-corrected clock offset, ms. */
   readonly clockOffset: () => number
   /** Nonces shared with the signed fetch. @default a new {@link createNonceCache}() */
@@ -575,6 +579,22 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       params.set('dpop_jkt', jkt)
       params.delete('resource')
       for (const r of o.resource) params.append('resource', r)
+      if (o.par || o.as.require_pushed_authorization_requests === true) {
+        // RFC 9126 with a proof from the same key (RFC 9449 §10.1, which binds the code as
+        // dpop_jkt does; both are sent and agree). The browser then carries only request_uri.
+        if (!o.as.pushed_authorization_request_endpoint) {
+          throw new DPoPError('ERR_INVALID_RESPONSE', 'Pushed authorization requests are required or asked for, but the server metadata has no pushed_authorization_request_endpoint.')
+        }
+        const keyPair = await proofKey()
+        const pushed = await tokenEndpoint(
+          'the pushed authorization request',
+          () => pushedAuthorizationRequest(o.as, client, clientAuth, params, requestOptions(keyPair, signal)),
+          (r) => processPushedAuthorizationResponse(o.as, client, r),
+        )
+        url.search = ''
+        url.searchParams.set('client_id', o.clientId)
+        url.searchParams.set('request_uri', pushed.request_uri)
+      }
       const tx: Transaction = { state, codeVerifier, nonce, jkt, returnTo, createdAt: Date.now() }
       await write(TX_PREFIX + state, tx)
       signal?.throwIfAborted()

@@ -56,6 +56,44 @@ describe('token manager', () => {
     expect(b.events).toEqual([{ type: 'logout', reason: 'key-mismatch' }])
   })
 
+  it('a changed alg replaces the key, and the session bound to the old one is dropped (key-mismatch)', async () => {
+    const idb = new IDBFactory()
+    const server = await fakeAs()
+    const a = await harness({ idb, server, name: 'alg-change' })
+    await a.login()
+    const b = await harness({ idb, server, name: 'alg-change', alg: 'EdDSA' })
+    expect(b.tokens.isAuthenticated()).toBe(false)
+    expect(b.events).toEqual([{ type: 'logout', reason: 'key-mismatch' }])
+    expect((await b.keys.load()).privateKey.algorithm.name).toBe('Ed25519')
+    await b.login() // and an EdDSA login works end to end against the fake server
+    expect(b.tokens.isAuthenticated()).toBe(true)
+    expect(server.tokenRequests.at(-1)?.jkt).toBe(await b.keys.thumbprint())
+  })
+
+  for (const [how, options] of [['asked for (par: true)', { par: true }], ['required by metadata', { metadata: { require_pushed_authorization_requests: true } }]] as const) {
+    it(`PAR ${how}: pushed with a proof from the key (one nonce retry); the browser carries client_id and request_uri only`, async () => {
+      const h = await harness({ ...options, metadata: { ...('metadata' in options ? options.metadata : {}), pushed_authorization_request_endpoint: `${ISSUER}/par` } })
+      await h.tokens.login({ redirect: (u) => h.redirects.push(u) })
+      const jkt = await h.keys.thumbprint()
+      expect(h.server.pushed.map((p) => [p.jkt, p.nonce])).toEqual([[jkt, undefined], [jkt, 'server-nonce-1']])
+      const pushed = h.server.pushed[1]!.params
+      expect(pushed.get('dpop_jkt')).toBe(jkt)
+      expect(pushed.get('code_challenge_method')).toBe('S256')
+      expect(pushed.get('state')).toBeTruthy()
+      const url = h.redirects[0]!
+      expect(url.origin + url.pathname).toBe(`${ISSUER}/authorize`)
+      expect([...url.searchParams.keys()].sort()).toEqual(['client_id', 'request_uri'])
+      expect(url.searchParams.get('request_uri')).toMatch(/^urn:ietf:params:oauth:request_uri:/)
+    })
+  }
+
+  it('PAR required by metadata without a pushed_authorization_request_endpoint: a typed error, no redirect', async () => {
+    const h = await harness({ metadata: { require_pushed_authorization_requests: true } })
+    const error = await h.tokens.login({ redirect: (u) => h.redirects.push(u) }).catch((e: unknown) => e)
+    expect(isDPoPError(error, 'ERR_INVALID_RESPONSE')).toBe(true)
+    expect(h.redirects).toHaveLength(0)
+  })
+
   it('refuses a Bearer answer with ERR_TOKEN_TYPE_MISMATCH and stores nothing', async () => {
     const h = await harness()
     h.server.mode.tokenType = 'Bearer'

@@ -21,6 +21,8 @@ export const as: AuthorizationServer = {
 }
 
 export interface FakeAs {
+  /** Pushed authorization requests (RFC 9126): the proof's key, its nonce and the pushed parameters. */
+  pushed: { jkt: string; nonce: unknown; params: URLSearchParams }[]
   fetch: typeof fetch
   tokenRequests: { grant: string; jkt: string; nonce: unknown; resource: string[] }[]
   revoked: string[]
@@ -42,6 +44,7 @@ export async function fakeAs(): Promise<FakeAs> {
   const refreshTokens = new Map<string, string>() // token -> jkt
   const state: FakeAs = {
     tokenRequests: [],
+    pushed: [],
     revoked: [],
     mode: { tokenType: 'DPoP', ttl: 60 },
     codes: new Map(),
@@ -61,14 +64,21 @@ export async function fakeAs(): Promise<FakeAs> {
         refreshTokens.delete(form.get('token') ?? '')
         return new Response('', { status: 200 })
       }
-      if (url.pathname !== '/token') return new Response('not found', { status: 404 })
+      if (url.pathname !== '/token' && url.pathname !== '/par') return new Response('not found', { status: 404 })
       const proof = request.headers.get('dpop')
       if (!proof) return Response.json({ error: 'invalid_dpop_proof' }, { status: 400 })
-      const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256'] })
+      const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA'] })
       expect(payload.htm).toBe('POST')
-      expect(payload.htu).toBe(`${ISSUER}/token`)
+      expect(payload.htu).toBe(`${ISSUER}${url.pathname}`)
       expect(payload).not.toHaveProperty('ath')
       const jkt = await calculateJwkThumbprint(protectedHeader.jwk!)
+      if (url.pathname === '/par') {
+        state.pushed.push({ jkt, nonce: payload.nonce, params: form })
+        if (payload.nonce !== nonce) return Response.json({ error: 'use_dpop_nonce' }, { status: 400, headers: { 'DPoP-Nonce': nonce } })
+        // RFC 9449 §10.1: a dpop_jkt sent beside a proof must name the proof's key.
+        if (form.get('dpop_jkt') !== jkt) return Response.json({ error: 'invalid_request' }, { status: 400 })
+        return Response.json({ request_uri: `urn:ietf:params:oauth:request_uri:${++counter}`, expires_in: 60 }, { status: 201 })
+      }
       const grant = form.get('grant_type') ?? ''
       state.tokenRequests.push({ grant, jkt, nonce: payload.nonce, resource: form.getAll('resource') })
       if (payload.nonce !== nonce) {
@@ -125,15 +135,19 @@ export interface Harness {
 const opened: TokenManager[] = []
 afterEach(() => { for (const t of opened.splice(0)) t.close() })
 
-export async function harness(options: { idb?: IDBFactory; scope?: string; resource?: string[]; server?: FakeAs; name?: string; requestTimeoutMs?: number } = {}): Promise<Harness> {
+export async function harness(options: {
+  idb?: IDBFactory; scope?: string; resource?: string[]; server?: FakeAs; name?: string; requestTimeoutMs?: number
+  /** The key's algorithm, the `par` option, and metadata over the default `as`. */
+  alg?: 'ES256' | 'EdDSA'; par?: boolean; metadata?: Partial<AuthorizationServer>
+} = {}): Promise<Harness> {
   const idb = options.idb ?? new IDBFactory()
   const server = options.server ?? (await fakeAs())
   const name = options.name ?? `t${++counter}`
-  const keys = await openKeyStore({ name, indexedDB: idb, persist: false })
+  const keys = await openKeyStore({ name, indexedDB: idb, persist: false, ...(options.alg ? { alg: options.alg } : {}) })
   const events: DPoPClientEvent[] = []
   const redirects: URL[] = []
   const tokens = createTokenManager({
-    name, as, clientId: 'spa', redirectUri: REDIRECT, postLogoutRedirectUri: undefined,
+    name, as: { ...as, ...options.metadata }, clientId: 'spa', ...(options.par ? { par: true } : {}), redirectUri: REDIRECT, postLogoutRedirectUri: undefined,
     scope: options.scope ?? 'openid api', resource: options.resource ?? [],
     keys, store: openIdbStore(`dpop-spa:${name}:session`, idb, 5000), fetch: (i, init) => server.fetch(i, init), insecure: false,
     clockOffset: () => 0, refreshLeewayMs: 30_000, lockTimeoutMs: 5000, emit: (e) => events.push(e),

@@ -42,7 +42,7 @@ export function stubFetch(respond: (call: Call) => Response | Promise<Response> 
     const call: Call = { n, input, init, url: request?.url ?? String(input), method: request?.method ?? '', headers, body }
     const dpop = headers.get('dpop')
     if (dpop !== null) {
-      const { payload, protectedHeader } = await jwtVerify(dpop, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256'] })
+      const { payload, protectedHeader } = await jwtVerify(dpop, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA'] })
       call.proof = { payload, header: protectedHeader, jkt: await calculateJwkThumbprint(protectedHeader.jwk!), raw: dpop }
     }
     calls.push(call)
