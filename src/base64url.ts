@@ -48,3 +48,17 @@ export function decodeBase64url(value: string): Uint8Array<ArrayBuffer> {
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
   return bytes
 }
+
+/**
+ * The JSON of one part of a compact JWS (0: header, 1: payload), or `undefined` when the
+ * value has not three parts or that part is not base64url JSON. Never throws.
+ */
+export function decodeJwtPart(jws: string, index: 0 | 1): unknown {
+  const parts = jws.split('.')
+  if (parts.length !== 3) return undefined
+  try {
+    return JSON.parse(fromUtf8(decodeBase64url(parts[index] ?? ''))) as unknown
+  } catch {
+    return undefined
+  }
+}

@@ -5,7 +5,7 @@
  * and every attempt is a `Request.clone()` of it. Internal to the signed fetch.
  */
 import { raceAbort } from './abort.js'
-import { DPoPError } from './errors.js'
+import { DPoPError, invalidArgument } from './errors.js'
 
 /** @internal A request prepared once and sent any number of times. */
 export interface ReplayableRequest {
@@ -19,7 +19,7 @@ const notReplayable = (why: string) =>
   new DPoPError('ERR_BODY_NOT_REPLAYABLE', `The request body ${why}, so it cannot be sent (and resent on a DPoP retry). Pass a fresh body per call.`)
 
 /** @internal `mode: 'no-cors'` cannot carry the Authorization and DPoP headers. */
-export const noCors = () => new DPoPError('ERR_INVALID_ARGUMENT', 'Mode "no-cors" cannot carry the Authorization and DPoP headers; use mode "cors".')
+export const noCors = () => invalidArgument('Mode "no-cors" cannot carry the Authorization and DPoP headers; use mode "cors".')
 
 function isStream(body: unknown): body is ReadableStream<Uint8Array> {
   return typeof ReadableStream === 'function' && body instanceof ReadableStream

@@ -3,17 +3,18 @@
  * key store, the authorization server (through oauth4webapi), the token manager and the
  * signed fetch together.
  */
-import { allowInsecureRequests, customFetch, discoveryRequest, processDiscoveryResponse, type AuthorizationServer } from 'oauth4webapi'
-import { DPoPError } from './errors.js'
+import type { AuthorizationServer } from 'oauth4webapi'
+import { discover } from './authorization-server.js'
+import { DPoPError, ServerResponseError, invalidArgument } from './errors.js'
 import { defaultIndexedDB, openIdbStore } from './idb.js'
 import { openKeyStore, type KeyStore } from './key-store.js'
 import { checkAlgorithm, type DPoPAlgorithm } from './keys.js'
 import { createClock } from './clock.js'
 import { createNonceCache } from './nonces.js'
-import { createDPoPFetch, installDPoPFetch, plainFetch, type DPoPFetch, type DPoPFetchOptions } from './dpop-fetch.js'
+import { createDPoPFetch, type DPoPFetch, type DPoPFetchOptions } from './dpop-fetch.js'
+import { installDPoPFetch, uninstalledFetch } from './install.js'
 import {
   createTokenManager,
-  toDPoPError,
   type DPoPClientEvent,
   type LoginOptions,
   type LogoutOptions,
@@ -166,7 +167,6 @@ export interface DPoPClient {
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
 
-const invalid = (message: string) => new DPoPError('ERR_INVALID_ARGUMENT', message)
 
 function assertUrl(value: unknown, name: string): URL {
   let url: URL | undefined
@@ -176,7 +176,7 @@ function assertUrl(value: unknown, name: string): URL {
     // reported below
   }
   if (url?.protocol !== 'https:' && !(url?.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
-    throw invalid(`"config.${name}" must be an absolute https:// URL (http:// only for localhost).`)
+    throw invalidArgument(`"config.${name}" must be an absolute https:// URL (http:// only for localhost).`)
   }
   return url
 }
@@ -207,18 +207,18 @@ function assertUrl(value: unknown, name: string): URL {
  * ```
  */
 export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPClient> {
-  if (typeof config !== 'object' || config === null) throw invalid('"config" must be an object.')
+  if (typeof config !== 'object' || config === null) throw invalidArgument('"config" must be an object.')
   const issuer = assertUrl(config.issuer, 'issuer')
   assertUrl(config.redirectUri, 'redirectUri')
-  if (typeof config.clientId !== 'string' || config.clientId === '') throw invalid('"config.clientId" must be a non-empty string.')
-  if (!Array.isArray(config.apiOrigins)) throw invalid('"config.apiOrigins" must be an array of origins, e.g. ["https://api.example.com"].')
+  if (typeof config.clientId !== 'string' || config.clientId === '') throw invalidArgument('"config.clientId" must be a non-empty string.')
+  if (!Array.isArray(config.apiOrigins)) throw invalidArgument('"config.apiOrigins" must be an array of origins, e.g. ["https://api.example.com"].')
   const scope = config.scope ?? CLIENT_DEFAULTS.scope
   const resource = config.resource === undefined ? [] : typeof config.resource === 'string' ? [config.resource] : [...config.resource]
   const name = config.name ?? config.clientId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64)
   const insecure = issuer.protocol === 'http:' // loopback only, checked above
   const factory = config.indexedDB === undefined ? defaultIndexedDB() : config.indexedDB ?? undefined
   const alg = checkAlgorithm(config.alg ?? CLIENT_DEFAULTS.alg, 'config.alg')
-  if (config.par !== undefined && typeof config.par !== 'boolean') throw invalid('"config.par" must be a boolean.')
+  if (config.par !== undefined && typeof config.par !== 'boolean') throw invalidArgument('"config.par" must be a boolean.')
 
   // Key loading starts now, in parallel with discovery, never behind it.
   const keys = await openKeyStore({
@@ -237,37 +237,17 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   // CORS exposes it), so the first API request after start-up is already signed on the
   // server's time. A response that a redirect produced says nothing about this server.
   const clock = createClock()
-  const send = plainFetch(config.fetch)
+  const send = uninstalledFetch(config.fetch)
   const asFetch: typeof fetch = async (input, init) => {
     const startedAt = clock.now() - clock.offset()
     const response = await send(input, init)
     if (!response.redirected) clock.observeDate(response.headers.get('Date'), startedAt, clock.now() - clock.offset())
     return response
   }
-  const discover = async (): Promise<AuthorizationServer> => {
-    if (config.metadata) return config.metadata
-    // OpenID Connect Discovery first; a plain OAuth server (RFC 8414) publishes only
-    // /.well-known/oauth-authorization-server, so that is tried when the first fails.
-    let first: unknown
-    for (const algorithm of ['oidc', 'oauth2'] as const) {
-      try {
-        const response = await discoveryRequest(issuer, {
-          algorithm,
-          signal: AbortSignal.timeout(30_000),
-          // oauth4webapi calls it as fetch(url, init): the same contract, typed differently.
-          [customFetch]: asFetch as never,
-          ...(insecure ? { [allowInsecureRequests]: true } : {}),
-        })
-        return await processDiscoveryResponse(issuer, response)
-      } catch (e) {
-        first ??= e
-      }
-    }
-    throw toDPoPError(first, 'the discovery of the authorization server')
-  }
-  const [as] = await Promise.all([discover(), keyReady])
+  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure)
+  const [as] = await Promise.all([discovering, keyReady])
   if (!as.authorization_endpoint || !as.token_endpoint) {
-    throw new DPoPError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')
+    throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')
   }
   // RFC 9449 §5.1: proofs in an algorithm the server does not list would all be refused.
   const accepted: unknown = as.dpop_signing_alg_values_supported
@@ -309,7 +289,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     fetch: asFetch,
     insecure,
     par: config.par === true,
-    clockOffset: () => clock.offset(),
+    clock,
     nonces,
     refreshLeewayMs: (config.refreshLeewaySeconds ?? CLIENT_DEFAULTS.refreshLeewaySeconds) * 1000,
     lockTimeoutMs: config.lockTimeoutMs ?? CLIENT_DEFAULTS.lockTimeoutMs,
@@ -321,7 +301,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     keys,
     origins: config.apiOrigins,
     getAccessToken: ({ signal }) => tokens.getAccessToken(signal ? { signal } : {}),
-    onInvalidToken: ({ signal, token }) => tokens.onInvalidToken(token, signal),
+    onInvalidToken: ({ token }) => tokens.onInvalidToken(token),
     ...(config.fetch ? { fetch: config.fetch } : {}),
     clock,
     nonces,

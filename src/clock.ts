@@ -3,7 +3,7 @@
  * `iat` is outside a short window (RFC 9449 §11.1), so a device clock that is minutes off
  * would break every request; the server's `Date` header tells us by how much.
  */
-import { DPoPError } from './errors.js'
+import { invalidArgument } from './errors.js'
 
 /** Options of {@link createClock}. */
 export interface ClockOptions {
@@ -49,6 +49,17 @@ export interface DPoPClock {
    * @returns whether the offset changed.
    */
   observeDate(dateHeader: string | null, requestStartMs: number, responseMs: number): boolean
+  /**
+   * Learns from a response that refused a proof's time (an `iat` rejection): adopts the
+   * offset its `Date` implies whenever it differs by more than the measurement's own
+   * uncertainty, below the `observeDate` threshold too, and within `maxOffsetMs`. Times
+   * as for {@link DPoPClock.observeDate}. Returns whether the offset changed. Never throws.
+   * @param dateHeader - the response's `Date` header.
+   * @param requestStartMs - local time just before the request.
+   * @param responseMs - local time when the response arrived.
+   * @returns whether the offset changed.
+   */
+  correct(dateHeader: string | null, requestStartMs: number, responseMs: number): boolean
   /**
    * Sets the offset (milliseconds, server minus local), for example after a server
    * rejected a proof's `iat`. An offset beyond `maxOffsetMs` is refused. Returns whether
@@ -104,11 +115,11 @@ export function offsetFromDate(
  */
 export function createClock(options?: ClockOptions): DPoPClock {
   const local = options?.now ?? CLOCK_DEFAULTS.now
-  if (typeof local !== 'function') throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.now" must be a function.')
+  if (typeof local !== 'function') throw invalidArgument('"options.now" must be a function.')
   const thresholdMs = options?.thresholdMs ?? CLOCK_DEFAULTS.thresholdMs
-  if (!Number.isFinite(thresholdMs) || thresholdMs < 0) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.thresholdMs" must be a non-negative number.')
+  if (!Number.isFinite(thresholdMs) || thresholdMs < 0) throw invalidArgument('"options.thresholdMs" must be a non-negative number.')
   const maxOffsetMs = options?.maxOffsetMs ?? CLOCK_DEFAULTS.maxOffsetMs
-  if (!(maxOffsetMs >= 0)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.maxOffsetMs" must be a non-negative number.')
+  if (!(maxOffsetMs >= 0)) throw invalidArgument('"options.maxOffsetMs" must be a non-negative number.')
   let offset = 0
   return {
     now: () => local() + offset,
@@ -119,8 +130,14 @@ export function createClock(options?: ClockOptions): DPoPClock {
       offset = seen.offsetMs
       return true
     },
+    correct(dateHeader, requestStartMs, responseMs) {
+      const seen = offsetFromDate(dateHeader, requestStartMs, responseMs)
+      if (!seen || Math.abs(seen.offsetMs) > maxOffsetMs || Math.abs(seen.offsetMs - offset) <= seen.uncertaintyMs) return false
+      offset = seen.offsetMs
+      return true
+    },
     adjust(offsetMs) {
-      if (!Number.isFinite(offsetMs)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"offsetMs" must be a finite number.')
+      if (!Number.isFinite(offsetMs)) throw invalidArgument('"offsetMs" must be a finite number.')
       if (Math.abs(offsetMs) > maxOffsetMs) return false
       offset = Math.round(offsetMs)
       return true

@@ -39,7 +39,10 @@ export type DPoPErrorCode =
   | 'ERR_OAUTH'
   /** The redirect back from the authorization server does not match a login started here. */
   | 'ERR_STATE_MISMATCH'
-  /** There is no session (or no refresh token) and the user must log in. */
+  /**
+   * The login cannot complete and must start again: thrown by `handleRedirect()` when the
+   * key changed between `login()` and the redirect back (another tab logged out meanwhile).
+   */
   | 'ERR_LOGIN_REQUIRED'
   /** Waiting for another tab (the refresh lock) or for the authorization server took longer than allowed. */
   | 'ERR_TIMEOUT'
@@ -47,6 +50,26 @@ export type DPoPErrorCode =
   | 'ERR_REDIRECT'
   /** An `XMLHttpRequest` to an API origin was refused by `guardXMLHttpRequest`: it would have gone out without DPoP. */
   | 'ERR_XHR_NOT_SIGNED'
+
+/** The codes a {@link KeyStoreError} carries, and no other class. */
+export type KeyStoreErrorCode = 'ERR_KEY_STORE_UNAVAILABLE' | 'ERR_KEY_STORE_UNSUPPORTED' | 'ERR_KEY_STORE_QUOTA' | 'ERR_KEY_STORE_FAILED'
+
+/** The codes a {@link ServerResponseError} carries, and no other class. */
+export type ServerResponseErrorCode = 'ERR_CORS_HEADER_HIDDEN' | 'ERR_INVALID_RESPONSE' | 'ERR_TOKEN_TYPE_MISMATCH' | 'ERR_REDIRECT'
+
+/** The codes a plain {@link DPoPError} (no subclass) carries. */
+export type PlainDPoPErrorCode = Exclude<DPoPErrorCode, KeyStoreErrorCode | ServerResponseErrorCode | 'ERR_OAUTH'>
+
+/**
+ * The error class that carries `code`: each code is thrown by one class only, so
+ * `isDPoPError(e, 'ERR_REDIRECT')` gives a {@link ServerResponseError} with its `status`, and
+ * a `switch (e.code)` on the result of `isDPoPError(e)` narrows to the class.
+ */
+export type DPoPErrorFor<C extends DPoPErrorCode> =
+  C extends KeyStoreErrorCode ? KeyStoreError & { readonly code: C }
+    : C extends ServerResponseErrorCode ? ServerResponseError & { readonly code: C }
+      : C extends 'ERR_OAUTH' ? OAuthError
+        : DPoPError & { readonly code: C }
 
 /** Options accepted by {@link DPoPError} and its subclasses. */
 export interface DPoPErrorOptions {
@@ -89,7 +112,20 @@ export class DPoPError extends Error {
  * keys.load().catch((e) => { if (e instanceof KeyStoreError) showStorageHint(e.code) })
  * ```
  */
-export class KeyStoreError extends DPoPError {}
+export class KeyStoreError extends DPoPError {
+  /** One of the key-store codes. */
+  declare readonly code: KeyStoreErrorCode
+
+  /**
+   * Creates the error. Never throws.
+   * @param code - one of the key-store codes.
+   * @param message - what happened and what to do.
+   * @param options - `cause`: the underlying IndexedDB error.
+   */
+  constructor(code: KeyStoreErrorCode, message: string, options?: DPoPErrorOptions) {
+    super(code, message, options)
+  }
+}
 
 /**
  * A server answered in a way dpop-spa cannot use, or the browser hid what it needs.
@@ -103,6 +139,8 @@ export class KeyStoreError extends DPoPError {}
  * ```
  */
 export class ServerResponseError extends DPoPError {
+  /** One of the server-response codes. */
+  declare readonly code: ServerResponseErrorCode
   /** HTTP status of the response, when there was one. */
   readonly status: number | undefined
 
@@ -112,7 +150,7 @@ export class ServerResponseError extends DPoPError {
    * @param message - what happened and what to do.
    * @param options - `cause`, and `status`: the HTTP status when there was a response.
    */
-  constructor(code: DPoPErrorCode, message: string, options?: DPoPErrorOptions & { status?: number }) {
+  constructor(code: ServerResponseErrorCode, message: string, options?: DPoPErrorOptions & { status?: number }) {
     super(code, message, options)
     this.status = options?.status
   }
@@ -129,6 +167,8 @@ export class ServerResponseError extends DPoPError {
  * ```
  */
 export class OAuthError extends DPoPError {
+  /** Always `ERR_OAUTH`. */
+  declare readonly code: 'ERR_OAUTH'
   /** The `error` value from the server, e.g. `invalid_grant`. */
   readonly error: string
   /** The `error_description`, when the server sent one. */
@@ -159,6 +199,11 @@ export class OAuthError extends DPoPError {
  * catch (e) { if (isDPoPError(e, 'ERR_LOGIN_REQUIRED')) await auth.login() }
  * ```
  */
-export function isDPoPError(value: unknown, code?: DPoPErrorCode): value is DPoPError {
+export function isDPoPError<C extends DPoPErrorCode = DPoPErrorCode>(value: unknown, code?: C): value is DPoPErrorFor<C> {
   return value instanceof DPoPError && (code === undefined || value.code === code)
+}
+
+/** @internal The error for a bad argument or option; the message names it. */
+export function invalidArgument(message: string): DPoPError & { readonly code: 'ERR_INVALID_ARGUMENT' } {
+  return new DPoPError('ERR_INVALID_ARGUMENT', message) as DPoPError & { readonly code: 'ERR_INVALID_ARGUMENT' }
 }

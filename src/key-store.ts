@@ -4,7 +4,7 @@
  * of its own, through idb-keyval.
  */
 import { get, update, del } from 'idb-keyval'
-import { DPoPError, KeyStoreError } from './errors.js'
+import { KeyStoreError, invalidArgument } from './errors.js'
 import { checkAlgorithm, generateKeyPair, jwsAlgorithmOf, type DPoPAlgorithm } from './keys.js'
 import { keyPairThumbprint } from './proof.js'
 import { USE_MEMORY, defaultIndexedDB, openIdbStore, type IdbStore } from './idb.js'
@@ -149,14 +149,14 @@ function isUsable(value: unknown): value is StoredKeyPair {
  */
 export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> {
   if (typeof options !== 'object' || options === null || typeof options.name !== 'string' || !NAME.test(options.name)) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.name" must be 1-64 of A-Z a-z 0-9 . _ -')
+    throw invalidArgument('"options.name" must be 1-64 of A-Z a-z 0-9 . _ -')
   }
   const { name } = options
   const alg = checkAlgorithm(options.alg ?? KEY_STORE_DEFAULTS.alg, 'options.alg')
   // A stored pair is used only when it signs with the configured algorithm.
   const fits = (value: unknown): value is StoredKeyPair => isUsable(value) && jwsAlgorithmOf(value.privateKey) === alg
   const fallback = options.fallback ?? KEY_STORE_DEFAULTS.fallback
-  if (fallback !== 'error' && fallback !== 'memory') throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.fallback" must be "error" or "memory".')
+  if (fallback !== 'error' && fallback !== 'memory') throw invalidArgument('"options.fallback" must be "error" or "memory".')
   const timeoutMs = options.timeoutMs ?? KEY_STORE_DEFAULTS.timeoutMs
   const factory = options.indexedDB === undefined ? defaultIndexedDB() : options.indexedDB ?? undefined
 

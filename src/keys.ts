@@ -3,7 +3,7 @@
  * the public JWK, and the RFC 7638 thumbprint.
  */
 import { encodeBase64url, utf8 } from './base64url.js'
-import { DPoPError } from './errors.js'
+import { DPoPError, invalidArgument } from './errors.js'
 
 /**
  * A JWS algorithm dpop-spa can sign proofs with: `'ES256'` (ECDSA P-256, the default) or
@@ -46,7 +46,6 @@ const ES256_SIGN: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' }
 // Ed25519 signatures are the 64 raw bytes JWS wants too (RFC 8037 §3.1).
 const ED25519: Algorithm = { name: 'Ed25519' }
 
-const invalid = (message: string) => new DPoPError('ERR_INVALID_ARGUMENT', message)
 
 /** @internal */
 export function subtle(): SubtleCrypto {
@@ -122,7 +121,7 @@ export function publicJwk(jwk: JsonWebKey): PublicJwk {
   const out: Record<string, unknown> = {}
   for (const m of members ?? []) out[m] = (jwk as Record<string, unknown>)[m]
   if (!members || !members.every((m) => typeof out[m] === 'string' && out[m] !== '')) {
-    throw invalid('The JWK must be an EC, OKP or RSA public key with all its members.')
+    throw invalidArgument('The JWK must be an EC, OKP or RSA public key with all its members.')
   }
   return out as unknown as PublicJwk
 }
@@ -138,7 +137,7 @@ export function publicJwk(jwk: JsonWebKey): PublicJwk {
  * ```
  */
 export async function exportPublicJwk(publicKey: CryptoKey): Promise<PublicJwk> {
-  if (!(publicKey instanceof CryptoKey) || publicKey.type !== 'public') throw invalid('"publicKey" must be the public key of a key pair.')
+  if (!(publicKey instanceof CryptoKey) || publicKey.type !== 'public') throw invalidArgument('"publicKey" must be the public key of a key pair.')
   return publicJwk(await subtle().exportKey('jwk', publicKey))
 }
 

@@ -2,7 +2,8 @@
  * Server-provided DPoP nonces (RFC 9449 §8, §9), one per server origin, learned from the
  * `DPoP-Nonce` header of any response and put into the next proof for that origin.
  */
-import { DPoPError } from './errors.js'
+import { invalidArgument } from './errors.js'
+import { setBounded } from './bounded-map.js'
 
 /** Options of {@link createNonceCache}. */
 export interface NonceCacheOptions {
@@ -66,7 +67,7 @@ const NONCE = /^[\x21\x23-\x5b\x5d-\x7e]{1,4096}$/
 export function createNonceCache(options?: NonceCacheOptions): NonceCache {
   const maxOrigins = options?.maxOrigins ?? NONCE_CACHE_DEFAULTS.maxOrigins
   if (!Number.isSafeInteger(maxOrigins) || maxOrigins < 1) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.maxOrigins" must be a positive integer.')
+    throw invalidArgument('"options.maxOrigins" must be a positive integer.')
   }
   // A Map iterates in insertion order: re-inserting on use makes the first key the LRU one.
   const map = new Map<string, string>()
@@ -90,9 +91,7 @@ export function createNonceCache(options?: NonceCacheOptions): NonceCache {
         return false
       }
       if (typeof origin !== 'string' || typeof nonce !== 'string' || !NONCE.test(nonce)) return false
-      map.delete(origin)
-      map.set(origin, nonce)
-      if (map.size > maxOrigins) map.delete(map.keys().next().value as string)
+      setBounded(map, origin, nonce, maxOrigins)
       return old !== nonce
     },
     delete(origin) {

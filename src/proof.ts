@@ -3,8 +3,9 @@
  * key pair's private key and carrying its public JWK.
  */
 import { asciiInto, encodeBase64url, utf8 } from './base64url.js'
-import { DPoPError } from './errors.js'
+import { DPoPError, invalidArgument } from './errors.js'
 import { algorithmOf, exportPublicJwk, subtle, thumbprintOfPublicJwk, type PublicJwk } from './keys.js'
+import { setBounded } from './bounded-map.js'
 
 /** What one proof is about. */
 export interface ProofClaims {
@@ -44,7 +45,6 @@ interface SignerState {
 // the key checks too. A WeakMap, so pairs that are dropped (rotation) are collected.
 const signers = new WeakMap<object, SignerState | Promise<SignerState>>()
 
-const invalid = (message: string) => new DPoPError('ERR_INVALID_ARGUMENT', message)
 
 async function prepare(keyPair: CryptoKeyPair): Promise<SignerState> {
   const { alg, sign } = algorithmOf(keyPair.privateKey)
@@ -58,7 +58,7 @@ function signerOf(keyPair: CryptoKeyPair): SignerState | Promise<SignerState> {
   if (hit && (hit instanceof Promise || hit.key === keyPair.privateKey)) return hit
   const { privateKey, publicKey } = (keyPair ?? {}) as Partial<CryptoKeyPair>
   if (!(privateKey instanceof CryptoKey) || privateKey.type !== 'private' || !(publicKey instanceof CryptoKey)) {
-    throw invalid('"keyPair" must be a CryptoKeyPair, e.g. from generateKeyPair() or keyStore.load().')
+    throw invalidArgument('"keyPair" must be a CryptoKeyPair, e.g. from generateKeyPair() or keyStore.load().')
   }
   const p = prepare(keyPair)
   signers.set(keyPair, p)
@@ -89,15 +89,14 @@ export function calculateAth(accessToken: string): Promise<string> {
   const hit = athCache.get(accessToken)
   if (hit !== undefined) return Promise.resolve(hit)
   if (typeof accessToken !== 'string' || !/^[\x20-\x7e]+$/.test(accessToken)) {
-    return Promise.reject(invalid('"accessToken" must be a non-empty ASCII string.'))
+    return Promise.reject(invalidArgument('"accessToken" must be a non-empty ASCII string.'))
   }
   const p = subtle().digest('SHA-256', utf8(accessToken)).then((d) => {
     const ath = encodeBase64url(d)
     if (athCache.get(accessToken) === p) athCache.set(accessToken, ath)
     return ath
   })
-  if (athCache.size >= ATH_CACHE_SIZE) athCache.delete(athCache.keys().next().value as string)
-  athCache.set(accessToken, p)
+  setBounded(athCache, accessToken, p, ATH_CACHE_SIZE)
   p.catch(() => athCache.delete(accessToken))
   return p
 }
@@ -125,7 +124,7 @@ export function normalizeHtu(url: string | URL): string {
   } catch {
     // reported below
   }
-  if (u?.protocol !== 'https:' && u?.protocol !== 'http:') throw invalid('"htu" must be an absolute http(s) URL.')
+  if (u?.protocol !== 'https:' && u?.protocol !== 'http:') throw invalidArgument('"htu" must be an absolute http(s) URL.')
   return u.origin + u.pathname
 }
 
@@ -136,8 +135,7 @@ const htuCache = new Map<string, string>()
 
 function cacheHtu(url: string): string {
   const htu = normalizeHtu(url)
-  if (htuCache.size >= HTU_CACHE_SIZE) htuCache.delete(htuCache.keys().next().value as string)
-  htuCache.set(url, htu)
+  setBounded(htuCache, url, htu, HTU_CACHE_SIZE)
   return htu
 }
 
@@ -177,11 +175,11 @@ let input: Uint8Array<ArrayBuffer> | undefined
 export async function createProof(keyPair: CryptoKeyPair, claims: ProofClaims): Promise<string> {
   const signer = signerOf(keyPair)
   const { htm, accessToken, nonce } = claims
-  if (typeof htm !== 'string' || !METHOD.test(htm)) throw invalid('"htm" must be an HTTP method.')
+  if (typeof htm !== 'string' || !METHOD.test(htm)) throw invalidArgument('"htm" must be an HTTP method.')
   const htu = typeof claims.htu === 'string' ? (htuCache.get(claims.htu) ?? cacheHtu(claims.htu)) : normalizeHtu(claims.htu)
-  if (nonce !== undefined && (typeof nonce !== 'string' || !NONCE.test(nonce))) throw invalid('"nonce" must be a non-empty NQCHAR string (RFC 9449 §8.1).')
+  if (nonce !== undefined && (typeof nonce !== 'string' || !NONCE.test(nonce))) throw invalidArgument('"nonce" must be a non-empty NQCHAR string (RFC 9449 §8.1).')
   const time = claims.now ?? Date.now()
-  if (!Number.isFinite(time)) throw invalid('"now" must be a finite number of milliseconds.')
+  if (!Number.isFinite(time)) throw invalidArgument('"now" must be a finite number of milliseconds.')
   // Once the key and the token have been seen, both are plain values and the sign is the
   // only await on the path (awaiting settled promises still costs turns of the microtask
   // queue). The first proof of a key or token starts both and awaits them together.

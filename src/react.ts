@@ -6,7 +6,7 @@
  */
 import { createContext, createElement, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactElement, type ReactNode } from 'react'
 import { createDPoPClient, type DPoPClient, type DPoPClientConfig } from './client.js'
-import { DPoPError } from './errors.js'
+import { invalidArgument } from './errors.js'
 import { createSessionStore, type DPoPSessionActions, type DPoPSessionSnapshot, type SessionStore } from './session-store.js'
 import type { RedirectResult } from './tokens.js'
 
@@ -67,7 +67,7 @@ const Context = createContext<SessionStore | undefined>(undefined)
  */
 export function DPoPProvider(props: DPoPProviderProps): ReactElement {
   if ((props.config === undefined) === (props.client === undefined)) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', '<DPoPProvider> needs exactly one of "config" and "client".')
+    throw invalidArgument('<DPoPProvider> needs exactly one of "config" and "client".')
   }
   const [config] = useState(props.config)
   const [store] = useState(() => {
@@ -126,7 +126,7 @@ export function DPoPProvider(props: DPoPProviderProps): ReactElement {
  */
 export function useDPoP(): DPoPAuthState {
   const store = useContext(Context)
-  if (!store) throw new DPoPError('ERR_INVALID_ARGUMENT', 'useDPoP() must be called inside <DPoPProvider>.')
+  if (!store) throw invalidArgument('useDPoP() must be called inside <DPoPProvider>.')
   const snapshot = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot)
   return useMemo(() => ({ ...snapshot, ...store.actions }), [snapshot, store])
 }

@@ -6,7 +6,7 @@
  */
 import { computed, inject, shallowRef, type App, type ComputedRef, type InjectionKey, type Plugin, type ShallowRef } from 'vue'
 import { createDPoPClient, type DPoPClient, type DPoPClientConfig } from './client.js'
-import { DPoPError } from './errors.js'
+import { invalidArgument } from './errors.js'
 import { createSessionStore, type DPoPSessionActions, type DPoPSessionSnapshot } from './session-store.js'
 import type { RedirectResult, UserClaims } from './tokens.js'
 
@@ -64,7 +64,7 @@ const KEY: InjectionKey<DPoPVueState> = Symbol('dpop-spa')
  */
 export function createDPoP(options: DPoPPluginOptions): Plugin {
   if (typeof options !== 'object' || options === null || (options.config === undefined) === (options.client === undefined)) {
-    throw new DPoPError('ERR_INVALID_ARGUMENT', 'createDPoP() needs exactly one of "config" and "client".')
+    throw invalidArgument('createDPoP() needs exactly one of "config" and "client".')
   }
   return {
     install(app: App) {
@@ -105,6 +105,6 @@ export function createDPoP(options: DPoPPluginOptions): Plugin {
  */
 export function useDPoP(): DPoPVueState {
   const state = inject(KEY, undefined)
-  if (!state) throw new DPoPError('ERR_INVALID_ARGUMENT', 'useDPoP() needs app.use(createDPoP(...)) and must be called in setup().')
+  if (!state) throw invalidArgument('useDPoP() needs app.use(createDPoP(...)) and must be called in setup().')
   return state
 }

@@ -6,8 +6,8 @@
  * API origin fails at `open()` with a typed error instead of leaving the page without a
  * proof (axios's default adapter in browsers is XHR).
  */
-import { DPoPError } from './errors.js'
-import { parseOrigins } from './dpop-fetch.js'
+import { DPoPError, invalidArgument } from './errors.js'
+import { parseOrigins } from './targets.js'
 
 /** Options of {@link guardXMLHttpRequest}. */
 export interface XHRGuardOptions {
@@ -48,10 +48,10 @@ type Open = (this: XMLHttpRequest, method: string, url: string | URL, ...rest: u
  * ```
  */
 export function guardXMLHttpRequest(options: XHRGuardOptions): () => void {
-  if (typeof options !== 'object' || options === null) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options" must be an object with "origins".')
+  if (typeof options !== 'object' || options === null) throw invalidArgument('"options" must be an object with "origins".')
   const origins = parseOrigins(options.origins)
   const proto = (options.XMLHttpRequest ?? (globalThis as { XMLHttpRequest?: XHRGuardOptions['XMLHttpRequest'] }).XMLHttpRequest)?.prototype as { open: Open } | undefined
-  if (typeof proto?.open !== 'function') throw new DPoPError('ERR_INVALID_ARGUMENT', 'There is no XMLHttpRequest to guard here; pass "options.XMLHttpRequest".')
+  if (typeof proto?.open !== 'function') throw invalidArgument('There is no XMLHttpRequest to guard here; pass "options.XMLHttpRequest".')
   const previous = proto.open
   let active = true
   const open: Open = function (this: XMLHttpRequest, method, url, ...rest) {

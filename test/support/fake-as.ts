@@ -8,6 +8,8 @@ import { EmbeddedJWK, SignJWT, calculateJwkThumbprint, generateKeyPair as joseKe
 import { calculatePKCECodeChallenge, type AuthorizationServer } from 'oauth4webapi'
 import { openKeyStore, type KeyStore } from '../../src/key-store.ts'
 import { openIdbStore } from '../../src/idb.ts'
+import { createClock } from '../../src/clock.ts'
+import { createNonceCache } from '../../src/nonces.ts'
 import { createTokenManager, type DPoPClientEvent, type TokenManager } from '../../src/tokens.ts'
 
 export const ISSUER = 'https://as.example'
@@ -150,7 +152,7 @@ export async function harness(options: {
     name, as: { ...as, ...options.metadata }, clientId: 'spa', ...(options.par ? { par: true } : {}), redirectUri: REDIRECT, postLogoutRedirectUri: undefined,
     scope: options.scope ?? 'openid api', resource: options.resource ?? [],
     keys, store: openIdbStore(`dpop-spa:${name}:session`, idb, 5000), fetch: (i, init) => server.fetch(i, init), insecure: false,
-    clockOffset: () => 0, refreshLeewayMs: 30_000, lockTimeoutMs: 5000, emit: (e) => events.push(e),
+    clock: createClock(), nonces: createNonceCache(), refreshLeewayMs: 30_000, lockTimeoutMs: 5000, emit: (e) => events.push(e),
     ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
   })
   opened.push(tokens)
