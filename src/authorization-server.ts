@@ -30,16 +30,6 @@ import { DPoPError, OAuthError, ServerResponseError, isDPoPError } from './error
 import type { NonceCache } from './nonces.js'
 import { createProof } from './proof.js'
 
-/** Bounds of authorization-server requests, in one place. */
-export const AUTHORIZATION_SERVER_DEFAULTS = {
-  /** Each discovery, token, PAR request: a server that never answers must not leave a refresh pending forever. */
-  requestTimeoutMs: 30_000,
-  /** Revocation runs after the local sign-out, best effort: it must not hold up the end-session redirect. */
-  revocationTimeoutMs: 5_000,
-  /** Lifetime assumed for an access token whose response has no `expires_in`. */
-  fallbackLifetimeMs: 3_600_000,
-} as const
-
 /**
  * @internal What may be kept of an underlying error as a `cause`: its name, message and
  * code, nothing deeper. oauth4webapi's errors carry the whole response body (access,
@@ -108,13 +98,13 @@ export function checkBoundTokens(result: TokenEndpointResponse, jkt: string): vo
  * (a plain OAuth server publishes only `/.well-known/oauth-authorization-server`).
  * @throws {DPoPError} `ERR_NETWORK`, `ERR_TIMEOUT`, `ERR_INVALID_RESPONSE`.
  */
-export async function discover(issuer: URL, send: typeof fetch, insecure: boolean): Promise<AuthorizationServer> {
+export async function discover(issuer: URL, send: typeof fetch, insecure: boolean, timeoutMs: number): Promise<AuthorizationServer> {
   let first: unknown
   for (const algorithm of ['oidc', 'oauth2'] as const) {
     try {
       const response = await discoveryRequest(issuer, {
         algorithm,
-        signal: AbortSignal.timeout(AUTHORIZATION_SERVER_DEFAULTS.requestTimeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
         // oauth4webapi calls it as fetch(url, init): the same contract, typed differently.
         [customFetch]: send as never,
         ...(insecure ? { [allowInsecureRequests]: true } : {}),
@@ -139,8 +129,10 @@ export interface AuthorizationServerOptions {
   readonly clock: DPoPClock
   /** Nonces shared with the signed fetch. */
   readonly nonces: NonceCache
-  /** @default AUTHORIZATION_SERVER_DEFAULTS.requestTimeoutMs */
-  readonly requestTimeoutMs?: number | undefined
+  /** The bound on each discovery, token and PAR request (`CLIENT_DEFAULTS.requestTimeoutMs`). */
+  readonly requestTimeoutMs: number
+  /** The bound on each revocation (`CLIENT_DEFAULTS.revocationTimeoutMs`). */
+  readonly revocationTimeoutMs: number
 }
 
 /** @internal */
@@ -195,7 +187,7 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
       client[clockSkew] = Math.round(o.clock.offset() / 1000)
       return {
         ...common,
-        signal: bounded(o.requestTimeoutMs ?? AUTHORIZATION_SERVER_DEFAULTS.requestTimeoutMs, signal),
+        signal: bounded(o.requestTimeoutMs, signal),
         [customFetch]: keyPair ? withProof(keyPair) : send,
       }
     },
@@ -214,7 +206,7 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
       try {
         const r = await revocationRequest(o.as, client, None(), token, {
           ...(o.insecure ? { [allowInsecureRequests]: true } : {}),
-          signal: bounded(AUTHORIZATION_SERVER_DEFAULTS.revocationTimeoutMs, signal),
+          signal: bounded(o.revocationTimeoutMs, signal),
           // keepalive: an end-session redirect right after must not cancel it.
           [customFetch]: (url: string, init: RequestInit) => send(url, { ...init, keepalive: true }),
           additionalParameters: { token_type_hint: hint },

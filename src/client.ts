@@ -83,11 +83,32 @@ export interface DPoPClientConfig {
    * @default 10000
    */
   lockTimeoutMs?: number
+  /**
+   * The bound on each authorization-server request (discovery, token, PAR): past it the
+   * request fails with `ERR_TIMEOUT`, so a dead server never leaves a refresh pending.
+   * @default 30000
+   */
+  requestTimeoutMs?: number
+  /**
+   * The bound on each revocation request of `logout()`, which runs after the local sign-out.
+   * @default 5000
+   */
+  revocationTimeoutMs?: number
+  /**
+   * The lifetime assumed for an access token whose token response has no `expires_in`.
+   * @default 3600
+   */
+  fallbackLifetimeSeconds?: number
+  /**
+   * How long to wait for IndexedDB (the session database) before `ERR_KEY_STORE_UNAVAILABLE`.
+   * @default 10000
+   */
+  storageTimeoutMs?: number
   /** Debug events of the signed fetch (never tokens or signatures): see `DPoPFetchOptions.debug`. */
   debug?: DPoPFetchOptions['debug']
 }
 
-/** Defaults of {@link DPoPClientConfig}. */
+/** Defaults of {@link DPoPClientConfig}: every default of the client, in one place. */
 export const CLIENT_DEFAULTS = {
   scope: 'openid',
   alg: 'ES256',
@@ -95,7 +116,20 @@ export const CLIENT_DEFAULTS = {
   storageFallback: 'error',
   refreshLeewaySeconds: 30,
   lockTimeoutMs: 10_000,
-} as const
+  requestTimeoutMs: 30_000,
+  revocationTimeoutMs: 5_000,
+  fallbackLifetimeSeconds: 3600,
+  storageTimeoutMs: 10_000,
+} as const satisfies Required<Pick<DPoPClientConfig,
+  'scope' | 'alg' | 'par' | 'storageFallback' | 'refreshLeewaySeconds' | 'lockTimeoutMs' |
+  'requestTimeoutMs' | 'revocationTimeoutMs' | 'fallbackLifetimeSeconds' | 'storageTimeoutMs'>>
+
+/** A positive number of the config, or its default. */
+function positive(config: DPoPClientConfig, name: 'refreshLeewaySeconds' | 'lockTimeoutMs' | 'requestTimeoutMs' | 'revocationTimeoutMs' | 'fallbackLifetimeSeconds' | 'storageTimeoutMs'): number {
+  const value = config[name] ?? CLIENT_DEFAULTS[name]
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw invalidArgument(`"config.${name}" must be a positive number.`)
+  return value
+}
 
 /** The client returned by {@link createDPoPClient}. */
 export interface DPoPClient {
@@ -244,7 +278,8 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     if (!response.redirected) clock.observeDate(response.headers.get('Date'), startedAt, clock.now() - clock.offset())
     return response
   }
-  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure)
+  const requestTimeoutMs = positive(config, 'requestTimeoutMs')
+  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure, requestTimeoutMs)
   const [as] = await Promise.all([discovering, keyReady])
   if (!as.authorization_endpoint || !as.token_endpoint) {
     throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')
@@ -275,7 +310,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   }
 
   // Tokens live beside the key; when the key is memory-only, so are they.
-  const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, 10_000) : undefined
+  const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, positive(config, 'storageTimeoutMs')) : undefined
   const tokens = createTokenManager({
     name,
     as,
@@ -291,8 +326,11 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     par: config.par === true,
     clock,
     nonces,
-    refreshLeewayMs: (config.refreshLeewaySeconds ?? CLIENT_DEFAULTS.refreshLeewaySeconds) * 1000,
-    lockTimeoutMs: config.lockTimeoutMs ?? CLIENT_DEFAULTS.lockTimeoutMs,
+    refreshLeewayMs: positive(config, 'refreshLeewaySeconds') * 1000,
+    lockTimeoutMs: positive(config, 'lockTimeoutMs'),
+    requestTimeoutMs,
+    revocationTimeoutMs: positive(config, 'revocationTimeoutMs'),
+    fallbackLifetimeMs: positive(config, 'fallbackLifetimeSeconds') * 1000,
     emit,
   })
   await tokens.restore()

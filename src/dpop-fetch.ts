@@ -4,17 +4,16 @@
  * server nonces and clock skew, and retries once where the protocol says to.
  */
 import { raceAbort } from './abort.js'
-import { decodeJwtPart } from './base64url.js'
 import { noCors, prepareReplayable, type ReplayableRequest } from './body.js'
 import { setBounded } from './bounded-map.js'
 import { createClock, type DPoPClock } from './clock.js'
-import { ServerResponseError, invalidArgument } from './errors.js'
-import { jwsAlgorithmOf, type PublicJwk } from './keys.js'
+import { invalidArgument } from './errors.js'
+import type { PublicJwk } from './keys.js'
 import { createNonceCache, type NonceCache } from './nonces.js'
-import { createProof } from './proof.js'
-import { retryReason, type DPoPRetryReason } from './retry.js'
-import { markSent, unwrap } from './install.js'
-import { answeredBy, createTargets, isRequest, isSameTarget, parseOrigins } from './targets.js'
+import type { DPoPRetryReason } from './retry.js'
+import { sendSigned } from './signed-request.js'
+import { unwrap } from './install.js'
+import { createTargets, isRequest, isSameTarget, parseOrigins } from './targets.js'
 
 export type { DPoPRetryReason } from './retry.js'
 
@@ -167,8 +166,6 @@ const REPLACED_SIZE = 4
 // Methods that `fetch` accepts as they are; anything else goes through `new Request`, which
 // rejects invalid and forbidden methods with the TypeError fetch would throw.
 const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
-// Statuses that carry a Location to follow (304 is not one).
-const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
 function isFunction(value: unknown): value is (...args: never[]) => unknown {
   return typeof value === 'function'
@@ -183,21 +180,6 @@ function checkToken(value: unknown, from: string): string | undefined {
   // Never echo the value: it may be a token.
   if (typeof value !== 'string' || !TOKEN.test(value)) throw invalidArgument(`${from} must return an access token (printable ASCII, no spaces) or undefined.`)
   return value
-}
-
-function redirected(origin: string, status: number): ServerResponseError {
-  return new ServerResponseError(
-    'ERR_REDIRECT',
-    `The API at ${origin} answered a signed request with a redirect. dpop-spa does not follow redirects of signed ` +
-      'requests: the proof names the first URL, and the token and proof must not travel to another origin. ' +
-      'Call the final URL directly, or pass redirect: "manual" to handle the redirect yourself.',
-    { status },
-  )
-}
-
-function discard(response: Response): void {
-  // Frees the connection; an error here changes nothing for the caller.
-  response.body?.cancel().catch(() => undefined)
 }
 
 /** The options, checked once at the boundary (STYLE 4): the hot path carries no checks. */
@@ -325,7 +307,6 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
 
     const signal = init?.signal !== undefined ? init.signal ?? undefined : isRequest(input) ? input.signal : undefined
     signal?.throwIfAborted()
-    const { origin, htu } = target
     const initMethod = init?.method
     // A bare request (a URL, no body, a standard method) needs no Request object: building
     // one and cloning it per attempt is most of what the signed fetch would otherwise add.
@@ -356,7 +337,7 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
     const method = replay ? replay.request.method : (initMethod ?? 'GET').toUpperCase()
     // Without caller headers, each attempt sends a record of its own: fetch validates and copies
     // header values once when it builds its Request, so a Headers object of ours would do it twice.
-    let headers = replay ? replay.request.headers : init?.headers === undefined ? undefined : new Headers(init.headers)
+    const headers = replay ? replay.request.headers : init?.headers === undefined ? undefined : new Headers(init.headers)
     let authorization: string | undefined
     if (token !== undefined) {
       if (token !== lastToken) {
@@ -371,72 +352,9 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
       else if (callerAuth !== undefined && /^Bearer(?:\s|$)/i.test(callerAuth)) headers?.delete('Authorization')
     }
 
-    const send = underlying()
-    const retried = new Set<DPoPRetryReason>()
-    for (let attempt = 1; ; attempt++) {
-      signal?.throwIfAborted()
-      // A retry without a Request gets headers of its own: the first attempt's were handed out.
-      if (headers && !replay && attempt > 1) headers = new Headers(headers)
-      const nonce = nonces.get(origin)
-      const signedWithOffset = clock.offset()
-      const proof = await createProof(keyPair, { htm: method, htu, accessToken: token, nonce, now: clock.now() })
-      let sent: HeadersInit
-      if (headers) {
-        if (authorization) headers.set('Authorization', authorization)
-        headers.set('DPoP', proof)
-        sent = headers
-      } else {
-        sent = authorization ? { Authorization: authorization, DPoP: proof } : { DPoP: proof }
-      }
-      if (emit) {
-        emit({ type: 'proof', method, url: htu, attempt, header: decodeJwtPart(proof, 0), claims: decodeJwtPart(proof, 1) } as DPoPFetchEvent)
-      }
-      const request = replay ? replay.attempt() : { ...init, method, headers: sent, redirect }
-      markSent(request)
-      const startedAt = clock.now() - clock.offset()
-      const response = await (replay ? send(request as Request) : send(target.href, request))
-      const endedAt = clock.now() - clock.offset()
-      const { status } = response
-
-      if (response.type === 'opaqueredirect' || (REDIRECTS.has(status) && response.headers.has('Location'))) {
-        emit?.({ type: 'response', method, url: htu, status, attempt })
-        if (asked === 'manual') return response
-        discard(response)
-        throw redirected(origin, status)
-      }
-      // A fetch that followed a redirect anyway (custom or old implementations): what came
-      // back is another server's word. Never learn a nonce, the time or token state from it.
-      if (!answeredBy(response, origin)) {
-        emit?.({ type: 'response', method, url: htu, status, attempt })
-        return response
-      }
-
-      const nonceHeader = response.headers.get('DPoP-Nonce')
-      if (nonceHeader !== null && nonces.set(origin, nonceHeader)) emit?.({ type: 'nonce', origin, nonce: nonceHeader })
-      const dateHeader = response.headers.get('Date')
-      if (clock.observeDate(dateHeader, startedAt, endedAt)) emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'date' })
-      emit?.({ type: 'response', method, url: htu, status, attempt })
-      if (status < 400 || status > 499) return response
-
-      // Whether to send again, and why: one function decides (retry.ts).
-      const offsetBefore = clock.offset()
-      let reason = await retryReason({
-        response, origin, nonceSent: nonce, signedWithOffset, startedAt, endedAt, alg: jwsAlgorithmOf(keyPair.privateKey),
-        retried, canRenew: !!renew && token !== undefined, nonces, clock,
-      })
-      if (clock.offset() !== offsetBefore) emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'iat' })
-      if (reason === 'invalid_token') {
-        const next = await raceAbort((renew as NonNullable<typeof renew>)(token as string), signal)
-        if (next === undefined || next === token) reason = undefined
-        else {
-          token = next
-          authorization = `DPoP ${token}`
-        }
-      }
-      if (!reason) return response
-      retried.add(reason)
-      discard(response)
-      emit?.({ type: 'retry', reason, url: htu, attempt })
-    }
+    return sendSigned(
+      { target, method, init, replay, headers, token, authorization, redirect, asked, signal, keyPair },
+      { send: underlying(), clock, nonces, emit, renew },
+    )
   }
 }

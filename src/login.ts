@@ -80,6 +80,8 @@ export interface LoginFlowOptions {
   readonly keys: KeyStore
   readonly server: AuthorizationServerRequests
   readonly sessions: SessionStore
+  /** Lifetime of an access token whose response has no `expires_in`. */
+  readonly fallbackLifetimeMs: number
 }
 
 /** @internal */
@@ -187,7 +189,7 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
           requireIdToken: openid,
         }),
       )
-      const next = sessionFromTokens(result, jkt, undefined)
+      const next = sessionFromTokens(result, jkt, undefined, o.fallbackLifetimeMs)
       await sessions.commit(next, true)
       // Checked again on the way out: the record may come from an older version of the app.
       return { returnTo: appPath(tx.returnTo, appUrl()), user: next.user }

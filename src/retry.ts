@@ -36,7 +36,8 @@ export interface RefusedAnswer {
 // A rejected `iat` as RFC 9449 §11.1 servers word it: "iat", "issued at", time, clock.
 const IAT_REJECTION = /\biat\b|issued|time|clock/i
 
-function discard(response: Response): void {
+/** @internal Frees a response's connection; an error here changes nothing for the caller. */
+export function discard(response: Response): void {
   // Frees the connection; an error here changes nothing for the retry.
   response.body?.cancel().catch(() => undefined)
 }

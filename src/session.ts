@@ -6,7 +6,7 @@
  */
 import { del, entries, get, set } from 'idb-keyval'
 import { getValidatedIdTokenClaims, type TokenEndpointResponse } from 'oauth4webapi'
-import { AUTHORIZATION_SERVER_DEFAULTS, checkBoundTokens } from './authorization-server.js'
+import { checkBoundTokens } from './authorization-server.js'
 import type { DPoPError } from './errors.js'
 import type { IdbStore } from './idb.js'
 import { openTabChannel } from './tabs.js'
@@ -117,12 +117,13 @@ export function isSession(v: unknown): v is Session {
 
 /**
  * @internal A session from a token response, checked first: DPoP-bound, to this key (see
- * {@link checkBoundTokens}), with the ID token oauth4webapi validated.
+ * {@link checkBoundTokens}), with the ID token oauth4webapi validated. `fallbackLifetimeMs`
+ * applies when the response has no `expires_in`.
  * @throws {ServerResponseError} `ERR_TOKEN_TYPE_MISMATCH`, `ERR_INVALID_RESPONSE`.
  */
-export function sessionFromTokens(result: TokenEndpointResponse, jkt: string, previous: Session | undefined): Session {
+export function sessionFromTokens(result: TokenEndpointResponse, jkt: string, previous: Session | undefined, fallbackLifetimeMs: number): Session {
   checkBoundTokens(result, jkt)
-  const lifetimeMs = typeof result.expires_in === 'number' && result.expires_in > 0 ? result.expires_in * 1000 : AUTHORIZATION_SERVER_DEFAULTS.fallbackLifetimeMs
+  const lifetimeMs = typeof result.expires_in === 'number' && result.expires_in > 0 ? result.expires_in * 1000 : fallbackLifetimeMs
   const claims = result.id_token ? getValidatedIdTokenClaims(result) : undefined
   return {
     v: 1,

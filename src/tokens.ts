@@ -65,8 +65,12 @@ export interface TokenManagerOptions {
   readonly nonces: NonceCache
   readonly refreshLeewayMs: number
   readonly lockTimeoutMs: number
-  /** Bound on each authorization-server request. @default AUTHORIZATION_SERVER_DEFAULTS.requestTimeoutMs */
-  readonly requestTimeoutMs?: number
+  /** Bound on each authorization-server request. */
+  readonly requestTimeoutMs: number
+  /** Bound on each revocation request. */
+  readonly revocationTimeoutMs: number
+  /** Lifetime of an access token whose response has no `expires_in`. */
+  readonly fallbackLifetimeMs: number
   readonly emit: (event: DPoPClientEvent) => void
 }
 
@@ -135,7 +139,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       }
       throw e
     }
-    const next = sessionFromTokens(result, jkt, stored)
+    const next = sessionFromTokens(result, jkt, stored, o.fallbackLifetimeMs)
     await sessions.commit(next, false)
     return next.accessToken
   }

@@ -8,6 +8,7 @@ import { EmbeddedJWK, SignJWT, calculateJwkThumbprint, generateKeyPair as joseKe
 import { calculatePKCECodeChallenge, type AuthorizationServer } from 'oauth4webapi'
 import { openKeyStore, type KeyStore } from '../../src/key-store.ts'
 import { openIdbStore } from '../../src/idb.ts'
+import { CLIENT_DEFAULTS } from '../../src/client.ts'
 import { createClock } from '../../src/clock.ts'
 import { createNonceCache } from '../../src/nonces.ts'
 import { createTokenManager, type DPoPClientEvent, type TokenManager } from '../../src/tokens.ts'
@@ -153,7 +154,9 @@ export async function harness(options: {
     scope: options.scope ?? 'openid api', resource: options.resource ?? [],
     keys, store: openIdbStore(`dpop-spa:${name}:session`, idb, 5000), fetch: (i, init) => server.fetch(i, init), insecure: false,
     clock: createClock(), nonces: createNonceCache(), refreshLeewayMs: 30_000, lockTimeoutMs: 5000, emit: (e) => events.push(e),
-    ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+    requestTimeoutMs: options.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs,
+    revocationTimeoutMs: CLIENT_DEFAULTS.revocationTimeoutMs,
+    fallbackLifetimeMs: CLIENT_DEFAULTS.fallbackLifetimeSeconds * 1000,
   })
   opened.push(tokens)
   await tokens.restore()
