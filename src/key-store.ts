@@ -90,7 +90,11 @@ export interface KeyStore {
    * @throws {KeyStoreError} as {@link KeyStore.load}.
    */
   thumbprint(options?: { signal?: AbortSignal }): Promise<string>
-  /** Whether the browser granted persistent storage; `false` where it was not asked or is not offered. Never rejects. */
+  /**
+   * Whether the browser granted persistent storage; `false` where it was not asked or is not
+   * offered. Never rejects, and waits at most about a second: Firefox answers the request only
+   * when the user answers its permission prompt, so until then this reports the current grant.
+   */
   persisted(): Promise<boolean>
   /** Calls `listener` when this or another tab rotates or deletes the key pair. Returns an unsubscribe function. */
   subscribe(listener: (event: 'rotated' | 'deleted') => void): () => void
@@ -105,6 +109,8 @@ interface StoredKeyPair {
 }
 
 const RECORD = 'keypair'
+/** How long persisted() waits for the answer to persist() before reading the current grant. */
+const PERSIST_ANSWER_MS = 1_000
 const NAME = /^[A-Za-z0-9._-]{1,64}$/
 
 function isUsable(value: unknown): value is StoredKeyPair {
@@ -206,10 +212,27 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     return current
   }
 
-  const persistedResult: Promise<boolean> =
+  const persistRequest: Promise<boolean> | undefined =
     (options.persist ?? KEY_STORE_DEFAULTS.persist) && factory && typeof navigator !== 'undefined' && typeof navigator.storage?.persist === 'function'
       ? navigator.storage.persist().catch(() => false)
-      : Promise.resolve(false)
+      : undefined
+  // Firefox answers persist() only when the user answers its permission prompt, which may be
+  // never: after a short wait, report what the browser has granted so far instead.
+  const persisted = async (): Promise<boolean> => {
+    if (!persistRequest) return false
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const grantedSoFar = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => {
+        const now = typeof navigator.storage.persisted === 'function' ? navigator.storage.persisted() : Promise.resolve(false)
+        now.then(resolve, () => resolve(false))
+      }, PERSIST_ANSWER_MS)
+    })
+    try {
+      return await Promise.race([persistRequest, grantedSoFar])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
 
   if (options.preload ?? KEY_STORE_DEFAULTS.preload) load().catch(() => undefined)
 
@@ -250,7 +273,7 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     async thumbprint(o) {
       return keyPairThumbprint(await raceAbort(load(), o?.signal))
     },
-    persisted: () => persistedResult,
+    persisted,
     subscribe(listener) {
       listeners.add(listener)
       return () => { listeners.delete(listener) }
