@@ -79,7 +79,7 @@ function playwrightTab(page: Page): Tab {
     goto: async (url) => { await page.goto(url) },
     reload: async () => { await page.reload() },
     url: async () => page.url(),
-    evaluate: <R, A>(fn: (arg: A) => R | Promise<R>, arg?: A) => page.evaluate(fn as (arg: A) => R, arg as A) as Promise<R>,
+    evaluate: (<R, A>(fn: (arg: A) => R | Promise<R>, arg?: A) => page.evaluate(fn as (arg: unknown) => R, arg)) as Tab['evaluate'],
     waitFor: (fn, arg, timeoutMs = DEFAULT_WAIT) =>
       poll(() => page.evaluate(fn as (a: unknown) => unknown, arg as unknown), Boolean, timeoutMs, `${fn.toString().slice(0, 80)}`),
     waitForUrl: (test, timeoutMs = DEFAULT_WAIT) => poll(async () => page.url(), (u) => test(new URL(u)), timeoutMs, 'a URL'),
@@ -142,12 +142,14 @@ async function startWebDriverServer(port: number): Promise<WebDriverServer> {
   return { url, stop }
 }
 
-// A function shipped to the page as source: the last argument is WebDriver's callback.
+// A function shipped to the page as source: the last argument is WebDriver's callback. The
+// result travels as JSON text, so that it arrives as Playwright would give it (WebDriver's own
+// serialization turns undefined members into null).
 const ASYNC_WRAPPER = `
 const done = arguments[arguments.length - 1];
 const arg = arguments[0];
 Promise.resolve().then(() => (%FN%)(arg)).then(
-  (value) => done({ ok: true, value: value === undefined ? null : value }),
+  (value) => done({ ok: true, json: value === undefined ? null : JSON.stringify(value) }),
   (e) => done({ ok: false, error: String((e && (e.stack || e.message)) || e) }));`
 
 function webDriverDriver(session: WebDriver, baseURL: string, firstHandle: string): Driver {
@@ -170,10 +172,10 @@ function webDriverDriver(session: WebDriver, baseURL: string, firstHandle: strin
     const evaluate = async <R, A>(fn: (arg: A) => R | Promise<R>, arg?: A): Promise<R> => {
       const script = ASYNC_WRAPPER.replace('%FN%', fn.toString())
       const result = (await serial(handle, `evaluate ${fn.toString().slice(0, 60)}`, () =>
-        session.executeAsyncScript(script, arg === undefined ? null : arg))) as { ok: boolean; value?: R; error?: string } | null
+        session.executeAsyncScript(script, arg === undefined ? null : arg))) as { ok: boolean; json?: string | null; error?: string } | null
       if (!result || typeof result !== 'object') throw new Error(`WebDriver: the page returned ${String(result)} (navigated away?)`)
       if (!result.ok) throw new Error(`page error: ${result.error}`)
-      return result.value as R
+      return (typeof result.json === 'string' ? JSON.parse(result.json) : undefined) as R
     }
     const tab: Tab = {
       goto: (url) => serial(handle, `goto ${url}`, () => session.get(new URL(url, baseURL).href)),

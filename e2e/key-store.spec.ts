@@ -140,8 +140,10 @@ test('delete() leaves nothing behind in IndexedDB', async ({ driver }) => {
   }))
   expect(await hasRecord()).toBe(true)
   await page.evaluate(async () => (window as any).store.delete())
-  expect(await hasRecord()).toBe(false)
+  // Where the engine lists databases, the key's is gone (asked before hasRecord's open, which
+  // WebKit counts as a database even when its upgrade is aborted).
   expect(await page.evaluate(async () => (typeof indexedDB.databases === 'function' ? (await indexedDB.databases()).map((d) => d.name) : []))).not.toContain('dpop-spa:e2e-delete:keys')
+  expect(await hasRecord()).toBe(false)
 })
 
 test('persistent storage is asked for and the answer is exposed', async ({ driver }) => {
