@@ -10,6 +10,8 @@
  * for example a browser argument MiniBrowser does not know.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { test as base, expect } from '@playwright/test'
 import type { Browser, BrowserContext, Page } from '@playwright/test'
 import { Builder, type WebDriver } from 'selenium-webdriver'
@@ -40,6 +42,8 @@ export interface Tab {
   waitFor<A>(fn: (arg: A) => unknown, arg?: A, timeoutMs?: number): Promise<void>
   /** Waits until the tab's URL matches. */
   waitForUrl(test: (url: URL) => boolean, timeoutMs?: number): Promise<void>
+  /** Saves a PNG of the page (full page where the driver can, else the viewport). */
+  screenshot(path: string): Promise<void>
   /** Closes the tab. */
   close(): Promise<void>
 }
@@ -83,6 +87,7 @@ function playwrightTab(page: Page): Tab {
     waitFor: (fn, arg, timeoutMs = DEFAULT_WAIT) =>
       poll(() => page.evaluate(fn as (a: unknown) => unknown, arg as unknown), Boolean, timeoutMs, `${fn.toString().slice(0, 80)}`),
     waitForUrl: (test, timeoutMs = DEFAULT_WAIT) => poll(async () => page.url(), (u) => test(new URL(u)), timeoutMs, 'a URL'),
+    screenshot: async (path) => { await page.screenshot({ path, fullPage: true }) },
     close: () => page.close(),
   }
   return tab
@@ -185,6 +190,10 @@ function webDriverDriver(session: WebDriver, baseURL: string, firstHandle: strin
       waitFor: (fn, arg, timeoutMs = DEFAULT_WAIT) =>
         poll(() => evaluate(fn as (a: unknown) => unknown, arg as unknown), Boolean, timeoutMs, fn.toString().slice(0, 80)),
       waitForUrl: (test, timeoutMs = DEFAULT_WAIT) => poll(() => tab.url(), (u) => test(new URL(u)), timeoutMs, 'a URL'),
+      screenshot: (path) => serial(handle, 'screenshot', async () => {
+        await mkdir(dirname(path), { recursive: true })
+        await writeFile(path, Buffer.from(await session.takeScreenshot(), 'base64'))
+      }),
       close: () => serial(handle, 'close', async () => {
         await session.close()
         const rest = await session.getAllWindowHandles()
