@@ -83,7 +83,7 @@ function playwrightTab(page: Page): Tab {
     goto: async (url) => { await page.goto(url) },
     reload: async () => { await page.reload() },
     url: async () => page.url(),
-    evaluate: (<R, A>(fn: (arg: A) => R | Promise<R>, arg?: A) => page.evaluate(fn as (arg: unknown) => R, arg)) as Tab['evaluate'],
+    evaluate: (<R, A>(fn: (arg: A) => R | Promise<R>, arg?: A) => page.evaluate(fn as (arg: unknown) => R, arg)),
     waitFor: (fn, arg, timeoutMs = DEFAULT_WAIT) =>
       poll(() => page.evaluate(fn as (a: unknown) => unknown, arg as unknown), Boolean, timeoutMs, `${fn.toString().slice(0, 80)}`),
     waitForUrl: (test, timeoutMs = DEFAULT_WAIT) => poll(async () => page.url(), (u) => test(new URL(u)), timeoutMs, 'a URL'),
@@ -176,8 +176,8 @@ function webDriverDriver(session: WebDriver, baseURL: string, firstHandle: strin
   const makeTab = (handle: string): Tab => {
     const evaluate = async <R, A>(fn: (arg: A) => R | Promise<R>, arg?: A): Promise<R> => {
       const script = ASYNC_WRAPPER.replace('%FN%', fn.toString())
-      const result = (await serial(handle, `evaluate ${fn.toString().slice(0, 60)}`, () =>
-        session.executeAsyncScript(script, arg === undefined ? null : arg))) as { ok: boolean; json?: string | null; error?: string } | null
+      const result = await serial(handle, `evaluate ${fn.toString().slice(0, 60)}`, () =>
+        session.executeAsyncScript<{ ok: boolean; json?: string | null; error?: string } | null>(script, arg === undefined ? null : arg))
       if (!result || typeof result !== 'object') throw new Error(`WebDriver: the page returned ${String(result)} (navigated away?)`)
       if (!result.ok) throw new Error(`page error: ${result.error}`)
       return (typeof result.json === 'string' ? JSON.parse(result.json) : undefined) as R
@@ -186,7 +186,7 @@ function webDriverDriver(session: WebDriver, baseURL: string, firstHandle: strin
       goto: (url) => serial(handle, `goto ${url}`, () => session.get(new URL(url, baseURL).href)),
       reload: () => serial(handle, 'reload', () => session.navigate().refresh()),
       url: () => serial(handle, 'url', () => session.getCurrentUrl()),
-      evaluate: evaluate as Tab['evaluate'],
+      evaluate: evaluate,
       waitFor: (fn, arg, timeoutMs = DEFAULT_WAIT) =>
         poll(() => evaluate(fn as (a: unknown) => unknown, arg as unknown), Boolean, timeoutMs, fn.toString().slice(0, 80)),
       waitForUrl: (test, timeoutMs = DEFAULT_WAIT) => poll(() => tab.url(), (u) => test(new URL(u)), timeoutMs, 'a URL'),
