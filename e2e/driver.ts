@@ -14,6 +14,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { test as base, expect } from '@playwright/test'
 import type { Browser, BrowserContext, Page } from '@playwright/test'
+import { chromium as playwrightChromium, firefox as playwrightFirefox } from 'playwright-core'
 import { Builder, type WebDriver } from 'selenium-webdriver'
 import { miniBrowserPath, webkitDriverPath, type EngineName } from './engines.ts'
 
@@ -235,6 +236,46 @@ async function openWebDriverSession(server: WebDriverServer): Promise<WebDriver>
   )
   await bounded(session.manage().setTimeouts({ script: STEP_MS - 2_000, pageLoad: STEP_MS - 2_000 }), 'setting timeouts')
   return session
+}
+
+// ---------------------------------------------------------------- outside the test runner (the bench)
+
+/** Options of {@link launchDriver}. */
+export interface LaunchOptions {
+  /** Where relative `goto` paths resolve. */
+  baseURL: string
+  /** Playwright launch options of the engine's project (Chromium, Firefox). */
+  launchOptions?: Parameters<typeof playwrightChromium.launch>[0]
+  /** Firefox: `moz-firefox`. */
+  channel?: string
+  /** WebKit: the port for WebKitWebDriver. */
+  webdriverPort?: number
+}
+
+/** Starts one engine outside the test runner and opens one tab; `close()` stops everything. */
+export async function launchDriver(engine: EngineName, options: LaunchOptions): Promise<{ driver: Driver; close(): Promise<void> }> {
+  if (engine === 'webkit') {
+    const server = await startWebDriverServer(options.webdriverPort ?? 5754)
+    try {
+      const session = await openWebDriverSession(server)
+      const handle = await bounded(session.getWindowHandle(), 'window handle')
+      return {
+        driver: webDriverDriver(session, options.baseURL, handle),
+        close: async () => {
+          await bounded(session.quit(), 'closing the WebKit session', 10_000).catch(() => undefined)
+          await server.stop()
+        },
+      }
+    } catch (e) {
+      await server.stop()
+      throw e
+    }
+  }
+  const type = engine === 'firefox' ? playwrightFirefox : playwrightChromium
+  const browser = await type.launch({ headless: true, ...options.launchOptions, ...(options.channel ? { channel: options.channel } : {}) })
+  const context = await browser.newContext({ baseURL: options.baseURL })
+  const page = await context.newPage()
+  return { driver: playwrightDriver(engine, context, page), close: () => browser.close() }
 }
 
 // ---------------------------------------------------------------- fixtures

@@ -9,6 +9,7 @@
  * - WebKitGTK runs through its own W3C WebDriver (WebKitWebDriver) and MiniBrowser, which
  *   has no headless mode: it needs a display, so it runs under xvfb-run.
  */
+import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { chromium as playwrightChromium } from 'playwright-core'
@@ -98,4 +99,19 @@ export function selectedEngines(): EngineName[] {
   return detectEngines()
     .filter((e) => !e.missing && (!wanted || wanted.includes(e.name)))
     .map((e) => e.name)
+}
+
+/** The installed engine's version, as its package or binary reports it (e.g. `Firefox 153.8.0esr`, `WebKitGTK 2.50.6`). */
+export function engineVersion(name: EngineName): string | undefined {
+  try {
+    if (name === 'webkit') {
+      const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', 'libwebkit2gtk-4.1-0'], { encoding: 'utf8', timeout: 5_000 }).trim()
+      return v ? `WebKitGTK ${v.replace(/-.*$/, '')}` : undefined
+    }
+    const binary = name === 'chromium' ? chromiumPath() : firefoxPath()
+    if (!binary) return undefined
+    return execFileSync(binary, ['--version'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim().replace(/^Mozilla /, '').replace(/ built on.*$/, '')
+  } catch {
+    return undefined
+  }
 }
