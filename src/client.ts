@@ -4,6 +4,7 @@
  * signed fetch together.
  */
 import { allowInsecureRequests, customFetch, discoveryRequest, processDiscoveryResponse, type AuthorizationServer } from 'oauth4webapi'
+import { timeoutSignal } from './abort.js'
 import { DPoPError } from './errors.js'
 import { defaultIndexedDB, openIdbStore } from './idb.js'
 import { openKeyStore, type KeyStore } from './key-store.js'
@@ -201,7 +202,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
       try {
         const response = await discoveryRequest(issuer, {
           algorithm,
-          signal: AbortSignal.timeout(30_000),
+          signal: timeoutSignal(30_000),
           // oauth4webapi calls it as fetch(url, init): the same contract, typed differently.
           [customFetch]: asFetch as never,
           ...(insecure ? { [allowInsecureRequests]: true } : {}),

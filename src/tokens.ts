@@ -41,7 +41,7 @@ import type { KeyStore } from './key-store.js'
 import { createNonceCache, type NonceCache } from './nonces.js'
 import { createProof, keyPairThumbprint } from './proof.js'
 import { openTabChannel, withLock } from './tabs.js'
-import { raceAbort } from './abort.js'
+import { anySignal, raceAbort, timeoutSignal } from './abort.js'
 
 /** Claims of the ID token of the session (OpenID Connect Core §2). */
 export interface UserClaims {
@@ -265,9 +265,9 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
   // leave a refresh (and every request waiting for it) pending forever.
   const requestOptions = (keyPair: CryptoKeyPair | undefined, signal?: AbortSignal) => {
     const send = keyPair ? withProof(keyPair) : o.fetch
-    const timeout = AbortSignal.timeout(o.requestTimeoutMs ?? REQUEST_TIMEOUT_MS)
+    const timeout = timeoutSignal(o.requestTimeoutMs ?? REQUEST_TIMEOUT_MS)
     return {
-      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+      signal: signal ? anySignal([signal, timeout]) : timeout,
       ...(send ? { [customFetch]: send } : {}),
       ...(o.insecure ? { [allowInsecureRequests]: true } : {}),
       ...(o.resource.length ? { additionalParameters: o.resource.map((r) => ['resource', r] as [string, string]) } : {}),
