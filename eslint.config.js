@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'test-results/**', 'playwright-report/**', 'test/bench/results*.json'] },
+  { ignores: ['dist/**', 'docs/**', 'node_modules/**', 'test-results/**', 'playwright-report/**', 'test/bench/results*.json'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -10,18 +10,26 @@ export default defineConfig({
     emptyOutDir: true,
     minify: false,
     sourcemap: true,
+    // Three entry points: the core (`dpop-spa`) and the bindings (`dpop-spa/react`,
+    // `dpop-spa/vue`); code they share lands in a chunk, so an app has one client module.
     lib: {
-      entry: 'src/index.ts',
+      entry: { index: 'src/index.ts', react: 'src/react.ts', vue: 'src/vue.ts' },
       formats: ['es'],
-      fileName: 'index',
+      fileName: (_format, name) => `${name}.js`,
     },
     rolldownOptions: {
-      external: ['oauth4webapi', 'idb-keyval'],
+      external: ['oauth4webapi', 'idb-keyval', 'react', 'vue'],
+      output: { chunkFileNames: 'chunks/[name]-[hash].js' },
     },
   },
   server: {
     host: 'localhost',
     strictPort: true,
+  },
+  // Browser-test fixtures import these from node_modules; bundling them when the server
+  // starts keeps Vite from reloading a page mid-test when it first meets one.
+  optimizeDeps: {
+    include: ['axios', 'ky', 'ofetch', 'eventsource', 'react', 'react-dom/client', 'vue'],
   },
   test: {
     include: ['test/**/*.test.ts'],

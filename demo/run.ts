@@ -193,7 +193,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       // Pre-bundled at start-up: a dependency discovered on the first page load makes Vite
       // reload the page, which would throw away a sign-in in progress.
       optimizeDeps: { entries: ['index.html'], include: ['oauth4webapi', 'idb-keyval'] },
-      server: { host: HOST, port, strictPort: true, fs: { allow: [projectRoot] } },
+      server: { host: HOST, port, strictPort: true, fs: { allow: [projectRoot] }, headers: { 'Content-Security-Policy': contentSecurityPolicy(config, port) } },
     })
     try {
       await server.listen()
@@ -205,6 +205,27 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   })
 
   return { url: `${spaOrigin}/`, config, close: closeAll }
+}
+
+/**
+ * The strict Content-Security-Policy the README recommends to apps, as the demo sends it:
+ * scripts and styles from the page's own origin only (no inline script, no eval), requests
+ * only to the page itself, the authorization server and the API, no plugins, no frames, no
+ * `<base>` tricks. Vite's dev client needs its own WebSocket (`ws://` on the page's port);
+ * a production build drops that source.
+ */
+export function contentSecurityPolicy(config: Pick<DemoConfig, 'issuer' | 'apiOrigin'>, port: number): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    `connect-src 'self' ws://${HOST}:${port} ${new URL(config.issuer).origin} ${config.apiOrigin}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+    "object-src 'none'",
+  ].join('; ')
 }
 
 async function main(): Promise<void> {

@@ -89,3 +89,8 @@ export async function otherRequests(): Promise<{ method: string; url: string; he
 export function ath(token: string): string {
   return createHash('sha256').update(token).digest('base64url')
 }
+
+/** Ends every open `/api/events` stream; the EventSource clients reconnect. Returns how many were open. */
+export async function closeStreams(): Promise<number> {
+  return ((await post('sse-close')) as { closed: number }).closed
+}

@@ -98,7 +98,29 @@ test('the demo: DPoP-bound sign-in, API calls, reload, refresh, stolen token ref
   const shot = (name: string) => testInfo.outputPath(name)
   expect((await fetch(`${AS}/__control/reset`, { method: 'POST' })).ok).toBe(true)
 
+  // Every Content-Security-Policy violation on the SPA is recorded: the demo runs under the
+  // strict policy the README recommends, and must not need anything it forbids. Playwright
+  // engines record from before the first script (init script, console); every engine records
+  // from the moment the page has loaded (the listener below), and runs the negative control.
+  const cspConsole: string[] = []
+  driver.playwright?.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspConsole.push(m.text()) })
+  await driver.playwright?.addInitScript(() => {
+    const w = window as unknown as { cspViolations: string[] }
+    w.cspViolations = []
+    document.addEventListener('securitypolicyviolation', (e) => w.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`))
+  })
+  const recordViolations = () => page.evaluate(() => {
+    const w = window as unknown as { cspViolations?: string[] }
+    if (w.cspViolations) return
+    w.cspViolations = []
+    document.addEventListener('securitypolicyviolation', (e) => w.cspViolations!.push(`${e.violatedDirective} ${e.blockedURI}`))
+  })
+
   // 1. Signed out; the key already exists and its private half is not extractable.
+  const csp = (await fetch(SPA)).headers.get('content-security-policy') ?? ''
+  expect(csp).toContain("script-src 'self'")
+  expect(csp).toContain("default-src 'none'")
+  expect(csp).not.toContain('unsafe-inline')
   await page.goto(SPA)
   await expectText(page, '#status', 'Signed out')
   const firstKey = await thumbprintOf(page)
@@ -183,12 +205,14 @@ test('the demo: DPoP-bound sign-in, API calls, reload, refresh, stolen token ref
   await expect.poll(() => text(page, '#thumbprint')).not.toBe(firstKey)
   const secondKey = await thumbprintOf(page)
   expect(secondKey).not.toBe(firstKey)
+  // Revocation follows the local sign-out (best effort), so the server may count it a moment later.
+  await expect.poll(async () => (await asStats()).revocations.succeeded).toBeGreaterThan(revokedBefore)
   stats = await asStats()
-  expect(stats.revocations.succeeded).toBeGreaterThan(revokedBefore)
   await page.screenshot(shot('08-signed-out-new-key.png'))
 
   // 8. The next sign-in binds the new key.
   await signIn(page, 'alice')
+  await recordViolations()
   expect(await thumbprintOf(page)).toBe(secondKey)
   expect(await text(page, '#token-binding')).toContain(`cnf.jkt = ${secondKey}`)
   stats = await asStats()
@@ -198,6 +222,16 @@ test('the demo: DPoP-bound sign-in, API calls, reload, refresh, stolen token ref
   await page.screenshot(shot('09-signed-in-new-key.png'))
 
   expect(stats.serverErrors).toEqual([])
+  expect(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)).toEqual([])
+  expect(cspConsole).toEqual([])
+  // Negative control: the policy is enforced, not only sent. An injected inline script does not run.
+  expect(await page.evaluate(() => {
+    const script = document.createElement('script')
+    script.textContent = 'window.inlineRan = true'
+    document.head.append(script)
+    return (window as unknown as { inlineRan?: boolean }).inlineRan === true
+  })).toBe(false)
+  await expect.poll(() => page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations.join())).toMatch(/script-src/)
   // No token or signature ever reached the page: its text holds no JWT.
   expect(await text(page, 'body')).not.toMatch(/eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/)
 })

@@ -56,6 +56,12 @@ export interface Driver {
   readonly page: Tab
   /** Opens another tab in the same browser profile (shares IndexedDB, BroadcastChannel, locks). */
   newTab(): Promise<Tab>
+  /**
+   * The first tab's Playwright page, where the engine is driven by Playwright (Chromium,
+   * Firefox); undefined under WebDriver. Only for checks that need request interception or
+   * an init script; a test that uses it says so and still runs its other steps everywhere.
+   */
+  readonly playwright?: Page
 }
 
 const DEFAULT_WAIT = 20_000
@@ -95,7 +101,7 @@ function playwrightTab(page: Page): Tab {
 }
 
 function playwrightDriver(engine: EngineName, context: BrowserContext, first: Page): Driver {
-  return { engine, page: playwrightTab(first), newTab: async () => playwrightTab(await context.newPage()) }
+  return { engine, page: playwrightTab(first), newTab: async () => playwrightTab(await context.newPage()), playwright: first }
 }
 
 // ---------------------------------------------------------------- WebDriver (WebKitGTK)

@@ -429,3 +429,30 @@ test('no token in any thrown error message or debug event', async ({ driver }) =
   expect(errors.events.length).toBeGreaterThan(100)
   expect(errors.events).not.toContain(token)
 })
+
+test('redirects: a signed request is never followed to another origin or the same one; ERR_REDIRECT, or the opaque redirect when asked', async ({ driver }) => {
+  const page = driver.page
+  await open(page)
+  await warmUp(page)
+  const nonceBefore = await page.evaluate(() => (window as any).events.filter((e: any) => e.type === 'nonce').length)
+  const redirect = (to: string, status = 302) => `${API}/api/redirect?status=${status}&to=${encodeURIComponent(to)}`
+  const crossOrigin = await call(page, redirect(`${OTHER}/landing`))
+  const sameOrigin = await call(page, redirect(`${ECHO}?moved`, 307))
+  const manual = await page.evaluate((url) => (window as any).api(url, { redirect: 'manual' }).then((r: Response) => ({ type: r.type, status: r.status })), redirect(`${OTHER}/manual`))
+  const post = await call(page, redirect(`${OTHER}/post`, 308), { method: 'POST', body: 'secret body' })
+  expect(crossOrigin.error?.code).toBe('ERR_REDIRECT')
+  expect(crossOrigin.error?.message).toMatch(/does not follow redirects/)
+  expect(sameOrigin.error?.code).toBe('ERR_REDIRECT')
+  expect(post.error?.code).toBe('ERR_REDIRECT')
+  expect(manual).toEqual({ type: 'opaqueredirect', status: 0 })
+  // The other origin saw nothing at all; the API saw the redirects and never the target.
+  expect(await otherRequests()).toEqual([])
+  const api = (await apiRequests()).filter((r) => r.outcome !== 'preflight')
+  expect(api.filter((r) => r.path === '/api/redirect')).toHaveLength(4)
+  expect(api.filter((r) => r.query === 'moved')).toEqual([])
+  // The redirect's DPoP-Nonce was not learned (no nonce event since the warm-up).
+  const nonceAfter = await page.evaluate(() => (window as any).events.filter((e: any) => e.type === 'nonce').length)
+  expect(nonceAfter).toBe(nonceBefore)
+  // Still signed and working afterwards.
+  expect((await call(page, ECHO)).status).toBe(200)
+})

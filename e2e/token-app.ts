@@ -9,6 +9,8 @@ import type { Tab } from './driver.ts'
 export const AS = `http://localhost:${process.env.DPOP_TEST_AS_PORT ?? 5420}`
 export const API = `http://localhost:${process.env.DPOP_TEST_API_PORT ?? 5421}`
 export const CLIENT = `/e2e/fixtures/client.html?as=${new URL(AS).port}&api=${new URL(API).port}`
+/** The stricter server of e2e/token-stack.ts: PAR required, ES256 proofs only. */
+export const STRICT = `http://localhost:${process.env.DPOP_TEST_STRICT_AS_PORT ?? 5610}`
 
 /** What the authorization server recorded (demo/auth-server/server.ts). */
 export interface Stats {
@@ -33,9 +35,12 @@ export async function resetAuthServer(): Promise<void> {
   }
 }
 
-/** Opens the client fixture (extra query: `&name=…`, `&simulate=…`) and waits until it has started. */
+/**
+ * Opens the client fixture and waits until it has started. `query` is added to the default
+ * URL (`&name=…`, `&simulate=…`), or replaces its query when it starts with `?`.
+ */
 export async function openApp(tab: Tab, query = ''): Promise<void> {
-  await tab.goto(`${CLIENT}${query}`)
+  await tab.goto(query.startsWith('?') ? `/e2e/fixtures/client.html${query}` : `${CLIENT}${query}`)
   await tab.waitFor(() => (window as any).ready === true)
 }
 
@@ -46,8 +51,8 @@ export async function expectStatus(tab: Tab, expected: string): Promise<void> {
 }
 
 /** Fills and submits oidc-provider's dev login form; waits for the way back to the client fixture. */
-export async function submitLoginForm(tab: Tab, user: string): Promise<void> {
-  await tab.waitFor((as) => location.origin === as && !!document.querySelector('input[name=login]'), AS)
+export async function submitLoginForm(tab: Tab, user: string, as = AS): Promise<void> {
+  await tab.waitFor((as) => location.origin === as && !!document.querySelector('input[name=login]'), as)
   await tab.evaluate((user) => {
     ;(document.querySelector('input[name=login]') as HTMLInputElement).value = user
     ;(document.querySelector('input[name=password]') as HTMLInputElement).value = 'any'
@@ -59,11 +64,11 @@ export async function submitLoginForm(tab: Tab, user: string): Promise<void> {
 }
 
 /** Signs in through oidc-provider's dev login, as a user would. */
-export async function signIn(tab: Tab, user = 'alice', query = ''): Promise<void> {
+export async function signIn(tab: Tab, user = 'alice', query = '', as = AS): Promise<void> {
   await openApp(tab, query)
   // prompt=login: the server shows its login form even when it still has a session cookie.
   await tab.evaluate(() => { void (window as any).auth.login({ prompt: 'login' }) })
-  await submitLoginForm(tab, user)
+  await submitLoginForm(tab, user, as)
   await expectStatus(tab, 'signed-in')
 }
 

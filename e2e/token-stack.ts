@@ -11,6 +11,8 @@ export const TOKEN_STACK = {
   asPort: Number(process.env.DPOP_TEST_AS_PORT ?? 5420),
   apiPort: Number(process.env.DPOP_TEST_API_PORT ?? 5421),
   vitePort: Number(process.env.DPOP_TEST_VITE_PORT ?? 5199),
+  /** A second, stricter server: pushed authorization requests required, ES256 proofs only. */
+  strictAsPort: Number(process.env.DPOP_TEST_STRICT_AS_PORT ?? 5610),
   accessTokenTtl: 6,
 } as const
 
@@ -20,9 +22,17 @@ const fail = (e: unknown): never => {
   console.error(`token stack: ${e instanceof Error ? e.message : String(e)}`)
   process.exit(1)
 }
+// Started first: the webServer's readiness URL is the first server's, so both are up by then.
+const strict = await startAuthServer({
+  port: TOKEN_STACK.strictAsPort,
+  redirectUris: [`${app}/e2e/fixtures/client.html`],
+  apiAudience: apiOrigin,
+  dpopSigningAlgs: ['ES256'],
+  requirePar: true,
+}).catch(fail)
 const as = await startAuthServer({
   port: TOKEN_STACK.asPort,
-  redirectUris: [`${app}/e2e/fixtures/client.html`],
+  redirectUris: [`${app}/e2e/fixtures/client.html`, `${app}/e2e/fixtures/react.html`, `${app}/e2e/fixtures/vue.html`],
   apiAudience: apiOrigin,
   accessTokenTtl: TOKEN_STACK.accessTokenTtl,
 }).catch(fail)
@@ -31,8 +41,10 @@ const api = await startApiServer({
   host: 'localhost',
   corsOrigins: [app],
   tokens: { jwt: { issuer: as.issuer, audience: apiOrigin } },
+  // /__control/stats and reset: tests read what the API saw (the proofs' iat, for one).
+  control: true,
 }).catch(fail)
-console.log(`token stack: ${as.issuer} ${api.url}`)
-const stop = () => { void Promise.all([as.close(), api.close()]).finally(() => process.exit(0)) }
+console.log(`token stack: ${as.issuer} ${api.url}, strict ${strict.issuer}`)
+const stop = () => { void Promise.all([as.close(), api.close(), strict.close()]).finally(() => process.exit(0)) }
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)

@@ -2,7 +2,7 @@
 // (DPoP on, nonces required, PKCE, rotating refresh tokens, 6 s access tokens) and the
 // verifying API. Every count below is read at the authorization server, not from our own logs.
 import { expect, test, type Tab } from './driver.ts'
-import { AS, API, expectStatus, openApp, refreshes, resetAuthServer, signIn, stats, submitLoginForm, thumbprint } from './token-app.ts'
+import { AS, API, STRICT, expectStatus, openApp, refreshes, resetAuthServer, signIn, stats, submitLoginForm, thumbprint, type Stats } from './token-app.ts'
 
 test.beforeEach(async () => {
   await resetAuthServer()
@@ -196,4 +196,138 @@ test('an authorization server that answers Bearer gets the typed error, never a 
   await page.reload()
   await page.waitFor(() => (window as any).ready === true)
   await expectStatus(page, 'signed-out')
+})
+
+test('EdDSA end to end: oidc-provider binds the code and the tokens to an Ed25519 key, and the API takes its proofs', async ({ driver }) => {
+  const page = driver.page
+  await signIn(page, 'alice', '&alg=EdDSA&name=e2e-eddsa')
+  const keyAlg = await page.evaluate(async () => ((await (window as any).auth.keys.load()) as CryptoKeyPair).privateKey.algorithm.name)
+  expect(keyAlg).toBe('Ed25519')
+  const jkt = await thumbprint(page)
+  const s = await stats()
+  expect(s.authorizations.at(-1)?.dpopJkt).toBe(jkt)
+  expect(new Set(s.issuedTokens.map((t) => t.jkt))).toEqual(new Set([jkt]))
+  expect((await tokenInfo(page)).jkt).toBe(jkt)
+  // The verifying API (jose) checks the EdDSA proof, its htu/htm/ath and cnf.jkt.
+  expect(await callApi(page, 3)).toEqual([200, 200, 200])
+  const alg = await page.evaluate(async (api) => {
+    const seen: unknown[] = []
+    const f = (window as any).dpop.createDPoPFetch({ keys: (window as any).auth.keys, origins: [api], debug: (e: { type: string }) => seen.push(e) })
+    await f(`${api}/api/me`)
+    return (seen.find((e: any) => e.type === 'proof') as any)?.header.alg as string
+  }, API)
+  expect(alg).toBe('EdDSA')
+})
+
+test('algorithm negotiation: an EdDSA client does not start against a server whose metadata lists ES256 only', async ({ driver }) => {
+  const page = driver.page
+  await openApp(page, `?as=${new URL(STRICT).port}&api=${new URL(API).port}&alg=EdDSA&name=e2e-negotiation`)
+  const error = await page.evaluate(() => (window as any).startError)
+  expect(error).toMatchObject({ name: 'DPoPError', code: 'ERR_UNSUPPORTED_ALGORITHM' })
+  expect(error.message).toContain('ES256')
+  const metadata = await (await fetch(`${STRICT}/.well-known/openid-configuration`)).json()
+  expect(metadata.dpop_signing_alg_values_supported).toEqual(['ES256'])
+})
+
+test('PAR: a server that requires pushed authorization requests gets one with a proof from the key (nonce retry included); code and tokens are bound', async ({ driver }) => {
+  const page = driver.page
+  expect((await fetch(`${STRICT}/__control/reset`, { method: 'POST' })).ok).toBe(true)
+  const metadata = await (await fetch(`${STRICT}/.well-known/openid-configuration`)).json()
+  expect(metadata.require_pushed_authorization_requests).toBe(true)
+  // Where the driver can watch requests (Playwright), also check what the browser carried to the
+  // authorization endpoint; the server-side checks below run in every engine.
+  const authorizeUrls: string[] = []
+  driver.playwright?.on('request', (r) => { if (r.url().startsWith(`${STRICT}/auth`)) authorizeUrls.push(r.url()) })
+  await signIn(page, 'carol', `?as=${new URL(STRICT).port}&api=${new URL(API).port}&name=e2e-par`, STRICT)
+  const jkt = await thumbprint(page)
+  const s = (await (await fetch(`${STRICT}/__control/stats`)).json()) as Stats & {
+    pushedRequests: { dpopJkt: string | null; proofJkt: string | null }[]
+    pushedRequestErrors: Record<string, number>
+  }
+  console.log('PAR:', JSON.stringify({ pushed: s.pushedRequests, errors: s.pushedRequestErrors }))
+  expect(s.pushedRequests).toHaveLength(1)
+  expect(s.pushedRequests[0]).toMatchObject({ proofJkt: jkt, dpopJkt: jkt })
+  // The server requires nonces: the first push was refused with use_dpop_nonce, the retry accepted.
+  expect(s.pushedRequestErrors).toEqual({ use_dpop_nonce: 1 })
+  if (driver.playwright) {
+    // The browser carried only client_id and request_uri to the authorization endpoint.
+    const first = new URL(authorizeUrls[0] ?? 'http://invalid/')
+    expect([...first.searchParams.keys()].sort()).toEqual(['client_id', 'request_uri'])
+  }
+  expect(s.authorizations.at(-1)?.dpopJkt).toBe(jkt)
+  expect(new Set(s.issuedTokens.map((t) => t.jkt))).toEqual(new Set([jkt]))
+  expect((await tokenInfo(page)).jkt).toBe(jkt)
+})
+
+test("a device clock 10 minutes fast: the authorization server's Date sets the clock before the first API call", async ({ driver }) => {
+  const page = driver.page
+  // ?clock= makes the fixture's Date.now() run 10 minutes fast (e2e/fixtures/simulate.js).
+  await signIn(page, 'dave', '&name=e2e-skew&clock=600000')
+  expect(await page.evaluate(() => Math.round((Date.now() - new Date().getTime()) / 60_000))).toBe(10)
+  expect((await fetch(`${API}/__control/reset`, { method: 'POST' })).ok).toBe(true)
+  expect(await callApi(page, 1)).toEqual([200])
+  const seen = ((await (await fetch(`${API}/__control/stats`)).json()) as { recent: { outcome: string; check?: string; proof?: { iat?: number } }[] }).recent
+    .filter((r) => r.outcome !== 'preflight')
+  console.log(`[${driver.engine}] skewed device, API saw:`, seen.map((r) => `${r.outcome}${r.check ? `(${r.check})` : ''} iat−now=${Math.round(Number(r.proof?.iat) - Date.now() / 1000)}s`).join(', '))
+  expect(seen.length).toBeGreaterThan(0)
+  // Every proof the API saw, the very first included, was on the server's time.
+  for (const r of seen) expect(Math.abs(Number(r.proof?.iat) - Date.now() / 1000)).toBeLessThan(30)
+  expect(seen.some((r) => r.check === 'iat')).toBe(false)
+})
+
+test('messages from other tabs are validated: garbage, another key\'s session and odd tokens are ignored without an error; a real login is shared', async ({ driver }) => {
+  const page = driver.page
+  await openApp(page)
+  const other = await driver.newTab()
+  await openApp(other)
+  const jkt = await thumbprint(page)
+  await other.evaluate((jkt) => {
+    const channel = new BroadcastChannel('dpop-spa:e2e-client:session')
+    const valid = { v: 1, accessToken: 'forged.token', refreshToken: undefined, expiresAt: Date.now() + 60_000, lifetimeMs: 60_000, idToken: undefined, user: { sub: 'mallory' }, jkt, scope: 'openid' }
+    for (const m of [
+      null,
+      42,
+      { type: 'session', session: null, login: true },
+      { type: 'session', session: { ...valid, jkt: 'A'.repeat(43) }, login: true },
+      { type: 'session', session: { ...valid, accessToken: 'two words' }, login: true },
+      { type: 'session', session: { ...valid, v: 2 }, login: true },
+      { type: 'something-new' },
+    ]) channel.postMessage(m)
+    channel.close()
+  }, jkt)
+  // The same tab then signs in for real; the first tab adopts that session, and only that one.
+  await signIn(other)
+  await expect.poll(() => page.evaluate(() => (window as any).auth.isAuthenticated())).toBe(true)
+  expect(await page.evaluate(() => (window as any).auth.getUser()?.sub)).toBe('alice')
+  expect(await page.evaluate(() => (window as any).events.filter((e: any) => e.type === 'login').length)).toBe(1)
+  // Page errors as the page recorded them (e2e/fixtures/simulate.js), in every engine.
+  expect(await page.evaluate(() => (window as any).pageErrors)).toEqual([])
+})
+
+test('logout signs out locally first: a reload while revocation hangs comes back signed out', async ({ driver }) => {
+  // Hanging the revocation endpoint needs request interception: Playwright engines only.
+  test.skip(!driver.playwright, 'needs request interception (no WebDriver BiDi in WebKitGTK)')
+  const page = driver.page
+  await signIn(page)
+  const key = await thumbprint(page)
+  // The revocation endpoint hangs (a slow server): the logout must not wait on it to sign out.
+  await driver.playwright!.route(`${AS}/token/revocation`, () => undefined)
+  await page.evaluate(() => { void (window as any).auth.logout() })
+  await expect.poll(() => page.evaluate(() => (window as any).auth.isAuthenticated())).toBe(false)
+  await page.reload()
+  await page.waitFor(() => (window as any).ready === true)
+  await expectStatus(page, 'signed-out')
+  expect(await thumbprint(page)).not.toBe(key)
+  await driver.playwright!.unrouteAll({ behavior: 'ignoreErrors' })
+})
+
+test('logout signs out locally first: an aborted logout comes back signed out after a reload', async ({ driver }) => {
+  const page = driver.page
+  await signIn(page)
+  const key = await thumbprint(page)
+  await page.evaluate(() => (window as any).auth.logout({ signal: AbortSignal.abort() }))
+  await page.reload()
+  await page.waitFor(() => (window as any).ready === true)
+  await expectStatus(page, 'signed-out')
+  expect(await thumbprint(page)).not.toBe(key)
 })

@@ -47,6 +47,12 @@ const TOKEN = /[!#$%&'*+\-.^_`|~0-9A-Za-z]*/y
 const QUOTED = /"((?:[^"\\]|\\[\s\S])*)"/y
 // token68 (§11.2).
 const TOKEN68 = /[-._~+/0-9A-Za-z]+=*/y
+// Far more than any real server sends: a few challenges with a description each. What a
+// hostile server sends beyond it is not read, so one header cannot cost much.
+/** The most of a `WWW-Authenticate` value that is parsed, in characters. */
+export const MAX_WWW_AUTHENTICATE_LENGTH = 8192
+/** The most challenges returned from one `WWW-Authenticate` value. */
+export const MAX_CHALLENGES = 32
 // Recovery: up to the next comma that is not inside a quoted string (an unterminated one runs to the end).
 const SKIP = /(?:[^,"]|"(?:[^"\\]|\\[\s\S]?)*"?)*/y
 
@@ -58,8 +64,15 @@ const SKIP = /(?:[^,"]|"(?:[^"\\]|\\[\s\S]?)*"?)*/y
  * case-insensitive scheme and param names (returned lower-cased). Malformed parts are
  * skipped up to the next comma; what is well-formed is still returned.
  *
+ * Bounded: only the first 8192 characters are read and at most 32 challenges are
+ * returned. With `options.until` (a scheme,
+ * e.g. `'dpop'`), parsing stops once that challenge and its params are read.
+ *
  * Never throws: any input (including `null` or a non-string) yields an array.
  *
+ * @param header - the `WWW-Authenticate` header value (or `null`).
+ * @param options - `until`: a scheme (e.g. `'dpop'`) after whose challenge parsing stops.
+ * @returns the challenges, in order; empty when there are none.
  * @example
  * ```ts
  * parseWWWAuthenticate('DPoP error="use_dpop_nonce", algs="ES256", Bearer realm="api"')
@@ -68,12 +81,17 @@ const SKIP = /(?:[^,"]|"(?:[^"\\]|\\[\s\S]?)*"?)*/y
  * ```
  * @see https://www.rfc-editor.org/rfc/rfc9110#section-11.6.1
  */
-export function parseWWWAuthenticate(header: string | null | undefined): Challenge[] {
+export function parseWWWAuthenticate(header: string | null | undefined, options?: { until?: string }): Challenge[] {
   const out: Challenge[] = []
   if (typeof header !== 'string') return out
-  const s = header
+  const until = typeof options?.until === 'string' ? options.until.toLowerCase() : undefined
+  // Cut at the last comma inside the cap, so the element cut in two is dropped, not misread.
+  const s = header.length > MAX_WWW_AUTHENTICATE_LENGTH
+    ? header.slice(0, Math.max(0, header.lastIndexOf(',', MAX_WWW_AUTHENTICATE_LENGTH)))
+    : header
   let i = 0
   let current: Challenge | undefined
+  let reached = false
 
   const eat = (pattern: RegExp): RegExpExecArray | null => {
     pattern.lastIndex = i
@@ -150,8 +168,11 @@ export function parseWWWAuthenticate(header: string | null | undefined): Challen
       skipElement()
       continue
     }
+    // A new challenge starts: done when the one asked for is complete, or at the cap.
+    if (reached || out.length >= MAX_CHALLENGES) break
     current = { scheme: scheme.toLowerCase(), params: Object.create(null) as Record<string, string> }
     out.push(current)
+    reached = current.scheme === until
     if (atElementEnd()) continue
     const p = authParam()
     if (p) {
@@ -173,6 +194,8 @@ export function parseWWWAuthenticate(header: string | null | undefined): Challen
  * `error_description` and `algs`. Returns `undefined` when there is no DPoP challenge.
  * Never throws.
  *
+ * @param challenges - the output of {@link parseWWWAuthenticate}.
+ * @returns the DPoP challenge, or `undefined`.
  * @example
  * ```ts
  * const dpop = readDPoPChallenge(parseWWWAuthenticate(response.headers.get('WWW-Authenticate')))
@@ -209,6 +232,8 @@ const URICHAR = /^[\x21\x23-\x5b\x5d-\x7e]+$/
  * a malformed `error_description` or `error_uri` but keeps the `error`.
  * Never throws, whatever the body (proxies and throwing getters included).
  *
+ * @param body - the parsed JSON value, or its text.
+ * @returns the error, or `undefined`.
  * @example
  * ```ts
  * const e = parseOAuthErrorBody(await response.clone().json().catch(() => undefined))

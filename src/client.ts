@@ -8,6 +8,7 @@ import { timeoutSignal } from './abort.js'
 import { DPoPError } from './errors.js'
 import { defaultIndexedDB, openIdbStore } from './idb.js'
 import { openKeyStore, type KeyStore } from './key-store.js'
+import { checkAlgorithm, type DPoPAlgorithm } from './keys.js'
 import { createClock } from './clock.js'
 import { createNonceCache } from './nonces.js'
 import { createDPoPFetch, installDPoPFetch, plainFetch, type DPoPFetch, type DPoPFetchOptions } from './dpop-fetch.js'
@@ -48,6 +49,21 @@ export interface DPoPClientConfig {
   /** The authorization server's metadata, to skip discovery. */
   metadata?: AuthorizationServer
   /**
+   * The algorithm of the DPoP key: `'ES256'`, or `'EdDSA'` (Ed25519) where the browser's
+   * WebCrypto has it. Changing it replaces the stored key (and so ends the session bound to
+   * the old one). When the authorization server's `dpop_signing_alg_values_supported` does
+   * not list it, `createDPoPClient` rejects with `ERR_UNSUPPORTED_ALGORITHM`.
+   * @default 'ES256'
+   */
+  alg?: DPoPAlgorithm
+  /**
+   * Push the authorization request (RFC 9126) with a DPoP proof from the key (RFC 9449 §10.1)
+   * and send the browser with `request_uri` only. Done anyway when the server's metadata has
+   * `require_pushed_authorization_requests: true`.
+   * @default false
+   */
+  par?: boolean
+  /**
    * The fetch used for the authorization server and under the signed fetch.
    * @default globalThis.fetch, read at call time
    */
@@ -74,6 +90,8 @@ export interface DPoPClientConfig {
 /** Defaults of {@link DPoPClientConfig}. */
 export const CLIENT_DEFAULTS = {
   scope: 'openid',
+  alg: 'ES256',
+  par: false,
   storageFallback: 'error',
   refreshLeewaySeconds: 30,
   lockTimeoutMs: 10_000,
@@ -83,7 +101,14 @@ export const CLIENT_DEFAULTS = {
 export interface DPoPClient {
   /**
    * Redirects to the authorization server: authorization code + PKCE S256, `state`, OIDC
-   * `nonce` with `openid`, and `dpop_jkt` binding the code to this browser's key (RFC 9449 §10).
+   * `nonce` with `openid`, and `dpop_jkt` binding the code to this browser's key (RFC 9449 §10);
+   * pushed first (PAR, RFC 9126, with a DPoP proof) when `par` is set or the server requires it.
+   * Expired login transactions left by abandoned logins are deleted first.
+   * @param options - `prompt`, `loginHint`, `returnTo`, extra parameters, a custom `redirect`; see {@link LoginOptions}.
+   * @returns a promise that settles when the browser is sent away (it does not resolve to a session).
+   * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `returnTo` is not a path or URL of this app's
+   *   origin; `ERR_INVALID_RESPONSE` when PAR is needed but the metadata has no PAR endpoint;
+   *   errors of the pushed request (`OAuthError`, `ERR_NETWORK`, `ERR_TIMEOUT`).
    * @throws {KeyStoreError} when the key cannot be loaded.
    */
   login(options?: LoginOptions): Promise<void>
@@ -92,6 +117,8 @@ export interface DPoPClient {
    * `use_dpop_nonce`), validates the ID token, requires `token_type: DPoP`, stores the
    * session and removes `code`/`state` from the address bar. Resolves `undefined` when the
    * URL is not an authorization response.
+   * @param url - the URL to read the authorization response from; `location.href` by default.
+   * @returns the login's `returnTo` and user, or `undefined` when `url` is no authorization response.
    * @throws {OAuthError} for an error redirect (`access_denied`, ...) or a refused exchange;
    *   {@link DPoPError} `ERR_STATE_MISMATCH`, `ERR_TOKEN_TYPE_MISMATCH`, `ERR_INVALID_RESPONSE`, `ERR_NETWORK`.
    */
@@ -101,9 +128,14 @@ export interface DPoPClient {
   /** Makes `window.fetch` sign calls to `apiOrigins`; returns the function that undoes it. Never throws. */
   install(): () => void
   /**
-   * Revokes the refresh token (and the access token where the server allows), forgets the
-   * tokens, replaces the key, logs out every tab, and optionally goes to the end-session endpoint.
-   * @throws {KeyStoreError} when the key cannot be replaced. Revocation failures are reported as `error` events instead.
+   * Signs out locally first (forgets the tokens, replaces the key, logs out every tab, emits
+   * `logout`), then revokes the refresh token (and the access token where the server allows)
+   * as best effort, bounded to 5 s and sent `keepalive`, and optionally goes to the
+   * end-session endpoint. An aborted `signal` cuts revocation short; the local sign-out
+   * stands. Nothing the server does keeps the user signed in.
+   * @param options - `redirect` to the end-session endpoint, `postLogoutRedirectUri`, `signal`; see {@link LogoutOptions}.
+   * @throws {KeyStoreError} when the key cannot be replaced (the session is forgotten and the
+   *   tabs told all the same). Revocation failures are reported as `error` events instead.
    */
   logout(options?: LogoutOptions): Promise<void>
   /** Whether this tab holds a session. Never throws. */
@@ -112,6 +144,8 @@ export interface DPoPClient {
   getUser(): UserClaims | undefined
   /**
    * The current access token, refreshed first when it is about to expire.
+   * @param options - `signal` aborts waiting for a refresh.
+   * @returns the access token, or `undefined` without a session.
    * @throws {OAuthError} `invalid_grant` when the refresh token was refused (the session ends).
    */
   getAccessToken(options?: { signal?: AbortSignal }): Promise<string | undefined>
@@ -119,6 +153,8 @@ export interface DPoPClient {
    * Listens to `login`, `refresh`, `logout` (also from other tabs) and `error` events.
    * Events that happened before the first listener (a session dropped at start-up) are
    * delivered to it. Returns the unsubscribe function.
+   * @param listener - receives each {@link DPoPClientEvent}; a throwing listener does not disturb the others.
+   * @returns the function that removes the listener.
    */
   subscribe(listener: (event: DPoPClientEvent) => void): () => void
   /** The key store (thumbprint, storage kind, persistence). */
@@ -151,8 +187,11 @@ function assertUrl(value: unknown, name: string): URL {
  * parallel with discovery), discovers the authorization server, restores the session from
  * IndexedDB and drops it when it is bound to a key this browser no longer has.
  *
+ * @param config - issuer, client, redirect URI, API origins; see {@link DPoPClientConfig}.
+ * @returns the client, with the session restored when there is one.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad config; `ERR_NETWORK` or
- *   `ERR_INVALID_RESPONSE` when discovery fails; {@link KeyStoreError} when IndexedDB fails
+ *   `ERR_INVALID_RESPONSE` when discovery fails; `ERR_UNSUPPORTED_ALGORITHM` for an `alg`
+ *   the server's `dpop_signing_alg_values_supported` leaves out (or EdDSA without Ed25519); {@link KeyStoreError} when IndexedDB fails
  *   and no memory fallback was asked for.
  * @example
  * ```ts
@@ -179,10 +218,13 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const name = config.name ?? config.clientId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64)
   const insecure = issuer.protocol === 'http:' // loopback only, checked above
   const factory = config.indexedDB === undefined ? defaultIndexedDB() : config.indexedDB ?? undefined
+  const alg = checkAlgorithm(config.alg ?? CLIENT_DEFAULTS.alg, 'config.alg')
+  if (config.par !== undefined && typeof config.par !== 'boolean') throw invalid('"config.par" must be a boolean.')
 
   // Key loading starts now, in parallel with discovery, never behind it.
   const keys = await openKeyStore({
     name,
+    alg,
     fallback: config.storageFallback ?? CLIENT_DEFAULTS.storageFallback,
     indexedDB: factory ?? null,
   })
@@ -192,7 +234,17 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   // Authorization-server requests bypass an installed signed fetch (auth.install()): with the
   // AS on an API origin it would otherwise add the access token to token requests, and a
   // refresh would wait for itself.
-  const asFetch = plainFetch(config.fetch)
+  // They also teach the clock shared with the signed fetch (from `Date`, where the server's
+  // CORS exposes it), so the first API request after start-up is already signed on the
+  // server's time. A response that a redirect produced says nothing about this server.
+  const clock = createClock()
+  const send = plainFetch(config.fetch)
+  const asFetch: typeof fetch = async (input, init) => {
+    const startedAt = clock.now() - clock.offset()
+    const response = await send(input, init)
+    if (!response.redirected) clock.observeDate(response.headers.get('Date'), startedAt, clock.now() - clock.offset())
+    return response
+  }
   const discover = async (): Promise<AuthorizationServer> => {
     if (config.metadata) return config.metadata
     // OpenID Connect Discovery first; a plain OAuth server (RFC 8414) publishes only
@@ -218,8 +270,14 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   if (!as.authorization_endpoint || !as.token_endpoint) {
     throw new DPoPError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')
   }
+  // RFC 9449 §5.1: proofs in an algorithm the server does not list would all be refused.
+  const accepted: unknown = as.dpop_signing_alg_values_supported
+  if (Array.isArray(accepted) && accepted.length > 0 && !accepted.includes(alg)) {
+    keys.close()
+    const names = accepted.filter((a): a is string => typeof a === 'string').slice(0, 12).map((a) => a.slice(0, 20))
+    throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The authorization server accepts DPoP proofs signed with ${names.join(', ')}, not ${alg}: set "alg" to one of them that dpop-spa signs (ES256, EdDSA).`)
+  }
 
-  const clock = createClock()
   const nonces = createNonceCache()
   const listeners = new Set<(event: DPoPClientEvent) => void>()
   const early: DPoPClientEvent[] = []
@@ -251,6 +309,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     store,
     fetch: asFetch,
     insecure,
+    par: config.par === true,
     clockOffset: () => clock.offset(),
     nonces,
     refreshLeewayMs: (config.refreshLeewaySeconds ?? CLIENT_DEFAULTS.refreshLeewaySeconds) * 1000,

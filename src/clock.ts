@@ -19,10 +19,16 @@ export interface ClockOptions {
    * @default 5000
    */
   thresholdMs?: number
+  /**
+   * The largest offset one server may set, either way. A device clock can be minutes or
+   * hours off; a `Date` decades off is a broken or hostile server, not a correction.
+   * @default 86400000 (one day)
+   */
+  maxOffsetMs?: number
 }
 
 /** Defaults of {@link ClockOptions}. */
-export const CLOCK_DEFAULTS = { now: Date.now, thresholdMs: 5000 } as const satisfies Required<ClockOptions>
+export const CLOCK_DEFAULTS = { now: Date.now, thresholdMs: 5000, maxOffsetMs: 86_400_000 } as const satisfies Required<ClockOptions>
 
 /** A clock that adds a learned offset to the local time. Share one between fetch and token client. */
 export interface DPoPClock {
@@ -35,16 +41,23 @@ export interface DPoPClock {
    * (uncorrected) times, `now() - offset()`, taken just before the request and when its
    * response arrived. The offset changes only when the server's time differs from ours by
    * more than the threshold plus the measurement's uncertainty (half the round trip plus
-   * half a second). Ignores a missing or non-IMF-fixdate `Date`. Returns whether the
-   * offset changed. Never throws.
+   * half a second). Ignores a missing or non-IMF-fixdate `Date`, and one that would set an
+   * offset beyond `maxOffsetMs`. Returns whether the offset changed. Never throws.
+   * @param dateHeader - the response's `Date` header, or `null`.
+   * @param requestStartMs - local time just before the request.
+   * @param responseMs - local time when the response arrived.
+   * @returns whether the offset changed.
    */
   observeDate(dateHeader: string | null, requestStartMs: number, responseMs: number): boolean
   /**
    * Sets the offset (milliseconds, server minus local), for example after a server
-   * rejected a proof's `iat`.
+   * rejected a proof's `iat`. An offset beyond `maxOffsetMs` is refused. Returns whether
+   * the offset was set.
+   * @param offsetMs - server time minus local time, in milliseconds.
+   * @returns whether the offset was set.
    * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `offsetMs` is not a finite number.
    */
-  adjust(offsetMs: number): void
+  adjust(offsetMs: number): boolean
 }
 
 // IMF-fixdate (RFC 9110 §5.6.7), the only form servers generate. Date.parse alone would
@@ -78,6 +91,8 @@ export function offsetFromDate(
 /**
  * Creates a clock whose offset from the local clock is learned from servers.
  *
+ * @param options - the local clock and the threshold; see {@link ClockOptions}.
+ * @returns a clock with offset 0.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `options.now` is not a function or
  *   `options.thresholdMs` is not a non-negative finite number.
  * @example
@@ -92,19 +107,23 @@ export function createClock(options?: ClockOptions): DPoPClock {
   if (typeof local !== 'function') throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.now" must be a function.')
   const thresholdMs = options?.thresholdMs ?? CLOCK_DEFAULTS.thresholdMs
   if (!Number.isFinite(thresholdMs) || thresholdMs < 0) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.thresholdMs" must be a non-negative number.')
+  const maxOffsetMs = options?.maxOffsetMs ?? CLOCK_DEFAULTS.maxOffsetMs
+  if (!(maxOffsetMs >= 0)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.maxOffsetMs" must be a non-negative number.')
   let offset = 0
   return {
     now: () => local() + offset,
     offset: () => offset,
     observeDate(dateHeader, requestStartMs, responseMs) {
       const seen = offsetFromDate(dateHeader, requestStartMs, responseMs)
-      if (!seen || Math.abs(seen.offsetMs - offset) <= thresholdMs + seen.uncertaintyMs) return false
+      if (!seen || Math.abs(seen.offsetMs) > maxOffsetMs || Math.abs(seen.offsetMs - offset) <= thresholdMs + seen.uncertaintyMs) return false
       offset = seen.offsetMs
       return true
     },
     adjust(offsetMs) {
       if (!Number.isFinite(offsetMs)) throw new DPoPError('ERR_INVALID_ARGUMENT', '"offsetMs" must be a finite number.')
+      if (Math.abs(offsetMs) > maxOffsetMs) return false
       offset = Math.round(offsetMs)
+      return true
     },
   }
 }

@@ -9,13 +9,17 @@ import { noCors, prepareReplayable, type ReplayableRequest } from './body.js'
 import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from './challenge.js'
 import { createClock, offsetFromDate, type DPoPClock } from './clock.js'
 import { DPoPError, ServerResponseError } from './errors.js'
-import type { PublicJwk } from './keys.js'
+import { jwsAlgorithmOf, type PublicJwk } from './keys.js'
 import { createNonceCache, type NonceCache } from './nonces.js'
 import { createProof } from './proof.js'
 
 /** Anything that yields the key pair; the KeyStore from openKeyStore() satisfies it. */
 export interface KeyPairSource {
-  /** Resolves to the key pair; rejects with the signal's reason when it aborts. */
+  /**
+   * Resolves to the key pair; rejects with the signal's reason when it aborts.
+   * @param options - `signal` aborts the wait.
+   * @returns the key pair.
+   */
   load(options?: { signal?: AbortSignal }): Promise<CryptoKeyPair>
 }
 
@@ -31,6 +35,7 @@ export interface DPoPFetchOptions {
   /**
    * The current access token, asked once per request (not per retry). `undefined` (or
    * `''`) sends a proof without a token.
+   * @param ctx - `signal`: the request's signal, for a token source that waits (a refresh).
    */
   getAccessToken?: (ctx: { signal?: AbortSignal }) => string | undefined | Promise<string | undefined>
   /**
@@ -39,6 +44,7 @@ export interface DPoPFetchOptions {
    * rejected, so a token layer can tell whether it already refreshed past it. Concurrent
    * rejections of the same token share one call, which is made without a signal because it
    * serves several requests (each request still stops waiting when its own signal aborts).
+   * @param ctx - `token`: the rejected token; `signal`: none for a shared call.
    */
   onInvalidToken?: (ctx: { signal?: AbortSignal; token: string }) => string | undefined | Promise<string | undefined>
   /**
@@ -53,6 +59,7 @@ export interface DPoPFetchOptions {
   /**
    * `true` logs {@link DPoPFetchEvent}s with `console.debug`; a function receives them.
    * Events never carry the access token or a proof's signature.
+   * @param event - one {@link DPoPFetchEvent}.
    * @default false
    */
   debug?: boolean | ((event: DPoPFetchEvent) => void)
@@ -61,7 +68,12 @@ export interface DPoPFetchOptions {
 /** Defaults of {@link DPoPFetchOptions}. */
 export const DPOP_FETCH_DEFAULTS = { debug: false } as const satisfies Pick<Required<DPoPFetchOptions>, 'debug'>
 
-/** A `fetch` that signs requests to the configured origins. */
+/**
+ * A `fetch` that signs requests to the configured origins.
+ * @param input - the URL or `Request`, as for `fetch`.
+ * @param init - the request options, as for `fetch`.
+ * @returns the response (after at most one retry per reason).
+ */
 export type DPoPFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
 /** Why a request was sent again. */
@@ -73,19 +85,77 @@ export type DPoPRetryReason = 'use_dpop_nonce' | 'invalid_token' | 'iat'
  */
 export type DPoPFetchEvent =
   | {
+    /** A proof was signed for an attempt. */
     type: 'proof'
+    /** The request method. */
     method: string
     /** The `htu`: the URL without query and fragment. */
     url: string
     /** 1 for the first send, 2+ for retries. */
     attempt: number
-    header: { typ: string; alg: string; jwk: PublicJwk }
-    claims: { jti: string; htm: string; htu: string; iat: number; ath?: string; nonce?: string }
+    /** The proof's JOSE header. */
+    header: {
+      /** Always `dpop+jwt`. */
+      typ: string
+      /** The signing algorithm, e.g. `ES256`. */
+      alg: string
+      /** The public key. */
+      jwk: PublicJwk
+    }
+    /** The proof's claims (`ath` is a hash of the token, not the token). */
+    claims: {
+      /** Unique id of this proof. */
+      jti: string
+      /** HTTP method. */
+      htm: string
+      /** HTTP target URI without query and fragment. */
+      htu: string
+      /** Issued-at, seconds, server-corrected. */
+      iat: number
+      /** base64url SHA-256 of the access token sent. */
+      ath?: string
+      /** The server nonce used. */
+      nonce?: string
+    }
   }
-  | { type: 'nonce'; origin: string; nonce: string }
-  | { type: 'retry'; reason: DPoPRetryReason; url: string; attempt: number }
-  | { type: 'response'; method: string; url: string; status: number; attempt: number }
-  | { type: 'clock'; offsetMs: number; source: 'date' | 'iat' }
+  | {
+    /** A server sent a new `DPoP-Nonce`. */
+    type: 'nonce'
+    /** The server origin. */
+    origin: string
+    /** The nonce. */
+    nonce: string
+  }
+  | {
+    /** The request is sent again. */
+    type: 'retry'
+    /** Why: nonce challenge, rejected token, rejected `iat`. */
+    reason: DPoPRetryReason
+    /** The `htu` of the request. */
+    url: string
+    /** The attempt that is about to be made. */
+    attempt: number
+  }
+  | {
+    /** A response arrived. */
+    type: 'response'
+    /** The request method. */
+    method: string
+    /** The `htu` of the request. */
+    url: string
+    /** The HTTP status. */
+    status: number
+    /** Which attempt it answers. */
+    attempt: number
+  }
+  | {
+    /** The server clock offset changed. */
+    type: 'clock'
+    /** Server minus local time, ms. */
+    offsetMs: number
+    /** Learned from a `Date` header or from an `iat` rejection. */
+    source: 'date' | 'iat'
+  }
 
 // Marks installed wrappers; the value is the fetch that was there before any of ours.
 const INSTALLED = Symbol('dpop-spa.installed')
@@ -108,6 +178,8 @@ const TARGET_CACHE_SIZE = 64
 // Methods that `fetch` accepts as they are; anything else goes through `new Request`, which
 // rejects invalid and forbidden methods with the TypeError fetch would throw.
 const PLAIN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
+// Statuses that carry a Location to follow (304 is not one).
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
 /** Where a signed request goes: resolved once, then cached for absolute URL strings. */
 interface Target {
@@ -137,7 +209,8 @@ function isRequest(input: unknown): input is Request {
   return input instanceof Request || Object.prototype.toString.call(input) === '[object Request]'
 }
 
-function parseOrigins(value: unknown): ReadonlySet<string> {
+/** @internal Exact API origins from `options.origins`; shared with the XHR guard. */
+export function parseOrigins(value: unknown): ReadonlySet<string> {
   const origins = new Set<string>()
   for (const item of Array.isArray(value) && value.length ? (value as unknown[]) : [undefined]) {
     const text = typeof item === 'string' || item instanceof URL ? String(item) : ''
@@ -171,6 +244,27 @@ function checkToken(value: unknown, from: string): string | undefined {
   return value
 }
 
+function redirected(origin: string, status: number): ServerResponseError {
+  return new ServerResponseError(
+    'ERR_REDIRECT',
+    `The API at ${origin} answered a signed request with a redirect. dpop-spa does not follow redirects of signed ` +
+      'requests: the proof names the first URL, and the token and proof must not travel to another origin. ' +
+      'Call the final URL directly, or pass redirect: "manual" to handle the redirect yourself.',
+    { status },
+  )
+}
+
+/** Whether `response` came from `origin` itself: not redirected, and its URL (when set) on that origin. */
+function answeredBy(response: Response, origin: string): boolean {
+  if (response.redirected) return false
+  if (!response.url) return true
+  try {
+    return new URL(response.url).origin === origin
+  } catch {
+    return false
+  }
+}
+
 function hidden(origin: string, status: number, header: string): ServerResponseError {
   return new ServerResponseError(
     'ERR_CORS_HEADER_HIDDEN',
@@ -178,6 +272,11 @@ function hidden(origin: string, status: number, header: string): ServerResponseE
       '"Access-Control-Expose-Headers: WWW-Authenticate, DPoP-Nonce" (and Date, for clock correction).',
     { status },
   )
+}
+
+function unsupported(origin: string, alg: string, algs: readonly string[]): DPoPError {
+  const names = algs.slice(0, 12).map((a) => a.slice(0, 20)).join(', ')
+  return new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The API at ${origin} accepts DPoP proofs signed with ${names}, not ${alg}: use a key of one of those (dpop-spa signs ES256 and EdDSA).`)
 }
 
 function discard(response: Response): void {
@@ -188,6 +287,16 @@ function discard(response: Response): void {
 function decodeProof(proof: string): { header: unknown; claims: unknown } {
   const [h = '', p = ''] = proof.split('.')
   return { header: JSON.parse(fromUtf8(decodeBase64url(h))), claims: JSON.parse(fromUtf8(decodeBase64url(p))) }
+}
+
+/** Whether a built request's URL is the target that was checked (same origin and `htu`). */
+function sameTarget(url: string, target: Target): boolean {
+  try {
+    const u = new URL(url)
+    return u.origin === target.origin && u.origin + u.pathname === target.htu
+  } catch {
+    return false
+  }
 }
 
 function resolveUrl(input: unknown): URL | undefined {
@@ -221,23 +330,34 @@ function isCrossOrigin(response: Response, origin: string): boolean {
  *   `htm`/`htu` of the request, `ath` of the token sent, the origin's cached nonce. The
  *   method is upper-cased on the wire too.
  * - `DPoP-Nonce` of every response updates the nonce cache; `Date` may correct the clock.
- * - one retry each, at most: `use_dpop_nonce` (401 challenge, or a 400 JSON error with a
- *   new nonce), `invalid_token` (after `onInvalidToken` yields a new token), and an `iat`
- *   rejection (`invalid_dpop_proof` whose description mentions iat/time/clock) when the
- *   clock offset changed. A second challenge is returned as the Response.
+ * - one retry each, at most, for an answer of the request's own origin that no redirect
+ *   produced: `use_dpop_nonce` (a DPoP challenge on 401 or 400, or a JSON error body with a
+ *   new nonce on any 4xx), `invalid_token` (after `onInvalidToken` yields a new token), and
+ *   the clock: any 400 or 401 to a proof signed before the clock offset moved (this answer's
+ *   `Date`, an `invalid_dpop_proof` that names iat/time/clock, or another answer meanwhile).
+ *   A second challenge is returned as the Response.
  * - bodies are prepared once so a retry sends the same bytes and `Content-Type`; a
  *   `ReadableStream` body is read into memory before the first send.
+ * - redirects are never followed (the proof names the first URL, and the token and proof
+ *   must not travel): a redirect rejects with `ERR_REDIRECT`, unless the caller asked for
+ *   `redirect: 'manual'` (the redirect response is returned) or `'error'` (fetch's
+ *   TypeError). A response that was redirected anyway by a custom fetch, or whose URL is
+ *   on another origin, is returned as it is: nothing is learned from it, nothing retried.
  *
  * Any other request goes to the underlying fetch with the same `input` and `init`
  * objects, untouched: no token, no proof, nothing learned from its response.
  *
+ * @param options - keys, API origins, token callbacks; see {@link DPoPFetchOptions}.
+ * @returns the signed fetch, with the contract of `fetch`.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` at creation for bad options (the message names
  *   the option). The returned function rejects like `fetch` (including the signal's
  *   reason on abort, at every wait), and also with: `ERR_INVALID_ARGUMENT` when a token
  *   source returns a non-token or for `mode: 'no-cors'`; `ERR_BODY_NOT_REPLAYABLE` for an
- *   already read body; {@link ServerResponseError} `ERR_CORS_HEADER_HIDDEN` when a
+ *   already read body; `ERR_INVALID_ARGUMENT` when a Request-like input's `url` is not the
+ *   URL it converts to; {@link ServerResponseError} `ERR_REDIRECT` for a redirect; {@link ServerResponseError} `ERR_CORS_HEADER_HIDDEN` when a
  *   cross-origin 401 hides `WWW-Authenticate`, or a `use_dpop_nonce` challenge hides
- *   `DPoP-Nonce`; errors of `keys.load()`, the token callbacks and `createProof`.
+ *   `DPoP-Nonce`; `ERR_UNSUPPORTED_ALGORITHM` when a refusal's challenge lists `algs` that
+ *   leave out the key's algorithm; errors of `keys.load()`, the token callbacks and `createProof`.
  * @example
  * ```ts
  * const keys = await openKeyStore({ name: 'my-app' })
@@ -339,15 +459,25 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
     const plain = target.plain && !isRequest(input) && init?.body == null &&
       (initMethod === undefined || (typeof initMethod === 'string' && PLAIN_METHODS.has(initMethod.toUpperCase())))
     if (plain && init?.mode === 'no-cors') throw noCors()
-    const preparing = plain ? undefined : prepareReplayable(isRequest(input) ? input : target.href, init, signal)
+    // Signed requests never follow redirects (the proof names this URL; the token and proof
+    // must not travel): 'manual' lets us tell a redirect apart from a network error. A caller
+    // who asked for 'manual' gets the redirect response; 'error' keeps fetch's TypeError.
+    const asked = init?.redirect ?? (isRequest(input) ? input.redirect : undefined)
+    const redirect: RequestRedirect = asked === 'error' ? 'error' : 'manual'
+    const preparing = plain ? undefined : prepareReplayable(isRequest(input) ? input : target.href, { ...init, redirect }, signal)
     const loading = keySource ? raceAbort(keySource.load(signal ? { signal } : undefined), signal) : fixedPair
-    const asked = getAccessToken?.(signal ? { signal } : {})
-    const pending = typeof (asked as Partial<PromiseLike<unknown>> | undefined)?.then === 'function'
+    const tokenAsked = getAccessToken?.(signal ? { signal } : {})
+    const pending = typeof (tokenAsked as Partial<PromiseLike<unknown>> | undefined)?.then === 'function'
     // Await only what is pending: settled values still cost turns of the microtask queue.
     const [replay, keyPair, firstToken]: [ReplayableRequest | undefined, CryptoKeyPair, unknown] =
       preparing || loading instanceof Promise || pending
-        ? await Promise.all([preparing, loading, pending ? raceAbort(asked, signal) : asked])
-        : [preparing, loading, asked]
+        ? await Promise.all([preparing, loading, pending ? raceAbort(tokenAsked, signal) : tokenAsked])
+        : [preparing, loading, tokenAsked]
+    // The URL checked is the URL sent: a Request look-alike whose `url` names an API origin
+    // while it converts to another URL must not get a token for the origin it names.
+    if (replay && !sameTarget(replay.request.url, target)) {
+      throw invalid('The request\'s "url" and the URL it is sent to differ; pass a real Request or a URL string.')
+    }
     let token = firstToken === lastToken ? lastToken : checkToken(firstToken, '"options.getAccessToken"')
     const method = replay ? replay.request.method : (initMethod ?? 'GET').toUpperCase()
     // Without caller headers, each attempt sends a plain record: fetch validates and copies
@@ -390,83 +520,96 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
         const { header, claims } = decodeProof(proof)
         emit({ type: 'proof', method, url: htu, attempt, header, claims } as DPoPFetchEvent)
       }
-      const request = replay ? replay.attempt() : { ...init, method, headers: sent }
+      const request = replay ? replay.attempt() : { ...init, method, headers: sent, redirect }
       ours.add(request)
       const startedAt = clock.now() - clock.offset()
       const response = await (replay ? send(request as Request) : send(target.href, request))
       const endedAt = clock.now() - clock.offset()
+      const { status } = response
+
+      if (response.type === 'opaqueredirect' || (REDIRECTS.has(status) && response.headers.has('Location'))) {
+        emit?.({ type: 'response', method, url: htu, status, attempt })
+        if (asked === 'manual') return response
+        discard(response)
+        throw redirected(origin, status)
+      }
+      // A fetch that followed a redirect anyway (custom or old implementations): what came
+      // back is another server's word. Never learn a nonce, the time or token state from it.
+      if (!answeredBy(response, origin)) {
+        emit?.({ type: 'response', method, url: htu, status, attempt })
+        return response
+      }
 
       const nonceHeader = response.headers.get('DPoP-Nonce')
       if (nonceHeader !== null && nonces.set(origin, nonceHeader)) emit?.({ type: 'nonce', origin, nonce: nonceHeader })
       const dateHeader = response.headers.get('Date')
       if (clock.observeDate(dateHeader, startedAt, endedAt)) emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'date' })
-      const { status } = response
       emit?.({ type: 'response', method, url: htu, status, attempt })
-      if (status !== 401 && status !== 400) return response
+      if (status < 400 || status > 499) return response
 
+      // Whether to send again: at most one retry per reason (nonce, clock, token), so never a
+      // loop; only answers of this very origin that no redirect produced get here (answeredBy).
       let reason: DPoPRetryReason | undefined
+      // RFC 9449 §7.1 says 401; servers also send the DPoP challenge on 400 (Auth0's does).
+      const wwwAuthenticate = status === 401 || status === 400 ? response.headers.get('WWW-Authenticate') : null
+      const challenge = wwwAuthenticate === null ? undefined : readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate, { until: 'dpop' }))
       const freshNonce = () => {
         const fresh = nonces.get(origin)
         return fresh !== undefined && fresh !== nonce
       }
-      if (status === 401) {
-        const wwwAuthenticate = response.headers.get('WWW-Authenticate')
-        if (wwwAuthenticate === null) {
-          if (isCrossOrigin(response, origin)) {
-            discard(response)
-            throw hidden(origin, status, 'WWW-Authenticate')
-          }
-          return response
-        }
-        const challenge = readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate))
-        switch (challenge?.error) {
-          case 'use_dpop_nonce':
-            if (retriedNonce) return response
-            if (nonceHeader === null && isCrossOrigin(response, origin)) {
-              discard(response)
-              throw hidden(origin, status, 'DPoP-Nonce')
-            }
-            if (!freshNonce()) return response
-            retriedNonce = true
-            reason = 'use_dpop_nonce'
-            break
-          case 'invalid_token': {
-            if (retriedToken || !onInvalidToken || token === undefined) return response
-            const next = await raceAbort(renew(token), signal)
-            if (next === undefined || next === token) return response
-            token = next
-            authorization = `DPoP ${token}`
-            retriedToken = true
-            reason = 'invalid_token'
-            break
-          }
-          case 'invalid_dpop_proof': {
-            if (retriedClock || !IAT_REJECTION.test(challenge.errorDescription ?? '')) return response
-            // The Date of this very response says where the server's clock is.
-            const seen = offsetFromDate(dateHeader, startedAt, endedAt)
-            if (seen && Math.abs(seen.offsetMs - clock.offset()) > seen.uncertaintyMs) {
-              clock.adjust(seen.offsetMs)
-              emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'iat' })
-            }
-            // Another response may have corrected the clock meanwhile; if nothing changed, a retry cannot help.
-            if (clock.offset() === signedWithOffset) return response
-            retriedClock = true
-            reason = 'iat'
-            break
-          }
-          case undefined:
-          default:
-            return response
-        }
-      } else {
-        // RFC 9449 §8: an authorization server answers 400 {"error":"use_dpop_nonce"}; harmless
-        // to honour from a resource server too. Only worth reading the body with a new nonce.
-        if (retriedNonce || nonceHeader === null || !freshNonce()) return response
-        const body: unknown = await response.clone().json().catch(() => undefined)
-        if (parseOAuthErrorBody(body)?.error !== 'use_dpop_nonce') return response
-        retriedNonce = true
-        reason = 'use_dpop_nonce'
+      // RFC 9449 §7.1 `algs`: a server that does not take our algorithm refuses every proof.
+      const alg = challenge?.algs?.length ? jwsAlgorithmOf(keyPair.privateKey) : undefined
+      if (alg && !challenge?.algs?.includes(alg)) {
+        discard(response)
+        throw unsupported(origin, alg, challenge?.algs ?? [])
       }
+      if (!retriedNonce) {
+        if (challenge?.error === 'use_dpop_nonce') {
+          if (nonceHeader === null && isCrossOrigin(response, origin)) {
+            discard(response)
+            throw hidden(origin, status, 'DPoP-Nonce')
+          }
+          if (freshNonce()) reason = 'use_dpop_nonce'
+        } else if (nonceHeader !== null && freshNonce()) {
+          // RFC 9449 §8's shape, {"error":"use_dpop_nonce"}, from a resource server on any 4xx
+          // (servers exist that send it with the wrong status). Read only with a new nonce.
+          const body: unknown = await response.clone().json().catch(() => undefined)
+          if (parseOAuthErrorBody(body)?.error === 'use_dpop_nonce') reason = 'use_dpop_nonce'
+        }
+      }
+      if (!reason && !retriedClock && (status === 400 || status === 401)) {
+        if (challenge?.error === 'invalid_dpop_proof' && IAT_REJECTION.test(challenge.errorDescription ?? '')) {
+          // The Date of this very response says where the server's clock is, even below the Date threshold.
+          const seen = offsetFromDate(dateHeader, startedAt, endedAt)
+          if (seen && Math.abs(seen.offsetMs - clock.offset()) > seen.uncertaintyMs && clock.adjust(seen.offsetMs)) {
+            emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'iat' })
+          }
+        }
+        // The proof was signed with an offset that has since moved materially (this response's
+        // Date, or another answer meanwhile): re-sign once, whatever the status, challenge or
+        // description say. Verifiers word an iat rejection in many ways, or not at all (a bare
+        // 400, an invalid_dpop_proof without description). If nothing moved, a retry cannot help.
+        if (clock.offset() !== signedWithOffset) reason = 'iat'
+      }
+      if (!reason && !retriedToken && challenge?.error === 'invalid_token' && onInvalidToken && token !== undefined) {
+        const next = await raceAbort(renew(token), signal)
+        if (next !== undefined && next !== token) {
+          token = next
+          authorization = `DPoP ${token}`
+          reason = 'invalid_token'
+        }
+      }
+      if (!reason) {
+        // A cross-origin 401 with no readable challenge at all: the API's CORS hides it.
+        if (status === 401 && wwwAuthenticate === null && isCrossOrigin(response, origin)) {
+          discard(response)
+          throw hidden(origin, status, 'WWW-Authenticate')
+        }
+        return response
+      }
+      if (reason === 'use_dpop_nonce') retriedNonce = true
+      else if (reason === 'iat') retriedClock = true
+      else retriedToken = true
       discard(response)
       emit?.({ type: 'retry', reason, url: htu, attempt })
     }
@@ -483,6 +626,9 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
  * through a wrapper. The last install wins. If something else wrapped `target.fetch`
  * after us, restoring leaves that wrapper in place and turns ours into a pass-through.
  *
+ * @param dpopFetch - a signed fetch from {@link createDPoPFetch}.
+ * @param target - the object whose `fetch` is replaced; `globalThis` by default.
+ * @returns the function that restores the previous fetch.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `dpopFetch` is not a function or
  *   `target.fetch` is not a function.
  * @example

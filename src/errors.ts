@@ -43,6 +43,10 @@ export type DPoPErrorCode =
   | 'ERR_LOGIN_REQUIRED'
   /** Waiting for another tab (the refresh lock) or for the authorization server took longer than allowed. */
   | 'ERR_TIMEOUT'
+  /** An API answered a signed request with a redirect, which dpop-spa does not follow. */
+  | 'ERR_REDIRECT'
+  /** An `XMLHttpRequest` to an API origin was refused by `guardXMLHttpRequest`: it would have gone out without DPoP. */
+  | 'ERR_XHR_NOT_SIGNED'
 
 /** Options accepted by {@link DPoPError} and its subclasses. */
 export interface DPoPErrorOptions {
@@ -64,7 +68,12 @@ export class DPoPError extends Error {
   /** Stable code to switch on. */
   readonly code: DPoPErrorCode
 
-  /** Creates an error with a code and a message that says what to do. Never throws. */
+  /**
+   * Creates an error with a code and a message that says what to do. Never throws.
+   * @param code - the stable code callers switch on.
+   * @param message - what happened and what to do; never a token or signature.
+   * @param options - `cause`: the underlying error.
+   */
   constructor(code: DPoPErrorCode, message: string, options?: DPoPErrorOptions) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
@@ -72,32 +81,66 @@ export class DPoPError extends Error {
   }
 }
 
-/** IndexedDB-backed key storage failed; `code` says how. */
+/**
+ * IndexedDB-backed key storage failed; `code` says how.
+ *
+ * @example
+ * ```ts
+ * keys.load().catch((e) => { if (e instanceof KeyStoreError) showStorageHint(e.code) })
+ * ```
+ */
 export class KeyStoreError extends DPoPError {}
 
 /**
  * A server answered in a way dpop-spa cannot use, or the browser hid what it needs.
  * `status` is the HTTP status when there was a response.
+ *
+ * @example
+ * ```ts
+ * try { await api('https://api.example.com/me') } catch (e) {
+ *   if (isDPoPError(e, 'ERR_CORS_HEADER_HIDDEN')) console.error(e.message) // names the header to expose
+ * }
+ * ```
  */
 export class ServerResponseError extends DPoPError {
   /** HTTP status of the response, when there was one. */
   readonly status: number | undefined
 
-  /** Creates the error; `status` is the HTTP status when there was a response. Never throws. */
+  /**
+   * Creates the error. Never throws.
+   * @param code - the stable code callers switch on.
+   * @param message - what happened and what to do.
+   * @param options - `cause`, and `status`: the HTTP status when there was a response.
+   */
   constructor(code: DPoPErrorCode, message: string, options?: DPoPErrorOptions & { status?: number }) {
     super(code, message, options)
     this.status = options?.status
   }
 }
 
-/** The authorization server returned an OAuth 2.0 error response (RFC 6749 §5.2). */
+/**
+ * The authorization server returned an OAuth 2.0 error response (RFC 6749 §5.2).
+ *
+ * @example
+ * ```ts
+ * try { await auth.handleRedirect() } catch (e) {
+ *   if (e instanceof OAuthError && e.error === 'access_denied') showSignInCancelled()
+ * }
+ * ```
+ */
 export class OAuthError extends DPoPError {
   /** The `error` value from the server, e.g. `invalid_grant`. */
   readonly error: string
   /** The `error_description`, when the server sent one. */
   readonly errorDescription: string | undefined
 
-  /** Creates the error from the server's `error` and `error_description`. Never throws. */
+  /**
+   * Creates the error from the server's `error` and `error_description`. Never throws.
+   * @param error - the `error` value, e.g. `invalid_grant`.
+   * @param errorDescription - the `error_description`, when sent.
+   * @param message - what happened and what to do.
+   * @param options - `cause`: the underlying error.
+   */
   constructor(error: string, errorDescription: string | undefined, message: string, options?: DPoPErrorOptions) {
     super('ERR_OAUTH', message, options)
     this.error = error
@@ -108,6 +151,13 @@ export class OAuthError extends DPoPError {
 /**
  * Type guard: is `value` a {@link DPoPError}, optionally with the given code?
  * Never throws.
+ * @param value - anything caught.
+ * @param code - the code to match; any code when omitted.
+ * @returns whether `value` is such an error.
+ * @example
+ * ```ts
+ * catch (e) { if (isDPoPError(e, 'ERR_LOGIN_REQUIRED')) await auth.login() }
+ * ```
  */
 export function isDPoPError(value: unknown, code?: DPoPErrorCode): value is DPoPError {
   return value instanceof DPoPError && (code === undefined || value.code === code)

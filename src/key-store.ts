@@ -5,7 +5,7 @@
  */
 import { get, update, del } from 'idb-keyval'
 import { DPoPError, KeyStoreError } from './errors.js'
-import { generateKeyPair, type DPoPAlgorithm } from './keys.js'
+import { checkAlgorithm, generateKeyPair, jwsAlgorithmOf, type DPoPAlgorithm } from './keys.js'
 import { keyPairThumbprint } from './proof.js'
 import { USE_MEMORY, defaultIndexedDB, openIdbStore, type IdbStore } from './idb.js'
 import { raceAbort } from './abort.js'
@@ -15,7 +15,9 @@ export interface KeyStoreOptions {
   /** Name of the store; the IndexedDB database is `dpop-spa:<name>:keys`. Letters, digits, `._-`, 1–64 characters. */
   name: string
   /**
-   * Algorithm of keys this store creates.
+   * Algorithm of the key pair: `'ES256'`, or `'EdDSA'` (Ed25519) where WebCrypto has it.
+   * A stored pair of another algorithm is replaced (as by {@link KeyStore.rotate}), so
+   * changing this option moves the app to a new key cleanly.
    * @default 'ES256'
    */
   alg?: DPoPAlgorithm
@@ -69,6 +71,8 @@ export interface KeyStore {
    * The key pair: the stored one, or a new one created (atomically across tabs) the
    * first time. Cached in memory after the first call; invalidated when another tab
    * rotates or deletes the key.
+   * @param options - `signal` aborts the wait (not the IndexedDB work).
+   * @returns the key pair; its private key is not extractable.
    * @throws {KeyStoreError} `ERR_KEY_STORE_UNAVAILABLE`, `ERR_KEY_STORE_UNSUPPORTED`,
    *   `ERR_KEY_STORE_QUOTA` or `ERR_KEY_STORE_FAILED` when IndexedDB fails and no memory
    *   fallback was asked for; the signal's reason when aborted.
@@ -87,6 +91,8 @@ export interface KeyStore {
   delete(): Promise<void>
   /**
    * RFC 7638 thumbprint of the current key pair (the `dpop_jkt` / `cnf.jkt` value).
+   * @param options - `signal` aborts the wait for the key.
+   * @returns the base64url thumbprint.
    * @throws {KeyStoreError} as {@link KeyStore.load}.
    */
   thumbprint(options?: { signal?: AbortSignal }): Promise<string>
@@ -96,7 +102,11 @@ export interface KeyStore {
    * when the user answers its permission prompt, so until then this reports the current grant.
    */
   persisted(): Promise<boolean>
-  /** Calls `listener` when this or another tab rotates or deletes the key pair. Returns an unsubscribe function. */
+  /**
+   * Calls `listener` when this or another tab rotates or deletes the key pair. Returns an unsubscribe function.
+   * @param listener - receives `'rotated'` or `'deleted'`.
+   * @returns the function that removes the listener.
+   */
   subscribe(listener: (event: 'rotated' | 'deleted') => void): () => void
   /** Releases the database connection and the cross-tab channel. */
   close(): void
@@ -104,6 +114,8 @@ export interface KeyStore {
 
 interface StoredKeyPair {
   readonly v: 1
+  /** The JWS algorithm the pair signs with (also readable from the keys themselves). */
+  readonly alg?: DPoPAlgorithm
   readonly privateKey: CryptoKey
   readonly publicKey: CryptoKey
 }
@@ -130,6 +142,8 @@ function isUsable(value: unknown): value is StoredKeyPair {
  * transaction that adds it only if no pair is there yet, and every tab then uses
  * whatever that transaction left. Two tabs starting together end with one key pair.
  *
+ * @param options - the store name, algorithm and fallback; see {@link KeyStoreOptions}.
+ * @returns the key store (its key is loading).
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad `options.name`;
  *   `ERR_UNSUPPORTED_ALGORITHM` for a bad `options.alg`. IndexedDB failures surface from
  *   `load()`, as {@link KeyStoreError}s.
@@ -144,8 +158,9 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.name" must be 1-64 of A-Z a-z 0-9 . _ -')
   }
   const { name } = options
-  const alg = options.alg ?? KEY_STORE_DEFAULTS.alg
-  if (alg !== 'ES256') throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', '"options.alg" must be ES256.')
+  const alg = checkAlgorithm(options.alg ?? KEY_STORE_DEFAULTS.alg, 'options.alg')
+  // A stored pair is used only when it signs with the configured algorithm.
+  const fits = (value: unknown): value is StoredKeyPair => isUsable(value) && jwsAlgorithmOf(value.privateKey) === alg
   const fallback = options.fallback ?? KEY_STORE_DEFAULTS.fallback
   if (fallback !== 'error' && fallback !== 'memory') throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.fallback" must be "error" or "memory".')
   const timeoutMs = options.timeoutMs ?? KEY_STORE_DEFAULTS.timeoutMs
@@ -176,13 +191,21 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     try {
       if (!idb) throw unavailable()
       const found = await get<unknown>(RECORD, idb.use)
-      if (isUsable(found)) return { privateKey: found.privateKey, publicKey: found.publicKey }
+      if (fits(found)) return { privateKey: found.privateKey, publicKey: found.publicKey }
       const fresh = await generateKeyPair({ alg })
-      const record: StoredKeyPair = { v: 1, ...fresh }
-      // Add only if absent, in one transaction: a tab that lost the race adopts the winner's pair.
-      await update<unknown>(RECORD, (old) => (isUsable(old) ? old : record), idb.use)
+      const record: StoredKeyPair = { v: 1, alg, ...fresh }
+      // Add only if absent (or of another algorithm), in one transaction: a tab that lost the
+      // race adopts the winner's pair.
+      let replaced = false
+      await update<unknown>(RECORD, (old) => {
+        if (fits(old)) return old
+        replaced = isUsable(old)
+        return record
+      }, idb.use)
       const winner = await get<unknown>(RECORD, idb.use)
-      if (!isUsable(winner)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The stored key pair could not be read back. Reload; if it persists, clear site data.')
+      if (!fits(winner)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The stored key pair could not be read back. Reload; if it persists, clear site data.')
+      // The algorithm changed: the old key is gone, as after rotate(); other tabs reload.
+      if (replaced) announce('rotated')
       return { privateKey: winner.privateKey, publicKey: winner.publicKey }
     } catch (e) {
       if (canFallBack(e)) return toMemory()
@@ -192,6 +215,10 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
 
   const channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(`dpop-spa:${name}:keys`) : undefined
   const emit = (event: 'rotated' | 'deleted') => { for (const l of listeners) l(event) }
+  function announce(event: 'rotated' | 'deleted'): void {
+    channel?.postMessage(event)
+    emit(event)
+  }
   if (channel) {
     channel.onmessage = (message: MessageEvent<unknown>) => {
       const event = message.data
@@ -247,7 +274,7 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
       } else {
         try {
           if (!idb) throw unavailable()
-          const record: StoredKeyPair = { v: 1, ...fresh }
+          const record: StoredKeyPair = { v: 1, alg, ...fresh }
           await update(RECORD, () => record, idb.use)
         } catch (e) {
           if (!canFallBack(e)) throw e

@@ -22,15 +22,25 @@ export const NONCE_CACHE_DEFAULTS = { maxOrigins: 32 } as const satisfies Requir
  * share one cache between the signed fetch and the token client so they learn together.
  */
 export interface NonceCache {
-  /** The latest nonce of `origin`, or `undefined` when none is known. Never throws. */
+  /**
+   * The latest nonce of `origin`, or `undefined` when none is known. Never throws.
+   * @param origin - a server origin as `URL.origin` writes it.
+   * @returns the nonce, or `undefined`.
+   */
   get(origin: string): string | undefined
   /**
    * Remembers `nonce` for `origin`. A value that is not a valid nonce (RFC 9449 §8.1:
    * `1*NQCHAR`, at most 4096 characters here) is ignored, so a broken server cannot make
    * every later proof unsignable. Returns whether the cache changed. Never throws.
+   * @param origin - a server origin as `URL.origin` writes it.
+   * @param nonce - the value of a `DPoP-Nonce` header.
+   * @returns whether the cache changed.
    */
   set(origin: string, nonce: string): boolean
-  /** Forgets the nonce of `origin`. Never throws. */
+  /**
+   * Forgets the nonce of `origin`. Never throws.
+   * @param origin - a server origin as `URL.origin` writes it.
+   */
   delete(origin: string): void
   /** Forgets every nonce (for example on logout). Never throws. */
   clear(): void
@@ -43,6 +53,8 @@ const NONCE = /^[\x21\x23-\x5b\x5d-\x7e]{1,4096}$/
 /**
  * Creates a bounded, least-recently-used nonce cache.
  *
+ * @param options - the size bound; see {@link NonceCacheOptions}.
+ * @returns an empty cache.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `options.maxOrigins` is not a positive integer.
  * @example
  * ```ts

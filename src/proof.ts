@@ -28,7 +28,7 @@ export interface ProofClaims {
 interface SignerState {
   /** The private key this state was made for (the pair object could be mutated). */
   readonly key: CryptoKey
-  readonly sign: EcdsaParams
+  readonly sign: EcdsaParams | Algorithm
   readonly jwk: PublicJwk
   /** base64url(header) + '.' */
   readonly headerPrefix: string
@@ -76,7 +76,13 @@ const athCache = new Map<string, string | Promise<string>>()
 /**
  * `ath` of an access token: base64url SHA-256 of its ASCII octets (RFC 9449 §4.2).
  * Cached per token, so repeated calls cost no digest.
+ * @param accessToken - the access token as sent in `Authorization: DPoP`.
+ * @returns base64url(SHA-256(token)).
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when the token is empty or not ASCII.
+ * @example
+ * ```ts
+ * const ath = await calculateAth(accessToken) // the proof's ath claim
+ * ```
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
  */
 export function calculateAth(accessToken: string): Promise<string> {
@@ -103,7 +109,13 @@ const NONCE = /^[\x21\x23-\x5b\x5d-\x7e]+$/
 /**
  * `htu` of a request URL: the WHATWG-normalized absolute URL without query, fragment
  * and userinfo (lower-case scheme and host, default port dropped, path encoding kept).
+ * @param url - the request URL.
+ * @returns the `htu` claim for that URL.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `url` is not an absolute http(s) URL.
+ * @example
+ * ```ts
+ * normalizeHtu('HTTPS://API.example.com:443/a?q=1#f') // 'https://api.example.com/a'
+ * ```
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.2
  */
 export function normalizeHtu(url: string | URL): string {
@@ -149,8 +161,11 @@ let input: Uint8Array<ArrayBuffer> | undefined
  * random bits), `htm`, `htu`, `iat`, `ath` when `accessToken` is given, `nonce` when given.
  * The header and the public JWK are computed once per key; `ath` once per token.
  *
+ * @param keyPair - the DPoP key pair (its private key signs).
+ * @param claims - `htm`, `htu`, and optionally `accessToken` (for `ath`), `nonce`, `iat`, `jti`; see {@link ProofClaims}.
+ * @returns the proof JWT, for the `DPoP` request header.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad key pair, method, URL, token or
- *   nonce; `ERR_UNSUPPORTED_ALGORITHM` for a key that is not ES256; `ERR_PROOF_FAILED`
+ *   nonce; `ERR_UNSUPPORTED_ALGORITHM` for a key that is neither ES256 (P-256) nor EdDSA (Ed25519); `ERR_PROOF_FAILED`
  *   when WebCrypto refuses to sign.
  * @example
  * ```ts
@@ -207,7 +222,13 @@ export async function createProof(keyPair: CryptoKeyPair, claims: ProofClaims): 
 /**
  * The RFC 7638 thumbprint of a key pair's public key, computed once per key and cached:
  * the value for `dpop_jkt` and for comparing with a token's `cnf.jkt`.
+ * @param keyPair - the DPoP key pair.
+ * @returns the base64url RFC 7638 thumbprint of its public key.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for something that is not a key pair.
+ * @example
+ * ```ts
+ * const jkt = await keyPairThumbprint(keyPair) // compare with the token's cnf.jkt
+ * ```
  */
 export async function keyPairThumbprint(keyPair: CryptoKeyPair): Promise<string> {
   const s = await signerOf(keyPair)

@@ -24,6 +24,8 @@ import {
   getValidatedIdTokenClaims,
   isDPoPNonceError,
   processAuthorizationCodeResponse,
+  processPushedAuthorizationResponse,
+  pushedAuthorizationRequest,
   processRefreshTokenResponse,
   processRevocationResponse,
   refreshTokenGrantRequest,
@@ -33,7 +35,7 @@ import {
   type Client,
   type TokenEndpointResponse,
 } from 'oauth4webapi'
-import { del, get, set } from 'idb-keyval'
+import { del, entries, get, set } from 'idb-keyval'
 import { decodeBase64url, fromUtf8 } from './base64url.js'
 import { DPoPError, OAuthError, ServerResponseError, isDPoPError } from './errors.js'
 import type { IdbStore } from './idb.js'
@@ -45,6 +47,7 @@ import { anySignal, raceAbort, timeoutSignal } from './abort.js'
 
 /** Claims of the ID token of the session (OpenID Connect Core §2). */
 export interface UserClaims {
+  /** The subject: the user's identifier at the issuer. */
   readonly sub: string
   readonly [claim: string]: unknown
 }
@@ -64,10 +67,34 @@ export type LogoutReason =
 
 /** What {@link DPoPClient.subscribe} listeners receive. */
 export type DPoPClientEvent =
-  | { readonly type: 'login'; readonly user: UserClaims | undefined; readonly fromOtherTab: boolean }
-  | { readonly type: 'refresh'; readonly expiresAt: number; readonly fromOtherTab: boolean }
-  | { readonly type: 'logout'; readonly reason: LogoutReason }
-  | { readonly type: 'error'; readonly error: DPoPError }
+  | {
+    /** A session started (here, or in another tab). */
+    readonly type: 'login'
+    /** The ID token claims. */
+    readonly user: UserClaims | undefined
+    /** Whether another tab logged in. */
+    readonly fromOtherTab: boolean
+  }
+  | {
+    /** The tokens were refreshed (here, or by another tab). */
+    readonly type: 'refresh'
+    /** Local-clock ms when the new access token expires. */
+    readonly expiresAt: number
+    /** Whether another tab refreshed. */
+    readonly fromOtherTab: boolean
+  }
+  | {
+    /** The session ended. */
+    readonly type: 'logout'
+    /** Why. */
+    readonly reason: LogoutReason
+  }
+  | {
+    /** Something failed in the background (a revocation, a refresh). */
+    readonly type: 'error'
+    /** What failed. */
+    readonly error: DPoPError
+  }
 
 /** Options of `login()`. */
 export interface LoginOptions {
@@ -81,6 +108,7 @@ export interface LoginOptions {
   extraParams?: Readonly<Record<string, string>>
   /**
    * Navigates to the authorization URL.
+   * @param url - the authorization request URL.
    * @default (url) => location.assign(url)
    */
   redirect?: (url: URL) => void
@@ -98,7 +126,10 @@ export interface LogoutOptions {
   redirect?: boolean
   /** Where the end-session endpoint sends the user back; defaults to the client's `postLogoutRedirectUri`. */
   postLogoutRedirectUri?: string
-  /** Bounds the revocation requests. */
+  /**
+   * Cuts the revocation requests short. The local sign-out (tokens forgotten, key replaced,
+   * every tab told) happens first and is never undone by an abort.
+   */
   signal?: AbortSignal
 }
 
@@ -151,6 +182,8 @@ export interface TokenManagerOptions {
   readonly store: IdbStore | undefined
   readonly fetch: typeof fetch | undefined
   readonly insecure: boolean
+  /** Push the authorization request (RFC 9126) even when the server does not require it. */
+  readonly par?: boolean
   /** Server-corrected clock offset, ms. */
   readonly clockOffset: () => number
   /** Nonces shared with the signed fetch. @default a new {@link createNonceCache}() */
@@ -177,34 +210,94 @@ export interface TokenManager {
 }
 
 const REQUEST_TIMEOUT_MS = 30_000
+// Revocation is best effort after the local sign-out: a slow server must not hold up the
+// end-session redirect for long.
+const REVOCATION_TIMEOUT_MS = 5_000
+// RFC 6750 b64token is narrower; anything that fits an Authorization header value is accepted.
+const TOKEN = /^[\x21-\x7e]+$/
+const MAX_TOKEN_LENGTH = 16_384
+const REASONS: ReadonlySet<string> = new Set<LogoutReason>(['user', 'other-tab', 'invalid_grant', 'key-mismatch', 'expired'])
 const SESSION = 'session'
 const TX_PREFIX = 'tx:'
 const TX_MAX_AGE_MS = 15 * 60_000
 const AUTH_RESPONSE_PARAMS = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri', 'session_state']
 
 
-/** @internal Turns what oauth4webapi or fetch threw into a typed error (never with tokens in it). */
+/**
+ * @internal What may be kept of an underlying error as a `cause`: its name, message and
+ * code, nothing deeper. oauth4webapi's errors carry the whole response body (access,
+ * refresh and ID tokens included) as their own `cause`, and the Response itself; those
+ * must never reach `console.error`, an error tracker or `util.inspect`.
+ */
+export function redactedCause(e: unknown): Error | undefined {
+  if (!(e instanceof Error)) return undefined
+  // JSON.parse's messages quote the input, which may be the token response itself.
+  const copy = new Error(e instanceof SyntaxError ? 'the response body could not be parsed' : e.message)
+  copy.name = e.name
+  const code = (e as { code?: unknown }).code
+  if (typeof code === 'string') Object.defineProperty(copy, 'code', { value: code, enumerable: true })
+  copy.stack = `${e.name}: ${copy.message}`
+  return copy
+}
+
+/** @internal Turns what oauth4webapi or fetch threw into a typed error (never with tokens in it, at any depth). */
 export function toDPoPError(e: unknown, doing: string): DPoPError {
   if (isDPoPError(e)) return e
+  const cause = redactedCause(e)
   const refused = (error: string, description: string | undefined) =>
-    new OAuthError(error, description, `The authorization server refused ${doing}: ${error}${description ? ` (${description})` : ''}.`, { cause: e })
+    new OAuthError(error, description, `The authorization server refused ${doing}: ${error}${description ? ` (${description})` : ''}.`, { cause })
   if (e instanceof ResponseBodyError || e instanceof AuthorizationResponseError) return refused(e.error, e.error_description)
   if (e instanceof WWWAuthenticateChallengeError) {
     const c = e.cause[0]
     return refused(c?.parameters.error ?? 'invalid_request', c?.parameters.error_description)
   }
   if (e instanceof OperationProcessingError || e instanceof UnsupportedOperationError) {
-    return new ServerResponseError('ERR_INVALID_RESPONSE', `Invalid answer to ${doing} (${e.message}): check the authorization server's settings for this client.`, { cause: e })
+    return new ServerResponseError('ERR_INVALID_RESPONSE', `Invalid answer to ${doing} (${e.message}): check the authorization server's settings for this client.`, { cause })
   }
   if (e instanceof TypeError) {
-    return new DPoPError('ERR_NETWORK', `No answer to ${doing}: check the network, the issuer URL and the server's CORS settings.`, { cause: e })
+    return new DPoPError('ERR_NETWORK', `No answer to ${doing}: check the network, the issuer URL and the server's CORS settings.`, { cause })
   }
   if (e instanceof DOMException && e.name === 'TimeoutError') {
-    return new DPoPError('ERR_TIMEOUT', `The authorization server did not answer ${doing} in time: check that it is up and reachable, then try again.`, { cause: e })
+    return new DPoPError('ERR_TIMEOUT', `The authorization server did not answer ${doing} in time: check that it is up and reachable, then try again.`, { cause })
   }
   // The caller's own abort goes back as it came, like fetch does.
   if (e instanceof DOMException && e.name === 'AbortError') throw e
-  return new DPoPError('ERR_INVALID_RESPONSE', `Unexpected failure during ${doing}.`, { cause: e })
+  return new DPoPError('ERR_INVALID_RESPONSE', `Unexpected failure during ${doing}.`, { cause })
+}
+
+const isToken = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_TOKEN_LENGTH && TOKEN.test(v)
+const isOptional = <T>(v: unknown, check: (v: unknown) => v is T): boolean => v === undefined || check(v)
+const isString = (v: unknown): v is string => typeof v === 'string'
+const isUser = (v: unknown): v is UserClaims => typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as UserClaims).sub === 'string'
+const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0
+
+/**
+ * @internal Whether `v` is a session as this version writes it: every field of the right
+ * type, tokens that fit an Authorization header. Stored sessions and sessions from other
+ * tabs are checked alike (and then against this key's thumbprint), like user input.
+ */
+export function isSession(v: unknown): v is Session {
+  if (typeof v !== 'object' || v === null) return false
+  const s = v as Record<keyof Session, unknown>
+  return s.v === 1 && isToken(s.accessToken) && isOptional(s.refreshToken, isToken) && isTime(s.expiresAt) &&
+    isTime(s.lifetimeMs) && isOptional(s.idToken, isToken) && isOptional(s.user, isUser) &&
+    typeof s.jkt === 'string' && /^[A-Za-z0-9_-]{43}$/.test(s.jkt) && isOptional(s.scope, isString)
+}
+
+/**
+ * @internal `returnTo` as a path of this app (path + query + hash), or `undefined` when it
+ * points anywhere else: another origin, `//host`, `javascript:`, `data:`.
+ */
+export function appPath(returnTo: unknown, appUrl: string): string | undefined {
+  if (typeof returnTo !== 'string') return undefined
+  let url: URL
+  try {
+    url = new URL(returnTo, appUrl)
+  } catch {
+    return undefined
+  }
+  if (url.origin !== new URL(appUrl).origin || !/^https?:$/.test(url.protocol)) return undefined
+  return url.pathname + url.search + url.hash
 }
 
 /** RFC 9449 §5: a proof was sent, so anything but a DPoP token is refused, never used as bearer. */
@@ -247,6 +340,23 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
 
   const nonces = o.nonces ?? createNonceCache()
 
+  /**
+   * Deletes login transactions (each holds a PKCE verifier) that can no longer complete:
+   * older than the 15-minute limit, from the future, or not readable. Abandoned logins
+   * would otherwise stay in IndexedDB forever. Best effort: never fails the caller.
+   */
+  const sweep = async (): Promise<void> => {
+    const now = Date.now()
+    const all: [IDBValidKey, unknown][] = o.store ? await entries(o.store.use) : [...memory.entries()]
+    const stale = all.filter(([k, v]) => {
+      if (typeof k !== 'string' || !k.startsWith(TX_PREFIX)) return false
+      const createdAt = (v as Partial<Transaction> | undefined)?.createdAt
+      return typeof createdAt !== 'number' || !(Math.abs(now - createdAt) <= TX_MAX_AGE_MS)
+    })
+    await Promise.all(stale.map(([k]) => remove(k as string)))
+  }
+  const appUrl = (): string => (typeof location !== 'undefined' && typeof location.href === 'string' ? location.href : o.redirectUri)
+
   // Token endpoint requests get their proof here, through oauth4webapi's customFetch, rather
   // than from its DPoP handle: that would bundle a second JWS signer (about 1.2 kB gzip) beside
   // createProof, and keep nonces apart from the signed fetch's. RFC 9449 §4.2 claims as
@@ -256,16 +366,17 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
     const proof = await createProof(keyPair, { htm: init?.method ?? 'POST', htu: url as string, nonce: nonces.get(origin), now: Date.now() + o.clockOffset() })
     // oauth4webapi hands over its headers as a plain object with lower-case names.
     const response = await (o.fetch ?? fetch)(url, { ...init, headers: { ...(init?.headers as Record<string, string>), dpop: proof } })
-    const nonce = response.headers.get('DPoP-Nonce')
+    // Learned from any answer of that server (2xx included, §8.2), never from a redirect's target.
+    const nonce = response.redirected ? null : response.headers.get('DPoP-Nonce')
     if (nonce !== null) nonces.set(origin, nonce)
     return response
   }
 
   // Every authorization-server request is bounded: a server that never answers must not
   // leave a refresh (and every request waiting for it) pending forever.
-  const requestOptions = (keyPair: CryptoKeyPair | undefined, signal?: AbortSignal) => {
+  const requestOptions = (keyPair: CryptoKeyPair | undefined, signal?: AbortSignal, timeoutMs = o.requestTimeoutMs ?? REQUEST_TIMEOUT_MS) => {
     const send = keyPair ? withProof(keyPair) : o.fetch
-    const timeout = timeoutSignal(o.requestTimeoutMs ?? REQUEST_TIMEOUT_MS)
+    const timeout = timeoutSignal(timeoutMs)
     return {
       signal: signal ? anySignal([signal, timeout]) : timeout,
       ...(send ? { [customFetch]: send } : {}),
@@ -301,15 +412,27 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
     o.emit(login || !had ? { type: 'login', user: next.user, fromOtherTab: true } : { type: 'refresh', expiresAt: next.expiresAt, fromOtherTab: true })
   }
 
-  const channel = openTabChannel<TabMessage>(`dpop-spa:${o.name}:session`, (m) => {
-    if (m.type === 'session') {
-      adopt(m.session, m.login)
-    } else if (m.type === 'logout') {
+  // Messages from other tabs are untrusted input (another version of the app during a
+  // deploy, or anything on this origin): validated like a stored session, handled one at a
+  // time in arrival order, and never allowed to throw.
+  const onTabMessage = async (m: unknown): Promise<void> => {
+    if (typeof m !== 'object' || m === null) return
+    const { type } = m as { type?: unknown }
+    if (type === 'session') {
+      const { session: next, login } = m as { session?: unknown; login?: unknown }
+      if (!isSession(next) || next.jkt !== (await o.keys.thumbprint())) return
+      adopt(next, login === true)
+    } else if (type === 'logout') {
+      const { reason } = m as { reason?: unknown }
       const had = session !== undefined
       session = undefined
       // A user logout elsewhere is "other-tab"; a refused refresh keeps its reason in every tab.
-      if (had) o.emit({ type: 'logout', reason: m.reason === 'user' ? 'other-tab' : m.reason })
+      if (had) o.emit({ type: 'logout', reason: reason === 'user' || typeof reason !== 'string' || !REASONS.has(reason) ? 'other-tab' : (reason as LogoutReason) })
     }
+  }
+  let inbox: Promise<void> = Promise.resolve()
+  const channel = openTabChannel<TabMessage>(`dpop-spa:${o.name}:session`, (m) => {
+    inbox = inbox.then(() => onTabMessage(m)).catch(() => undefined)
   })
 
   /** A session this tab made: store it beside the key, share it with the other tabs, say so. */
@@ -357,9 +480,6 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
   // token's life, so that very short-lived tokens are not refreshed on every request.
   const expiring = (s: Session) => s.expiresAt - Date.now() <= Math.min(o.refreshLeewayMs, s.lifetimeMs / 4)
 
-  const isSession = (v: unknown): v is Session =>
-    typeof v === 'object' && v !== null && (v as Session).v === 1 && typeof (v as Session).accessToken === 'string' && typeof (v as Session).jkt === 'string'
-
   /** The refresh itself, run under the cross-tab lock. */
   const refreshLocked = async (failedToken: string | undefined): Promise<string | undefined> => {
     // Another tab may have refreshed while we waited for the lock: read what is stored.
@@ -367,6 +487,14 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
     const stored = isSession(storedRaw) ? storedRaw : undefined
     if (!stored) {
       if (session) await endSession('other-tab')
+      return undefined
+    }
+    const keyPair = await proofKey()
+    const jkt = await keyPairThumbprint(keyPair)
+    // Tokens bound to another key are useless here, and refreshing them with this key
+    // would only make the server revoke the grant.
+    if (jkt !== stored.jkt) {
+      await endSession('key-mismatch')
       return undefined
     }
     if (stored.accessToken !== session?.accessToken) adopt(stored, false)
@@ -378,12 +506,6 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       return undefined
     }
     const refreshToken = stored.refreshToken
-    const keyPair = await proofKey()
-    const jkt = await keyPairThumbprint(keyPair)
-    if (jkt !== stored.jkt) {
-      await endSession('key-mismatch')
-      return undefined
-    }
     let result: TokenEndpointResponse
     try {
       result = await tokenEndpoint(
@@ -415,6 +537,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
 
   return {
     async restore() {
+      await sweep().catch(() => undefined)
       const stored = await read<unknown>(SESSION)
       if (!isSession(stored)) return
       const jkt = await o.keys.thumbprint()
@@ -429,6 +552,11 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
 
     async login(options = {}) {
       const { signal } = options
+      const returnTo = options.returnTo === undefined ? undefined : appPath(options.returnTo, appUrl())
+      if (options.returnTo !== undefined && returnTo === undefined) {
+        throw new DPoPError('ERR_INVALID_ARGUMENT', '"options.returnTo" must be a path or URL of this app (same origin), e.g. "/orders?page=2".')
+      }
+      await sweep().catch(() => undefined)
       const jkt = await o.keys.thumbprint(signal ? { signal } : undefined)
       const codeVerifier = generateRandomCodeVerifier()
       const state = generateRandomState()
@@ -451,7 +579,23 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       params.set('dpop_jkt', jkt)
       params.delete('resource')
       for (const r of o.resource) params.append('resource', r)
-      const tx: Transaction = { state, codeVerifier, nonce, jkt, returnTo: options.returnTo, createdAt: Date.now() }
+      if (o.par || o.as.require_pushed_authorization_requests === true) {
+        // RFC 9126 with a proof from the same key (RFC 9449 §10.1, which binds the code as
+        // dpop_jkt does; both are sent and agree). The browser then carries only request_uri.
+        if (!o.as.pushed_authorization_request_endpoint) {
+          throw new DPoPError('ERR_INVALID_RESPONSE', 'Pushed authorization requests are required or asked for, but the server metadata has no pushed_authorization_request_endpoint.')
+        }
+        const keyPair = await proofKey()
+        const pushed = await tokenEndpoint(
+          'the pushed authorization request',
+          () => pushedAuthorizationRequest(o.as, client, clientAuth, params, requestOptions(keyPair, signal)),
+          (r) => processPushedAuthorizationResponse(o.as, client, r),
+        )
+        url.search = ''
+        url.searchParams.set('client_id', o.clientId)
+        url.searchParams.set('request_uri', pushed.request_uri)
+      }
+      const tx: Transaction = { state, codeVerifier, nonce, jkt, returnTo, createdAt: Date.now() }
       await write(TX_PREFIX + state, tx)
       signal?.throwIfAborted()
       ;(options.redirect ?? ((u: URL) => location.assign(u)))(url)
@@ -495,7 +639,8 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       )
       const next = await newSession(result, jkt, undefined)
       await commit(next, true)
-      return { returnTo: txRaw.returnTo, user: next.user }
+      // Checked again on the way out: the record may come from an older version of the app.
+      return { returnTo: appPath(txRaw.returnTo, appUrl()), user: next.user }
     },
 
     async getAccessToken(options = {}) {
@@ -513,15 +658,37 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
     },
 
     async logout(options = {}) {
-      const s = session ?? (await read<unknown>(SESSION).then((v) => (isSession(v) ? v : undefined)))
       const { signal } = options
-      // Revoke what the server can revoke; a failure here must not keep the user logged in.
+      // Local state goes first, and nothing below can undo it: this tab, every other tab and
+      // a reload are signed out before any request to the server is made.
+      const stored = session ? undefined : await read<unknown>(SESSION).catch(() => undefined)
+      const s = session ?? (isSession(stored) ? stored : undefined)
+      session = undefined
+      let failure: Error | undefined
+      const keep = (e: unknown) => { failure ??= e instanceof Error ? e : new DPoPError('ERR_KEY_STORE_FAILED', 'Signing out could not update IndexedDB; the key is replaced at the next start.') }
+      await remove(SESSION).catch(keep)
+      // A new key for the next login: a stolen refresh token and the old key stop working
+      // together, and tokens that a failed remove left behind are dropped at start-up as
+      // bound to another key.
+      await o.keys.rotate().catch(keep)
+      channel.post({ type: 'logout', reason: 'user' })
+      o.emit({ type: 'logout', reason: 'user' })
+
+      // Then revoke what the server can revoke: best effort, bounded, `keepalive` so that the
+      // end-session redirect does not cancel it. A failure is an `error` event, nothing more.
       const revoke = async (token: string, hint: 'refresh_token' | 'access_token') => {
-        if (!o.as.revocation_endpoint) return
+        if (!o.as.revocation_endpoint || signal?.aborted) return
         try {
-          const r = await revocationRequest(o.as, client, clientAuth, token, { ...requestOptions(undefined, signal), additionalParameters: { token_type_hint: hint } })
+          const send = o.fetch ?? fetch
+          const r = await revocationRequest(o.as, client, clientAuth, token, {
+            ...requestOptions(undefined, signal, REVOCATION_TIMEOUT_MS),
+            [customFetch]: (url: string, init: RequestInit) => send(url, { ...init, keepalive: true }),
+            additionalParameters: { token_type_hint: hint },
+          })
           await processRevocationResponse(r)
         } catch (e) {
+          // The caller cut it short: the user is signed out, the rest is moot.
+          if (signal?.aborted) return
           // JWT access tokens often cannot be revoked (unsupported_token_type): expected.
           if (e instanceof ResponseBodyError && e.error === 'unsupported_token_type') return
           o.emit({ type: 'error', error: toDPoPError(e, 'the token revocation') })
@@ -529,12 +696,6 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       }
       if (s?.refreshToken) await revoke(s.refreshToken, 'refresh_token')
       if (s) await revoke(s.accessToken, 'access_token')
-      session = undefined
-      await remove(SESSION)
-      // A new key for the next login: a stolen refresh token and the old key stop working together.
-      await o.keys.rotate()
-      channel.post({ type: 'logout', reason: 'user' })
-      o.emit({ type: 'logout', reason: 'user' })
       if (options.redirect && o.as.end_session_endpoint) {
         const url = new URL(o.as.end_session_endpoint)
         url.searchParams.set('client_id', o.clientId)
@@ -543,6 +704,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
         if (back) url.searchParams.set('post_logout_redirect_uri', back)
         location.assign(url)
       }
+      if (failure !== undefined) throw failure
     },
 
     isAuthenticated: () => session !== undefined,

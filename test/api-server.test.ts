@@ -361,7 +361,7 @@ describe('CORS', () => {
     })
     expect(reply.status).toBe(204)
     expect(reply.headers['access-control-allow-origin']).toBe(origin)
-    expect(String(reply.headers['access-control-allow-headers']).toLowerCase().split(/,\s*/).sort()).toEqual(['authorization', 'content-type', 'dpop'])
+    expect(String(reply.headers['access-control-allow-headers']).toLowerCase().split(/,\s*/).sort()).toEqual(['authorization', 'content-type', 'dpop', 'last-event-id'])
     expect(reply.headers['access-control-allow-methods']).toContain('PUT')
   })
 

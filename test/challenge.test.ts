@@ -1,7 +1,7 @@
 // @vitest-environment node
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from '../src/challenge.ts'
+import { MAX_CHALLENGES, MAX_WWW_AUTHENTICATE_LENGTH, parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from '../src/challenge.ts'
 
 const plain = (challenges: ReturnType<typeof parseWWWAuthenticate>) =>
   challenges.map((c) => ({ ...c, params: { ...c.params } }))
@@ -77,6 +77,26 @@ describe('parseWWWAuthenticate', () => {
     expect(parseWWWAuthenticate('')).toEqual([])
     expect(parseWWWAuthenticate(' , ,')).toEqual([])
     expect(parseWWWAuthenticate(42 as unknown as string)).toEqual([])
+  })
+
+  it('is bounded: a hostile 256 KiB header yields at most MAX_CHALLENGES challenges, read from the first 8 KiB', () => {
+    const hostile = 'a,'.repeat(131_072)
+    const out = parseWWWAuthenticate(hostile)
+    expect(out.length).toBeLessThanOrEqual(MAX_CHALLENGES)
+    // A DPoP challenge past the cap is not read; one inside it is.
+    expect(readDPoPChallenge(parseWWWAuthenticate(`${'x'.repeat(MAX_WWW_AUTHENTICATE_LENGTH)}, DPoP error="use_dpop_nonce"`))).toBeUndefined()
+    const params = Array.from({ length: 20_000 }, (_, i) => `p${i}="v"`).join(', ')
+    const big = parseWWWAuthenticate(`DPoP error="use_dpop_nonce", ${params}`)
+    expect(big).toHaveLength(1)
+    expect(Object.keys(big[0]!.params).length).toBeLessThan(1000)
+  })
+
+  it('with { until: "dpop" } stops once the DPoP challenge and its params are read', () => {
+    const header = `Bearer realm="api", DPoP error="invalid_token", algs="ES256", ${'Basic x, '.repeat(1000)}`
+    expect(plain(parseWWWAuthenticate(header, { until: 'dpop' }))).toEqual([
+      { scheme: 'bearer', params: { realm: 'api' } },
+      { scheme: 'dpop', params: { error: 'invalid_token', algs: 'ES256' } },
+    ])
   })
 
   it('never throws and returns well-formed challenges for any string (fuzz)', () => {

@@ -29,6 +29,38 @@ describe('createDPoPClient', () => {
     auth.close()
   })
 
+  it("the first API request is signed on the clock the authorization server's Date taught", async () => {
+    const ahead = 10 * 60_000
+    const proofs: string[] = []
+    const auth = await createDPoPClient(config(async (input, init) => {
+      const request = new Request(input, init)
+      if (request.url.startsWith('https://api.example/')) {
+        proofs.push(request.headers.get('dpop') ?? '')
+        return new Response('ok')
+      }
+      return Response.json(metadata, { headers: { Date: new Date(Date.now() + ahead).toUTCString() } })
+    }))
+    expect((await auth.fetch('https://api.example/me')).status).toBe(200)
+    const { iat } = JSON.parse(Buffer.from(proofs[0]?.split('.')[1] ?? '', 'base64url').toString()) as { iat: number }
+    expect(Math.abs(iat - (Date.now() + ahead) / 1000)).toBeLessThan(5)
+    auth.close()
+  })
+
+  it('negotiates the algorithm: fails with ERR_UNSUPPORTED_ALGORITHM naming what the server accepts', async () => {
+    const only = (algs: string[]) => async () => Response.json({ ...metadata, dpop_signing_alg_values_supported: algs })
+    const refused = await createDPoPClient(config(only(['ES256', 'PS256']), { alg: 'EdDSA' })).catch((e: unknown) => e)
+    expect(isDPoPError(refused, 'ERR_UNSUPPORTED_ALGORITHM')).toBe(true)
+    expect((refused as Error).message).toContain('ES256, PS256')
+    const edOnly = await createDPoPClient(config(only(['EdDSA']))).catch((e: unknown) => e)
+    expect(isDPoPError(edOnly, 'ERR_UNSUPPORTED_ALGORITHM')).toBe(true)
+    const ed = await createDPoPClient(config(only(['ES256', 'EdDSA']), { alg: 'EdDSA' }))
+    expect((await ed.keys.load()).privateKey.algorithm.name).toBe('Ed25519')
+    ed.close()
+    const unlisted = await createDPoPClient(config(async () => Response.json(metadata), { alg: 'EdDSA' }))
+    unlisted.close()
+    expect(isDPoPError(await createDPoPClient(config(only(['ES256']), { alg: 'RS256' as never })).catch((e: unknown) => e), 'ERR_UNSUPPORTED_ALGORITHM')).toBe(true)
+  })
+
   it('falls back to RFC 8414 metadata for a plain OAuth server', async () => {
     const seen: string[] = []
     const auth = await createDPoPClient(config(async (url) => {

@@ -7,22 +7,13 @@ import { createNonceCache } from '../src/nonces.ts'
 import { createClock } from '../src/clock.ts'
 import { generateKeyPair } from '../src/keys.ts'
 import { ServerResponseError, isDPoPError } from '../src/errors.ts'
-import { challenge, deferred, sha256b64url, stubFetch, type Call } from './support/stub-api.ts'
+import { caught, challenge, deferred, sha256b64url, stubFetch, type Call } from './support/stub-api.ts'
 
 const API = 'https://api.example.com'
 const TOKEN = 'eyJ.access-token-SECRET.sig'
 let keys: CryptoKeyPair
 beforeAll(async () => { keys = await generateKeyPair() })
 afterEach(() => { vi.unstubAllGlobals() })
-
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p
-  } catch (e) {
-    return e
-  }
-  throw new Error('expected a rejection')
-}
 
 describe('signing requests to allowed origins', () => {
   it('sends Authorization: DPoP and a proof that jose verifies, with htm/htu/ath/jti/iat right', async () => {
@@ -380,6 +371,161 @@ describe('clock', () => {
     const notIat = stubFetch(() => challenge('invalid_dpop_proof', { Date: new Date(t.now() + 4000).toUTCString() }, 'bad signature'))
     await createDPoPFetch({ keys, origins: [API], fetch: notIat.fetch, clock: createClock({ now: t.now }) })(`${API}/a`)
     expect(notIat.calls).toHaveLength(1)
+  })
+})
+
+describe('clock recovery whatever the error looks like', () => {
+  function fakeTime() {
+    const local = Date.UTC(2025, 5, 1, 8, 0, 0)
+    return { now: () => local }
+  }
+  const TEN_MIN = 10 * 60_000
+  // Three shapes real verifiers give a proof whose iat is 10 minutes off (see e2e/interop.spec.ts).
+  const shapes: [string, (date: string) => Response][] = [
+    ['400 with a DPoP challenge (Auth0)', (date) => new Response('<pre>iat</pre>', {
+      status: 400,
+      headers: { Date: date, 'WWW-Authenticate': 'Bearer realm="api", DPoP error="invalid_dpop_proof", error_description="DPoP proof \'iat\' is outside the acceptable range", algs="ES256"' },
+    })],
+    ['401 invalid_dpop_proof without a description', (date) => Response.json({ error: 'invalid_dpop_proof', reason: 'not recent enough' }, {
+      status: 401, headers: { Date: date, 'WWW-Authenticate': 'DPoP error="invalid_dpop_proof", algs="ES256"' },
+    })],
+    ['400 text/plain with no challenge at all (Solid)', (date) => new Response('Error verifying WebID: "iat" claim timestamp check failed', {
+      status: 400, headers: { Date: date, 'Content-Type': 'text/plain' },
+    })],
+  ]
+  for (const [name, reject] of shapes) {
+    for (const skew of [TEN_MIN, -TEN_MIN]) {
+      it(`${name}, device ${skew > 0 ? 'behind' : 'ahead'}: the Date moves the clock, one re-signed retry succeeds`, async () => {
+        const t = fakeTime()
+        const clock = createClock({ now: t.now })
+        const serverNow = () => t.now() + skew
+        const api = stubFetch((c) => {
+          const date = new Date(serverNow()).toUTCString()
+          return Math.abs(c.proof!.payload.iat! - serverNow() / 1000) > 60 ? reject(date) : new Response('ok', { headers: { Date: date } })
+        })
+        const events: DPoPFetchEvent[] = []
+        const dpopFetch = createDPoPFetch({ keys, origins: [API], getAccessToken: () => TOKEN, fetch: api.fetch, clock, debug: (e) => events.push(e) })
+        const res = await dpopFetch(`${API}/a`, { method: 'POST', body: 'same' })
+        expect(res.status).toBe(200)
+        expect(api.calls).toHaveLength(2)
+        expect(api.calls[1]?.proof?.payload.jti).not.toBe(api.calls[0]?.proof?.payload.jti)
+        expect(new TextDecoder().decode(api.calls[1]?.body)).toBe('same')
+        expect(events.filter((e) => e.type === 'retry').map((e) => e.type === 'retry' && e.reason)).toEqual(['iat'])
+      })
+    }
+  }
+
+  it('retries a rejection signed before another response moved the clock (concurrent start-up requests)', async () => {
+    const t = fakeTime()
+    const clock = createClock({ now: t.now })
+    const serverNow = () => t.now() + TEN_MIN
+    const held = deferred()
+    const api = stubFetch(async (c) => {
+      const date = new Date(serverNow()).toUTCString()
+      if (c.url.endsWith('/first')) return new Response('ok', { headers: { Date: date } })
+      if (c.n === 1) await held.promise // /slow is answered only after /first taught the clock
+      // This answer carries no Date: only the earlier response moved the clock.
+      return Math.abs(c.proof!.payload.iat! - serverNow() / 1000) > 60 ? new Response('bad', { status: 400 }) : new Response('ok')
+    })
+    const dpopFetch = createDPoPFetch({ keys, origins: [API], fetch: api.fetch, clock })
+    const slow = dpopFetch(`${API}/slow`)
+    await vi.waitFor(() => expect(api.calls).toHaveLength(1))
+    const first = await dpopFetch(`${API}/first`)
+    expect(first.status).toBe(200)
+    held.resolve()
+    expect((await slow).status).toBe(200)
+    expect(api.calls.map((c) => c.url.split('/').pop())).toEqual(['slow', 'first', 'slow'])
+  })
+
+  it('retries at most once, and not at all when nothing moved, for a redirected answer, or for other statuses', async () => {
+    const t = fakeTime()
+    // The server clock keeps moving: the first rejection teaches, the second is returned.
+    let skew = 0
+    const moving = stubFetch(() => new Response('no', { status: 400, headers: { Date: new Date(t.now() + (skew += TEN_MIN)).toUTCString() } }))
+    expect((await createDPoPFetch({ keys, origins: [API], fetch: moving.fetch, clock: createClock({ now: t.now }) })(`${API}/a`)).status).toBe(400)
+    expect(moving.calls).toHaveLength(2)
+    // A 400 whose Date agrees with us: a plain bad request, returned as it is.
+    const right = stubFetch(() => new Response('no', { status: 400, headers: { Date: new Date(t.now()).toUTCString() } }))
+    expect((await createDPoPFetch({ keys, origins: [API], fetch: right.fetch, clock: createClock({ now: t.now }) })(`${API}/a`)).status).toBe(400)
+    expect(right.calls).toHaveLength(1)
+    // A 403 or 500 is not about the proof.
+    for (const status of [403, 500]) {
+      const other = stubFetch(() => new Response('no', { status, headers: { Date: new Date(t.now() + TEN_MIN).toUTCString() } }))
+      await createDPoPFetch({ keys, origins: [API], fetch: other.fetch, clock: createClock({ now: t.now }) })(`${API}/a`)
+      expect(other.calls).toHaveLength(1)
+    }
+    // An answer that a redirect produced (another path, or another origin) never causes a retry.
+    for (const where of [`${API}/elsewhere`, 'https://evil.example/x']) {
+      const redirected = stubFetch(() => {
+        const r = new Response('no', { status: 401, headers: { Date: new Date(t.now() + TEN_MIN).toUTCString(), 'WWW-Authenticate': 'DPoP error="invalid_dpop_proof"' } })
+        Object.defineProperties(r, { redirected: { value: true }, url: { value: where } })
+        return r
+      })
+      await createDPoPFetch({ keys, origins: [API], fetch: redirected.fetch, clock: createClock({ now: t.now }) })(`${API}/a`)
+      expect(redirected.calls).toHaveLength(1)
+    }
+  })
+})
+
+describe('challenges on 400 and nonces in JSON bodies', () => {
+  it('honours a DPoP use_dpop_nonce challenge on a 400 once', async () => {
+    const api = stubFetch((c) => c.proof?.payload.nonce === 'n-1'
+      ? new Response('ok')
+      : new Response(null, { status: 400, headers: { 'WWW-Authenticate': 'DPoP error="use_dpop_nonce"', 'DPoP-Nonce': 'n-1' } }))
+    const dpopFetch = createDPoPFetch({ keys, origins: [API], fetch: api.fetch })
+    expect((await dpopFetch(`${API}/a`)).status).toBe(200)
+    expect(api.calls.map((c) => c.proof?.payload.nonce)).toEqual([undefined, 'n-1'])
+  })
+
+  it('honours an invalid_token challenge on a 400: one refresh, one retry', async () => {
+    const api = stubFetch((c) => c.headers.get('authorization') === 'DPoP new-token'
+      ? new Response('ok')
+      : new Response(null, { status: 400, headers: { 'WWW-Authenticate': 'DPoP error="invalid_token"' } }))
+    let refreshes = 0
+    const dpopFetch = createDPoPFetch({ keys, origins: [API], fetch: api.fetch, getAccessToken: () => TOKEN, onInvalidToken: () => { refreshes++; return 'new-token' } })
+    expect((await dpopFetch(`${API}/a`)).status).toBe(200)
+    expect(refreshes).toBe(1)
+    expect(api.calls).toHaveLength(2)
+  })
+
+  for (const status of [401, 403, 409, 422]) {
+    it(`treats a ${status} JSON {"error":"use_dpop_nonce"} with a new DPoP-Nonce like the challenge, once`, async () => {
+      const api = stubFetch((c) => Response.json({ error: 'use_dpop_nonce' }, { status, headers: { 'DPoP-Nonce': `n-${c.n}` } }))
+      const dpopFetch = createDPoPFetch({ keys, origins: [API], fetch: api.fetch })
+      const res = await dpopFetch(`${API}/a`, { method: 'POST', body: 'x' })
+      expect(res.status).toBe(status) // the second one is the caller's
+      expect(await res.json()).toEqual({ error: 'use_dpop_nonce' })
+      expect(api.calls).toHaveLength(2)
+      expect(api.calls.map((c) => c.proof?.payload.nonce)).toEqual([undefined, 'n-1'])
+    })
+  }
+
+  it('does not read a JSON nonce error that came without a new nonce, or from a 5xx', async () => {
+    const noNonce = stubFetch(() => Response.json({ error: 'use_dpop_nonce' }, { status: 403 }))
+    await createDPoPFetch({ keys, origins: [API], fetch: noNonce.fetch })(`${API}/a`)
+    expect(noNonce.calls).toHaveLength(1)
+    const serverError = stubFetch(() => Response.json({ error: 'use_dpop_nonce' }, { status: 500, headers: { 'DPoP-Nonce': 'n' } }))
+    await createDPoPFetch({ keys, origins: [API], fetch: serverError.fetch })(`${API}/a`)
+    expect(serverError.calls).toHaveLength(1)
+  })
+})
+
+describe('algorithm negotiation (algs)', () => {
+  it('an EdDSA key signs requests; a refusal whose algs leave out our alg rejects with ERR_UNSUPPORTED_ALGORITHM', async () => {
+    const edKeys = await generateKeyPair({ alg: 'EdDSA' })
+    const api = stubFetch((c) => c.url.endsWith('/ok')
+      ? new Response('ok')
+      : new Response(null, { status: 401, headers: { 'WWW-Authenticate': 'DPoP error="invalid_dpop_proof", algs="ES256 PS256"' } }))
+    const dpopFetch = createDPoPFetch({ keys: edKeys, origins: [API], fetch: api.fetch })
+    expect((await dpopFetch(`${API}/ok`)).status).toBe(200)
+    expect(api.calls[0]?.proof?.header.alg).toBe('EdDSA')
+    const error = await caught(dpopFetch(`${API}/refused`))
+    expect(isDPoPError(error, 'ERR_UNSUPPORTED_ALGORITHM')).toBe(true)
+    expect((error as Error).message).toContain('ES256, PS256')
+    expect(api.calls).toHaveLength(2)
+    // ES256 is in that list: the same refusal is just returned.
+    const esFetch = createDPoPFetch({ keys, origins: [API], fetch: api.fetch })
+    expect((await esFetch(`${API}/refused`)).status).toBe(401)
   })
 })
 

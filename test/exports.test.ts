@@ -7,7 +7,7 @@ it('exports exactly the public runtime API', () => {
   expect(Object.keys(api).sort()).toEqual([
     'DPoPError', 'KeyStoreError', 'OAuthError', 'ServerResponseError',
     'calculateAth', 'calculateThumbprint', 'createClock', 'createDPoPClient', 'createDPoPFetch',
-    'createNonceCache', 'createProof', 'exportPublicJwk', 'generateKeyPair', 'installDPoPFetch',
+    'createNonceCache', 'createProof', 'exportPublicJwk', 'generateKeyPair', 'guardXMLHttpRequest', 'installDPoPFetch',
     'isDPoPError', 'keyPairThumbprint', 'normalizeHtu', 'openKeyStore', 'parseOAuthErrorBody',
     'parseWWWAuthenticate', 'readDPoPChallenge',
   ].sort())

@@ -20,6 +20,30 @@ describe('openKeyStore', () => {
     expect(b.storage).toBe('indexeddb')
   })
 
+  it('keeps the algorithm with the key: a changed alg replaces the pair once (told as a rotation), the same alg keeps it', async () => {
+    const idb = new IDBFactory()
+    const es = await openKeyStore({ name: 'alg', indexedDB: idb, persist: false })
+    const esPair = await es.load()
+    es.close()
+    const ed = await openKeyStore({ name: 'alg', alg: 'EdDSA', indexedDB: idb, persist: false, preload: false })
+    const events: string[] = []
+    ed.subscribe((e) => events.push(e))
+    const edPair = await ed.load()
+    expect(edPair.privateKey.algorithm.name).toBe('Ed25519')
+    expect(edPair.privateKey.extractable).toBe(false)
+    expect(await thumb(edPair)).not.toBe(await thumb(esPair))
+    expect(events).toEqual(['rotated'])
+    ed.close()
+    const again = await openKeyStore({ name: 'alg', alg: 'EdDSA', indexedDB: idb, persist: false })
+    expect(await thumb(await again.load())).toBe(await thumb(edPair))
+    const rotated = await again.rotate()
+    expect(rotated.privateKey.algorithm.name).toBe('Ed25519')
+    again.close()
+    const back = await openKeyStore({ name: 'alg', indexedDB: idb, persist: false })
+    expect((await back.load()).privateKey.algorithm).toMatchObject({ name: 'ECDSA', namedCurve: 'P-256' })
+    back.close()
+  })
+
   it('two stores racing load-or-create end with one key pair', async () => {
     const idb = new IDBFactory()
     const stores = await Promise.all(Array.from({ length: 6 }, () => openKeyStore({ name: 'race', indexedDB: idb, persist: false, preload: false })))

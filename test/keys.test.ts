@@ -1,7 +1,8 @@
 // @vitest-environment node
 import { describe, expect, it, vi } from 'vitest'
-import { calculateJwkThumbprint } from 'jose'
+import { EmbeddedJWK, calculateJwkThumbprint, jwtVerify } from 'jose'
 import { generateKeyPair, calculateThumbprint, exportPublicJwk } from '../src/keys.ts'
+import { createProof } from '../src/proof.ts'
 import { DPoPError, isDPoPError } from '../src/errors.ts'
 
 describe('generateKeyPair', () => {
@@ -15,6 +16,28 @@ describe('generateKeyPair', () => {
     expect(publicKey.extractable).toBe(true)
     const jwk = await exportPublicJwk(publicKey)
     expect(jwk).toEqual({ kty: 'EC', crv: 'P-256', x: expect.any(String), y: expect.any(String) })
+  })
+
+  it("makes an EdDSA (Ed25519) pair on request; jose verifies its proofs and agrees on the OKP thumbprint", async () => {
+    const keyPair = await generateKeyPair({ alg: 'EdDSA' })
+    expect(keyPair.privateKey.extractable).toBe(false)
+    expect(keyPair.privateKey.algorithm.name).toBe('Ed25519')
+    await expect(crypto.subtle.exportKey('pkcs8', keyPair.privateKey)).rejects.toThrow()
+    const jwk = await exportPublicJwk(keyPair.publicKey)
+    expect(jwk).toEqual({ kty: 'OKP', crv: 'Ed25519', x: expect.any(String) })
+    expect(await calculateThumbprint(keyPair.publicKey)).toBe(await calculateJwkThumbprint(jwk as never))
+    const proof = await createProof(keyPair, { htm: 'GET', htu: 'https://api.example/x', accessToken: 'tok' })
+    const { protectedHeader, payload } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['EdDSA'] })
+    expect(protectedHeader.alg).toBe('EdDSA')
+    expect(payload.htu).toBe('https://api.example/x')
+  })
+
+  it('says so with ERR_UNSUPPORTED_ALGORITHM where WebCrypto has no Ed25519', async () => {
+    const generateKey = vi.spyOn(crypto.subtle, 'generateKey').mockRejectedValueOnce(new DOMException('Unrecognized name.', 'NotSupportedError'))
+    const error = await generateKeyPair({ alg: 'EdDSA' }).catch((e: unknown) => e)
+    generateKey.mockRestore()
+    expect(isDPoPError(error, 'ERR_UNSUPPORTED_ALGORITHM')).toBe(true)
+    expect((error as Error).message).toContain('ES256')
   })
 
   it('rejects an unsupported algorithm with a typed error', async () => {

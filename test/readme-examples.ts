@@ -10,7 +10,15 @@ import {
   installDPoPFetch,
   isDPoPError,
   openKeyStore,
+  guardXMLHttpRequest,
+  type DPoPClient,
 } from '../src/index.ts'
+import axios from 'axios'
+import ky from 'ky'
+import { ofetch } from 'ofetch'
+import { EventSource } from 'eventsource'
+import { createApp, type Component } from 'vue'
+import { createDPoP, useDPoP } from '../src/vue.ts'
 
 declare const myOAuthLibrary: { accessToken(): Promise<string | undefined>; refresh(): Promise<string | undefined> }
 declare function render(user: unknown): void
@@ -80,5 +88,49 @@ try {
     const memoryKeys = await openKeyStore({ name: 'my-app', fallback: 'memory' })
   } else throw e
 }
+// --- end
+}
+
+export async function httpClients(auth: DPoPClient): Promise<void> {
+// --- clients
+// axios >= 1.12.0: its fetch adapter takes a custom fetch in env.fetch. No User-Agent header:
+// Firefox would send axios's, and a cross-origin API then has to allow it in CORS.
+const http = axios.create({ adapter: 'fetch', env: { fetch: auth.fetch }, headers: { 'User-Agent': false } })
+const { data: me } = await http.get('https://api.example.com/me')
+
+// ky and ofetch take a fetch too.
+const kyApi = ky.create({ fetch: auth.fetch })
+const orders = await kyApi.post('https://api.example.com/orders', { json: { item: 42 } }).json()
+const $api = ofetch.create({}, { fetch: auth.fetch })
+const profile = await $api('https://api.example.com/me')
+
+// Server-sent events: the eventsource package (v3+) opens and reopens the stream through fetch.
+const events = new EventSource('https://api.example.com/events', { fetch: auth.fetch })
+events.onmessage = (event) => console.info(event.data)
+// --- end
+}
+
+export function xhrGuard(): void {
+// --- xhr
+const unguard = guardXMLHttpRequest({ origins: ['https://api.example.com'] })
+// axios.get('https://api.example.com/me') on the default (XHR) adapter now rejects with
+// DPoPError ERR_XHR_NOT_SIGNED instead of sending a request without a proof.
+// --- end
+}
+
+export function vue(App: Component): void {
+// --- vue
+createApp(App)
+  .use(createDPoP({
+    config: {
+      issuer: 'https://login.example.com',
+      clientId: 'my-spa',
+      redirectUri: `${location.origin}/`,
+      apiOrigins: ['https://api.example.com'],
+    },
+  }))
+  .mount('#app')
+// in a component's setup():
+const { isAuthenticated, user, login, logout, fetch } = useDPoP()
 // --- end
 }

@@ -2,139 +2,12 @@
 // The token manager's state machine against a fake authorization server at the network
 // edge only: the fake verifies every proof with jose and requires nonces. The real
 // oidc-provider runs in e2e/tokens.spec.ts.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
-import { EmbeddedJWK, SignJWT, calculateJwkThumbprint, generateKeyPair as joseKeyPair, jwtVerify } from 'jose'
-import type { AuthorizationServer } from 'oauth4webapi'
-import { openKeyStore, type KeyStore } from '../src/key-store.ts'
-import { openIdbStore } from '../src/idb.ts'
-import { createTokenManager, type DPoPClientEvent, type TokenManager } from '../src/tokens.ts'
+import { calculateJwkThumbprint, generateKeyPair as joseKeyPair } from 'jose'
+import { ISSUER, REDIRECT, as, fakeAs, harness } from './support/fake-as.ts'
 import { OAuthError, isDPoPError } from '../src/errors.ts'
 import { createDPoPClient } from '../src/client.ts'
-
-const ISSUER = 'https://as.example'
-const REDIRECT = 'https://app.example/cb'
-const as: AuthorizationServer = {
-  issuer: ISSUER,
-  authorization_endpoint: `${ISSUER}/authorize`,
-  token_endpoint: `${ISSUER}/token`,
-  revocation_endpoint: `${ISSUER}/revoke`,
-  end_session_endpoint: `${ISSUER}/logout`,
-}
-
-interface FakeAs {
-  fetch: typeof fetch
-  tokenRequests: { grant: string; jkt: string; nonce: unknown; resource: string[] }[]
-  revoked: string[]
-  mode: { tokenType: string; failRefresh?: string; ttl: number; bindTo?: string }
-  codes: Map<string, { jkt: string; verifier: string; nonce?: string }>
-}
-
-let counter = 0
-async function fakeAs(): Promise<FakeAs> {
-  const idKey = await joseKeyPair('RS256')
-  const nonce = 'server-nonce-1'
-  const refreshTokens = new Map<string, string>() // token -> jkt
-  const state: FakeAs = {
-    tokenRequests: [],
-    revoked: [],
-    mode: { tokenType: 'DPoP', ttl: 60 },
-    codes: new Map(),
-    fetch: async (input, init) => {
-      const request = new Request(input, init)
-      const url = new URL(request.url)
-      const form = new URLSearchParams(await request.text())
-      if (url.pathname === '/revoke') {
-        state.revoked.push(form.get('token_type_hint') ?? '')
-        refreshTokens.delete(form.get('token') ?? '')
-        return new Response('', { status: 200 })
-      }
-      if (url.pathname !== '/token') return new Response('not found', { status: 404 })
-      const proof = request.headers.get('dpop')
-      if (!proof) return Response.json({ error: 'invalid_dpop_proof' }, { status: 400 })
-      const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256'] })
-      expect(payload.htm).toBe('POST')
-      expect(payload.htu).toBe(`${ISSUER}/token`)
-      expect(payload).not.toHaveProperty('ath')
-      const jkt = await calculateJwkThumbprint(protectedHeader.jwk!)
-      const grant = form.get('grant_type') ?? ''
-      state.tokenRequests.push({ grant, jkt, nonce: payload.nonce, resource: form.getAll('resource') })
-      if (payload.nonce !== nonce) {
-        return Response.json({ error: 'use_dpop_nonce', error_description: 'nonce required' }, { status: 400, headers: { 'DPoP-Nonce': nonce } })
-      }
-      let sub = 'alice'
-      let idNonce: string | undefined
-      if (grant === 'authorization_code') {
-        const code = state.codes.get(form.get('code') ?? '')
-        if (!code || code.jkt !== jkt) return Response.json({ error: 'invalid_grant', error_description: 'code not bound to this key' }, { status: 400 })
-        idNonce = code.nonce
-      } else if (grant === 'refresh_token') {
-        if (state.mode.failRefresh) return Response.json({ error: state.mode.failRefresh }, { status: 400 })
-        const rt = form.get('refresh_token') ?? ''
-        if (refreshTokens.get(rt) !== jkt) return Response.json({ error: 'invalid_grant', error_description: 'unknown or rotated refresh token' }, { status: 400 })
-        refreshTokens.delete(rt) // always rotate
-        sub = 'alice'
-      }
-      const refresh = `rt-${++counter}`
-      refreshTokens.set(refresh, jkt)
-      const now = Math.floor(Date.now() / 1000)
-      const body: Record<string, unknown> = {
-        access_token: `at-${++counter}.${state.mode.bindTo ?? jkt}`,
-        token_type: state.mode.tokenType,
-        expires_in: state.mode.ttl,
-        refresh_token: refresh,
-        scope: 'openid api',
-      }
-      if (grant === 'authorization_code') {
-        body.id_token = await new SignJWT({ ...(idNonce ? { nonce: idNonce } : {}), name: 'Alice' })
-          .setProtectedHeader({ alg: 'RS256' }).setIssuer(ISSUER).setAudience('spa').setSubject(sub)
-          .setIssuedAt(now).setExpirationTime(now + 300).sign(idKey.privateKey)
-      }
-      return Response.json(body, { headers: { 'DPoP-Nonce': nonce, 'Cache-Control': 'no-store' } })
-    },
-  }
-  return state
-}
-
-interface Harness {
-  server: FakeAs
-  keys: KeyStore
-  tokens: TokenManager
-  events: DPoPClientEvent[]
-  redirects: URL[]
-  login(): Promise<void>
-}
-
-const opened: TokenManager[] = []
-afterEach(() => { for (const t of opened.splice(0)) t.close() })
-
-async function harness(options: { idb?: IDBFactory; scope?: string; resource?: string[]; server?: FakeAs; name?: string; requestTimeoutMs?: number } = {}): Promise<Harness> {
-  const idb = options.idb ?? new IDBFactory()
-  const server = options.server ?? (await fakeAs())
-  const name = options.name ?? `t${++counter}`
-  const keys = await openKeyStore({ name, indexedDB: idb, persist: false })
-  const events: DPoPClientEvent[] = []
-  const redirects: URL[] = []
-  const tokens = createTokenManager({
-    name, as, clientId: 'spa', redirectUri: REDIRECT, postLogoutRedirectUri: undefined,
-    scope: options.scope ?? 'openid api', resource: options.resource ?? [],
-    keys, store: openIdbStore(`dpop-spa:${name}:session`, idb, 5000), fetch: (i, init) => server.fetch(i, init), insecure: false,
-    clockOffset: () => 0, refreshLeewayMs: 30_000, lockTimeoutMs: 5000, emit: (e) => events.push(e),
-    ...(options.requestTimeoutMs ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
-  })
-  opened.push(tokens)
-  await tokens.restore()
-  return {
-    server, keys, tokens, events, redirects,
-    async login() {
-      await tokens.login({ redirect: (u) => redirects.push(u) })
-      const url = redirects.at(-1)!
-      const code = `code-${++counter}`
-      server.codes.set(code, { jkt: url.searchParams.get('dpop_jkt')!, verifier: '', ...(url.searchParams.get('nonce') ? { nonce: url.searchParams.get('nonce')! } : {}) })
-      await tokens.handleRedirect(`${REDIRECT}?code=${code}&state=${url.searchParams.get('state')}`)
-    },
-  }
-}
 
 describe('token manager', () => {
   it('login binds the code to the key (dpop_jkt), uses PKCE S256, state and nonce', async () => {
@@ -181,6 +54,44 @@ describe('token manager', () => {
     const b = await harness({ idb, server, name: 'mismatch' })
     expect(b.tokens.isAuthenticated()).toBe(false)
     expect(b.events).toEqual([{ type: 'logout', reason: 'key-mismatch' }])
+  })
+
+  it('a changed alg replaces the key, and the session bound to the old one is dropped (key-mismatch)', async () => {
+    const idb = new IDBFactory()
+    const server = await fakeAs()
+    const a = await harness({ idb, server, name: 'alg-change' })
+    await a.login()
+    const b = await harness({ idb, server, name: 'alg-change', alg: 'EdDSA' })
+    expect(b.tokens.isAuthenticated()).toBe(false)
+    expect(b.events).toEqual([{ type: 'logout', reason: 'key-mismatch' }])
+    expect((await b.keys.load()).privateKey.algorithm.name).toBe('Ed25519')
+    await b.login() // and an EdDSA login works end to end against the fake server
+    expect(b.tokens.isAuthenticated()).toBe(true)
+    expect(server.tokenRequests.at(-1)?.jkt).toBe(await b.keys.thumbprint())
+  })
+
+  for (const [how, options] of [['asked for (par: true)', { par: true }], ['required by metadata', { metadata: { require_pushed_authorization_requests: true } }]] as const) {
+    it(`PAR ${how}: pushed with a proof from the key (one nonce retry); the browser carries client_id and request_uri only`, async () => {
+      const h = await harness({ ...options, metadata: { ...('metadata' in options ? options.metadata : {}), pushed_authorization_request_endpoint: `${ISSUER}/par` } })
+      await h.tokens.login({ redirect: (u) => h.redirects.push(u) })
+      const jkt = await h.keys.thumbprint()
+      expect(h.server.pushed.map((p) => [p.jkt, p.nonce])).toEqual([[jkt, undefined], [jkt, 'server-nonce-1']])
+      const pushed = h.server.pushed[1]!.params
+      expect(pushed.get('dpop_jkt')).toBe(jkt)
+      expect(pushed.get('code_challenge_method')).toBe('S256')
+      expect(pushed.get('state')).toBeTruthy()
+      const url = h.redirects[0]!
+      expect(url.origin + url.pathname).toBe(`${ISSUER}/authorize`)
+      expect([...url.searchParams.keys()].sort()).toEqual(['client_id', 'request_uri'])
+      expect(url.searchParams.get('request_uri')).toMatch(/^urn:ietf:params:oauth:request_uri:/)
+    })
+  }
+
+  it('PAR required by metadata without a pushed_authorization_request_endpoint: a typed error, no redirect', async () => {
+    const h = await harness({ metadata: { require_pushed_authorization_requests: true } })
+    const error = await h.tokens.login({ redirect: (u) => h.redirects.push(u) }).catch((e: unknown) => e)
+    expect(isDPoPError(error, 'ERR_INVALID_RESPONSE')).toBe(true)
+    expect(h.redirects).toHaveLength(0)
   })
 
   it('refuses a Bearer answer with ERR_TOKEN_TYPE_MISMATCH and stores nothing', async () => {
@@ -313,8 +224,7 @@ describe('token manager', () => {
       const redirects: URL[] = []
       await auth.login({ redirect: (u) => redirects.push(u) })
       const url = redirects[0]!
-      const code = `code-${++counter}`
-      server.codes.set(code, { jkt: url.searchParams.get('dpop_jkt')!, verifier: '', nonce: url.searchParams.get('nonce')! })
+      const code = server.issueCode(url)
       await auth.handleRedirect(`${REDIRECT}?code=${code}&state=${url.searchParams.get('state')}`)
       const first = await auth.getAccessToken()
       // Once expiring, a refresh must complete (not wait for itself through the installed fetch).
@@ -382,8 +292,7 @@ describe('token manager', () => {
     expect(url.searchParams.get('code_challenge_method')).toBe('S256')
     expect(url.searchParams.get('login_hint')).toBe('alice@example.com')
     expect(url.searchParams.get('ui_locales')).toBe('de')
-    const code = `code-${++counter}`
-    h.server.codes.set(code, { jkt: url.searchParams.get('dpop_jkt')!, verifier: '', nonce: url.searchParams.get('nonce')! })
+    const code = h.server.issueCode(url)
     const result = await h.tokens.handleRedirect(`${REDIRECT}?code=${code}&state=${url.searchParams.get('state')}`)
     expect(result).toMatchObject({ returnTo: '/orders/7', user: { sub: 'alice' } })
   })

@@ -9,8 +9,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /** Response headers the SDK needs to read. */
 export const EXPOSED_HEADERS = ['DPoP-Nonce', 'WWW-Authenticate', 'Date'] as const
-/** Request headers a signed request carries beyond the safelisted ones. */
-export const ALLOWED_HEADERS = ['Authorization', 'DPoP', 'Content-Type'] as const
+/** Request headers a signed request carries beyond the safelisted ones (`Last-Event-ID`: an EventSource reconnecting). */
+export const ALLOWED_HEADERS = ['Authorization', 'DPoP', 'Content-Type', 'Last-Event-ID'] as const
 /** Methods of the API routes. */
 export const ALLOWED_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 

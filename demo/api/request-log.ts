@@ -17,6 +17,7 @@ export type Outcome =
   | 'use_dpop_nonce'
   | 'not_found'
   | 'payload_too_large'
+  | 'redirect'
 
 /** One request as recorded. */
 export interface RequestRecord {

@@ -84,7 +84,9 @@ export interface ApiServer {
   revokeTokens(accessToken?: string): number
   /** What the server saw. */
   stats(): Stats
-  /** Back to a clean state: stats, replay cache, scheduled rotations, clock offset; new nonce; tokens forgotten. */
+  /** Ends every open `/api/events` stream (the clients reconnect); returns how many. */
+  closeStreams(): number
+  /** Back to a clean state: stats, replay cache, scheduled rotations, clock offset; new nonce; tokens forgotten; streams ended. */
   reset(): void
 }
 
@@ -151,10 +153,15 @@ function peekProof(dpop: readonly string[]): Record<string, unknown> | undefined
  *
  * API routes (CORS for `corsOrigins`): `GET|POST|PUT|PATCH|DELETE /api/echo`, `GET /api/me`,
  * `* /api/always-challenge` (rotates the nonce and answers `use_dpop_nonce` every time),
- * `* /hidden/echo` (like /api/echo, but its CORS does not expose DPoP-Nonce/WWW-Authenticate).
+ * `GET /api/events` (server-sent events: one event describing the proof of this connection,
+ * then the stream stays open until `/__control/sse-close`; each reconnect is a new request,
+ * verified like any other),
+ * `* /hidden/echo` (like /api/echo, but its CORS does not expose DPoP-Nonce/WWW-Authenticate),
+ * `* /api/redirect?to=URL&status=302` (test mode: redirects without checking anything).
  * Control routes (test mode): `GET /__control/health`, `GET /__control/stats`,
  * `POST /__control/reset`, `POST /__control/rotate-nonce {after?}`, `POST /__control/clock {offsetMs}`,
- * `POST /__control/token {jkt, expiresIn?, sub?}`, `POST /__control/revoke {access_token?}`.
+ * `POST /__control/token {jkt, expiresIn?, sub?}`, `POST /__control/revoke {access_token?}`,
+ * `POST /__control/sse-close`.
  *
  * @throws {Error} code EADDRINUSE, "port N is in use; set DPOP_API_PORT (or --port) to another port".
  * @throws {TypeError} for a bad option.
@@ -194,6 +201,9 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   let apiRequests = 0
   let rotateAt: number[] = []
   const algs = algorithms.join(' ')
+  // Open server-sent-event streams, ended by /__control/sse-close and reset().
+  const streams = new Set<ServerResponse>()
+  let events = 0
 
   /** RFC 9449 §7.1 + RFC 6750 §3: the challenge, the JSON body, and a nonce whenever it helps. */
   const reject = (res: ServerResponse, error: AuthError, sentNonce: unknown): Outcome => {
@@ -236,8 +246,18 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       nonces.rotate()
     }
     const route = url.pathname
-    const known = route === '/api/echo' || route === '/api/me' || route === '/api/always-challenge' || route === '/hidden/echo'
-    if (!known || (route === '/api/me' && req.method !== 'GET')) {
+    if (route === '/api/redirect' && control) {
+      // Test mode: a redirect as a hostile or misconfigured API would send it, with a nonce
+      // and a Date decades off that a client must not credit to anyone.
+      const status = Number(url.searchParams.get('status') ?? 302)
+      res.statusCode = [301, 302, 303, 307, 308].includes(status) ? status : 302
+      res.setHeader('Location', url.searchParams.get('to') ?? '/')
+      res.setHeader('DPoP-Nonce', 'nonce-from-a-redirect')
+      res.end()
+      return { outcome: 'redirect', body }
+    }
+    const known = route === '/api/echo' || route === '/api/me' || route === '/api/events' || route === '/api/always-challenge' || route === '/hidden/echo'
+    if (!known || ((route === '/api/me' || route === '/api/events') && req.method !== 'GET')) {
       sendJson(res, 404, { error: 'not_found' })
       return { outcome: 'not_found', body }
     }
@@ -259,6 +279,16 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     if (requireNonce && auth.proof.claims.nonce !== nonces.current()) res.setHeader('DPoP-Nonce', nonces.current())
     if (route === '/api/me') {
       sendJson(res, 200, { sub: auth.token.sub, jkt: auth.token.jkt, scope: auth.token.scope })
+    } else if (route === '/api/events') {
+      // One event per connection, naming the proof it was opened with; a short `retry` so
+      // reconnects after /__control/sse-close are quick.
+      res.statusCode = 200
+      res.setHeader('Content-Type', 'text/event-stream')
+      res.setHeader('Cache-Control', 'no-store')
+      const data = { jti: auth.proof.claims.jti, ath: auth.proof.claims.ath, sub: auth.token.sub, lastEventId: req.headers['last-event-id'] ?? null }
+      res.write(`retry: 100\nid: ${++events}\ndata: ${JSON.stringify(data)}\n\n`)
+      streams.add(res)
+      res.on('close', () => streams.delete(res))
     } else {
       const contentType = req.headers['content-type']
       sendJson(res, 200, {
@@ -308,6 +338,8 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
         } catch (error) {
           return sendJson(res, 400, { error: (error as Error).message })
         }
+      case '/__control/sse-close':
+        return sendJson(res, 200, { closed: api.closeStreams() })
       case '/__control/revoke':
         return sendJson(res, 200, { revoked: api.revokeTokens(typeof input.access_token === 'string' ? input.access_token : undefined) })
       default:
@@ -370,7 +402,15 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     mintToken: (o) => testTokens.mint(o),
     revokeTokens: (t) => testTokens.revoke(t),
     stats: () => requests.stats(),
+    closeStreams() {
+      const open = [...streams]
+      streams.clear()
+      for (const stream of open) stream.end()
+      return open.length
+    },
     reset() {
+      api.closeStreams()
+      events = 0
       requests.clear()
       replay.clear()
       testTokens.clear()

@@ -58,7 +58,7 @@ import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose'
+import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, generateKeyPair, type JWK } from 'jose'
 import Provider, { errors, type Grant, type KoaContextWithOIDC, type TokenModel } from 'oidc-provider'
 import { closeServer, listen } from '../api/listen.ts'
 
@@ -97,6 +97,10 @@ export interface AuthServerOptions {
   refreshTokenTtl?: number
   /** Answer `token_type: "Bearer"` on successful token responses (the token stays DPoP-bound). @default false */
   answerBearer?: boolean
+  /** DPoP proof algorithms accepted (`dpop_signing_alg_values_supported`). @default ['ES256', 'EdDSA'] */
+  dpopSigningAlgs?: readonly string[]
+  /** Require pushed authorization requests (RFC 9126): `require_pushed_authorization_requests`. @default false */
+  requirePar?: boolean
   /** Receives one line per recorded event (never a token); omit for silence. */
   log?: ((line: string) => void) | undefined
 }
@@ -112,6 +116,8 @@ export const AUTH_SERVER_DEFAULTS = {
   accessTokenTtl: 60,
   refreshTokenTtl: 86_400,
   answerBearer: false,
+  dpopSigningAlgs: ['ES256', 'EdDSA'],
+  requirePar: false,
 } as const
 
 /** Token requests of one `grant_type`. */
@@ -153,6 +159,10 @@ export interface AuthServerStats {
   tokenErrors: Record<string, number>
   /** Codes issued by the authorization endpoint, with the `dpop_jkt` the request carried. */
   authorizations: { at: number; clientId: string | null; dpopJkt: string | null }[]
+  /** Pushed authorization requests (RFC 9126) accepted: their `dpop_jkt` and the thumbprint of their DPoP proof's key. */
+  pushedRequests: { at: number; dpopJkt: string | null; proofJkt: string | null }[]
+  /** Pushed authorization requests refused, per OAuth `error` code (`use_dpop_nonce`, ...). */
+  pushedRequestErrors: Record<string, number>
   /** Tokens issued, with the key thumbprint they are bound to (`cnf.jkt`). */
   issuedTokens: { at: number; kind: 'AccessToken' | 'RefreshToken'; grantType: string | null; jkt: string | null; grantId: string | null }[]
   /** Refresh tokens consumed by rotation. */
@@ -273,6 +283,8 @@ interface Normalized {
   accessTokenTtl: number
   refreshTokenTtl: number
   answerBearer: boolean
+  dpopSigningAlgs: string[]
+  requirePar: boolean
   log: ((line: string) => void) | undefined
 }
 
@@ -304,6 +316,8 @@ function normalize(options: AuthServerOptions): Normalized {
     accessTokenTtl: seconds(options.accessTokenTtl ?? d.accessTokenTtl, 'options.accessTokenTtl'),
     refreshTokenTtl: seconds(options.refreshTokenTtl ?? d.refreshTokenTtl, 'options.refreshTokenTtl'),
     answerBearer: options.answerBearer ?? d.answerBearer,
+    dpopSigningAlgs: [...(options.dpopSigningAlgs ?? d.dpopSigningAlgs)],
+    requirePar: options.requirePar ?? d.requirePar,
     log: options.log,
   }
 }
@@ -376,6 +390,7 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
     scopes: ['openid', 'offline_access', 'profile'],
     claims: { openid: ['sub'], profile: ['name'] },
     pkce: { required: () => true },
+    enabledJWA: { dPoPSigningAlgValues: o.dpopSigningAlgs },
     findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub, name: sub }) }),
     clientBasedCORS: (_ctx: unknown, origin: string) => o.corsOrigins.has(origin),
     issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
@@ -397,6 +412,7 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
     features: {
       devInteractions: { enabled: true },
       dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: o.requirePar },
       revocation: {
         enabled: true,
         // The default policy, spelled out: a public client may revoke only its own tokens.
@@ -418,6 +434,14 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
   // What has no provider event (a successful revocation), and the Bearer rewrite.
   provider.use(async (ctx, next) => {
     await next()
+    // oidc-provider's CORS exposes DPoP-Nonce and WWW-Authenticate; Date too, so that a
+    // browser client can correct a device clock from the authorization server's answers.
+    // (KoaContextWithOIDC's type leaves out Koa's response object; it is there.)
+    const sent = (name: string) => (ctx as unknown as { response: { get(name: string): string } }).response.get(name)
+    if (sent('Access-Control-Allow-Origin') && ctx.method !== 'OPTIONS') {
+      const exposed = sent('Access-Control-Expose-Headers')
+      ctx.set('Access-Control-Expose-Headers', exposed ? `${exposed}, Date` : 'Date')
+    }
     if (ctx.method !== 'POST') return
     if (ctx.path === ROUTES.revocation) {
       if (ctx.status === 200) recorder.revocationSucceeded()
@@ -503,6 +527,8 @@ function emptyStats(): AuthServerStats {
     tokenRequests: {},
     tokenErrors: {},
     authorizations: [],
+    pushedRequests: [],
+    pushedRequestErrors: {},
     issuedTokens: [],
     refreshTokensRotated: 0,
     refreshTokenReuse: 0,
@@ -560,6 +586,20 @@ function createRecorder(log: ((line: string) => void) | undefined): Recorder {
         const clientId = ctx.oidc.client?.clientId ?? null
         const at = record({ type: 'authorization.success', jkt: dpopJkt })
         stats.authorizations.push({ at, clientId, dpopJkt })
+      })
+      provider.on('pushed_authorization_request.success', (ctx: KoaContextWithOIDC) => {
+        const dpopJkt = stringParam(ctx, 'dpop_jkt')
+        // The thumbprint of the key in the request's DPoP proof (the provider checked it).
+        const proof = (ctx as unknown as { get(name: string): string }).get('DPoP')
+        const entry = { at: record({ type: 'pushed_authorization_request.success', jkt: dpopJkt }), dpopJkt, proofJkt: null as string | null }
+        stats.pushedRequests.push(entry)
+        const jwk = proof ? decodeProtectedHeader(proof).jwk : undefined
+        if (jwk) void calculateJwkThumbprint(jwk).then((jkt) => { entry.proofJkt = jkt }, () => undefined)
+      })
+      provider.on('pushed_authorization_request.error', (_ctx: KoaContextWithOIDC, err: OAuthErrorLike) => {
+        const fields = errorFields(err)
+        stats.pushedRequestErrors[fields.error] = (stats.pushedRequestErrors[fields.error] ?? 0) + 1
+        record({ type: 'pushed_authorization_request.error', ...fields })
       })
       provider.on('authorization.error', (_ctx: KoaContextWithOIDC, err: OAuthErrorLike) => {
         record({ type: 'authorization.error', ...errorFields(err) })

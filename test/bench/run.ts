@@ -360,7 +360,7 @@ async function main() {
   const checks = await loadSizeChecks()
   const installedPeers = PEERS.filter((p) => isInstalled(p.pkg))
   const sizes = await measureGzip([
-    ...checks.map((c) => ({ name: c.name, imports: c.import })),
+    ...checks.map((c) => ({ name: c.name, imports: c.import, ignore: c.ignore })),
     ...installedPeers.map((p) => ({ name: p.pkg, imports: { [p.pkg]: p.imports } })),
   ])
   const bundled = await Promise.all(checks.map(async (c) => ({ name: c.name, inputs: (await bundleInputs(c.import)).inputs })))
@@ -513,7 +513,7 @@ async function main() {
 
   const sizeSection = 'Size (minified + gzip -9, size-limit preset-small-lib, bytes)'
   const SIZE_GOALS: Record<string, number> = { '(a)': 1200, '(b)': 2500, '(c)': 11000 }
-  const full = sizes.get(checks[checks.length - 1]!.name)
+  const full = sizes.get(checks.find((c) => c.name.startsWith('(c)'))!.name)
   for (const c of checks) {
     const size = sizes.get(c.name)!
     const inputs = bundled.find((b) => b.name === c.name)!.inputs

@@ -21,6 +21,8 @@ export interface SizeCheck {
   name: string
   path: string
   import: Record<string, string>
+  /** Packages left out of the measurement (a peer dependency such as react). */
+  ignore?: string[]
   gzip: true
   limit: string
 }
@@ -93,7 +95,7 @@ export async function versionOf(pkg: string): Promise<string | undefined> {
  * Minified + gzip bytes of each import set, through size-limit's preset-small-lib
  * (the same esbuild options and the same empty-project correction as `npm run size`).
  */
-export async function measureGzip(entries: readonly { name: string; imports: Record<string, string> }[]): Promise<Map<string, number>> {
+export async function measureGzip(entries: readonly { name: string; imports: Record<string, string>; ignore?: string[] | undefined }[]): Promise<Map<string, number>> {
   const nodeModules = join(ROOT, 'node_modules')
   const checks = entries.map((e) => ({
     name: e.name,
@@ -103,6 +105,7 @@ export async function measureGzip(entries: readonly { name: string; imports: Rec
     // size-limit makes every key of `import` absolute except peers; bare package names
     // resolve here from the project's node_modules, as in an app.
     import: Object.fromEntries(Object.entries(e.imports).map(([k, v]) => [k.startsWith('.') ? join(ROOT, k) : k, v])),
+    ...(e.ignore ? { ignore: e.ignore } : {}),
     modifyEsbuildConfig: (config: Record<string, unknown>) => ({ ...config, nodePaths: [nodeModules], logLevel: 'silent' }),
   }))
   // size-limit types its first argument as functions; it takes plugin objects (see its index.js).

@@ -42,7 +42,7 @@ export function stubFetch(respond: (call: Call) => Response | Promise<Response> 
     const call: Call = { n, input, init, url: request?.url ?? String(input), method: request?.method ?? '', headers, body }
     const dpop = headers.get('dpop')
     if (dpop !== null) {
-      const { payload, protectedHeader } = await jwtVerify(dpop, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256'] })
+      const { payload, protectedHeader } = await jwtVerify(dpop, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA'] })
       call.proof = { payload, header: protectedHeader, jkt: await calculateJwkThumbprint(protectedHeader.jwk!), raw: dpop }
     }
     calls.push(call)
@@ -63,4 +63,14 @@ export function deferred<T = void>() {
   let reject!: (e: unknown) => void
   const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
   return { promise, resolve, reject }
+}
+
+/** What `p` rejects with; fails the test when it resolves. The one way these tests expect a rejection. */
+export async function caught(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p
+  } catch (e) {
+    return e
+  }
+  throw new Error('expected a rejection')
 }
