@@ -107,13 +107,13 @@ test('the demo: DPoP-bound sign-in, API calls, reload, refresh, stolen token ref
   await driver.playwright?.addInitScript(() => {
     const w = window as unknown as { cspViolations: string[] }
     w.cspViolations = []
-    document.addEventListener('securitypolicyviolation', (e) => w.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`))
+    document.addEventListener('securitypolicyviolation', (e) => w.cspViolations.push(`${e.violatedDirective} ${e.blockedURI} from ${e.sourceFile}`))
   })
   const recordViolations = () => page.evaluate(() => {
     const w = window as unknown as { cspViolations?: string[] }
     if (w.cspViolations) return
     w.cspViolations = []
-    document.addEventListener('securitypolicyviolation', (e) => w.cspViolations!.push(`${e.violatedDirective} ${e.blockedURI}`))
+    document.addEventListener('securitypolicyviolation', (e) => w.cspViolations!.push(`${e.violatedDirective} ${e.blockedURI} from ${e.sourceFile}`))
   })
 
   // 1. Signed out; the key already exists and its private half is not extractable.
@@ -222,8 +222,11 @@ test('the demo: DPoP-bound sign-in, API calls, reload, refresh, stolen token ref
   await page.screenshot(shot('09-signed-in-new-key.png'))
 
   expect(stats.serverErrors).toEqual([])
-  expect(await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)).toEqual([])
-  expect(cspConsole).toEqual([])
+  // Playwright's script for Firefox (WebDriver BiDi) adds a <style> from an eval'd frame: the
+  // driver's, not the app's (the app cannot eval under this policy), so it is left out there.
+  const driverNoise = (v: string) => driver.engine === 'firefox' && /^style-src-elem inline from .*(> |%3E%20)eval$/.test(v)
+  expect((await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations)).filter((v) => !driverNoise(v))).toEqual([])
+  expect(cspConsole.filter((m) => !(driver.engine === 'firefox' && /style-src-elem/.test(m)))).toEqual([])
   // Negative control: the policy is enforced, not only sent. An injected inline script does not run.
   expect(await page.evaluate(() => {
     const script = document.createElement('script')
