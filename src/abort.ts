@@ -29,15 +29,11 @@ export function timeoutSignal(ms: number): AbortSignal {
 export function anySignal(signals: readonly AbortSignal[]): AbortSignal {
   if (typeof AbortSignal.any === 'function') return AbortSignal.any([...signals])
   const controller = new AbortController()
-  const aborted = signals.find((s) => s.aborted)
-  if (aborted) {
-    controller.abort(aborted.reason)
-    return controller.signal
-  }
-  const onAbort = (event: Event) => {
+  const onAbort = (): void => {
     for (const s of signals) s.removeEventListener('abort', onAbort)
-    controller.abort((event.target as AbortSignal).reason)
+    controller.abort(signals.find((s) => s.aborted)?.reason)
   }
-  for (const s of signals) s.addEventListener('abort', onAbort, { once: true })
+  for (const s of signals) s.addEventListener('abort', onAbort)
+  if (signals.some((s) => s.aborted)) onAbort()
   return controller.signal
 }

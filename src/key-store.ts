@@ -245,21 +245,10 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
       : undefined
   // Firefox answers persist() only when the user answers its permission prompt, which may be
   // never: after a short wait, report what the browser has granted so far instead.
-  const persisted = async (): Promise<boolean> => {
-    if (!persistRequest) return false
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const grantedSoFar = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => {
-        const now = typeof navigator.storage.persisted === 'function' ? navigator.storage.persisted() : Promise.resolve(false)
-        now.then(resolve, () => resolve(false))
-      }, PERSIST_ANSWER_MS)
-    })
-    try {
-      return await Promise.race([persistRequest, grantedSoFar])
-    } finally {
-      clearTimeout(timer)
-    }
-  }
+  const persisted = (): Promise<boolean> =>
+    persistRequest
+      ? Promise.race([persistRequest, new Promise<boolean>((resolve) => setTimeout(() => { navigator.storage.persisted().then(resolve, () => resolve(false)) }, PERSIST_ANSWER_MS))])
+      : Promise.resolve(false)
 
   if (options.preload ?? KEY_STORE_DEFAULTS.preload) load().catch(() => undefined)
 
