@@ -20,7 +20,7 @@ export const INTEROP_PORT = Number(process.env.DPOP_TEST_INTEROP_PORT ?? 5600)
 export const DEMO_ACCESS_TTL = 15
 
 /** Specs that use Playwright's page directly, so WebKit (driven by WebDriver) does not run them yet. */
-export const PLAYWRIGHT_ONLY_SPECS = ['**/interop.spec.ts', '**/react.spec.ts', '**/vue.spec.ts']
+export const PLAYWRIGHT_ONLY_SPECS = ['**/interop.spec.ts']
 
 /** Port of WebKitWebDriver while the WebKit project runs (one per worker: this + worker index). */
 export const WEBDRIVER_PORT = Number(process.env.DPOP_TEST_WEBDRIVER_PORT ?? 5744)
