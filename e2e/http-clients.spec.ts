@@ -1,8 +1,8 @@
 // The HTTP clients apps already use (axios, ky, ofetch, an EventSource), each built on the
-// signed fetch as the README recipes say, in real Chromium against the verifying API
+// signed fetch as the README recipes say, in every installed engine against the verifying API
 // (demo/api/server.ts checks every proof with jose). Counted at the server: the nonce
 // challenge and its retry, the invalid_token refresh, the token and body each attempt carried.
-import { expect, test, type Page } from '@playwright/test'
+import { expect, test, type Tab } from './driver.ts'
 import {
   API,
   OTHER,
@@ -23,9 +23,9 @@ const ECHO = `${API}/api/echo`
 const EVENTS = `${API}/api/events`
 
 /** Opens the page, makes a key and a token bound to it, the signed fetch `w.api`, and the clients on top of it. */
-async function open(page: Page): Promise<{ jkt: string; token: string }> {
+async function open(page: Tab): Promise<{ jkt: string; token: string }> {
   await page.goto(PAGE)
-  await page.waitForFunction(() => (window as any).harnessReady === true)
+  await page.waitFor(() => (window as any).harnessReady === true)
   const jkt = await page.evaluate(async () => {
     const w = window as any
     w.keys = await w.dpop.generateKeyPair()
@@ -49,7 +49,9 @@ async function open(page: Page): Promise<{ jkt: string; token: string }> {
       },
     })
     // The README recipes, each reduced to one call shape: (url, { method, json }) → { status, data }.
-    const ax = axios.create({ adapter: 'fetch', env: { fetch: w.api } })
+    // 'User-Agent': false: axios's fetch adapter adds User-Agent: axios/<version>, which Chromium drops
+    // but Firefox sends, making every cross-origin call preflighted for a header APIs rarely allow.
+    const ax = axios.create({ adapter: 'fetch', env: { fetch: w.api }, headers: { 'User-Agent': false } })
     const k = ky.create({ fetch: w.api, retry: 0 })
     const of = ofetch.create({}, { fetch: w.api })
     w.clients = {
@@ -69,7 +71,7 @@ async function open(page: Page): Promise<{ jkt: string; token: string }> {
 }
 
 type Reply = { status?: number; data?: any; error?: { name: string; code: string; message: string; status?: number } }
-const call = (page: Page, client: string, url: string, o: { method?: string; json?: unknown } = {}) =>
+const call = (page: Tab, client: string, url: string, o: { method?: string; json?: unknown } = {}) =>
   page.evaluate(({ client, url, o }) => (window as any).run(() => (window as any).clients[client](url, o)), { client, url, o }) as Promise<Reply>
 const since = (records: Recorded[], seq: number) => records.filter((r) => r.seq > seq && r.outcome !== 'preflight')
 const lastSeq = async () => (await apiRequests()).at(-1)?.seq ?? 0
@@ -79,7 +81,8 @@ test.beforeEach(async () => {
 })
 
 for (const client of ['axios', 'ky', 'ofetch'] as const) {
-  test(`${client}: use_dpop_nonce is retried once with a fresh proof; the JSON body arrives the same both times`, async ({ page }) => {
+  test(`${client}: use_dpop_nonce is retried once with a fresh proof; the JSON body arrives the same both times`, async ({ driver }) => {
+  const page = driver.page
     const { token } = await open(page)
     const json = { item: 42, note: 'grüße', list: [1, 2, 3] }
     const reply = await call(page, client, ECHO, { method: 'POST', json })
@@ -109,7 +112,8 @@ for (const client of ['axios', 'ky', 'ofetch'] as const) {
     expect(since(await apiRequestsTo('/api/echo'), seq).map((r) => r.outcome)).toEqual(['use_dpop_nonce', 'ok'])
   })
 
-  test(`${client}: invalid_token asks for a new token once and retries with it`, async ({ page }) => {
+  test(`${client}: invalid_token asks for a new token once and retries with it`, async ({ driver }) => {
+  const page = driver.page
     const { jkt, token } = await open(page)
     expect((await call(page, client, `${ECHO}?warmup`)).status).toBe(200)
     await revokeTokens(token)
@@ -128,7 +132,8 @@ for (const client of ['axios', 'ky', 'ofetch'] as const) {
   })
 }
 
-test('axios on its default XHR adapter: unsigned without the guard; with guardXMLHttpRequest a typed error and nothing sent', async ({ page }) => {
+test('axios on its default XHR adapter: unsigned without the guard; with guardXMLHttpRequest a typed error and nothing sent', async ({ driver }) => {
+  const page = driver.page
   await open(page)
   const xhrCall = (url: string) => page.evaluate((url) => (window as any).run(async () => {
     const r = await (window as any).libs.axios.get(url) // the default adapter: XMLHttpRequest in a browser
@@ -166,7 +171,8 @@ test('axios on its default XHR adapter: unsigned without the guard; with guardXM
   expect((await xhrCall(`${ECHO}?xhr-unguarded-again`)).error?.status).toBe(401)
 })
 
-test('EventSource (eventsource package, custom fetch): every reconnect has a fresh proof, the current nonce and the current token', async ({ page }) => {
+test('EventSource (eventsource package, custom fetch): every reconnect has a fresh proof, the current nonce and the current token', async ({ driver }) => {
+  const page = driver.page
   const { jkt, token } = await open(page)
   await page.evaluate((url) => {
     const w = window as any

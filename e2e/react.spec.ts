@@ -1,7 +1,8 @@
 // dpop-spa/react in a real React page (e2e/fixtures/react-app.ts, StrictMode, served by Vite)
 // against oidc-provider and the verifying API: login, an API call, a second tab logging out
 // (the first re-renders as signed out), and signing in again (the second re-renders as signed in).
-import { expect, test, type Page } from '@playwright/test'
+import { expect, test, type Tab } from './driver.ts'
+import { click, expectText, submitDevLogin } from './dom.ts'
 
 const AS = `http://localhost:${process.env.DPOP_TEST_AS_PORT ?? 5420}`
 const API = `http://localhost:${process.env.DPOP_TEST_API_PORT ?? 5421}`
@@ -9,74 +10,74 @@ const APP = `/e2e/fixtures/react.html?as=${new URL(AS).port}&api=${new URL(API).
 
 interface Stats { tokenRequests: Record<string, { succeeded: number; failed: number }>; tokenErrors: Record<string, number> }
 /** Code exchanges at the server, and why any was refused. */
-const codeExchanges = async (page: Page) => {
-  const s = (await (await page.request.get(`${AS}/__control/stats`)).json()) as Stats
+const codeExchanges = async () => {
+  const s = (await (await fetch(`${AS}/__control/stats`)).json()) as Stats
   return { ...(s.tokenRequests.authorization_code ?? { succeeded: 0, failed: 0 }), errors: s.tokenErrors }
 }
 
-test.beforeEach(async ({ request }) => {
-  await request.post(`${AS}/__control/reset`)
-  await request.post(`${AS}/__control/config`, { data: { answerBearer: false } })
+test.beforeEach(async () => {
+  expect((await fetch(`${AS}/__control/reset`, { method: 'POST' })).ok).toBe(true)
+  expect((await fetch(`${AS}/__control/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ answerBearer: false }) })).ok).toBe(true)
 })
 
 /** Clicks the app's Sign in button and goes through oidc-provider's dev login as `user`. */
-async function signIn(page: Page, user: string): Promise<void> {
-  await Promise.all([page.waitForURL(`${AS}/**`), page.click('#login')])
-  await page.fill('input[name=login]', user)
-  await page.fill('input[name=password]', 'any')
-  await Promise.all([page.waitForURL('**/e2e/fixtures/react.html**'), page.click('button[type=submit]')])
-  await expect(page.locator('#status')).toHaveText('signed-in')
-  await expect(page.locator('#user')).toHaveText(user)
+async function signIn(page: Tab, user: string): Promise<void> {
+  await click(page, '#login')
+  await submitDevLogin(page, AS, user, '/e2e/fixtures/react.html')
+  await expectText(page, '#status', 'signed-in')
+  await expectText(page, '#user', user)
 }
 
-test('login, API call, logout in a second tab re-renders the first, login again re-renders the second', async ({ page, context }) => {
-  const errors: string[] = []
-  page.on('pageerror', (e) => errors.push(e.message))
+test('login, API call, logout in a second tab re-renders the first, login again re-renders the second', async ({ driver }) => {
+  const page = driver.page
   await page.goto(APP)
-  await expect(page.locator('#status')).toHaveText('signed-out')
+  await expectText(page, '#status', 'signed-out')
 
   await signIn(page, 'alice')
   // handleRedirect ran once under StrictMode's double effects: one code exchange (after the
   // token endpoint's one use_dpop_nonce challenge; a second exchange of the same code would
   // add an invalid_grant or another challenge), onRedirect called once with the returnTo.
-  expect(await codeExchanges(page)).toEqual({ succeeded: 1, failed: 1, errors: { use_dpop_nonce: 1 } })
-  await expect(page.locator('#error')).toHaveText('')
+  expect(await codeExchanges()).toEqual({ succeeded: 1, failed: 1, errors: { use_dpop_nonce: 1 } })
+  await expectText(page, '#error', '')
   expect(await page.evaluate(() => (window as any).redirects)).toEqual([{ returnTo: '/after-login', user: expect.objectContaining({ sub: 'alice' }) }])
-  expect(new URL(page.url()).searchParams.has('code')).toBe(false)
-  await expect(page.locator('#event')).toHaveText('login')
+  expect(new URL(await page.url()).searchParams.has('code')).toBe(false)
+  await expectText(page, '#event', 'login')
 
-  await page.click('#call')
-  await expect(page.locator('#result')).toHaveText('200 alice')
+  await click(page, '#call')
+  await expectText(page, '#result', '200 alice')
 
   // A second tab shares the session, then signs out: the first tab re-renders, without a reload.
-  const second = await context.newPage()
+  const second = await driver.newTab()
   await second.goto(APP)
-  await expect(second.locator('#status')).toHaveText('signed-in')
-  await expect(second.locator('#user')).toHaveText('alice')
+  await expectText(second, '#status', 'signed-in')
+  await expectText(second, '#user', 'alice')
   const rendersBefore = await page.evaluate(() => (window as any).renders)
-  await second.click('#logout')
-  await expect(second.locator('#status')).toHaveText('signed-out')
-  await expect(page.locator('#status')).toHaveText('signed-out')
-  await expect(page.locator('#user')).toHaveText('')
-  await expect(page.locator('#event')).toHaveText('logout:other-tab')
+  await click(second, '#logout')
+  await expectText(second, '#status', 'signed-out')
+  await expectText(page, '#status', 'signed-out')
+  await expectText(page, '#user', '')
+  await expectText(page, '#event', 'logout:other-tab')
   expect(await page.evaluate(() => (window as any).renders)).toBeGreaterThan(rendersBefore)
   // Signed out means signed out: the API call now goes without a token and is refused.
-  await page.click('#call')
-  await expect(page.locator('#result')).toHaveText(/^401/)
+  await click(page, '#call')
+  await expectText(page, '#result', /^401/)
 
   // Sign in again in the first tab (as someone else): the second tab re-renders as signed in.
   await signIn(page, 'bob')
-  await expect(second.locator('#status')).toHaveText('signed-in')
-  await expect(second.locator('#user')).toHaveText('bob')
-  expect(await codeExchanges(page)).toEqual({ succeeded: 2, failed: 2, errors: { use_dpop_nonce: 2 } })
-  await page.click('#call')
-  await expect(page.locator('#result')).toHaveText('200 bob')
-  await second.click('#call')
-  await expect(second.locator('#result')).toHaveText('200 bob')
-  expect(errors).toEqual([])
+  await expectText(second, '#status', 'signed-in')
+  await expectText(second, '#user', 'bob')
+  expect(await codeExchanges()).toEqual({ succeeded: 2, failed: 2, errors: { use_dpop_nonce: 2 } })
+  await click(page, '#call')
+  await expectText(page, '#result', '200 bob')
+  await click(second, '#call')
+  await expectText(second, '#result', '200 bob')
+  // Page errors as the page recorded them (e2e/fixtures/simulate.js), in every engine.
+  expect(await page.evaluate(() => (window as any).pageErrors)).toEqual([])
+  expect(await second.evaluate(() => (window as any).pageErrors)).toEqual([])
 })
 
-test('useDPoP outside a provider, or a provider without config or client: a typed DPoPError', async ({ page }) => {
+test('useDPoP outside a provider, or a provider without config or client: a typed DPoPError', async ({ driver }) => {
+  const page = driver.page
   await page.goto('/e2e/fixtures/react.html?misuse=1')
   await expect.poll(() => page.evaluate(() => (window as any).misuse?.length)).toBe(2)
   expect(await page.evaluate(() => (window as any).misuse)).toEqual(['DPoPError ERR_INVALID_ARGUMENT', 'DPoPError ERR_INVALID_ARGUMENT'])

@@ -1,7 +1,7 @@
-// The signed fetch in real Chromium against the verifying resource server on loopback
+// The signed fetch in every installed engine against the verifying resource server on loopback
 // (demo/api/server.ts checks every proof with jose). Each behaviour is counted at the
 // server: what arrived, how often, with which proof, nonce, token hash and body bytes.
-import { expect, test, type Page } from '@playwright/test'
+import { expect, test, type Tab } from './driver.ts'
 import {
   API,
   API_PORT,
@@ -24,9 +24,9 @@ const HARNESS = '/e2e/fixtures/harness.html'
 const ECHO = `${API}/api/echo`
 
 /** Opens the harness, makes a key pair and a token bound to it, and a signed fetch `w.api` for the API origin. */
-async function open(page: Page): Promise<{ jkt: string; token: string }> {
+async function open(page: Tab): Promise<{ jkt: string; token: string }> {
   await page.goto(HARNESS)
-  await page.waitForFunction(() => (window as any).harnessReady === true)
+  await page.waitFor(() => (window as any).harnessReady === true)
   const jkt = await page.evaluate(async () => {
     const w = window as any
     w.keys = await w.dpop.generateKeyPair()
@@ -72,7 +72,7 @@ async function open(page: Page): Promise<{ jkt: string; token: string }> {
 }
 
 /** One call through `w.api`, answered in the page. */
-function call(page: Page, url: string, init?: { method?: string; body?: string }) {
+function call(page: Tab, url: string, init?: { method?: string; body?: string }) {
   return page.evaluate(({ url, init }) => (window as any).run(() => (window as any).api(url, init)), { url, init }) as Promise<{
     status?: number
     text?: string
@@ -81,7 +81,7 @@ function call(page: Page, url: string, init?: { method?: string; body?: string }
 }
 
 /** The first request of a fresh signed fetch is challenged for a nonce; this does it once. */
-async function warmUp(page: Page): Promise<void> {
+async function warmUp(page: Tab): Promise<void> {
   expect((await call(page, `${ECHO}?warmup`)).status).toBe(200)
 }
 
@@ -92,7 +92,8 @@ test.beforeEach(async () => {
   await resetServers()
 })
 
-test('origins: only the configured origin gets Authorization and DPoP; other origins and URL tricks get nothing', async ({ page }) => {
+test('origins: only the configured origin gets Authorization and DPoP; other origins and URL tricks get nothing', async ({ driver }) => {
+  const page = driver.page
   await open(page)
   const urls = [
     `${OTHER}/plain`, // another server
@@ -129,7 +130,8 @@ test('origins: only the configured origin gets Authorization and DPoP; other ori
   expect(api.filter((r) => r.tokenAth !== undefined).every((r) => r.headers.host === `localhost:${API_PORT}`)).toBe(true)
 })
 
-test('use_dpop_nonce: retried exactly once with a fresh proof (new jti, the nonce from the challenge)', async ({ page }) => {
+test('use_dpop_nonce: retried exactly once with a fresh proof (new jti, the nonce from the challenge)', async ({ driver }) => {
+  const page = driver.page
   const { token } = await open(page)
   const reply = await call(page, ECHO)
   expect(reply.status).toBe(200)
@@ -145,7 +147,8 @@ test('use_dpop_nonce: retried exactly once with a fresh proof (new jti, the nonc
   expect(second.proof?.ath).toBe(ath(token))
 })
 
-test('a nonce that arrives on a 2xx is used next time, without a challenge', async ({ page }) => {
+test('a nonce that arrives on a 2xx is used next time, without a challenge', async ({ driver }) => {
+  const page = driver.page
   await open(page)
   await warmUp(page)
   await rotateNonce() // the client's nonce becomes the "previous" one: accepted, and the 2xx carries the new one
@@ -161,7 +164,7 @@ test('a nonce that arrives on a 2xx is used next time, without a challenge', asy
 })
 
 /** Makes one call with the previous nonce and returns the DPoP-Nonce the server put on its 200. */
-async function rotateNonceLater(page: Page): Promise<string> {
+async function rotateNonceLater(page: Tab): Promise<string> {
   const start = await lastSeq()
   const reply = await page.evaluate(async (url) => {
     const r = await (window as any).api(url)
@@ -173,7 +176,8 @@ async function rotateNonceLater(page: Page): Promise<string> {
   return reply.nonce as string
 }
 
-test('a server that challenges twice: the caller gets the 401, the server saw exactly 2 requests', async ({ page }) => {
+test('a server that challenges twice: the caller gets the 401, the server saw exactly 2 requests', async ({ driver }) => {
+  const page = driver.page
   await open(page)
   const reply = await call(page, `${API}/api/always-challenge`)
   expect(reply.status).toBe(401)
@@ -184,7 +188,8 @@ test('a server that challenges twice: the caller gets the 401, the server saw ex
   expect(new Set(seen.map((r) => r.proof?.jti)).size).toBe(2)
 })
 
-test('200 requests in flight while the nonce rotates: all succeed, at most one retry each', async ({ page }) => {
+test('200 requests in flight while the nonce rotates: all succeed, at most one retry each', async ({ driver }) => {
+  const page = driver.page
   await open(page)
   await warmUp(page)
   const start = await lastSeq()
@@ -211,7 +216,8 @@ test('200 requests in flight while the nonce rotates: all succeed, at most one r
   expect(seen.filter((r) => r.outcome !== 'ok' && r.outcome !== 'use_dpop_nonce')).toEqual([])
 })
 
-test('a device clock 10 minutes behind the server: corrected from Date, the call succeeds', async ({ page }) => {
+test('a device clock 10 minutes behind the server: corrected from Date, the call succeeds', async ({ driver }) => {
+  const page = driver.page
   await open(page)
   await setServerClock(10 * 60_000)
   const first = await call(page, ECHO)
@@ -229,7 +235,8 @@ test('a device clock 10 minutes behind the server: corrected from Date, the call
   expect(since(await apiRequestsTo('/api/echo'), start).map((r) => r.outcome)).toEqual(['ok'])
 })
 
-test('bodies arrive byte-identical (and with the same Content-Type) after a nonce retry', async ({ page }) => {
+test('bodies arrive byte-identical (and with the same Content-Type) after a nonce retry', async ({ driver }) => {
+  const page = driver.page
   await open(page)
   const kinds = ['json', 'blob', 'arraybuffer', 'formdata', 'urlsearchparams', 'request', 'stream'] as const
   for (const kind of kinds) {
@@ -311,7 +318,8 @@ test('bodies arrive byte-identical (and with the same Content-Type) after a nonc
   }
 })
 
-test('CORS hides WWW-Authenticate: a typed ERR_CORS_HEADER_HIDDEN error naming the header', async ({ page }) => {
+test('CORS hides WWW-Authenticate: a typed ERR_CORS_HEADER_HIDDEN error naming the header', async ({ driver }) => {
+  const page = driver.page
   const { token } = await open(page)
   const reply = await call(page, `${API}/hidden/echo`)
   expect(reply.error).toBeDefined()
@@ -324,7 +332,8 @@ test('CORS hides WWW-Authenticate: a typed ERR_CORS_HEADER_HIDDEN error naming t
   expect((await apiRequestsTo('/hidden/echo')).map((r) => r.outcome)).toEqual(['use_dpop_nonce'])
 })
 
-test('invalid_token: one onInvalidToken call for 12 concurrent requests, each retried with the new token', async ({ page }) => {
+test('invalid_token: one onInvalidToken call for 12 concurrent requests, each retried with the new token', async ({ driver }) => {
+  const page = driver.page
   const { jkt, token: oldToken } = await open(page)
   await warmUp(page)
   const newToken = await mintToken(jkt)
@@ -349,7 +358,8 @@ test('invalid_token: one onInvalidToken call for 12 concurrent requests, each re
   expect(seen).toHaveLength(24)
 })
 
-test('installDPoPFetch twice signs once per attempt; restoring puts the original fetch back', async ({ page }) => {
+test('installDPoPFetch twice signs once per attempt; restoring puts the original fetch back', async ({ driver }) => {
+  const page = driver.page
   await open(page)
   await warmUp(page)
   const start = await lastSeq()
@@ -382,7 +392,8 @@ test('installDPoPFetch twice signs once per attempt; restoring puts the original
   expect(other.find((r) => r.url === '/through-installed')?.headers.authorization).toBeUndefined()
 })
 
-test('no token in any thrown error message or debug event', async ({ page }) => {
+test('no token in any thrown error message or debug event', async ({ driver }) => {
+  const page = driver.page
   const { token } = await open(page)
   const errors = await page.evaluate(
     async ({ echo, hidden, token }) => {
@@ -419,7 +430,8 @@ test('no token in any thrown error message or debug event', async ({ page }) => 
   expect(errors.events).not.toContain(token)
 })
 
-test('redirects: a signed request is never followed to another origin or the same one; ERR_REDIRECT, or the opaque redirect when asked', async ({ page }) => {
+test('redirects: a signed request is never followed to another origin or the same one; ERR_REDIRECT, or the opaque redirect when asked', async ({ driver }) => {
+  const page = driver.page
   await open(page)
   await warmUp(page)
   const nonceBefore = await page.evaluate(() => (window as any).events.filter((e: any) => e.type === 'nonce').length)

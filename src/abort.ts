@@ -10,3 +10,30 @@ export function raceAbort<T>(value: T | Promise<T>, signal: AbortSignal | undefi
     Promise.resolve(value).then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
   })
 }
+
+/**
+ * @internal `AbortSignal.timeout(ms)`, also where it is missing (Safari before 16, Firefox
+ * before 100): aborts with a `TimeoutError` DOMException after `ms`.
+ */
+export function timeoutSignal(ms: number): AbortSignal {
+  if (typeof AbortSignal.timeout === 'function') return AbortSignal.timeout(ms)
+  const controller = new AbortController()
+  setTimeout(() => controller.abort(new DOMException('The operation timed out.', 'TimeoutError')), ms)
+  return controller.signal
+}
+
+/**
+ * @internal `AbortSignal.any(signals)`, also where it is missing (Safari before 17.4, Firefox
+ * before 124, Chrome before 116): aborts with the reason of the first signal that aborts.
+ */
+export function anySignal(signals: readonly AbortSignal[]): AbortSignal {
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([...signals])
+  const controller = new AbortController()
+  const onAbort = (): void => {
+    for (const s of signals) s.removeEventListener('abort', onAbort)
+    controller.abort(signals.find((s) => s.aborted)?.reason)
+  }
+  for (const s of signals) s.addEventListener('abort', onAbort)
+  if (signals.some((s) => s.aborted)) onAbort()
+  return controller.signal
+}

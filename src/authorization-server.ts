@@ -24,6 +24,7 @@ import {
   type ClientAuth,
   type TokenEndpointResponse,
 } from 'oauth4webapi'
+import { anySignal, timeoutSignal } from './abort.js'
 import { decodeJwtPart } from './base64url.js'
 import type { DPoPClock } from './clock.js'
 import { DPoPError, OAuthError, ServerResponseError, isDPoPError } from './errors.js'
@@ -104,7 +105,7 @@ export async function discover(issuer: URL, send: typeof fetch, insecure: boolea
     try {
       const response = await discoveryRequest(issuer, {
         algorithm,
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: timeoutSignal(timeoutMs),
         // oauth4webapi calls it as fetch(url, init): the same contract, typed differently.
         [customFetch]: send as never,
         ...(insecure ? { [allowInsecureRequests]: true } : {}),
@@ -171,8 +172,8 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
   }
 
   const bounded = (timeoutMs: number, signal: AbortSignal | undefined) => {
-    const timeout = AbortSignal.timeout(timeoutMs)
-    return signal ? AbortSignal.any([signal, timeout]) : timeout
+    const timeout = timeoutSignal(timeoutMs)
+    return signal ? anySignal([signal, timeout]) : timeout
   }
   const common = {
     ...(o.insecure ? { [allowInsecureRequests]: true } : {}),

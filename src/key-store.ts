@@ -96,7 +96,11 @@ export interface KeyStore {
    * @throws {KeyStoreError} as {@link KeyStore.load}.
    */
   thumbprint(options?: { signal?: AbortSignal }): Promise<string>
-  /** Whether the browser granted persistent storage; `false` where it was not asked or is not offered. Never rejects. */
+  /**
+   * Whether the browser granted persistent storage; `false` where it was not asked or is not
+   * offered. Never rejects, and waits at most about a second: Firefox answers the request only
+   * when the user answers its permission prompt, so until then this reports the current grant.
+   */
   persisted(): Promise<boolean>
   /**
    * Calls `listener` when this or another tab rotates or deletes the key pair. Returns an unsubscribe function.
@@ -117,6 +121,8 @@ interface StoredKeyPair {
 }
 
 const RECORD = 'keypair'
+/** How long persisted() waits for the answer to persist() before reading the current grant. */
+const PERSIST_ANSWER_MS = 1_000
 const NAME = /^[A-Za-z0-9._-]{1,64}$/
 
 function isUsable(value: unknown): value is StoredKeyPair {
@@ -233,9 +239,15 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     return current
   }
 
-  const persistedResult: Promise<boolean> =
+  const persistRequest: Promise<boolean> | undefined =
     (options.persist ?? KEY_STORE_DEFAULTS.persist) && factory && typeof navigator !== 'undefined' && typeof navigator.storage?.persist === 'function'
       ? navigator.storage.persist().catch(() => false)
+      : undefined
+  // Firefox answers persist() only when the user answers its permission prompt, which may be
+  // never: after a short wait, report what the browser has granted so far instead.
+  const persisted = (): Promise<boolean> =>
+    persistRequest
+      ? Promise.race([persistRequest, new Promise<boolean>((resolve) => setTimeout(() => { navigator.storage.persisted().then(resolve, () => resolve(false)) }, PERSIST_ANSWER_MS))])
       : Promise.resolve(false)
 
   if (options.preload ?? KEY_STORE_DEFAULTS.preload) load().catch(() => undefined)
@@ -277,7 +289,7 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     async thumbprint(o) {
       return keyPairThumbprint(await raceAbort(load(), o?.signal))
     },
-    persisted: () => persistedResult,
+    persisted,
     subscribe(listener) {
       listeners.add(listener)
       return () => { listeners.delete(listener) }

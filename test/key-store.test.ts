@@ -199,4 +199,29 @@ describe('openKeyStore', () => {
     a.close()
     b.close()
   })
+
+  it('persisted() does not wait for a permission prompt nobody answers (Firefox): it reports the grant so far', async () => {
+    const storage = navigator.storage as unknown
+    let granted = false
+    let asked = 0
+    Object.defineProperty(navigator, 'storage', {
+      configurable: true,
+      value: {
+        persist: () => { asked++; return new Promise<boolean>(() => undefined) }, // the prompt stays open
+        persisted: () => Promise.resolve(granted),
+      },
+    })
+    try {
+      const store = await openKeyStore({ name: 'prompt', indexedDB: new IDBFactory(), preload: false })
+      const started = Date.now()
+      expect(await store.persisted()).toBe(false)
+      expect(Date.now() - started).toBeLessThan(3_000)
+      granted = true // the user said yes later
+      expect(await store.persisted()).toBe(true)
+      expect(asked).toBe(1)
+      store.close()
+    } finally {
+      Object.defineProperty(navigator, 'storage', { configurable: true, value: storage })
+    }
+  })
 })

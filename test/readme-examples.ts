@@ -93,8 +93,9 @@ try {
 
 export async function httpClients(auth: DPoPClient): Promise<void> {
 // --- clients
-// axios >= 1.12.0: its fetch adapter takes a custom fetch in env.fetch.
-const http = axios.create({ adapter: 'fetch', env: { fetch: auth.fetch } })
+// axios >= 1.12.0: its fetch adapter takes a custom fetch in env.fetch. No User-Agent header:
+// Firefox would send axios's, and a cross-origin API then has to allow it in CORS.
+const http = axios.create({ adapter: 'fetch', env: { fetch: auth.fetch }, headers: { 'User-Agent': false } })
 const { data: me } = await http.get('https://api.example.com/me')
 
 // ky and ofetch take a fetch too.

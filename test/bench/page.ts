@@ -7,6 +7,7 @@
 import { customFetch, DPoP, protectedResourceRequest, type CustomFetchOptions, type DPoPHandle } from 'oauth4webapi'
 import { generateProof } from 'dpop'
 import { createDPoPFetch, createProof, generateKeyPair } from '../../src/index.ts'
+import { inflight, pairedBlocks, seq, type Op } from './measure.ts'
 
 /** Inputs shared by every implementation, so all sign the same claims. */
 export interface BenchSetup {
@@ -78,8 +79,6 @@ declare global {
 const STUB_URL = 'https://api.example.com/resource'
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const
 
-type Op = () => Promise<unknown>
-
 interface Impl {
   /** Short id used in case ids: floor, ours, ours-notoken, dpop, o4w, fetch. */
   readonly id: string
@@ -102,34 +101,6 @@ const median = (xs: readonly number[]): number => {
 
 // A timer, not a wait for state: the idle gap is the condition being measured.
 const idle = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
-async function seq(op: Op, n: number): Promise<number> {
-  const t0 = performance.now()
-  for (let i = 0; i < n; i++) await op()
-  return ((performance.now() - t0) * 1000) / n
-}
-
-async function inflight(op: Op, width: number, waves: number): Promise<number> {
-  const t0 = performance.now()
-  for (let w = 0; w < waves; w++) await Promise.all(Array.from({ length: width }, op))
-  return ((performance.now() - t0) * 1000) / (width * waves)
-}
-
-/**
- * The case and its baseline in alternating blocks, ABBA ABBA … (BAAB … on odd rounds):
- * this machine's noise comes in bursts (other processes share the two cores), and a burst
- * then lands on both sides of the pair instead of on whichever case ran at that moment.
- */
-async function pairedBlocks(measure: (op: Op) => Promise<number>, base: Op, op: Op, blocks: number, round: number) {
-  let sumBase = 0
-  let sumCase = 0
-  for (let i = 0; i < blocks; i++) {
-    const isCase = ((i + 1) >> 1) % 2 === 1 // blocks 0..7: A B B A A B B A
-    if (isCase !== (round % 2 === 1)) sumCase += await measure(op)
-    else sumBase += await measure(base)
-  }
-  return { value: sumCase / (blocks / 2), base: sumBase / (blocks / 2) }
-}
 
 /**
  * Runs `f` with `crypto.subtle.sign` answering at once with a fixed signature, so what is

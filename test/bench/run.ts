@@ -17,6 +17,9 @@ import esbuild from 'esbuild'
 import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify, base64url, type JWK } from 'jose'
 import { chromium, type BrowserContext } from 'playwright-core'
 import playwrightConfig from '../../playwright.config.ts'
+import { launchDriver } from '../../e2e/driver.ts'
+import { engineVersion, selectedEngines, type EngineName } from '../../e2e/engines.ts'
+import type { EngineBenchSetup, EngineRound } from './engines-page.ts'
 import type { BenchSetup, CallCounts, ProofSample, RoundResult } from './page.ts'
 import type { ColdResult } from './cold.ts'
 import { startBenchServer, type BenchFile } from './server.ts'
@@ -32,6 +35,11 @@ const argValue = (name: string) => {
 const ROUNDS = Number(argValue('--rounds') ?? 21)
 const COLD_ROUNDS = Number(argValue('--cold-rounds') ?? 11)
 const WRITE_README = args.includes('--readme')
+/** Only the per-engine proof bench (no Chromium-only cases, no sizes). */
+const ENGINES_ONLY = args.includes('--engines-only')
+const ENGINE_ROUNDS = Number(argValue('--engine-rounds') ?? 21)
+/** WebKitWebDriver's port while the bench runs in WebKit. */
+const BENCH_WEBDRIVER_PORT = Number(process.env.DPOP_BENCH_WEBDRIVER_PORT ?? 5754)
 const STUB_URL = 'https://api.example.com/resource'
 
 const b64u = (bytes: Uint8Array) => base64url.encode(bytes)
@@ -174,7 +182,7 @@ function machine(chromiumVersion: string, userAgent: string, loadBefore: number[
 
 async function bundlePages(): Promise<Map<string, BenchFile>> {
   const result = await esbuild.build({
-    entryPoints: { bench: join(ROOT, 'test/bench/page.ts'), cold: join(ROOT, 'test/bench/cold.ts') },
+    entryPoints: { bench: join(ROOT, 'test/bench/page.ts'), cold: join(ROOT, 'test/bench/cold.ts'), engines: join(ROOT, 'test/bench/engines-page.ts') },
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -190,6 +198,7 @@ async function bundlePages(): Promise<Map<string, BenchFile>> {
   const html = (script: string) => ({ type: 'text/html', body: `<!doctype html><meta charset="utf-8"><title>dpop-spa bench</title><script type="module" src="${script}"></script>` })
   files.set('/bench.html', html('/bench.js'))
   files.set('/cold.html', html('/cold.js'))
+  files.set('/engines.html', html('/engines.js'))
   return files
 }
 
@@ -270,6 +279,76 @@ async function runColdStart(ctx: BrowserContext, origin: string) {
   return out
 }
 
+// ---------------------------------------------------------------- every installed engine
+
+const projectUse = (name: string) => playwrightConfig.projects?.find((p) => p.name === name)?.use
+
+interface EngineResult { engine: EngineName; version: string; crossOriginIsolated: boolean; rounds: EngineRound[] }
+
+/** createProof against the sign floor in each installed engine, through the same driver as the e2e suite. */
+async function runEngineProofs(origin: string): Promise<EngineResult[]> {
+  const out: EngineResult[] = []
+  const config: EngineBenchSetup = { token: TOKEN, nonce: NONCE, blocks: 8, seqOps: 32, inflightWaves: 2 }
+  for (const engine of selectedEngines()) {
+    const use = projectUse(engine)
+    const { driver, close } = await launchDriver(engine, {
+      baseURL: origin,
+      ...(use?.launchOptions ? { launchOptions: use.launchOptions } : {}),
+      ...(use?.channel ? { channel: use.channel } : {}),
+      webdriverPort: BENCH_WEBDRIVER_PORT,
+    })
+    try {
+      const tab = driver.page
+      await tab.goto('/engines.html')
+      await tab.waitFor(() => window.__engineBench !== undefined)
+      const info = await tab.evaluate((c) => window.__engineBench!.setup(c), config)
+      if (!info.crossOriginIsolated) log(`warning: ${engine}: the page is not cross-origin isolated; its clock is coarse`)
+      // The proof signs the benchmark's claims with the page's key (checked by jose, not our code).
+      await verifyProof(info.proof, { htm: 'GET', htu: STUB_URL, token: TOKEN, nonce: NONCE, jkt: await calculateJwkThumbprint(info.publicJwk) }, `${engine} createProof`)
+      const rounds: EngineRound[] = []
+      for (let r = 0; r < ENGINE_ROUNDS; r++) rounds.push(await tab.evaluate((i) => window.__engineBench!.round(i), r))
+      const version = engineVersion(engine) ?? info.userAgent
+      log(`${version}: ${ENGINE_ROUNDS} rounds`)
+      out.push({ engine, version, crossOriginIsolated: info.crossOriginIsolated, rounds })
+    } finally {
+      await close()
+    }
+  }
+  return out
+}
+
+function engineRows(results: EngineResult[]): Row[] {
+  const rows: Row[] = []
+  const section = 'Proof per engine: createProof (1 KB token + nonce) against a raw crypto.subtle.sign ES256 (µs per proof)'
+  for (const { version, rounds, crossOriginIsolated } of results) {
+    for (const [mode, label, target] of [['seq', 'sequential', 1.25], ['c64', '64 in flight', 1.1]] as const) {
+      const ratio = stat(rounds.map((r) => r[mode] / r[`${mode}@base`]))
+      rows.push({ section, name: `${version}, ${label}: floor`, unit: 'µs', stat: stat(rounds.map((r) => r[`${mode}@base`])), ...(crossOriginIsolated ? {} : { note: 'not cross-origin isolated' }) })
+      rows.push({
+        section, name: `${version}, ${label}: createProof`, unit: 'µs', stat: stat(rounds.map((r) => r[mode])),
+        vs: { kind: 'ratio', of: 'floor', stat: ratio }, target: `≤ ×${target}`, met: ratio.median <= target,
+      })
+    }
+  }
+  return rows
+}
+
+async function enginesOnly() {
+  const t0 = Date.now()
+  const loadBefore = loadavg()
+  const files = await bundlePages()
+  const server = await startBenchServer({ files, nonce: API_NONCE })
+  let results: EngineResult[]
+  try {
+    results = await runEngineProofs(server.origin)
+  } finally {
+    await server.close()
+  }
+  const rows = engineRows(results)
+  const seconds = ((Date.now() - t0) / 1000).toFixed(0)
+  process.stdout.write(`\ndpop-spa bench, every installed engine: ${ENGINE_ROUNDS} rounds; load ${loadBefore[0]!.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}; ${seconds} s\n\n${textTable(rows)}\n\n`)
+}
+
 // ---------------------------------------------------------------- main
 
 async function main() {
@@ -289,7 +368,7 @@ async function main() {
   const files = await bundlePages()
   const server = await startBenchServer({ files, nonce: API_NONCE })
   const userDataDir = await mkdtemp(join(tmpdir(), 'dpop-spa-bench-'))
-  const launch = playwrightConfig.use?.launchOptions ?? {}
+  const launch = projectUse('chromium')?.launchOptions ?? {}
   // A persistent profile, so IndexedDB lives on disk as in a real browser (not in memory).
   const ctx = await chromium.launchPersistentContext(userDataDir, {
     headless: true,
@@ -308,8 +387,13 @@ async function main() {
     cold = await runColdStart(ctx, server.origin)
   } finally {
     await ctx.close()
-    await server.close()
     await rm(userDataDir, { recursive: true, force: true })
+  }
+  let engines: EngineResult[]
+  try {
+    engines = await runEngineProofs(server.origin)
+  } finally {
+    await server.close()
   }
 
   // Every implementation must have signed the same claims with the same key, checked by jose.
@@ -452,6 +536,8 @@ async function main() {
     })
   }
 
+  rows.push(...engineRows(engines))
+
   // ------------------------------------------------------------ output
   const env = machine(chromiumVersion || page.info.userAgent, page.info.userAgent, loadBefore)
   const table = textTable(rows)
@@ -465,7 +551,7 @@ async function main() {
     machine: env,
     config: { ...setup, token: `${TOKEN.length} chars`, nonce: `${NONCE.length} chars`, apiNonce: `${API_NONCE.length} chars`, rounds: ROUNDS, coldRounds: COLD_ROUNDS },
     rows,
-    raw: { rounds: page.rounds, cold, counts: page.counts, signingInputLength: Object.fromEntries(page.samples.map((s) => [s.impl, s.signingInputLength])), floorInputLength: floorBytes, server: { signed: stats.signed, bearer: stats.bearer, other: stats.other }, sizes: Object.fromEntries(sizes) },
+    raw: { rounds: page.rounds, engines, cold, counts: page.counts, signingInputLength: Object.fromEntries(page.samples.map((s) => [s.impl, s.signingInputLength])), floorInputLength: floorBytes, server: { signed: stats.signed, bearer: stats.bearer, other: stats.other }, sizes: Object.fromEntries(sizes) },
     markdown: markdownTable(rows),
   }
   await writeFile(join(ROOT, 'test/bench/results.json'), `${JSON.stringify(results, null, 2)}\n`)
@@ -488,7 +574,7 @@ async function main() {
   }
 }
 
-main().catch((e: unknown) => {
+;(ENGINES_ONLY ? enginesOnly() : main()).catch((e: unknown) => {
   process.stderr.write(`[bench] failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`)
   process.exitCode = 1
 })

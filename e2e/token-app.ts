@@ -1,0 +1,76 @@
+/**
+ * The client fixture (e2e/fixtures/client.html) against the token stack (e2e/token-stack.ts):
+ * addresses, the authorization server's recorded stats, and a sign-in through oidc-provider's
+ * dev login form that every driver can do (the form is filled and submitted in the page).
+ */
+import { expect } from '@playwright/test'
+import type { Tab } from './driver.ts'
+
+export const AS = `http://localhost:${process.env.DPOP_TEST_AS_PORT ?? 5420}`
+export const API = `http://localhost:${process.env.DPOP_TEST_API_PORT ?? 5421}`
+export const CLIENT = `/e2e/fixtures/client.html?as=${new URL(AS).port}&api=${new URL(API).port}`
+/** The stricter server of e2e/token-stack.ts: PAR required, ES256 proofs only. */
+export const STRICT = `http://localhost:${process.env.DPOP_TEST_STRICT_AS_PORT ?? 5610}`
+
+/** What the authorization server recorded (demo/auth-server/server.ts). */
+export interface Stats {
+  tokenRequests: Record<string, { succeeded: number; failed: number }>
+  authorizations: { dpopJkt?: string }[]
+  issuedTokens: { kind: string; grantType: string; jkt?: string }[]
+  refreshTokenReuse: number
+  revocations: { succeeded: number; failed: number }
+  grantsRevoked: string[]
+  bearerAnswers: number
+  endSessions: number
+}
+
+export const stats = async (): Promise<Stats> => (await fetch(`${AS}/__control/stats`)).json() as Promise<Stats>
+export const refreshes = (s: Stats): number => s.tokenRequests.refresh_token?.succeeded ?? 0
+
+/** Clean authorization server: no stats, no sessions; answers DPoP. */
+export async function resetAuthServer(): Promise<void> {
+  for (const [path, body] of [['reset', undefined], ['config', { answerBearer: false }]] as const) {
+    const r = await fetch(`${AS}/__control/${path}`, { method: 'POST', ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) })
+    expect(r.ok, path).toBe(true)
+  }
+}
+
+/**
+ * Opens the client fixture and waits until it has started. `query` is added to the default
+ * URL (`&name=…`, `&simulate=…`), or replaces its query when it starts with `?`.
+ */
+export async function openApp(tab: Tab, query = ''): Promise<void> {
+  await tab.goto(query.startsWith('?') ? `/e2e/fixtures/client.html${query}` : `${CLIENT}${query}`)
+  await tab.waitFor(() => (window as any).ready === true)
+}
+
+/** The text of `#status` once it is `expected`. */
+export async function expectStatus(tab: Tab, expected: string): Promise<void> {
+  // A navigation in progress makes evaluate throw: look again.
+  await expect.poll(() => tab.evaluate(() => document.getElementById('status')?.textContent ?? '').catch(() => '(navigating)')).toBe(expected)
+}
+
+/** Fills and submits oidc-provider's dev login form; waits for the way back to the client fixture. */
+export async function submitLoginForm(tab: Tab, user: string, as = AS): Promise<void> {
+  await tab.waitFor((as) => location.origin === as && !!document.querySelector('input[name=login]'), as)
+  await tab.evaluate((user) => {
+    ;(document.querySelector('input[name=login]') as HTMLInputElement).value = user
+    ;(document.querySelector('input[name=password]') as HTMLInputElement).value = 'any'
+    // After this script has returned, so the driver does not see its page go away mid-call.
+    setTimeout(() => (document.querySelector('button[type=submit]') as HTMLButtonElement).click(), 0)
+  }, user)
+  await tab.waitForUrl((u) => u.pathname === '/e2e/fixtures/client.html' && !u.searchParams.has('code'))
+  await tab.waitFor(() => (window as any).ready === true)
+}
+
+/** Signs in through oidc-provider's dev login, as a user would. */
+export async function signIn(tab: Tab, user = 'alice', query = '', as = AS): Promise<void> {
+  await openApp(tab, query)
+  // prompt=login: the server shows its login form even when it still has a session cookie.
+  await tab.evaluate(() => { void (window as any).auth.login({ prompt: 'login' }) })
+  await submitLoginForm(tab, user, as)
+  await expectStatus(tab, 'signed-in')
+}
+
+/** The key's thumbprint as the client sees it. */
+export const thumbprint = (tab: Tab): Promise<string> => tab.evaluate(() => (window as any).auth.keys.thumbprint() as Promise<string>)
