@@ -1,21 +1,18 @@
 import { defineConfig, type PlaywrightTestProject } from '@playwright/test'
 import { chromiumPath, firefoxPath, selectedEngines } from './e2e/engines.ts'
 import type { DriverOptions } from './e2e/driver.ts'
+import { PORTS } from './e2e/ports.ts'
 
 /** Port of the Vite dev server that serves test fixtures (and /src) on localhost. */
-export const VITE_PORT = Number(process.env.DPOP_TEST_VITE_PORT ?? 5199)
+export const VITE_PORT = PORTS.vite
 /** Port of the verifying resource server (demo/api/server.ts) the signed-fetch tests talk to. */
-export const API_PORT = Number(process.env.DPOP_TEST_FETCH_API_PORT ?? 5301)
+export const API_PORT = PORTS.fetchApi
 /** Port of the "other origin" recording server (127.0.0.1) that must never see a token or proof. */
-export const OTHER_PORT = Number(process.env.DPOP_TEST_FETCH_OTHER_PORT ?? 5302)
+export const OTHER_PORT = PORTS.fetchOther
 /** Ports of the demo (demo/run.ts) that e2e/demo.spec.ts drives: SPA, authorization server, API. */
-export const DEMO_PORTS = {
-  spa: Number(process.env.DPOP_TEST_DEMO_PORT ?? 5273),
-  as: Number(process.env.DPOP_TEST_DEMO_AS_PORT ?? 5510),
-  api: Number(process.env.DPOP_TEST_DEMO_API_PORT ?? 5501),
-} as const
+export const DEMO_PORTS = PORTS.demo
 /** First of the four ports of e2e/interop-servers.ts (issuer, then one per verifier). */
-export const INTEROP_PORT = Number(process.env.DPOP_TEST_INTEROP_PORT ?? 5600)
+export const INTEROP_PORT = PORTS.interop
 /** Access token lifetime of the demo under test, seconds: short enough that a refresh happens during the test, long enough that none starts before the reload step (a reload during a refresh loses the rotated refresh token). */
 export const DEMO_ACCESS_TTL = 15
 
@@ -23,7 +20,7 @@ export const DEMO_ACCESS_TTL = 15
 export const PLAYWRIGHT_ONLY_SPECS = ['**/interop.spec.ts']
 
 /** Port of WebKitWebDriver while the WebKit project runs (one per worker: this + worker index). */
-export const WEBDRIVER_PORT = Number(process.env.DPOP_TEST_WEBDRIVER_PORT ?? 5744)
+export const WEBDRIVER_PORT = PORTS.webdriver
 
 // One project per engine installed here (e2e/engines.ts; DPOP_TEST_ENGINES narrows it).
 // The same specs run in each: they talk to the browser through e2e/driver.ts, which is
@@ -114,7 +111,7 @@ export default defineConfig<DriverOptions>({
     {
       // oidc-provider with 6 s access tokens + the API in jwt mode, for e2e/tokens.spec.ts.
       command: 'npx tsx e2e/token-stack.ts',
-      url: `http://localhost:${process.env.DPOP_TEST_AS_PORT ?? 5420}/.well-known/openid-configuration`,
+      url: `http://localhost:${PORTS.as}/.well-known/openid-configuration`,
       reuseExistingServer: !process.env.CI,
       timeout: 60_000,
       stdout: 'ignore',

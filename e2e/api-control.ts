@@ -4,10 +4,11 @@
  * Tests count at the server what the browser sent; these helpers only read and steer it.
  */
 import { createHash } from 'node:crypto'
+import { PORTS } from './ports.ts'
 
 /** Same defaults as playwright.config.ts. */
-export const API_PORT = Number(process.env.DPOP_TEST_FETCH_API_PORT ?? 5301)
-export const OTHER_PORT = Number(process.env.DPOP_TEST_FETCH_OTHER_PORT ?? 5302)
+export const API_PORT = PORTS.fetchApi
+export const OTHER_PORT = PORTS.fetchOther
 /** The API origin as the page uses it (the only origin given to the signed fetch). */
 export const API = `http://localhost:${API_PORT}`
 /** The other origin: a different server, also on loopback. */

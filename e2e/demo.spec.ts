@@ -4,7 +4,8 @@
 // page says is checked against what the servers saw, so a page that only claims success fails.
 // The page is read and clicked through `evaluate`, which every engine's driver offers.
 import { expect, test, type Tab } from './driver.ts'
-import { DEMO_PORTS } from '../playwright.config.ts'
+import { PORTS } from './ports.ts'
+const DEMO_PORTS = PORTS.demo
 
 const SPA = `http://localhost:${DEMO_PORTS.spa}/`
 const AS = `http://localhost:${DEMO_PORTS.as}`

@@ -26,9 +26,10 @@ import { auth } from 'express-oauth2-jwt-bearer'
 import { createSolidTokenVerifier, type RequestMethod } from '@solid/access-token-verifier'
 import { SignJWT, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose'
 import * as oauth from 'oauth4webapi'
+import { PORTS } from './ports.ts'
 
 /** Ports: the issuer on `base`, then one per verifier. */
-export const INTEROP_BASE_PORT = Number(process.env.DPOP_TEST_INTEROP_PORT ?? 5600)
+export const INTEROP_BASE_PORT = PORTS.interop
 export const INTEROP_PORTS = {
   issuer: INTEROP_BASE_PORT,
   auth0: INTEROP_BASE_PORT + 1,
@@ -36,7 +37,7 @@ export const INTEROP_PORTS = {
   solid: INTEROP_BASE_PORT + 3,
 } as const
 export type VerifierName = Exclude<keyof typeof INTEROP_PORTS, 'issuer'>
-const VITE_ORIGIN = `http://localhost:${Number(process.env.DPOP_TEST_VITE_PORT ?? 5199)}`
+const VITE_ORIGIN = `http://localhost:${PORTS.vite}`
 const ISSUER = `http://localhost:${INTEROP_PORTS.issuer}`
 const WEBID = `${ISSUER}/profile/card#me`
 const AUDIENCE = 'interop-api'

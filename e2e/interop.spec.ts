@@ -6,8 +6,9 @@
 import { writeFileSync, mkdirSync } from 'node:fs'
 import { expect, test, type Browser, type Page } from '@playwright/test'
 import type { InteropRecord, VerifierName } from './interop-servers.ts'
+import { PORTS as TEST_PORTS } from './ports.ts'
 
-const BASE = Number(process.env.DPOP_TEST_INTEROP_PORT ?? 5600)
+const BASE = TEST_PORTS.interop
 const CONTROL = `http://127.0.0.1:${BASE}/__control`
 const PORTS: Record<VerifierName, number> = { auth0: BASE + 1, oauth4webapi: BASE + 2, solid: BASE + 3 }
 const HARNESS = '/e2e/fixtures/harness.html'

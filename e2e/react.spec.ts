@@ -3,9 +3,10 @@
 // (the first re-renders as signed out), and signing in again (the second re-renders as signed in).
 import { expect, test, type Tab } from './driver.ts'
 import { click, expectText, submitDevLogin } from './dom.ts'
+import { PORTS } from './ports.ts'
 
-const AS = `http://localhost:${process.env.DPOP_TEST_AS_PORT ?? 5420}`
-const API = `http://localhost:${process.env.DPOP_TEST_API_PORT ?? 5421}`
+const AS = `http://localhost:${PORTS.as}`
+const API = `http://localhost:${PORTS.api}`
 const APP = `/e2e/fixtures/react.html?as=${new URL(AS).port}&api=${new URL(API).port}`
 
 interface Stats { tokenRequests: Record<string, { succeeded: number; failed: number }>; tokenErrors: Record<string, number> }

@@ -5,12 +5,13 @@
  */
 import { expect } from '@playwright/test'
 import type { Tab } from './driver.ts'
+import { PORTS } from './ports.ts'
 
-export const AS = `http://localhost:${process.env.DPOP_TEST_AS_PORT ?? 5420}`
-export const API = `http://localhost:${process.env.DPOP_TEST_API_PORT ?? 5421}`
+export const AS = `http://localhost:${PORTS.as}`
+export const API = `http://localhost:${PORTS.api}`
 export const CLIENT = `/e2e/fixtures/client.html?as=${new URL(AS).port}&api=${new URL(API).port}`
 /** The stricter server of e2e/token-stack.ts: PAR required, ES256 proofs only. */
-export const STRICT = `http://localhost:${process.env.DPOP_TEST_STRICT_AS_PORT ?? 5610}`
+export const STRICT = `http://localhost:${PORTS.strictAs}`
 
 /** What the authorization server recorded (demo/auth-server/server.ts). */
 export interface Stats {

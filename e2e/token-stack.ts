@@ -6,13 +6,14 @@
  */
 import { startAuthServer } from '../demo/auth-server/server.ts'
 import { startApiServer } from '../demo/api/server.ts'
+import { PORTS } from './ports.ts'
 
 export const TOKEN_STACK = {
-  asPort: Number(process.env.DPOP_TEST_AS_PORT ?? 5420),
-  apiPort: Number(process.env.DPOP_TEST_API_PORT ?? 5421),
-  vitePort: Number(process.env.DPOP_TEST_VITE_PORT ?? 5199),
+  asPort: PORTS.as,
+  apiPort: PORTS.api,
+  vitePort: PORTS.vite,
   /** A second, stricter server: pushed authorization requests required, ES256 proofs only. */
-  strictAsPort: Number(process.env.DPOP_TEST_STRICT_AS_PORT ?? 5610),
+  strictAsPort: PORTS.strictAs,
   accessTokenTtl: 6,
 } as const
 

@@ -24,6 +24,7 @@ import type { BenchSetup, CallCounts, ProofSample, RoundResult } from './page.ts
 import type { ColdResult } from './cold.ts'
 import { startBenchServer, type BenchFile } from './server.ts'
 import { isInstalled, limitBytes, loadSizeChecks, measureGzip, bundleInputs, PEERS, ROOT, versionOf } from './size-checks.ts'
+import { PORTS } from '../../e2e/ports.ts'
 
 // ---------------------------------------------------------------- configuration
 
@@ -39,7 +40,7 @@ const WRITE_README = args.includes('--readme')
 const ENGINES_ONLY = args.includes('--engines-only')
 const ENGINE_ROUNDS = Number(argValue('--engine-rounds') ?? 21)
 /** WebKitWebDriver's port while the bench runs in WebKit. */
-const BENCH_WEBDRIVER_PORT = Number(process.env.DPOP_BENCH_WEBDRIVER_PORT ?? 5754)
+const BENCH_WEBDRIVER_PORT = PORTS.benchWebdriver
 const STUB_URL = 'https://api.example.com/resource'
 
 const b64u = (bytes: Uint8Array) => base64url.encode(bytes)
