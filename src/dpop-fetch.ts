@@ -8,14 +8,14 @@ import { noCors, prepareReplayable, type ReplayableRequest } from './body.js'
 import { setBounded } from './bounded-map.js'
 import { createClock, type DPoPClock } from './clock.js'
 import { invalidArgument } from './errors.js'
-import type { PublicJwk } from './keys.js'
 import { createNonceCache, type NonceCache } from './nonces.js'
-import type { DPoPRetryReason } from './retry.js'
+import { debugEmitter, type DPoPFetchEvent } from './fetch-events.js'
 import { sendSigned } from './signed-request.js'
 import { unwrap } from './install.js'
 import { createTargets, isRequest, isSameTarget, parseOrigins } from './targets.js'
 
 export type { DPoPRetryReason } from './retry.js'
+export type { DPoPFetchEvent } from './fetch-events.js'
 
 /** Anything that yields the key pair; the KeyStore from openKeyStore() satisfies it. */
 export interface KeyPairSource {
@@ -84,84 +84,6 @@ export const DPOP_FETCH_DEFAULTS = {
 export type DPoPFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
 
-/**
- * What the signed fetch does, for logs and the demo. Carries the decoded proof header
- * and claims (`ath` is a hash), never the access token or the JWS signature.
- */
-export type DPoPFetchEvent =
-  | {
-    /** A proof was signed for an attempt. */
-    type: 'proof'
-    /** The request method. */
-    method: string
-    /** The `htu`: the URL without query and fragment. */
-    url: string
-    /** 1 for the first send, 2+ for retries. */
-    attempt: number
-    /** The proof's JOSE header. */
-    header: {
-      /** Always `dpop+jwt`. */
-      typ: string
-      /** The signing algorithm, e.g. `ES256`. */
-      alg: string
-      /** The public key. */
-      jwk: PublicJwk
-    }
-    /** The proof's claims (`ath` is a hash of the token, not the token). */
-    claims: {
-      /** Unique id of this proof. */
-      jti: string
-      /** HTTP method. */
-      htm: string
-      /** HTTP target URI without query and fragment. */
-      htu: string
-      /** Issued-at, seconds, server-corrected. */
-      iat: number
-      /** base64url SHA-256 of the access token sent. */
-      ath?: string
-      /** The server nonce used. */
-      nonce?: string
-    }
-  }
-  | {
-    /** A server sent a new `DPoP-Nonce`. */
-    type: 'nonce'
-    /** The server origin. */
-    origin: string
-    /** The nonce. */
-    nonce: string
-  }
-  | {
-    /** The request is sent again. */
-    type: 'retry'
-    /** Why: nonce challenge, rejected token, rejected `iat`. */
-    reason: DPoPRetryReason
-    /** The `htu` of the request. */
-    url: string
-    /** The attempt that is about to be made. */
-    attempt: number
-  }
-  | {
-    /** A response arrived. */
-    type: 'response'
-    /** The request method. */
-    method: string
-    /** The `htu` of the request. */
-    url: string
-    /** The HTTP status. */
-    status: number
-    /** Which attempt it answers. */
-    attempt: number
-  }
-  | {
-    /** The server clock offset changed. */
-    type: 'clock'
-    /** Server minus local time, ms. */
-    offsetMs: number
-    /** Learned from a `Date` header or from an `iat` rejection. */
-    source: 'date' | 'iat'
-  }
-
 // RFC 6750 §2.1 b64token is narrower; any printable ASCII without spaces fits a header.
 const TOKEN = /^[\x21-\x7e]+$/
 // Old token -> its replacement, so a 401 that arrives after a refresh finished reuses it.
@@ -202,17 +124,7 @@ function checkOptions(options: DPoPFetchOptions) {
   if (!hasMethods(clock, ['now', 'offset', 'observeDate', 'correct', 'adjust'])) throw invalidArgument('"options.clock" must be a clock from createClock().')
   const nonces = options.nonces ?? createNonceCache()
   if (!hasMethods(nonces, ['get', 'set'])) throw invalidArgument('"options.nonces" must be a nonce cache from createNonceCache().')
-  const debug = options.debug ?? DPOP_FETCH_DEFAULTS.debug
-  if (typeof debug !== 'boolean' && !isFunction(debug)) throw invalidArgument('"options.debug" must be a boolean or a function.')
-  const listener = debug === true ? (e: DPoPFetchEvent) => console.debug('[dpop-spa]', e) : debug || undefined
-  // A logger must never break a request.
-  const emit = listener && ((e: DPoPFetchEvent) => {
-    try {
-      listener(e)
-    } catch {
-      // ignored on purpose
-    }
-  })
+  const emit = debugEmitter(options.debug ?? DPOP_FETCH_DEFAULTS.debug)
   return { keySource, fixedPair, allowed, clock, nonces, emit }
 }
 

@@ -5,7 +5,8 @@
  * @packageDocumentation
  */
 import { createContext, createElement, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactElement, type ReactNode } from 'react'
-import { createDPoPClient, type DPoPClient, type DPoPClientConfig } from './client.js'
+import { createDPoPClient, type DPoPClient } from './client.js'
+import type { DPoPClientConfig } from './client-config.js'
 import { invalidArgument } from './errors.js'
 import { createSessionStore, type DPoPSessionActions, type DPoPSessionSnapshot, type SessionStore } from './session-store.js'
 import type { RedirectResult } from './tokens.js'

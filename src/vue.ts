@@ -5,7 +5,8 @@
  * @packageDocumentation
  */
 import { computed, inject, shallowRef, type App, type ComputedRef, type InjectionKey, type Plugin, type ShallowRef } from 'vue'
-import { createDPoPClient, type DPoPClient, type DPoPClientConfig } from './client.js'
+import { createDPoPClient, type DPoPClient } from './client.js'
+import type { DPoPClientConfig } from './client-config.js'
 import { invalidArgument } from './errors.js'
 import { createSessionStore, type DPoPSessionActions, type DPoPSessionSnapshot } from './session-store.js'
 import type { RedirectResult, UserClaims } from './tokens.js'

@@ -3,7 +3,8 @@
 // the fetch edge. Login, refresh and logout against a real server are in e2e/tokens.spec.ts.
 import { describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
-import { createDPoPClient, type DPoPClientConfig } from '../src/client.ts'
+import { createDPoPClient } from '../src/client.ts'
+import type { DPoPClientConfig } from '../src/client-config.ts'
 import { isDPoPError } from '../src/errors.ts'
 
 const ISSUER = 'https://as.example'

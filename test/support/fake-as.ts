@@ -8,7 +8,7 @@ import { EmbeddedJWK, SignJWT, calculateJwkThumbprint, generateKeyPair as joseKe
 import { calculatePKCECodeChallenge, type AuthorizationServer } from 'oauth4webapi'
 import { openKeyStore, type KeyStore } from '../../src/key-store.ts'
 import { openIdbStore } from '../../src/idb.ts'
-import { CLIENT_DEFAULTS } from '../../src/client.ts'
+import { CLIENT_DEFAULTS } from '../../src/client-config.ts'
 import { createClock } from '../../src/clock.ts'
 import { createNonceCache } from '../../src/nonces.ts'
 import { createTokenManager, type DPoPClientEvent, type TokenManager } from '../../src/tokens.ts'
