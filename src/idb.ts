@@ -119,3 +119,21 @@ function toKeyStoreError(cause: unknown, doing: string): KeyStoreError {
           : ['ERR_KEY_STORE_FAILED', 'Reload; if it persists, clear site data']
   return new KeyStoreError(code, `Key storage failed while ${doing} (${name}): ${advice}.`, { cause })
 }
+
+/** How long persisted() waits for the answer to persist() before reading the current grant. */
+const PERSIST_ANSWER_MS = 1_000
+
+/**
+ * @internal Asks the browser for persistent storage once; the function reports the answer. Firefox
+ * answers `persist()` only when the user answers its permission prompt, which may be never:
+ * after a short wait, it reports what the browser has granted so far instead.
+ */
+export function askPersistence(ask: boolean): () => Promise<boolean> {
+  const request = ask && typeof navigator !== 'undefined' && typeof navigator.storage?.persist === 'function'
+    ? navigator.storage.persist().catch(() => false)
+    : undefined
+  return () => request
+    ? Promise.race([request, new Promise<boolean>((resolve) => setTimeout(() => { navigator.storage.persisted().then(resolve, () => resolve(false)) }, PERSIST_ANSWER_MS))])
+    : Promise.resolve(false)
+}
+

@@ -7,7 +7,8 @@ import { get, update, del } from 'idb-keyval'
 import { KeyStoreError, invalidArgument } from './errors.js'
 import { checkAlgorithm, generateKeyPair, jwsAlgorithmOf, type DPoPAlgorithm } from './keys.js'
 import { keyPairThumbprint } from './proof.js'
-import { USE_MEMORY, defaultIndexedDB, openIdbStore, type IdbStore } from './idb.js'
+import { USE_MEMORY, askPersistence, defaultIndexedDB, openIdbStore, type IdbStore } from './idb.js'
+import { openTabChannel } from './tabs.js'
 import { raceAbort } from './abort.js'
 
 /** Options of {@link openKeyStore}. */
@@ -126,8 +127,6 @@ interface StoredKeyPair {
 }
 
 const RECORD = 'keypair'
-/** How long persisted() waits for the answer to persist() before reading the current grant. */
-const PERSIST_ANSWER_MS = 1_000
 const NAME = /^[A-Za-z0-9._-]{1,64}$/
 
 function isUsable(value: unknown): value is StoredKeyPair {
@@ -138,6 +137,33 @@ function isUsable(value: unknown): value is StoredKeyPair {
     publicKey instanceof CryptoKey && publicKey.type === 'public'
 }
 
+
+type KeyEvent = 'rotated' | 'deleted'
+
+/**
+ * Rotations and deletions, told to this tab's listeners and to the other tabs of the app.
+ * A message from another tab is one of the two words or ignored; `onOther` runs first.
+ */
+function keyEvents(name: string, onOther: () => void) {
+  const listeners = new Set<(event: KeyEvent) => void>()
+  const emit = (event: KeyEvent) => { for (const l of listeners) l(event) }
+  const channel = openTabChannel<KeyEvent>(`dpop-spa:${name}:keys`, (event: unknown) => {
+    if (event !== 'rotated' && event !== 'deleted') return
+    onOther()
+    emit(event)
+  })
+  return {
+    announce: (event: KeyEvent): void => {
+      channel.post(event)
+      emit(event)
+    },
+    subscribe: (listener: (event: KeyEvent) => void): (() => void) => {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    },
+    close: () => channel.close(),
+  }
+}
 
 /**
  * Opens the persistent key store of an app and, by default, starts loading its key
@@ -175,7 +201,6 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
   let idb: IdbStore | undefined = factory ? openIdbStore(`dpop-spa:${name}:keys`, factory, timeoutMs) : undefined
   let current: Promise<CryptoKeyPair> | undefined
   let memoryPair: CryptoKeyPair | undefined
-  const listeners = new Set<(event: 'rotated' | 'deleted') => void>()
 
   const unavailable = () =>
     new KeyStoreError('ERR_KEY_STORE_UNAVAILABLE', `No IndexedDB here, so the key cannot persist: serve the app from a normal page, or ${USE_MEMORY}.`)
@@ -218,21 +243,9 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     }
   }
 
-  const channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(`dpop-spa:${name}:keys`) : undefined
-  const emit = (event: 'rotated' | 'deleted') => { for (const l of listeners) l(event) }
-  function announce(event: 'rotated' | 'deleted'): void {
-    channel?.postMessage(event)
-    emit(event)
-  }
-  if (channel) {
-    channel.onmessage = (message: MessageEvent<unknown>) => {
-      const event = message.data
-      if (event === 'rotated' || event === 'deleted') {
-        current = undefined // next load() reads what the other tab wrote
-        emit(event)
-      }
-    }
-  }
+  // A key another tab rotated or deleted: the next load() reads what that tab wrote.
+  const events = keyEvents(name, () => { current = undefined })
+  const { announce } = events
 
   const load = (): Promise<CryptoKeyPair> => {
     if (!current) {
@@ -244,16 +257,7 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     return current
   }
 
-  const persistRequest: Promise<boolean> | undefined =
-    (options.persist ?? KEY_STORE_DEFAULTS.persist) && factory && typeof navigator !== 'undefined' && typeof navigator.storage?.persist === 'function'
-      ? navigator.storage.persist().catch(() => false)
-      : undefined
-  // Firefox answers persist() only when the user answers its permission prompt, which may be
-  // never: after a short wait, report what the browser has granted so far instead.
-  const persisted = (): Promise<boolean> =>
-    persistRequest
-      ? Promise.race([persistRequest, new Promise<boolean>((resolve) => setTimeout(() => { navigator.storage.persisted().then(resolve, () => resolve(false)) }, PERSIST_ANSWER_MS))])
-      : Promise.resolve(false)
+  const persisted = askPersistence((options.persist ?? KEY_STORE_DEFAULTS.persist) && !!factory)
 
   if (options.preload ?? KEY_STORE_DEFAULTS.preload) load().catch(() => undefined)
 
@@ -277,8 +281,7 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
         }
       }
       current = Promise.resolve(fresh)
-      channel?.postMessage('rotated')
-      emit('rotated')
+      announce('rotated')
       return fresh
     },
     async delete() {
@@ -288,19 +291,15 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
         await del(RECORD, idb.use)
         await idb.destroy()
       }
-      channel?.postMessage('deleted')
-      emit('deleted')
+      announce('deleted')
     },
     async thumbprint(o) {
       return keyPairThumbprint(await raceAbort(load(), o?.signal))
     },
     persisted,
-    subscribe(listener) {
-      listeners.add(listener)
-      return () => { listeners.delete(listener) }
-    },
+    subscribe: events.subscribe,
     close() {
-      channel?.close()
+      events.close()
       idb?.close()
     },
   }
