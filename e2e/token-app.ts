@@ -42,7 +42,7 @@ export async function resetAuthServer(): Promise<void> {
  */
 export async function openApp(tab: Tab, query = ''): Promise<void> {
   await tab.goto(query.startsWith('?') ? `/e2e/fixtures/client.html${query}` : `${CLIENT}${query}`)
-  await tab.waitFor(() => (window as any).ready === true)
+  await tab.waitFor(() => window.ready === true)
 }
 
 /** The text of `#status` once it is `expected`. */
@@ -61,17 +61,17 @@ export async function submitLoginForm(tab: Tab, user: string, as = AS): Promise<
     setTimeout(() => (document.querySelector('button[type=submit]') as HTMLButtonElement).click(), 0)
   }, user)
   await tab.waitForUrl((u) => u.pathname === '/e2e/fixtures/client.html' && !u.searchParams.has('code'))
-  await tab.waitFor(() => (window as any).ready === true)
+  await tab.waitFor(() => window.ready === true)
 }
 
 /** Signs in through oidc-provider's dev login, as a user would. */
 export async function signIn(tab: Tab, user = 'alice', query = '', as = AS): Promise<void> {
   await openApp(tab, query)
   // prompt=login: the server shows its login form even when it still has a session cookie.
-  await tab.evaluate(() => { void (window as any).auth.login({ prompt: 'login' }) })
+  await tab.evaluate(() => { void window.auth.login({ prompt: 'login' }) })
   await submitLoginForm(tab, user, as)
   await expectStatus(tab, 'signed-in')
 }
 
 /** The key's thumbprint as the client sees it. */
-export const thumbprint = (tab: Tab): Promise<string> => tab.evaluate(() => (window as any).auth.keys.thumbprint() as Promise<string>)
+export const thumbprint = (tab: Tab): Promise<string> => tab.evaluate(() => window.auth.keys.thumbprint())
