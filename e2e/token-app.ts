@@ -4,6 +4,7 @@
  * dev login form that every driver can do (the form is filled and submitted in the page).
  */
 import { expect } from '@playwright/test'
+import type { AuthServerStats } from '../demo/auth-server/server.ts'
 import type { Tab } from './driver.ts'
 import { PORTS } from './ports.ts'
 
@@ -13,20 +14,9 @@ export const CLIENT = `/e2e/fixtures/client.html?as=${new URL(AS).port}&api=${ne
 /** The stricter server of e2e/token-stack.ts: PAR required, ES256 proofs only. */
 export const STRICT = `http://localhost:${PORTS.strictAs}`
 
-/** What the authorization server recorded (demo/auth-server/server.ts). */
-export interface Stats {
-  tokenRequests: Record<string, { succeeded: number; failed: number }>
-  authorizations: { dpopJkt?: string }[]
-  issuedTokens: { kind: string; grantType: string; jkt?: string }[]
-  refreshTokenReuse: number
-  revocations: { succeeded: number; failed: number }
-  grantsRevoked: string[]
-  bearerAnswers: number
-  endSessions: number
-}
-
-export const stats = async (): Promise<Stats> => (await fetch(`${AS}/__control/stats`)).json() as Promise<Stats>
-export const refreshes = (s: Stats): number => s.tokenRequests.refresh_token?.succeeded ?? 0
+/** What the authorization server recorded since its last reset. */
+export const stats = async (): Promise<AuthServerStats> => (await fetch(`${AS}/__control/stats`)).json() as Promise<AuthServerStats>
+export const refreshes = (s: AuthServerStats): number => s.tokenRequests.refresh_token?.succeeded ?? 0
 
 /** Clean authorization server: no stats, no sessions; answers DPoP. */
 export async function resetAuthServer(): Promise<void> {

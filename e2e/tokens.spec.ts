@@ -1,9 +1,11 @@
 // The token manager and createDPoPClient in every installed engine against oidc-provider
 // (DPoP on, nonces required, PKCE, rotating refresh tokens, 6 s access tokens) and the
 // verifying API. Every count below is read at the authorization server, not from our own logs.
+import type { Stats as ApiStats } from '../demo/api/request-log.ts'
+import type { AuthServerStats } from '../demo/auth-server/server.ts'
 import type { DPoPFetchEvent } from '../src/index.ts'
 import { expect, test, type Tab } from './driver.ts'
-import { AS, API, STRICT, expectStatus, openApp, refreshes, resetAuthServer, signIn, stats, submitLoginForm, thumbprint, type Stats } from './token-app.ts'
+import { AS, API, STRICT, expectStatus, openApp, refreshes, resetAuthServer, signIn, stats, submitLoginForm, thumbprint } from './token-app.ts'
 
 test.beforeEach(async () => {
   await resetAuthServer()
@@ -243,10 +245,7 @@ test('PAR: a server that requires pushed authorization requests gets one with a 
   driver.playwright?.on('request', (r) => { if (r.url().startsWith(`${STRICT}/auth`)) authorizeUrls.push(r.url()) })
   await signIn(page, 'carol', `?as=${new URL(STRICT).port}&api=${new URL(API).port}&name=e2e-par`, STRICT)
   const jkt = await thumbprint(page)
-  const s = (await (await fetch(`${STRICT}/__control/stats`)).json()) as Stats & {
-    pushedRequests: { dpopJkt: string | null; proofJkt: string | null }[]
-    pushedRequestErrors: Record<string, number>
-  }
+  const s = (await (await fetch(`${STRICT}/__control/stats`)).json()) as AuthServerStats
   console.log('PAR:', JSON.stringify({ pushed: s.pushedRequests, errors: s.pushedRequestErrors }))
   expect(s.pushedRequests).toHaveLength(1)
   expect(s.pushedRequests[0]).toMatchObject({ proofJkt: jkt, dpopJkt: jkt })
@@ -269,7 +268,7 @@ test("a device clock 10 minutes fast: the authorization server's Date sets the c
   expect(await page.evaluate(() => Math.round((Date.now() - new Date().getTime()) / 60_000))).toBe(10)
   expect((await fetch(`${API}/__control/reset`, { method: 'POST' })).ok).toBe(true)
   expect(await callApi(page, 1)).toEqual([200])
-  const seen = ((await (await fetch(`${API}/__control/stats`)).json()) as { recent: { outcome: string; check?: string; proof?: { iat?: number } }[] }).recent
+  const seen = ((await (await fetch(`${API}/__control/stats`)).json()) as ApiStats).recent
     .filter((r) => r.outcome !== 'preflight')
   console.log(`[${driver.engine}] skewed device, API saw:`, seen.map((r) => `${r.outcome}${r.check ? `(${r.check})` : ''} iat−now=${Math.round(Number(r.proof?.iat) - Date.now() / 1000)}s`).join(', '))
   expect(seen.length).toBeGreaterThan(0)

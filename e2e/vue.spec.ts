@@ -1,6 +1,7 @@
 // dpop-spa/vue in a real Vue page (e2e/fixtures/vue-app.ts, served by Vite) against
 // oidc-provider and the verifying API: login, an API call, a second tab logging out (the
 // first re-renders as signed out), and signing in again (the second re-renders as signed in).
+import type { AuthServerStats } from '../demo/auth-server/server.ts'
 import { expect, test, type Tab } from './driver.ts'
 import { click, expectText, submitDevLogin } from './dom.ts'
 import { PORTS } from './ports.ts'
@@ -9,10 +10,9 @@ const AS = `http://localhost:${PORTS.as}`
 const API = `http://localhost:${PORTS.api}`
 const APP = `/e2e/fixtures/vue.html?as=${new URL(AS).port}&api=${new URL(API).port}`
 
-interface Stats { tokenRequests: Record<string, { succeeded: number; failed: number }>; tokenErrors: Record<string, number> }
 /** Code exchanges at the server, and why any was refused. */
 const codeExchanges = async () => {
-  const s = (await (await fetch(`${AS}/__control/stats`)).json()) as Stats
+  const s = (await (await fetch(`${AS}/__control/stats`)).json()) as AuthServerStats
   return { ...(s.tokenRequests.authorization_code ?? { succeeded: 0, failed: 0 }), errors: s.tokenErrors }
 }
 
