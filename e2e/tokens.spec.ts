@@ -79,7 +79,9 @@ test('after expiry, 20 concurrent calls cause ONE refresh at the server, bound t
   const after = await tokenInfo(page)
   expect(after.token).not.toBe(before.token)
   expect(after.jkt).toBe(jkt)
-  expect(s1.issuedTokens.filter((t) => t.grantType === 'refresh_token').every((t) => t.jkt === jkt)).toBe(true)
+  const refreshed = s1.issuedTokens.filter((t) => t.grantType === 'refresh_token')
+  expect(refreshed.length).toBeGreaterThan(0)
+  expect(refreshed.every((t) => t.jkt === jkt)).toBe(true)
   expect(await page.evaluate(() => window.events.filter((e) => e.type === 'refresh').length)).toBe(1)
 })
 
