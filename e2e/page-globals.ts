@@ -85,7 +85,7 @@ declare global {
     /** client.html: why createDPoPClient threw. */
     startError?: PageError
     /** client.html: why handleRedirect threw (`error`: the OAuth error code, when there was one). */
-    redirectError?: PageError & { error?: string }
+    redirectError?: PageError & { error?: string | undefined }
     /** simulate.js: page errors and unhandled rejections, for drivers without console capture. */
     pageErrors: string[]
     /** simulate.js: the storage failure being simulated ('' for none). */
