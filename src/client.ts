@@ -110,15 +110,25 @@ export interface DPoPClientConfig {
 
 /** Defaults of {@link DPoPClientConfig}: every default of the client, in one place. */
 export const CLIENT_DEFAULTS = {
+  /** Scopes asked for. */
   scope: 'openid',
+  /** The key's algorithm. */
   alg: 'ES256',
+  /** Push the authorization request only when the server requires it. */
   par: false,
+  /** No memory key unless asked for. */
   storageFallback: 'error',
+  /** Refresh this many seconds before expiry (at most a quarter of the lifetime). */
   refreshLeewaySeconds: 30,
+  /** Wait for another tab's refresh, ms. */
   lockTimeoutMs: 10_000,
+  /** Bound on each discovery, token and PAR request, ms. */
   requestTimeoutMs: 30_000,
+  /** Bound on each revocation request, ms. */
   revocationTimeoutMs: 5_000,
+  /** Lifetime assumed without `expires_in`, seconds. */
   fallbackLifetimeSeconds: 3600,
+  /** Wait for IndexedDB (the session database), ms. */
   storageTimeoutMs: 10_000,
 } as const satisfies Required<Pick<DPoPClientConfig,
   'scope' | 'alg' | 'par' | 'storageFallback' | 'refreshLeewaySeconds' | 'lockTimeoutMs' |

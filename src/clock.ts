@@ -28,7 +28,14 @@ export interface ClockOptions {
 }
 
 /** Defaults of {@link ClockOptions}. */
-export const CLOCK_DEFAULTS = { now: Date.now, thresholdMs: 5000, maxOffsetMs: 86_400_000 } as const satisfies Required<ClockOptions>
+export const CLOCK_DEFAULTS = {
+  /** The local clock. */
+  now: Date.now,
+  /** Differences below this (plus the measurement's uncertainty) are noise, ms. */
+  thresholdMs: 5000,
+  /** The largest offset one server may set, ms (one day). */
+  maxOffsetMs: 86_400_000,
+} as const satisfies Required<ClockOptions>
 
 /** A clock that adds a learned offset to the local time. Share one between fetch and token client. */
 export interface DPoPClock {

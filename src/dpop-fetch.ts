@@ -70,7 +70,10 @@ export interface DPoPFetchOptions {
 }
 
 /** Defaults of {@link DPoPFetchOptions}. */
-export const DPOP_FETCH_DEFAULTS = { debug: false } as const satisfies Pick<Required<DPoPFetchOptions>, 'debug'>
+export const DPOP_FETCH_DEFAULTS = {
+  /** No debug events. */
+  debug: false,
+} as const satisfies Pick<Required<DPoPFetchOptions>, 'debug'>
 
 /**
  * A `fetch` that signs requests to the configured origins.

@@ -66,10 +66,16 @@ export type PlainDPoPErrorCode = Exclude<DPoPErrorCode, KeyStoreErrorCode | Serv
  * a `switch (e.code)` on the result of `isDPoPError(e)` narrows to the class.
  */
 export type DPoPErrorFor<C extends DPoPErrorCode> =
-  C extends KeyStoreErrorCode ? KeyStoreError & { readonly code: C }
-    : C extends ServerResponseErrorCode ? ServerResponseError & { readonly code: C }
+  C extends KeyStoreErrorCode ? KeyStoreError & CodeOf<C>
+    : C extends ServerResponseErrorCode ? ServerResponseError & CodeOf<C>
       : C extends 'ERR_OAUTH' ? OAuthError
-        : DPoPError & { readonly code: C }
+        : DPoPError & CodeOf<C>
+
+/** An error whose `code` is `C`. */
+export interface CodeOf<C extends DPoPErrorCode> {
+  /** The code. */
+  readonly code: C
+}
 
 /** Options accepted by {@link DPoPError} and its subclasses. */
 export interface DPoPErrorOptions {
@@ -204,6 +210,6 @@ export function isDPoPError<C extends DPoPErrorCode = DPoPErrorCode>(value: unkn
 }
 
 /** @internal The error for a bad argument or option; the message names it. */
-export function invalidArgument(message: string): DPoPError & { readonly code: 'ERR_INVALID_ARGUMENT' } {
-  return new DPoPError('ERR_INVALID_ARGUMENT', message) as DPoPError & { readonly code: 'ERR_INVALID_ARGUMENT' }
+export function invalidArgument(message: string): DPoPError & CodeOf<'ERR_INVALID_ARGUMENT'> {
+  return new DPoPError('ERR_INVALID_ARGUMENT', message) as DPoPError & CodeOf<'ERR_INVALID_ARGUMENT'>
 }

@@ -14,7 +14,7 @@ export { installDPoPFetch } from './install.js'
 export { createDPoPClient, CLIENT_DEFAULTS } from './client.js'
 export { guardXMLHttpRequest } from './xhr-guard.js'
 
-export type { DPoPErrorCode, DPoPErrorFor, DPoPErrorOptions, KeyStoreErrorCode, PlainDPoPErrorCode, ServerResponseErrorCode } from './errors.js'
+export type { CodeOf, DPoPErrorCode, DPoPErrorFor, DPoPErrorOptions, KeyStoreErrorCode, PlainDPoPErrorCode, ServerResponseErrorCode } from './errors.js'
 export type { DPoPAlgorithm, GenerateKeyPairOptions, PublicJwk } from './keys.js'
 export type { ProofClaims } from './proof.js'
 export type { KeyStore, KeyStoreOptions } from './key-store.js'

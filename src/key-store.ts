@@ -54,10 +54,15 @@ export interface KeyStoreOptions {
 
 /** Defaults of {@link KeyStoreOptions}. */
 export const KEY_STORE_DEFAULTS = {
+  /** The key's algorithm. */
   alg: 'ES256',
+  /** No memory key unless asked for. */
   fallback: 'error',
+  /** Ask the browser for persistent storage. */
   persist: true,
+  /** Start loading the key when the store opens. */
   preload: true,
+  /** Wait for IndexedDB, ms. */
   timeoutMs: 10_000,
 } as const satisfies Omit<Required<KeyStoreOptions>, 'name' | 'indexedDB'>
 

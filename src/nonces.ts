@@ -15,7 +15,10 @@ export interface NonceCacheOptions {
 }
 
 /** Defaults of {@link NonceCacheOptions}. */
-export const NONCE_CACHE_DEFAULTS = { maxOrigins: 32 } as const satisfies Required<NonceCacheOptions>
+export const NONCE_CACHE_DEFAULTS = {
+  /** Origins whose nonce is kept; the oldest is dropped beyond. */
+  maxOrigins: 32,
+} as const satisfies Required<NonceCacheOptions>
 
 /**
  * The latest nonce of each server origin. Keys are origins exactly as `URL.origin`
