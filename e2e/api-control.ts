@@ -4,6 +4,8 @@
  * Tests count at the server what the browser sent; these helpers only read and steer it.
  */
 import { createHash } from 'node:crypto'
+import type { RequestRecord, Stats } from '../demo/api/request-log.ts'
+import type { ReceivedRequest } from '../demo/api/recording-server.ts'
 import { PORTS } from './ports.ts'
 
 /** Same defaults as playwright.config.ts. */
@@ -16,26 +18,23 @@ export const OTHER = `http://127.0.0.1:${OTHER_PORT}`
 // Control calls go straight to the IPv4 loopback the servers bind to.
 const CONTROL = `http://127.0.0.1:${API_PORT}/__control`
 
-/** One request as the API server recorded it (see demo/api/request-log.ts). */
-export interface Recorded {
-  seq: number
-  method: string
-  path: string
-  query: string
-  outcome: string
-  check?: string
-  status: number
-  headers: Record<string, string | string[]>
-  tokenAth?: string
-  proof?: { jti?: string; htm?: string; htu?: string; iat?: number; nonce?: string; ath?: string }
-  bodyLength: number
-  bodySha256?: string
-}
+/** One request as the API server recorded it (its own type, demo/api/request-log.ts). */
+export type Recorded = RequestRecord
 
-async function post(path: string, body: unknown = {}): Promise<any> {
+/** POSTs to the API's control route `path` and returns its JSON, unchecked. Throws on a non-2xx. */
+async function post(path: string, body: unknown = {}): Promise<unknown> {
   const response = await fetch(`${CONTROL}/${path}`, { method: 'POST', body: JSON.stringify(body) })
   if (!response.ok) throw new Error(`control ${path} answered ${response.status}`)
   return response.json()
+}
+
+/** `reply[key]`, checked to be a `type`; throws naming the control route otherwise. */
+function member(path: string, reply: unknown, key: string, type: 'string'): string
+function member(path: string, reply: unknown, key: string, type: 'number'): number
+function member(path: string, reply: unknown, key: string, type: 'string' | 'number'): string | number {
+  const value: unknown = typeof reply === 'object' && reply !== null ? (reply as Record<string, unknown>)[key] : undefined
+  if (typeof value === type && (typeof value === 'string' || typeof value === 'number')) return value
+  throw new Error(`control ${path}: "${key}" is not a ${type} in ${JSON.stringify(reply)}`)
 }
 
 /** Clean state on both servers: stats, tokens, replay cache, clock, a new nonce; the other origin forgets its requests. */
@@ -47,7 +46,7 @@ export async function resetServers(): Promise<void> {
 
 /** Mints a test access token bound to `jkt`. */
 export async function mintToken(jkt: string, expiresIn?: number): Promise<string> {
-  return ((await post('token', expiresIn === undefined ? { jkt } : { jkt, expiresIn })) as { access_token: string }).access_token
+  return member('token', await post('token', expiresIn === undefined ? { jkt } : { jkt, expiresIn }), 'access_token', 'string')
 }
 
 /** Revokes every token (or one). */
@@ -57,7 +56,7 @@ export async function revokeTokens(accessToken?: string): Promise<void> {
 
 /** Rotates the nonce now and returns the new one. */
 export async function rotateNonce(): Promise<string> {
-  return ((await post('rotate-nonce')) as { nonce: string }).nonce
+  return member('rotate-nonce', await post('rotate-nonce'), 'nonce', 'string')
 }
 
 /** Schedules one rotation once the server has seen `after` more API requests. */
@@ -73,7 +72,7 @@ export async function setServerClock(offsetMs: number): Promise<void> {
 /** Requests the API server saw (preflights included, as outcome 'preflight'). */
 export async function apiRequests(): Promise<Recorded[]> {
   const response = await fetch(`${CONTROL}/stats`)
-  return ((await response.json()) as { recent: Recorded[] }).recent
+  return ((await response.json()) as Stats).recent
 }
 
 /** Non-preflight requests to one path. */
@@ -82,8 +81,8 @@ export async function apiRequestsTo(path: string): Promise<Recorded[]> {
 }
 
 /** Requests the other origin received. */
-export async function otherRequests(): Promise<{ method: string; url: string; headers: Record<string, string> }[]> {
-  return (await fetch(`${OTHER}/__control/requests`)).json() as Promise<{ method: string; url: string; headers: Record<string, string> }[]>
+export async function otherRequests(): Promise<ReceivedRequest[]> {
+  return (await fetch(`${OTHER}/__control/requests`)).json() as Promise<ReceivedRequest[]>
 }
 
 /** `ath` of a token, computed here in Node, independent of the SDK. */
@@ -93,5 +92,20 @@ export function ath(token: string): string {
 
 /** Ends every open `/api/events` stream; the EventSource clients reconnect. Returns how many were open. */
 export async function closeStreams(): Promise<number> {
-  return ((await post('sse-close')) as { closed: number }).closed
+  return member('sse-close', await post('sse-close'), 'closed', 'number')
+}
+
+/** What `/api/echo` answers (demo/api/server.ts): the Content-Type and the body it received, base64. */
+export interface EchoReply {
+  contentType: string | null
+  body: string
+}
+
+/** `data` checked to be an `/api/echo` reply, as JSON parsed in the page. Throws naming what arrived otherwise. */
+export function echoReply(data: unknown): EchoReply {
+  if (typeof data === 'object' && data !== null && 'body' in data && typeof data.body === 'string' && 'contentType' in data) {
+    const { body, contentType } = data
+    if (typeof contentType === 'string' || contentType === null) return { body, contentType }
+  }
+  throw new Error(`not an /api/echo reply: ${JSON.stringify(data)}`)
 }

@@ -3,6 +3,7 @@
 // login form, call the API, reload, watch a refresh, replay the stolen token, sign out. What the
 // page says is checked against what the servers saw, so a page that only claims success fails.
 // The page is read and clicked through `evaluate`, which every engine's driver offers.
+import type { AuthServerStats } from '../demo/auth-server/server.ts'
 import { expect, test, type Tab } from './driver.ts'
 import { PORTS } from './ports.ts'
 const DEMO_PORTS = PORTS.demo
@@ -12,19 +13,10 @@ const AS = `http://localhost:${DEMO_PORTS.as}`
 const API = `http://localhost:${DEMO_PORTS.api}`
 const JKT = /^[A-Za-z0-9_-]{43}$/
 
-interface AsStats {
-  tokenRequests: Record<string, { succeeded: number; failed: number }>
-  tokenErrors: Record<string, number>
-  authorizations: { dpopJkt: string | null }[]
-  issuedTokens: { kind: string; grantType: string | null; jkt: string | null }[]
-  revocations: { succeeded: number; failed: number }
-  serverErrors: unknown[]
-}
-
-async function asStats(): Promise<AsStats> {
+async function asStats(): Promise<AuthServerStats> {
   const response = await fetch(`${AS}/__control/stats`)
   expect(response.ok).toBe(true)
-  return (await response.json()) as AsStats
+  return (await response.json()) as AuthServerStats
 }
 
 // ---------------------------------------------------------------- the page, read and clicked in the page

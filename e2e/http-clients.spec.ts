@@ -3,6 +3,7 @@
 // (demo/api/server.ts checks every proof with jose). Counted at the server: the nonce
 // challenge and its retry, the invalid_token refresh, the token and body each attempt carried.
 import { expect, test, type Tab } from './driver.ts'
+import type { ClientCallOptions, ClientName, ClientReply } from './page-globals.ts'
 import {
   API,
   OTHER,
@@ -10,6 +11,7 @@ import {
   apiRequestsTo,
   ath,
   closeStreams,
+  echoReply,
   mintToken,
   otherRequests,
   resetServers,
@@ -25,15 +27,15 @@ const EVENTS = `${API}/api/events`
 /** Opens the page, makes a key and a token bound to it, the signed fetch `w.api`, and the clients on top of it. */
 async function open(page: Tab): Promise<{ jkt: string; token: string }> {
   await page.goto(PAGE)
-  await page.waitFor(() => (window as any).harnessReady === true)
+  await page.waitFor(() => window.harnessReady === true)
   const jkt = await page.evaluate(async () => {
-    const w = window as any
+    const w = window
     w.keys = await w.dpop.generateKeyPair()
-    return w.dpop.calculateThumbprint(w.keys.publicKey) as Promise<string>
+    return w.dpop.calculateThumbprint(w.keys.publicKey)
   })
   const token = await mintToken(jkt)
   await page.evaluate(({ token, api }) => {
-    const w = window as any
+    const w = window
     const { axios, ky, ofetch } = w.libs
     w.token = token
     w.invalidTokenCalls = 0
@@ -55,11 +57,11 @@ async function open(page: Tab): Promise<{ jkt: string; token: string }> {
     const k = ky.create({ fetch: w.api, retry: 0 })
     const of = ofetch.create({}, { fetch: w.api })
     w.clients = {
-      axios: async (url: string, o: any = {}) => { const r = await ax.request({ url, method: o.method ?? 'GET', data: o.json }); return { status: r.status, data: r.data } },
-      ky: async (url: string, o: any = {}) => { const r = await k(url, { method: o.method ?? 'GET', json: o.json }); return { status: r.status, data: await r.json() } },
-      ofetch: async (url: string, o: any = {}) => { const r = await of.raw(url, { method: o.method ?? 'GET', body: o.json }); return { status: r.status, data: r._data } },
+      axios: async (url: string, o: ClientCallOptions = {}) => { const r = await ax.request({ url, method: o.method ?? 'GET', ...(o.json === undefined ? {} : { data: o.json }) }); return { status: r.status, data: r.data } },
+      ky: async (url: string, o: ClientCallOptions = {}) => { const r = await k(url, { method: o.method ?? 'GET', json: o.json }); return { status: r.status, data: await r.json() } },
+      ofetch: async (url: string, o: ClientCallOptions = {}) => { const r = await of.raw(url, { method: o.method ?? 'GET', body: o.json }); return { status: r.status, data: r._data } },
     }
-    w.run = async (f: () => Promise<unknown>) => {
+    w.run = async (f: () => Promise<ClientReply>) => {
       try {
         return await f()
       } catch (e: any) {
@@ -70,9 +72,8 @@ async function open(page: Tab): Promise<{ jkt: string; token: string }> {
   return { jkt, token }
 }
 
-type Reply = { status?: number; data?: any; error?: { name: string; code: string; message: string; status?: number } }
-const call = (page: Tab, client: string, url: string, o: { method?: string; json?: unknown } = {}) =>
-  page.evaluate(({ client, url, o }) => (window as any).run(() => (window as any).clients[client](url, o)), { client, url, o }) as Promise<Reply>
+const call = (page: Tab, client: ClientName, url: string, o: ClientCallOptions = {}) =>
+  page.evaluate(({ client, url, o }) => window.run(() => window.clients[client](url, o)), { client, url, o })
 const since = (records: Recorded[], seq: number) => records.filter((r) => r.seq > seq && r.outcome !== 'preflight')
 const lastSeq = async () => (await apiRequests()).at(-1)?.seq ?? 0
 
@@ -88,8 +89,9 @@ for (const client of ['axios', 'ky', 'ofetch'] as const) {
     const reply = await call(page, client, ECHO, { method: 'POST', json })
     expect(reply.error).toBeUndefined()
     expect(reply.status).toBe(200)
-    expect(reply.data.contentType).toMatch(/^application\/json/)
-    expect(JSON.parse(Buffer.from(reply.data.body as string, 'base64').toString('utf8'))).toEqual(json)
+    const echo = echoReply(reply.data)
+    expect(echo.contentType).toMatch(/^application\/json/)
+    expect(JSON.parse(Buffer.from(echo.body, 'base64').toString('utf8'))).toEqual(json)
     const seen = await apiRequestsTo('/api/echo')
     expect(seen.map((r) => r.outcome)).toEqual(['use_dpop_nonce', 'ok'])
     const [first, second] = seen as [Recorded, Recorded]
@@ -118,12 +120,12 @@ for (const client of ['axios', 'ky', 'ofetch'] as const) {
     expect((await call(page, client, `${ECHO}?warmup`)).status).toBe(200)
     await revokeTokens(token)
     const next = await mintToken(jkt)
-    await page.evaluate((t) => { (window as any).nextToken = t }, next)
+    await page.evaluate((t) => { window.nextToken = t }, next)
     const seq = await lastSeq()
     const reply = await call(page, client, ECHO, { method: 'PUT', json: { n: 1 } })
     expect(reply.error).toBeUndefined()
     expect(reply.status).toBe(200)
-    expect(await page.evaluate(() => (window as any).invalidTokenCalls)).toBe(1)
+    expect(await page.evaluate(() => window.invalidTokenCalls)).toBe(1)
     const seen = since(await apiRequestsTo('/api/echo'), seq)
     expect(seen.map((r) => r.outcome)).toEqual(['invalid_token', 'ok'])
     expect(seen.map((r) => r.tokenAth)).toEqual([ath(token), ath(next)])
@@ -135,10 +137,10 @@ for (const client of ['axios', 'ky', 'ofetch'] as const) {
 test('axios on its default XHR adapter: unsigned without the guard; with guardXMLHttpRequest a typed error and nothing sent', async ({ driver }) => {
   const page = driver.page
   await open(page)
-  const xhrCall = (url: string) => page.evaluate((url) => (window as any).run(async () => {
-    const r = await (window as any).libs.axios.get(url) // the default adapter: XMLHttpRequest in a browser
+  const xhrCall = (url: string) => page.evaluate((url) => window.run(async () => {
+    const r = await window.libs.axios.get(url) // the default adapter: XMLHttpRequest in a browser
     return { status: r.status, data: r.data }
-  }), url) as Promise<Reply>
+  }), url)
 
   // Without the guard: the request reaches the API with no proof and no token (the API refuses it).
   const unguarded = await xhrCall(`${ECHO}?xhr-unguarded`)
@@ -148,7 +150,7 @@ test('axios on its default XHR adapter: unsigned without the guard; with guardXM
   expect(bare[0]?.headers.authorization).toBeUndefined()
   expect(bare[0]?.headers.dpop).toBeUndefined()
 
-  await page.evaluate((api) => { (window as any).unguard = (window as any).dpop.guardXMLHttpRequest({ origins: [api] }) }, API)
+  await page.evaluate((api) => { window.unguard = window.dpop.guardXMLHttpRequest({ origins: [api] }) }, API)
   const seq = await lastSeq()
   const guarded = await xhrCall(`${ECHO}?xhr-guarded`)
   expect(guarded.error).toMatchObject({ name: 'DPoPError', code: 'ERR_XHR_NOT_SIGNED' })
@@ -167,7 +169,7 @@ test('axios on its default XHR adapter: unsigned without the guard; with guardXM
   // The fetch adapter on the signed fetch is the way through, guard or not.
   expect((await call(page, 'axios', `${ECHO}?fetch-adapter`)).status).toBe(200)
   // Removing the guard lets XHR through again.
-  await page.evaluate(() => (window as any).unguard())
+  await page.evaluate(() => window.unguard())
   expect((await xhrCall(`${ECHO}?xhr-unguarded-again`)).error?.status).toBe(401)
 })
 
@@ -175,14 +177,14 @@ test('EventSource (eventsource package, custom fetch): every reconnect has a fre
   const page = driver.page
   const { jkt, token } = await open(page)
   await page.evaluate((url) => {
-    const w = window as any
+    const w = window
     w.messages = []
     w.errors = 0
     w.es = new w.libs.EventSource(url, { fetch: w.api })
     w.es.onmessage = (e: MessageEvent) => w.messages.push({ ...JSON.parse(e.data), id: e.lastEventId })
     w.es.onerror = () => { w.errors++ }
   }, EVENTS)
-  const messages = () => page.evaluate(() => (window as any).messages as { jti: string; ath: string; sub: string; lastEventId: string | null; id: string }[])
+  const messages = () => page.evaluate(() => window.messages)
   await expect.poll(async () => (await messages()).length).toBe(1)
   expect((await apiRequestsTo('/api/events')).map((r) => r.outcome)).toEqual(['use_dpop_nonce', 'ok'])
 
@@ -205,19 +207,19 @@ test('EventSource (eventsource package, custom fetch): every reconnect has a fre
   // Reconnect after the token was revoked: one refresh, and the stream opens with the new token.
   await revokeTokens(token)
   const next = await mintToken(jkt)
-  await page.evaluate((t) => { (window as any).nextToken = t }, next)
+  await page.evaluate((t) => { window.nextToken = t }, next)
   seq = await lastSeq()
   await closeStreams()
   await expect.poll(async () => (await messages()).length).toBe(4)
   const afterRevoke = since(await apiRequestsTo('/api/events'), seq)
   expect(afterRevoke.map((r) => r.outcome)).toEqual(['invalid_token', 'ok'])
   expect(afterRevoke.map((r) => r.tokenAth)).toEqual([ath(token), ath(next)])
-  expect(await page.evaluate(() => (window as any).invalidTokenCalls)).toBe(1)
+  expect(await page.evaluate(() => window.invalidTokenCalls)).toBe(1)
 
   const all = await messages()
   expect(all.map((m) => m.ath)).toEqual([ath(token), ath(token), ath(token), ath(next)])
   const jtis = (await apiRequestsTo('/api/events')).map((r) => r.proof?.jti)
   expect(new Set(jtis).size).toBe(jtis.length)
-  expect(await page.evaluate(() => (window as any).errors)).toBe(3) // one per stream the server ended
-  await page.evaluate(() => (window as any).es.close())
+  expect(await page.evaluate(() => window.errors)).toBe(3) // one per stream the server ended
+  await page.evaluate(() => window.es.close())
 })

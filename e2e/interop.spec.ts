@@ -6,6 +6,7 @@
 import { writeFileSync, mkdirSync } from 'node:fs'
 import { expect, test, type Browser, type Page } from '@playwright/test'
 import type { InteropRecord, VerifierName } from './interop-servers.ts'
+import type { PageReply } from './page-globals.ts'
 import { PORTS as TEST_PORTS } from './ports.ts'
 
 const BASE = TEST_PORTS.interop
@@ -34,29 +35,27 @@ interface Row {
   refusal?: { status: number; wwwAuthenticate?: string | undefined; contentType?: string | undefined; body: string }
 }
 
-async function control(path: string, body?: unknown): Promise<any> {
+async function control(path: string, body?: unknown): Promise<unknown> {
   const response = await fetch(`${CONTROL}/${path}`, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) })
   if (!response.ok) throw new Error(`interop control ${path} answered ${response.status}`)
   return response.json()
 }
-const serverLog = (): Promise<InteropRecord[]> => control('log')
-
-interface PageReply { status?: number; text?: string; error?: { name: string; code: string; message: string } }
+const serverLog = async (): Promise<InteropRecord[]> => (await control('log')) as InteropRecord[]
 
 /** A page with the library, a key pair, a token bound to it, and `w.signed(origin, extra)` making signed fetches. */
 async function openPage(browser: Browser, alg: 'ES256' | 'EdDSA' = 'ES256'): Promise<{ page: Page }> {
   const page = await browser.newPage()
   await page.goto(HARNESS)
-  await page.waitForFunction(() => (window as any).harnessReady === true)
+  await page.waitForFunction(() => window.harnessReady === true)
   const jkt = await page.evaluate(async (alg) => {
-    const w = window as any
+    const w = window
     w.keys = await w.dpop.generateKeyPair({ alg })
     w.otherKeys = await w.dpop.generateKeyPair({ alg })
-    return w.dpop.calculateThumbprint(w.keys.publicKey) as Promise<string>
+    return w.dpop.calculateThumbprint(w.keys.publicKey)
   }, alg)
   const { access_token: token } = (await control('token', { jkt })) as { access_token: string }
   await page.evaluate((token) => {
-    const w = window as any
+    const w = window
     w.token = token
     w.signed = (origins: string[], skewMs = 0) =>
       w.dpop.createDPoPFetch({
@@ -81,7 +80,7 @@ async function openPage(browser: Browser, alg: 'ES256' | 'EdDSA' = 'ES256'): Pro
 function signedCall(page: Page, origins: string[], url: string, init?: RequestInit, skewMs = 0): Promise<PageReply> {
   return page.evaluate(
     ({ origins, url, init, skewMs }) => {
-      const w = window as any
+      const w = window
       return w.reply(() => w.signed(origins, skewMs)(url, init))
     },
     { origins, url, init: init as Record<string, unknown> | undefined, skewMs },
@@ -92,7 +91,7 @@ function signedCall(page: Page, origins: string[], url: string, init?: RequestIn
 function rawCall(page: Page, url: string, opts: { scheme: 'DPoP' | 'Bearer'; proofFor?: string; key?: 'keys' | 'otherKeys'; twice?: boolean }): Promise<PageReply[]> {
   return page.evaluate(
     async ({ url, opts }) => {
-      const w = window as any
+      const w = window
       const headers: Record<string, string> = { Authorization: `${opts.scheme} ${w.token}` }
       if (opts.proofFor) {
         headers.DPoP = await w.dpop.createProof(w[opts.key ?? 'keys'], { htm: 'GET', htu: opts.proofFor, accessToken: w.token })

@@ -6,15 +6,15 @@ const HARNESS = '/e2e/fixtures/harness.html'
 
 async function open(tab: Tab, name = 'e2e-keys', query = '') {
   await tab.goto(`${HARNESS}${query}`)
-  await tab.waitFor(() => (window as any).harnessReady === true)
+  await tab.waitFor(() => window.harnessReady === true)
   return tab.evaluate(async (n) => {
-    const w = window as any
+    const w = window
     w.store = await w.dpop.openKeyStore({ name: n })
     return true
   }, name)
 }
 
-const thumbprint = (tab: Tab) => tab.evaluate(async () => (window as any).store.thumbprint() as Promise<string>)
+const thumbprint = (tab: Tab) => tab.evaluate(async () => window.store.thumbprint())
 
 test('the key survives a reload and the private key cannot be exported', async ({ driver }) => {
   const page = driver.page
@@ -22,7 +22,7 @@ test('the key survives a reload and the private key cannot be exported', async (
   const first = await thumbprint(page)
   expect(first).toMatch(/^[A-Za-z0-9_-]{43}$/)
   const exported = await page.evaluate(async () => {
-    const pair: CryptoKeyPair = await (window as any).store.load()
+    const pair: CryptoKeyPair = await window.store.load()
     const results: string[] = []
     for (const format of ['jwk', 'pkcs8'] as const) {
       try {
@@ -40,7 +40,7 @@ test('the key survives a reload and the private key cannot be exported', async (
   await open(page)
   expect(await thumbprint(page)).toBe(first)
   // Still the stored key: not extractable after the round trip through IndexedDB either.
-  expect(await page.evaluate(async () => ((await (window as any).store.load()) as CryptoKeyPair).privateKey.extractable)).toBe(false)
+  expect(await page.evaluate(async () => (await window.store.load()).privateKey.extractable)).toBe(false)
 })
 
 test('what IndexedDB holds is the CryptoKeyPair itself, never a JWK with private members', async ({ driver }) => {
@@ -76,14 +76,14 @@ test('two pages racing load-or-create end with one thumbprint', async ({ driver 
     const pages = [await driver.newTab(), await driver.newTab(), await driver.newTab()]
     for (const p of pages) {
       await p.goto(HARNESS)
-      await p.waitFor(() => (window as any).harnessReady === true)
+      await p.waitFor(() => window.harnessReady === true)
       // Each page waits for a shared BroadcastChannel "go", so all loads start at the same moment.
       await p.evaluate((n) => {
-        const w = window as any
+        const w = window
         w.racing = new Promise<string>((resolve, reject) => {
           const ch = new BroadcastChannel('race-start')
           ch.onmessage = () => {
-            w.dpop.openKeyStore({ name: n }).then((s: any) => s.thumbprint()).then(resolve, reject)
+            w.dpop.openKeyStore({ name: n }).then((s) => s.thumbprint()).then(resolve, reject)
           }
         })
         return true
@@ -93,13 +93,13 @@ test('two pages racing load-or-create end with one thumbprint', async ({ driver 
     await starter.goto(HARNESS)
     await starter.evaluate(() => { new BroadcastChannel('race-start').postMessage('go') })
     const prints: string[] = []
-    for (const p of pages) prints.push(await p.evaluate(() => (window as any).racing as Promise<string>))
+    for (const p of pages) prints.push(await p.evaluate(() => window.racing))
     expect(prints).toHaveLength(3)
     expect(new Set(prints).size).toBe(1)
     // At the database: one record, the winner's.
     expect(await starter.evaluate(async (n) => {
-      const w = window as any
-      return (await w.dpop.openKeyStore({ name: n, preload: false })).thumbprint() as Promise<string>
+      const w = window
+      return (await w.dpop.openKeyStore({ name: n, preload: false })).thumbprint()
     }, name)).toBe(prints[0])
     for (const p of [...pages, starter]) await p.close()
   }
@@ -113,9 +113,9 @@ test('rotate() gives a new thumbprint in every tab on its next load', async ({ d
   const before = await thumbprint(a)
   expect(await thumbprint(b)).toBe(before)
   const rotated = await a.evaluate(async () => {
-    const w = window as any
+    const w = window
     const pair = await w.store.rotate()
-    return w.dpop.calculateThumbprint(pair.publicKey) as Promise<string>
+    return w.dpop.calculateThumbprint(pair.publicKey)
   })
   expect(rotated).not.toBe(before)
   expect(await thumbprint(a)).toBe(rotated)
@@ -139,7 +139,7 @@ test('delete() leaves nothing behind in IndexedDB', async ({ driver }) => {
     req.onerror = () => resolve(false)
   }))
   expect(await hasRecord()).toBe(true)
-  await page.evaluate(async () => (window as any).store.delete())
+  await page.evaluate(async () => window.store.delete())
   // Where the engine lists databases, the key's is gone (asked before hasRecord's open, which
   // WebKit counts as a database even when its upgrade is aborted).
   expect(await page.evaluate(async () => (typeof indexedDB.databases === 'function' ? (await indexedDB.databases()).map((d) => d.name) : []))).not.toContain('dpop-spa:e2e-delete:keys')
@@ -149,7 +149,7 @@ test('delete() leaves nothing behind in IndexedDB', async ({ driver }) => {
 test('persistent storage is asked for and the answer is exposed', async ({ driver }) => {
   const page = driver.page
   await open(page, 'e2e-persist')
-  const persisted = await page.evaluate(async () => (window as any).store.persisted())
+  const persisted = await page.evaluate(async () => window.store.persisted())
   expect(typeof persisted).toBe('boolean')
   // Engines without navigator.storage.persisted (older WebKit) answer false.
   const actual = await page.evaluate(() => (typeof navigator.storage?.persisted === 'function' ? navigator.storage.persisted() : false))

@@ -1,6 +1,7 @@
 // dpop-spa/react in a real React page (e2e/fixtures/react-app.ts, StrictMode, served by Vite)
 // against oidc-provider and the verifying API: login, an API call, a second tab logging out
 // (the first re-renders as signed out), and signing in again (the second re-renders as signed in).
+import type { AuthServerStats } from '../demo/auth-server/server.ts'
 import { expect, test, type Tab } from './driver.ts'
 import { click, expectText, submitDevLogin } from './dom.ts'
 import { PORTS } from './ports.ts'
@@ -9,10 +10,9 @@ const AS = `http://localhost:${PORTS.as}`
 const API = `http://localhost:${PORTS.api}`
 const APP = `/e2e/fixtures/react.html?as=${new URL(AS).port}&api=${new URL(API).port}`
 
-interface Stats { tokenRequests: Record<string, { succeeded: number; failed: number }>; tokenErrors: Record<string, number> }
 /** Code exchanges at the server, and why any was refused. */
 const codeExchanges = async () => {
-  const s = (await (await fetch(`${AS}/__control/stats`)).json()) as Stats
+  const s = (await (await fetch(`${AS}/__control/stats`)).json()) as AuthServerStats
   return { ...(s.tokenRequests.authorization_code ?? { succeeded: 0, failed: 0 }), errors: s.tokenErrors }
 }
 
@@ -40,7 +40,7 @@ test('login, API call, logout in a second tab re-renders the first, login again 
   // add an invalid_grant or another challenge), onRedirect called once with the returnTo.
   expect(await codeExchanges()).toEqual({ succeeded: 1, failed: 1, errors: { use_dpop_nonce: 1 } })
   await expectText(page, '#error', '')
-  expect(await page.evaluate(() => (window as any).redirects)).toEqual([{ returnTo: '/after-login', user: expect.objectContaining({ sub: 'alice' }) }])
+  expect(await page.evaluate(() => window.redirects)).toEqual([{ returnTo: '/after-login', user: expect.objectContaining({ sub: 'alice' }) }])
   expect(new URL(await page.url()).searchParams.has('code')).toBe(false)
   await expectText(page, '#event', 'login')
 
@@ -52,13 +52,13 @@ test('login, API call, logout in a second tab re-renders the first, login again 
   await second.goto(APP)
   await expectText(second, '#status', 'signed-in')
   await expectText(second, '#user', 'alice')
-  const rendersBefore = await page.evaluate(() => (window as any).renders)
+  const rendersBefore = await page.evaluate(() => window.renders)
   await click(second, '#logout')
   await expectText(second, '#status', 'signed-out')
   await expectText(page, '#status', 'signed-out')
   await expectText(page, '#user', '')
   await expectText(page, '#event', 'logout:other-tab')
-  expect(await page.evaluate(() => (window as any).renders)).toBeGreaterThan(rendersBefore)
+  expect(await page.evaluate(() => window.renders)).toBeGreaterThan(rendersBefore)
   // Signed out means signed out: the API call now goes without a token and is refused.
   await click(page, '#call')
   await expectText(page, '#result', /^401/)
@@ -73,13 +73,13 @@ test('login, API call, logout in a second tab re-renders the first, login again 
   await click(second, '#call')
   await expectText(second, '#result', '200 bob')
   // Page errors as the page recorded them (e2e/fixtures/simulate.js), in every engine.
-  expect(await page.evaluate(() => (window as any).pageErrors)).toEqual([])
-  expect(await second.evaluate(() => (window as any).pageErrors)).toEqual([])
+  expect(await page.evaluate(() => window.pageErrors)).toEqual([])
+  expect(await second.evaluate(() => window.pageErrors)).toEqual([])
 })
 
 test('useDPoP outside a provider, or a provider without config or client: a typed DPoPError', async ({ driver }) => {
   const page = driver.page
   await page.goto('/e2e/fixtures/react.html?misuse=1')
-  await expect.poll(() => page.evaluate(() => (window as any).misuse?.length)).toBe(2)
-  expect(await page.evaluate(() => (window as any).misuse)).toEqual(['DPoPError ERR_INVALID_ARGUMENT', 'DPoPError ERR_INVALID_ARGUMENT'])
+  await expect.poll(() => page.evaluate(() => window.misuse?.length)).toBe(2)
+  expect(await page.evaluate(() => window.misuse)).toEqual(['DPoPError ERR_INVALID_ARGUMENT', 'DPoPError ERR_INVALID_ARGUMENT'])
 })

@@ -13,15 +13,15 @@ const HARNESS = '/e2e/fixtures/harness.html'
 
 async function openHarness(tab: Tab, simulate: string) {
   await tab.goto(`${HARNESS}?simulate=${simulate}`)
-  await tab.waitFor(() => (window as any).harnessReady === true)
-  expect(await tab.evaluate(() => (window as any).simulated as string)).toBe(simulate)
+  await tab.waitFor(() => window.harnessReady === true)
+  expect(await tab.evaluate(() => window.simulated)).toBe(simulate)
 }
 
 test('DataCloneError (Lockdown Mode, private modes): ERR_KEY_STORE_UNSUPPORTED, or the memory key the app asked for', async ({ driver }) => {
   const page = driver.page
   await openHarness(page, 'dataclone')
   const result = await page.evaluate(async () => {
-    const w = window as any
+    const w = window
     const store = await w.dpop.openKeyStore({ name: 'e2e-broken' })
     const error = await store.load().catch((e: any) => e)
     const memory = await w.dpop.openKeyStore({ name: 'e2e-broken', fallback: 'memory' })
@@ -46,7 +46,7 @@ for (const simulate of ['no-indexeddb', 'idb-denied']) {
     const page = driver.page
     await openHarness(page, simulate)
     const result = await page.evaluate(async () => {
-      const w = window as any
+      const w = window
       const store = await w.dpop.openKeyStore({ name: 'e2e-none' })
       const error = await store.load().catch((e: any) => e)
       const memory = await w.dpop.openKeyStore({ name: 'e2e-none', fallback: 'memory' })
@@ -60,10 +60,10 @@ for (const simulate of ['no-indexeddb', 'idb-denied']) {
 test('the client on a DataCloneError browser: typed start-up error, or a memory-key client when opted in', async ({ driver }) => {
   const page = driver.page
   await openApp(page, '&simulate=dataclone&name=e2e-dataclone')
-  expect(await page.evaluate(() => (window as any).startError ?? null)).toMatchObject({ name: 'KeyStoreError', code: 'ERR_KEY_STORE_UNSUPPORTED' })
+  expect(await page.evaluate(() => window.startError ?? null)).toMatchObject({ name: 'KeyStoreError', code: 'ERR_KEY_STORE_UNSUPPORTED' })
   await openApp(page, '&simulate=dataclone&name=e2e-dataclone&fallback=memory')
   const opted = await page.evaluate(async () => {
-    const w = window as any
+    const w = window
     return { startError: w.startError ?? null, storage: w.auth?.keys.storage, jkt: await w.auth?.keys.thumbprint(), status: document.getElementById('status')?.textContent }
   })
   expect(opted).toMatchObject({ startError: null, storage: 'memory', status: 'signed-out' })
@@ -77,7 +77,7 @@ test('Safari ITP deletes the key database while the session database stays: logo
   const oldJkt = await thumbprint(page)
   // ITP's 7-day cap: the key's database is gone; the session's (and the app's localStorage) remain.
   const left = await page.evaluate(async () => {
-    const w = window as any
+    const w = window
     w.auth.close() // this tab's connections, so the deletion is not blocked
     localStorage.setItem('app-state', 'signed-in') // what an app might keep elsewhere
     await new Promise<void>((resolve, reject) => {
@@ -97,9 +97,9 @@ test('Safari ITP deletes the key database while the session database stays: logo
   })
   expect(left).toEqual({ session: true, appState: 'signed-in' })
   await page.reload()
-  await page.waitFor(() => (window as any).ready === true)
+  await page.waitFor(() => window.ready === true)
   const after = await page.evaluate(async () => {
-    const w = window as any
+    const w = window
     return {
       status: document.getElementById('status')?.textContent,
       authenticated: w.auth.isAuthenticated(),
@@ -114,8 +114,8 @@ test('Safari ITP deletes the key database while the session database stays: logo
   expect(after.jkt).not.toBe(oldJkt)
   // The dropped session is gone from storage too: the next reload starts clean, without another event.
   await page.reload()
-  await page.waitFor(() => (window as any).ready === true)
-  expect(await page.evaluate(() => (window as any).events)).toEqual([])
+  await page.waitFor(() => window.ready === true)
+  expect(await page.evaluate(() => window.events)).toEqual([])
   // And a new login binds the new key.
   await signIn(page, 'itp-user')
   expect(await thumbprint(page)).toBe(after.jkt)

@@ -4,6 +4,7 @@
  * dev login form that every driver can do (the form is filled and submitted in the page).
  */
 import { expect } from '@playwright/test'
+import type { AuthServerStats } from '../demo/auth-server/server.ts'
 import type { Tab } from './driver.ts'
 import { PORTS } from './ports.ts'
 
@@ -13,20 +14,9 @@ export const CLIENT = `/e2e/fixtures/client.html?as=${new URL(AS).port}&api=${ne
 /** The stricter server of e2e/token-stack.ts: PAR required, ES256 proofs only. */
 export const STRICT = `http://localhost:${PORTS.strictAs}`
 
-/** What the authorization server recorded (demo/auth-server/server.ts). */
-export interface Stats {
-  tokenRequests: Record<string, { succeeded: number; failed: number }>
-  authorizations: { dpopJkt?: string }[]
-  issuedTokens: { kind: string; grantType: string; jkt?: string }[]
-  refreshTokenReuse: number
-  revocations: { succeeded: number; failed: number }
-  grantsRevoked: string[]
-  bearerAnswers: number
-  endSessions: number
-}
-
-export const stats = async (): Promise<Stats> => (await fetch(`${AS}/__control/stats`)).json() as Promise<Stats>
-export const refreshes = (s: Stats): number => s.tokenRequests.refresh_token?.succeeded ?? 0
+/** What the authorization server recorded since its last reset. */
+export const stats = async (): Promise<AuthServerStats> => (await fetch(`${AS}/__control/stats`)).json() as Promise<AuthServerStats>
+export const refreshes = (s: AuthServerStats): number => s.tokenRequests.refresh_token?.succeeded ?? 0
 
 /** Clean authorization server: no stats, no sessions; answers DPoP. */
 export async function resetAuthServer(): Promise<void> {
@@ -42,7 +32,7 @@ export async function resetAuthServer(): Promise<void> {
  */
 export async function openApp(tab: Tab, query = ''): Promise<void> {
   await tab.goto(query.startsWith('?') ? `/e2e/fixtures/client.html${query}` : `${CLIENT}${query}`)
-  await tab.waitFor(() => (window as any).ready === true)
+  await tab.waitFor(() => window.ready === true)
 }
 
 /** The text of `#status` once it is `expected`. */
@@ -61,17 +51,17 @@ export async function submitLoginForm(tab: Tab, user: string, as = AS): Promise<
     setTimeout(() => (document.querySelector('button[type=submit]') as HTMLButtonElement).click(), 0)
   }, user)
   await tab.waitForUrl((u) => u.pathname === '/e2e/fixtures/client.html' && !u.searchParams.has('code'))
-  await tab.waitFor(() => (window as any).ready === true)
+  await tab.waitFor(() => window.ready === true)
 }
 
 /** Signs in through oidc-provider's dev login, as a user would. */
 export async function signIn(tab: Tab, user = 'alice', query = '', as = AS): Promise<void> {
   await openApp(tab, query)
   // prompt=login: the server shows its login form even when it still has a session cookie.
-  await tab.evaluate(() => { void (window as any).auth.login({ prompt: 'login' }) })
+  await tab.evaluate(() => { void window.auth.login({ prompt: 'login' }) })
   await submitLoginForm(tab, user, as)
   await expectStatus(tab, 'signed-in')
 }
 
 /** The key's thumbprint as the client sees it. */
-export const thumbprint = (tab: Tab): Promise<string> => tab.evaluate(() => (window as any).auth.keys.thumbprint() as Promise<string>)
+export const thumbprint = (tab: Tab): Promise<string> => tab.evaluate(() => window.auth.keys.thumbprint())

@@ -1,8 +1,11 @@
 // The token manager and createDPoPClient in every installed engine against oidc-provider
 // (DPoP on, nonces required, PKCE, rotating refresh tokens, 6 s access tokens) and the
 // verifying API. Every count below is read at the authorization server, not from our own logs.
+import type { Stats as ApiStats } from '../demo/api/request-log.ts'
+import type { AuthServerStats } from '../demo/auth-server/server.ts'
+import type { DPoPFetchEvent } from '../src/index.ts'
 import { expect, test, type Tab } from './driver.ts'
-import { AS, API, STRICT, expectStatus, openApp, refreshes, resetAuthServer, signIn, stats, submitLoginForm, thumbprint, type Stats } from './token-app.ts'
+import { AS, API, STRICT, expectStatus, openApp, refreshes, resetAuthServer, signIn, stats, submitLoginForm, thumbprint } from './token-app.ts'
 
 test.beforeEach(async () => {
   await resetAuthServer()
@@ -10,7 +13,8 @@ test.beforeEach(async () => {
 
 /** The access token's `exp` and `cnf.jkt`, read from the stored JWT in the page. */
 const tokenInfo = (tab: Tab) => tab.evaluate(async () => {
-  const token: string = await (window as any).auth.getAccessToken()
+  const token = await window.auth.getAccessToken()
+  if (token === undefined) throw new Error('no access token')
   const payload = JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')))
   return { exp: payload.exp as number, jkt: payload.cnf?.jkt as string, token }
 })
@@ -23,10 +27,10 @@ async function waitForExpiry(tab: Tab): Promise<void> {
 
 /** Starts `n` concurrent calls in the page without waiting, so that several tabs can overlap. */
 const startCalls = (tab: Tab, n: number) => tab.evaluate(({ api, n }) => {
-  const auth = (window as any).auth
-  ;(window as any).calls = Promise.all(Array.from({ length: n }, () => auth.fetch(`${api}/api/me`).then((r: Response) => r.status)))
+  const auth = window.auth
+  window.calls = Promise.all(Array.from({ length: n }, () => auth.fetch(`${api}/api/me`).then((r: Response) => r.status)))
 }, { api: API, n })
-const collectCalls = (tab: Tab) => tab.evaluate(() => (window as any).calls as Promise<number[]>)
+const collectCalls = (tab: Tab) => tab.evaluate(() => window.calls)
 const callApi = async (tab: Tab, n: number) => { await startCalls(tab, n); return collectCalls(tab) }
 
 test('login is bound to the key by dpop_jkt, and the tokens by cnf.jkt', async ({ driver }) => {
@@ -42,7 +46,7 @@ test('login is bound to the key by dpop_jkt, and the tokens by cnf.jkt', async (
   const url = new URL(await page.url())
   expect(url.searchParams.has('code')).toBe(false)
   expect(url.searchParams.has('state')).toBe(false)
-  expect(await page.evaluate(() => (window as any).auth.getUser()?.sub)).toBe('alice')
+  expect(await page.evaluate(() => window.auth.getUser()?.sub)).toBe('alice')
   expect(await callApi(page, 1)).toEqual([200])
 })
 
@@ -52,7 +56,7 @@ test('a reload keeps the session and the key', async ({ driver }) => {
   const jkt = await thumbprint(page)
   const { token } = await tokenInfo(page)
   await page.reload()
-  await page.waitFor(() => (window as any).ready === true)
+  await page.waitFor(() => window.ready === true)
   await expectStatus(page, 'signed-in')
   expect(await thumbprint(page)).toBe(jkt)
   expect((await tokenInfo(page)).token).toBe(token)
@@ -75,8 +79,10 @@ test('after expiry, 20 concurrent calls cause ONE refresh at the server, bound t
   const after = await tokenInfo(page)
   expect(after.token).not.toBe(before.token)
   expect(after.jkt).toBe(jkt)
-  expect(s1.issuedTokens.filter((t) => t.grantType === 'refresh_token').every((t) => t.jkt === jkt)).toBe(true)
-  expect(await page.evaluate(() => (window as any).events.filter((e: any) => e.type === 'refresh').length)).toBe(1)
+  const refreshed = s1.issuedTokens.filter((t) => t.grantType === 'refresh_token')
+  expect(refreshed.length).toBeGreaterThan(0)
+  expect(refreshed.every((t) => t.jkt === jkt)).toBe(true)
+  expect(await page.evaluate(() => window.events.filter((e) => e.type === 'refresh').length)).toBe(1)
 })
 
 async function secondTab(driverTab: () => Promise<Tab>): Promise<Tab> {
@@ -104,8 +110,8 @@ test('two tabs after expiry: one refresh at the server, neither logged out', asy
   expect(refreshes(s1) - refreshes(s0)).toBe(1)
   expect(s1.refreshTokenReuse).toBe(0)
   for (const p of [page, other]) {
-    expect(await p.evaluate(() => (window as any).auth.isAuthenticated())).toBe(true)
-    expect(await p.evaluate(() => (window as any).events.some((e: any) => e.type === 'logout'))).toBe(false)
+    expect(await p.evaluate(() => window.auth.isAuthenticated())).toBe(true)
+    expect(await p.evaluate(() => window.events.some((e) => e.type === 'logout'))).toBe(false)
   }
   // Both tabs now hold the same, new token.
   expect((await tokenInfo(other)).token).toBe((await tokenInfo(page)).token)
@@ -118,7 +124,7 @@ test('logout revokes at the server, logs out the other tab, and the next login u
   const oldJkt = await thumbprint(page)
   // Keep the old key pair and refresh token in page memory, to try them after logout.
   await page.evaluate(async () => {
-    const w = window as any
+    const w = window
     w.oldPair = await w.auth.keys.load()
     w.oldRefresh = await new Promise((resolve, reject) => {
       const req = indexedDB.open('dpop-spa:e2e-client:session')
@@ -130,16 +136,16 @@ test('logout revokes at the server, logs out the other tab, and the next login u
     })
   })
   const s0 = await stats()
-  await page.evaluate(() => (window as any).auth.logout())
+  await page.evaluate(() => window.auth.logout())
   const s1 = await stats()
   expect(s1.revocations.succeeded - s0.revocations.succeeded).toBeGreaterThanOrEqual(1)
-  expect(await page.evaluate(() => (window as any).auth.isAuthenticated())).toBe(false)
+  expect(await page.evaluate(() => window.auth.isAuthenticated())).toBe(false)
   // The other tab hears of it.
-  await expect.poll(() => other.evaluate(() => (window as any).auth.isAuthenticated())).toBe(false)
-  expect(await other.evaluate(() => (window as any).events.at(-1))).toEqual({ type: 'logout', reason: 'other-tab' })
+  await expect.poll(() => other.evaluate(() => window.auth.isAuthenticated())).toBe(false)
+  expect(await other.evaluate(() => window.events.at(-1))).toEqual({ type: 'logout', reason: 'other-tab' })
   // The server refuses the old refresh token, even with the old key and a valid nonce.
   const refused = await page.evaluate(async ({ as }) => {
-    const w = window as any
+    const w = window
     const meta = await (await fetch(`${as}/.well-known/openid-configuration`)).json()
     let nonce: string | undefined
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -170,10 +176,10 @@ test('logout({ redirect: true }) ends the session at the server and comes back',
   const s0 = await stats()
   const back = new URL('/e2e/fixtures/client.html', await page.url()).href
   await page.evaluate((url) => {
-    ;(window as any).beforeLogout = true // gone once a new document has loaded
-    void (window as any).auth.logout({ redirect: true, postLogoutRedirectUri: url })
+    window.beforeLogout = true // gone once a new document has loaded
+    void window.auth.logout({ redirect: true, postLogoutRedirectUri: url })
   }, back)
-  await page.waitFor(() => (window as any).beforeLogout === undefined && (window as any).ready === true)
+  await page.waitFor(() => window.beforeLogout === undefined && window.ready === true)
   expect(await page.url()).toBe(back)
   await expectStatus(page, 'signed-out')
   const s1 = await stats()
@@ -185,23 +191,23 @@ test('an authorization server that answers Bearer gets the typed error, never a 
   const page = driver.page
   expect((await fetch(`${AS}/__control/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ answerBearer: true }) })).ok).toBe(true)
   await openApp(page)
-  await page.evaluate(() => { void (window as any).auth.login() })
+  await page.evaluate(() => { void window.auth.login() })
   await submitLoginForm(page, 'bob')
-  const error = await page.evaluate(() => (window as any).redirectError)
+  const error = await page.evaluate(() => window.redirectError)
   expect(error).toMatchObject({ code: 'ERR_TOKEN_TYPE_MISMATCH' })
-  expect(error.message).toMatch(/bearer/i)
+  expect(error?.message).toMatch(/bearer/i)
   expect((await stats()).bearerAnswers).toBeGreaterThanOrEqual(1)
   await expectStatus(page, 'signed-out')
   // Nothing was stored: a reload is still signed out.
   await page.reload()
-  await page.waitFor(() => (window as any).ready === true)
+  await page.waitFor(() => window.ready === true)
   await expectStatus(page, 'signed-out')
 })
 
 test('EdDSA end to end: oidc-provider binds the code and the tokens to an Ed25519 key, and the API takes its proofs', async ({ driver }) => {
   const page = driver.page
   await signIn(page, 'alice', '&alg=EdDSA&name=e2e-eddsa')
-  const keyAlg = await page.evaluate(async () => ((await (window as any).auth.keys.load()) as CryptoKeyPair).privateKey.algorithm.name)
+  const keyAlg = await page.evaluate(async () => (await window.auth.keys.load()).privateKey.algorithm.name)
   expect(keyAlg).toBe('Ed25519')
   const jkt = await thumbprint(page)
   const s = await stats()
@@ -211,10 +217,11 @@ test('EdDSA end to end: oidc-provider binds the code and the tokens to an Ed2551
   // The verifying API (jose) checks the EdDSA proof, its htu/htm/ath and cnf.jkt.
   expect(await callApi(page, 3)).toEqual([200, 200, 200])
   const alg = await page.evaluate(async (api) => {
-    const seen: unknown[] = []
-    const f = (window as any).dpop.createDPoPFetch({ keys: (window as any).auth.keys, origins: [api], debug: (e: { type: string }) => seen.push(e) })
+    const seen: DPoPFetchEvent[] = []
+    const f = window.dpop.createDPoPFetch({ keys: window.auth.keys, origins: [api], debug: (e) => seen.push(e) })
     await f(`${api}/api/me`)
-    return (seen.find((e: any) => e.type === 'proof') as any)?.header.alg as string
+    const proof = seen.find((e) => e.type === 'proof')
+    return proof?.type === 'proof' ? proof.header.alg : undefined
   }, API)
   expect(alg).toBe('EdDSA')
 })
@@ -222,9 +229,9 @@ test('EdDSA end to end: oidc-provider binds the code and the tokens to an Ed2551
 test('algorithm negotiation: an EdDSA client does not start against a server whose metadata lists ES256 only', async ({ driver }) => {
   const page = driver.page
   await openApp(page, `?as=${new URL(STRICT).port}&api=${new URL(API).port}&alg=EdDSA&name=e2e-negotiation`)
-  const error = await page.evaluate(() => (window as any).startError)
+  const error = await page.evaluate(() => window.startError)
   expect(error).toMatchObject({ name: 'DPoPError', code: 'ERR_UNSUPPORTED_ALGORITHM' })
-  expect(error.message).toContain('ES256')
+  expect(error?.message).toContain('ES256')
   const metadata = await (await fetch(`${STRICT}/.well-known/openid-configuration`)).json()
   expect(metadata.dpop_signing_alg_values_supported).toEqual(['ES256'])
 })
@@ -240,10 +247,7 @@ test('PAR: a server that requires pushed authorization requests gets one with a 
   driver.playwright?.on('request', (r) => { if (r.url().startsWith(`${STRICT}/auth`)) authorizeUrls.push(r.url()) })
   await signIn(page, 'carol', `?as=${new URL(STRICT).port}&api=${new URL(API).port}&name=e2e-par`, STRICT)
   const jkt = await thumbprint(page)
-  const s = (await (await fetch(`${STRICT}/__control/stats`)).json()) as Stats & {
-    pushedRequests: { dpopJkt: string | null; proofJkt: string | null }[]
-    pushedRequestErrors: Record<string, number>
-  }
+  const s = (await (await fetch(`${STRICT}/__control/stats`)).json()) as AuthServerStats
   console.log('PAR:', JSON.stringify({ pushed: s.pushedRequests, errors: s.pushedRequestErrors }))
   expect(s.pushedRequests).toHaveLength(1)
   expect(s.pushedRequests[0]).toMatchObject({ proofJkt: jkt, dpopJkt: jkt })
@@ -266,7 +270,7 @@ test("a device clock 10 minutes fast: the authorization server's Date sets the c
   expect(await page.evaluate(() => Math.round((Date.now() - new Date().getTime()) / 60_000))).toBe(10)
   expect((await fetch(`${API}/__control/reset`, { method: 'POST' })).ok).toBe(true)
   expect(await callApi(page, 1)).toEqual([200])
-  const seen = ((await (await fetch(`${API}/__control/stats`)).json()) as { recent: { outcome: string; check?: string; proof?: { iat?: number } }[] }).recent
+  const seen = ((await (await fetch(`${API}/__control/stats`)).json()) as ApiStats).recent
     .filter((r) => r.outcome !== 'preflight')
   console.log(`[${driver.engine}] skewed device, API saw:`, seen.map((r) => `${r.outcome}${r.check ? `(${r.check})` : ''} iat−now=${Math.round(Number(r.proof?.iat) - Date.now() / 1000)}s`).join(', '))
   expect(seen.length).toBeGreaterThan(0)
@@ -297,11 +301,11 @@ test('messages from other tabs are validated: garbage, another key\'s session an
   }, jkt)
   // The same tab then signs in for real; the first tab adopts that session, and only that one.
   await signIn(other)
-  await expect.poll(() => page.evaluate(() => (window as any).auth.isAuthenticated())).toBe(true)
-  expect(await page.evaluate(() => (window as any).auth.getUser()?.sub)).toBe('alice')
-  expect(await page.evaluate(() => (window as any).events.filter((e: any) => e.type === 'login').length)).toBe(1)
+  await expect.poll(() => page.evaluate(() => window.auth.isAuthenticated())).toBe(true)
+  expect(await page.evaluate(() => window.auth.getUser()?.sub)).toBe('alice')
+  expect(await page.evaluate(() => window.events.filter((e) => e.type === 'login').length)).toBe(1)
   // Page errors as the page recorded them (e2e/fixtures/simulate.js), in every engine.
-  expect(await page.evaluate(() => (window as any).pageErrors)).toEqual([])
+  expect(await page.evaluate(() => window.pageErrors)).toEqual([])
 })
 
 test('logout signs out locally first: a reload while revocation hangs comes back signed out', async ({ driver }) => {
@@ -312,10 +316,10 @@ test('logout signs out locally first: a reload while revocation hangs comes back
   const key = await thumbprint(page)
   // The revocation endpoint hangs (a slow server): the logout must not wait on it to sign out.
   await driver.playwright!.route(`${AS}/token/revocation`, () => undefined)
-  await page.evaluate(() => { void (window as any).auth.logout() })
-  await expect.poll(() => page.evaluate(() => (window as any).auth.isAuthenticated())).toBe(false)
+  await page.evaluate(() => { void window.auth.logout() })
+  await expect.poll(() => page.evaluate(() => window.auth.isAuthenticated())).toBe(false)
   await page.reload()
-  await page.waitFor(() => (window as any).ready === true)
+  await page.waitFor(() => window.ready === true)
   await expectStatus(page, 'signed-out')
   expect(await thumbprint(page)).not.toBe(key)
   await driver.playwright!.unrouteAll({ behavior: 'ignoreErrors' })
@@ -325,9 +329,9 @@ test('logout signs out locally first: an aborted logout comes back signed out af
   const page = driver.page
   await signIn(page)
   const key = await thumbprint(page)
-  await page.evaluate(() => (window as any).auth.logout({ signal: AbortSignal.abort() }))
+  await page.evaluate(() => window.auth.logout({ signal: AbortSignal.abort() }))
   await page.reload()
-  await page.waitFor(() => (window as any).ready === true)
+  await page.waitFor(() => window.ready === true)
   await expectStatus(page, 'signed-out')
   expect(await thumbprint(page)).not.toBe(key)
 })
