@@ -92,6 +92,35 @@ export interface DPoPClient {
 }
 
 /**
+ * The client's listeners. Events from before the first listener (a session dropped at
+ * start-up) are kept for it; a throwing listener never breaks token handling.
+ */
+function createEventBus() {
+  const listeners = new Set<(event: DPoPClientEvent) => void>()
+  const early: DPoPClientEvent[] = []
+  return {
+    emit: (event: DPoPClientEvent): void => {
+      if (listeners.size === 0) {
+        early.push(event)
+        return
+      }
+      for (const l of listeners) {
+        try {
+          l(event)
+        } catch {
+          // ignored on purpose
+        }
+      }
+    },
+    subscribe: (listener: (event: DPoPClientEvent) => void): (() => void) => {
+      listeners.add(listener)
+      for (const event of early.splice(0)) listener(event)
+      return () => { listeners.delete(listener) }
+    },
+  }
+}
+
+/**
  * Creates the DPoP client of an app: opens the key store (loading the key at once, in
  * parallel with discovery), discovers the authorization server, restores the session from
  * IndexedDB and drops it when it is bound to a key this browser no longer has.
@@ -169,21 +198,8 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   }
 
   const nonces = createNonceCache()
-  const listeners = new Set<(event: DPoPClientEvent) => void>()
-  const early: DPoPClientEvent[] = []
-  const emit = (event: DPoPClientEvent) => {
-    if (listeners.size === 0) {
-      early.push(event)
-      return
-    }
-    for (const l of listeners) {
-      try {
-        l(event)
-      } catch {
-        // A throwing listener must not break token handling.
-      }
-    }
-  }
+  const events = createEventBus()
+  const { emit } = events
 
   // Tokens live beside the key; when the key is memory-only, so are they.
   const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, positive(config, 'storageTimeoutMs')) : undefined
@@ -231,11 +247,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     isAuthenticated: () => tokens.isAuthenticated(),
     getUser: () => tokens.getUser(),
     getAccessToken: (options) => tokens.getAccessToken(options),
-    subscribe(listener) {
-      listeners.add(listener)
-      for (const event of early.splice(0)) listener(event)
-      return () => { listeners.delete(listener) }
-    },
+    subscribe: events.subscribe,
     keys,
     authorizationServer: as,
     close() {
