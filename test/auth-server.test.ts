@@ -373,7 +373,7 @@ describe('the whole flow, headless', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ answerBearer: true }),
     })
-    expect(await control.json()).toEqual({ answerBearer: true, accessTokenTtl: 5 })
+    expect(await control.json()).toEqual({ answerBearer: true, accessTokenTtl: 5, revocationDelayMs: 0 })
     const refreshed = await refresh(keyPair, tokens.refresh_token!)
     expect(refreshed.token_type).toBe('bearer')
     expect((await verifyAccessToken(refreshed.access_token)).payload.cnf).toEqual({ jkt: await thumbprint(keyPair) })
@@ -408,6 +408,13 @@ describe('test control', () => {
     expect(after.tokenRequests).toEqual({})
   })
 
+  it('revocationDelayMs: 0 to 10000 ms, anything else refused', async () => {
+    const post = (body: unknown) => fetch(`${server.issuer}/__control/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    for (const bad of [-1, 10_001, 1.5, '100']) expect((await post({ revocationDelayMs: bad })).status).toBe(400)
+    expect(await (await post({ revocationDelayMs: 300 })).json()).toMatchObject({ revocationDelayMs: 300 })
+    server.configure({ revocationDelayMs: 0 })
+  })
+
   it('rejects a bad config change and keeps the old settings', async () => {
     const res = await fetch(`${server.issuer}/__control/config`, {
       method: 'POST',
@@ -415,7 +422,7 @@ describe('test control', () => {
       body: JSON.stringify({ answerBearer: true, accessTokenTtl: -1 }),
     })
     expect(res.status).toBe(400)
-    expect(await (await fetch(`${server.issuer}/__control/config`)).json()).toEqual({ answerBearer: false, accessTokenTtl: 5 })
+    expect(await (await fetch(`${server.issuer}/__control/config`)).json()).toEqual({ answerBearer: false, accessTokenTtl: 5, revocationDelayMs: 0 })
   })
 })
 

@@ -52,6 +52,8 @@
  * - `answerBearer` rewrites `token_type` of successful token responses to `Bearer` while
  *   the token stays bound: the shape of a misconfigured server, for the SDK's
  *   ERR_TOKEN_TYPE_MISMATCH test.
+ * - `revocationDelayMs` (control only) holds revocation answers back: a slow server, asserted
+ *   at the server, so a test needs no request interception (WebKit's driver has none).
  * - `/__control/*` exists for tests on loopback only; it never returns token values.
  */
 import { randomBytes } from 'node:crypto'
@@ -187,6 +189,8 @@ export interface AuthServerStats {
 export interface AuthServerConfig {
   answerBearer: boolean
   accessTokenTtl: number
+  /** Revocation answers wait this long (0 to 10000 ms): a slow server. */
+  revocationDelayMs: number
 }
 
 /** A running authorization server. */
@@ -233,7 +237,7 @@ const ROUTES = {
  */
 export async function startAuthServer(options: AuthServerOptions = {}): Promise<AuthServerHandle> {
   const o = normalize(options)
-  const config: AuthServerConfig = { answerBearer: o.answerBearer, accessTokenTtl: o.accessTokenTtl }
+  const config: AuthServerConfig = { answerBearer: o.answerBearer, accessTokenTtl: o.accessTokenTtl, revocationDelayMs: 0 }
   const recorder = createRecorder(o.log)
 
   // The issuer must name the bound port, and port 0 is only known after listen(): bind
@@ -340,12 +344,16 @@ function seconds(value: unknown, name: string): number {
 
 function applyConfig(config: AuthServerConfig, change: unknown): AuthServerConfig {
   if (typeof change !== 'object' || change === null) throw new TypeError('the config change must be an object')
-  const { answerBearer, accessTokenTtl } = change as Record<string, unknown>
+  const { answerBearer, accessTokenTtl, revocationDelayMs } = change as Record<string, unknown>
   if (answerBearer !== undefined && typeof answerBearer !== 'boolean') throw new TypeError('"answerBearer" must be a boolean')
   if (accessTokenTtl !== undefined) seconds(accessTokenTtl, 'accessTokenTtl')
+  if (revocationDelayMs !== undefined && !(Number.isInteger(revocationDelayMs) && (revocationDelayMs as number) >= 0 && (revocationDelayMs as number) <= 10_000)) {
+    throw new TypeError('"revocationDelayMs" must be an integer from 0 to 10000')
+  }
   // Validate everything before changing anything.
   if (typeof answerBearer === 'boolean') config.answerBearer = answerBearer
   if (typeof accessTokenTtl === 'number') config.accessTokenTtl = accessTokenTtl
+  if (typeof revocationDelayMs === 'number') config.revocationDelayMs = revocationDelayMs
   return { ...config }
 }
 
@@ -433,6 +441,9 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
 
   // What has no provider event (a successful revocation), and the Bearer rewrite.
   provider.use(async (ctx, next) => {
+    if (ctx.method === 'POST' && ctx.path === ROUTES.revocation && config.revocationDelayMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, config.revocationDelayMs))
+    }
     await next()
     // oidc-provider's CORS exposes DPoP-Nonce and WWW-Authenticate; Date too, so that a
     // browser client can correct a device clock from the authorization server's answers.
