@@ -27,6 +27,7 @@ export async function submitDevLogin(tab: Tab, as: string, user: string, back: s
   await tab.evaluate((user) => {
     ;(document.querySelector('input[name=login]') as HTMLInputElement).value = user
     ;(document.querySelector('input[name=password]') as HTMLInputElement).value = 'any'
+    // After this script has returned, so the driver does not see its page go away mid-call.
     setTimeout(() => (document.querySelector('button[type=submit]') as HTMLButtonElement).click(), 0)
   }, user)
   await tab.waitForUrl((u) => u.pathname === back && !u.searchParams.has('code'))

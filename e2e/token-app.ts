@@ -6,6 +6,7 @@
 import { expect } from '@playwright/test'
 import type { AuthServerStats } from '../demo/auth-server/server.ts'
 import type { Tab } from './driver.ts'
+import { submitDevLogin } from './dom.ts'
 import { PORTS } from './ports.ts'
 
 export const AS = `http://localhost:${PORTS.as}`
@@ -43,14 +44,7 @@ export async function expectStatus(tab: Tab, expected: string): Promise<void> {
 
 /** Fills and submits oidc-provider's dev login form; waits for the way back to the client fixture. */
 export async function submitLoginForm(tab: Tab, user: string, as = AS): Promise<void> {
-  await tab.waitFor((as) => location.origin === as && !!document.querySelector('input[name=login]'), as)
-  await tab.evaluate((user) => {
-    ;(document.querySelector('input[name=login]') as HTMLInputElement).value = user
-    ;(document.querySelector('input[name=password]') as HTMLInputElement).value = 'any'
-    // After this script has returned, so the driver does not see its page go away mid-call.
-    setTimeout(() => (document.querySelector('button[type=submit]') as HTMLButtonElement).click(), 0)
-  }, user)
-  await tab.waitForUrl((u) => u.pathname === '/e2e/fixtures/client.html' && !u.searchParams.has('code'))
+  await submitDevLogin(tab, as, user, '/e2e/fixtures/client.html')
   await tab.waitFor(() => window.ready === true)
 }
 
