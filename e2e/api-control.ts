@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto'
 import type { RequestRecord, Stats } from '../demo/api/request-log.ts'
 import type { ReceivedRequest } from '../demo/api/recording-server.ts'
+import type { Tab } from './driver.ts'
 import { PORTS } from './ports.ts'
 
 /** Same defaults as playwright.config.ts. */
@@ -108,4 +109,16 @@ export function echoReply(data: unknown): EchoReply {
     if (typeof contentType === 'string' || contentType === null) return { body, contentType }
   }
   throw new Error(`not an /api/echo reply: ${JSON.stringify(data)}`)
+}
+
+/** Opens `path` (a fixture with `window.dpop`), makes a key pair there (`window.keys`) and mints a token bound to it. */
+export async function openWithKey(page: Tab, path: string): Promise<{ jkt: string; token: string }> {
+  await page.goto(path)
+  await page.waitFor(() => window.harnessReady === true)
+  const jkt = await page.evaluate(async () => {
+    const w = window
+    w.keys = await w.dpop.generateKeyPair()
+    return w.dpop.calculateThumbprint(w.keys.publicKey)
+  })
+  return { jkt, token: await mintToken(jkt) }
 }

@@ -13,6 +13,7 @@ import {
   closeStreams,
   echoReply,
   mintToken,
+  openWithKey,
   otherRequests,
   resetServers,
   revokeTokens,
@@ -26,14 +27,7 @@ const EVENTS = `${API}/api/events`
 
 /** Opens the page, makes a key and a token bound to it, the signed fetch `w.api`, and the clients on top of it. */
 async function open(page: Tab): Promise<{ jkt: string; token: string }> {
-  await page.goto(PAGE)
-  await page.waitFor(() => window.harnessReady === true)
-  const jkt = await page.evaluate(async () => {
-    const w = window
-    w.keys = await w.dpop.generateKeyPair()
-    return w.dpop.calculateThumbprint(w.keys.publicKey)
-  })
-  const token = await mintToken(jkt)
+  const { jkt, token } = await openWithKey(page, PAGE)
   await page.evaluate(({ token, api }) => {
     const w = window
     const { axios, ky, ofetch } = w.libs

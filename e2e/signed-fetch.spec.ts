@@ -13,6 +13,7 @@ import {
   ath,
   echoReply,
   mintToken,
+  openWithKey,
   otherRequests,
   resetServers,
   revokeTokens,
@@ -27,14 +28,7 @@ const ECHO = `${API}/api/echo`
 
 /** Opens the harness, makes a key pair and a token bound to it, a signed fetch `w.api` for the API origin, and `w.make`, `w.reply`. */
 async function open(page: Tab): Promise<{ jkt: string; token: string }> {
-  await page.goto(HARNESS)
-  await page.waitFor(() => window.harnessReady === true)
-  const jkt = await page.evaluate(async () => {
-    const w = window
-    w.keys = await w.dpop.generateKeyPair()
-    return w.dpop.calculateThumbprint(w.keys.publicKey)
-  })
-  const token = await mintToken(jkt)
+  const { jkt, token } = await openWithKey(page, HARNESS)
   await page.evaluate(
     ({ token, api }) => {
       const w = window
