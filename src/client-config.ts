@@ -119,11 +119,14 @@ export const CLIENT_DEFAULTS = {
   'scope' | 'alg' | 'par' | 'storageFallback' | 'refreshLeewaySeconds' | 'lockTimeoutMs' |
   'requestTimeoutMs' | 'revocationTimeoutMs' | 'fallbackLifetimeSeconds' | 'storageTimeoutMs'>>
 
+/** @internal The options that are positive numbers: waits, bounds and lifetimes. */
+export const BOUNDS = ['refreshLeewaySeconds', 'lockTimeoutMs', 'requestTimeoutMs', 'revocationTimeoutMs', 'fallbackLifetimeSeconds', 'storageTimeoutMs'] as const
+
 /**
  * @internal A positive number of the config, or its default.
  * @throws {DPoPError} `ERR_INVALID_ARGUMENT` naming the option.
  */
-export function positive(config: DPoPClientConfig, name: 'refreshLeewaySeconds' | 'lockTimeoutMs' | 'requestTimeoutMs' | 'revocationTimeoutMs' | 'fallbackLifetimeSeconds' | 'storageTimeoutMs'): number {
+export function positive(config: DPoPClientConfig, name: (typeof BOUNDS)[number]): number {
   const value = config[name] ?? CLIENT_DEFAULTS[name]
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw invalidArgument(`"config.${name}" must be a positive number.`)
   return value

@@ -5,7 +5,7 @@
  */
 import type { AuthorizationServer } from 'oauth4webapi'
 import { discover } from './authorization-server.js'
-import { CLIENT_DEFAULTS, assertUrl, positive, type DPoPClientConfig } from './client-config.js'
+import { BOUNDS, CLIENT_DEFAULTS, assertUrl, positive, type DPoPClientConfig } from './client-config.js'
 import { DPoPError, ServerResponseError, invalidArgument } from './errors.js'
 import { defaultIndexedDB, openIdbStore } from './idb.js'
 import { openKeyStore, type KeyStore } from './key-store.js'
@@ -158,6 +158,8 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const factory = config.indexedDB === undefined ? defaultIndexedDB() : config.indexedDB ?? undefined
   const alg = checkAlgorithm(config.alg ?? CLIENT_DEFAULTS.alg, 'config.alg')
   if (config.par !== undefined && typeof config.par !== 'boolean') throw invalidArgument('"config.par" must be a boolean.')
+  // Every bound checked here, before anything waits on the network or IndexedDB.
+  const bounds = Object.fromEntries(BOUNDS.map((n) => [n, positive(config, n)])) as Record<(typeof BOUNDS)[number], number>
 
   // Key loading starts now, in parallel with discovery, never behind it.
   const keys = await openKeyStore({
@@ -183,8 +185,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     if (!response.redirected) clock.observeDate(response.headers.get('Date'), startedAt, clock.now() - clock.offset())
     return response
   }
-  const requestTimeoutMs = positive(config, 'requestTimeoutMs')
-  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure, requestTimeoutMs)
+  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure, bounds.requestTimeoutMs)
   const [as] = await Promise.all([discovering, keyReady])
   if (!as.authorization_endpoint || !as.token_endpoint) {
     throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')
@@ -202,7 +203,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const { emit } = events
 
   // Tokens live beside the key; when the key is memory-only, so are they.
-  const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, positive(config, 'storageTimeoutMs')) : undefined
+  const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, bounds.storageTimeoutMs) : undefined
   const tokens = createTokenManager({
     name,
     as,
@@ -218,11 +219,11 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     par: config.par === true,
     clock,
     nonces,
-    refreshLeewayMs: positive(config, 'refreshLeewaySeconds') * 1000,
-    lockTimeoutMs: positive(config, 'lockTimeoutMs'),
-    requestTimeoutMs,
-    revocationTimeoutMs: positive(config, 'revocationTimeoutMs'),
-    fallbackLifetimeMs: positive(config, 'fallbackLifetimeSeconds') * 1000,
+    refreshLeewayMs: bounds.refreshLeewaySeconds * 1000,
+    lockTimeoutMs: bounds.lockTimeoutMs,
+    requestTimeoutMs: bounds.requestTimeoutMs,
+    revocationTimeoutMs: bounds.revocationTimeoutMs,
+    fallbackLifetimeMs: bounds.fallbackLifetimeSeconds * 1000,
     emit,
   })
   await tokens.restore()

@@ -108,4 +108,22 @@ describe('createDPoPClient', () => {
     expect((await auth.keys.load()).privateKey.extractable).toBe(false)
     auth.close()
   })
+
+  it('the bounds are options: a bad one is ERR_INVALID_ARGUMENT naming it; requestTimeoutMs bounds discovery', async () => {
+    const hang: typeof fetch = (_input, init) => new Promise((_resolve, reject) => {
+      init?.signal?.addEventListener('abort', () => reject(init.signal!.reason as Error))
+    })
+    for (const name of ['requestTimeoutMs', 'revocationTimeoutMs', 'fallbackLifetimeSeconds', 'storageTimeoutMs', 'lockTimeoutMs', 'refreshLeewaySeconds'] as const) {
+      for (const bad of [0, -1, Number.NaN, Infinity]) {
+        const error = await createDPoPClient(config(hang, { [name]: bad })).catch((e: unknown) => e)
+        expect(isDPoPError(error, 'ERR_INVALID_ARGUMENT'), `${name}=${bad}`).toBe(true)
+        expect((error as Error).message).toContain(`"config.${name}"`)
+      }
+    }
+    const started = Date.now()
+    const error = await createDPoPClient(config(hang, { requestTimeoutMs: 200 })).catch((e: unknown) => e)
+    expect(isDPoPError(error, 'ERR_TIMEOUT')).toBe(true)
+    // Both discovery documents (OIDC, then RFC 8414) were tried, each bounded by 200 ms, not 30 s.
+    expect(Date.now() - started).toBeLessThan(10_000)
+  })
 })

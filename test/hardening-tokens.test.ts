@@ -207,6 +207,22 @@ describe('messages from other tabs are validated', () => {
   })
 })
 
+describe('one way a session ends', () => {
+  it('a session dropped at start-up for key-mismatch is announced to the other tabs too', async () => {
+    const idb = new IDBFactory()
+    const server = await fakeAs()
+    const name = `restore-${nextId()}`
+    const a = await harness({ idb, server, name })
+    await a.login()
+    await a.keys.rotate() // the key changes under the stored tokens (Safari ITP, another tab)
+    const b = await harness({ idb, server, name }) // start-up in another tab
+    expect(b.tokens.isAuthenticated()).toBe(false)
+    expect(b.events).toEqual([{ type: 'logout', reason: 'key-mismatch' }])
+    await expect.poll(() => a.tokens.isAuthenticated()).toBe(false)
+    expect(a.events.at(-1)).toEqual({ type: 'logout', reason: 'key-mismatch' })
+  })
+})
+
 describe('returnTo stays in the app', () => {
   it.each([
     'javascript:alert(document.cookie)',
