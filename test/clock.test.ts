@@ -147,6 +147,10 @@ describe('per origin (issue 19)', () => {
     expect(small.offset()).toBe(0)
     expect(small.offset(A)).toBe(0)
     expect(small.adjust(60_000)).toBe(true)
+    // Each step within the bound, the total beyond it.
+    expect(small.adjust(10_000, A)).toBe(true)
+    expect(small.adjust(65_000, A)).toBe(false)
+    expect(small.offset(A)).toBe(10_000)
     expect(clock.adjust(86_400_001)).toBe(false)
     expect(clock.offset()).toBe(0)
   })
