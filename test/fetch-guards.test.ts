@@ -3,12 +3,12 @@
 // test here fails with its guard removed (the note says how each was tried).
 import { beforeAll, describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
-import { createDPoPFetch } from '../src/dpop-fetch.ts'
-import { createNonceCache } from '../src/nonces.ts'
-import { createDPoPClient } from '../src/client.ts'
-import { prepareReplayable } from '../src/body.ts'
-import { generateKeyPair } from '../src/keys.ts'
-import { isDPoPError } from '../src/errors.ts'
+import { createDPoPFetch } from '../src/fetch/dpop-fetch.ts'
+import { createNonceCache } from '../src/server-state/nonces.ts'
+import { createDPoPClient } from '../src/client/client.ts'
+import { prepareReplayable } from '../src/fetch/body.ts'
+import { generateKeyPair } from '../src/proof/keys.ts'
+import { isDPoPError } from '../src/base/errors.ts'
 import { as as metadata, fakeAs, REDIRECT } from './support/fake-as.ts'
 import { caught, challenge, stubFetch } from './support/stub-api.ts'
 

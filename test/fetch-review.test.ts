@@ -4,10 +4,10 @@
 // Each test here failed on the code before the fix (see the note for what it did).
 import { beforeAll, describe, expect, it, vi } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
-import { createDPoPFetch, type DPoPFetchEvent } from '../src/dpop-fetch.ts'
-import { createClock } from '../src/clock.ts'
-import { createDPoPClient } from '../src/client.ts'
-import { generateKeyPair } from '../src/keys.ts'
+import { createDPoPFetch, type DPoPFetchEvent } from '../src/fetch/dpop-fetch.ts'
+import { createClock } from '../src/server-state/clock.ts'
+import { createDPoPClient } from '../src/client/client.ts'
+import { generateKeyPair } from '../src/proof/keys.ts'
 import { as as metadata, fakeAs, REDIRECT } from './support/fake-as.ts'
 import { challenge, deferred, stubFetch } from './support/stub-api.ts'
 

@@ -1,8 +1,8 @@
 // The XMLHttpRequest guard, in happy-dom (which resolves relative URLs against
 // document.baseURI as browsers do). Its refusal against real axios is in e2e/http-clients.spec.ts.
 import { afterEach, describe, expect, it } from 'vitest'
-import { guardXMLHttpRequest } from '../src/xhr-guard.ts'
-import { isDPoPError } from '../src/errors.ts'
+import { guardXMLHttpRequest } from '../src/fetch/xhr-guard.ts'
+import { isDPoPError } from '../src/base/errors.ts'
 
 const API = 'https://api.example.com'
 

@@ -6,11 +6,11 @@
  * redirect produced are asked about. A request the server may have processed is never sent
  * again on a guess: only an answer that says why (nonce, time, token) is retried. Internal.
  */
-import { raceAbort } from './abort.js'
-import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge, type DPoPChallengeInfo } from './challenge.js'
-import { offsetFromDate } from './clock.js'
-import { DPoPError, ServerResponseError } from './errors.js'
-import type { NonceCache } from './nonces.js'
+import { raceAbort } from '../base/abort.js'
+import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge, type DPoPChallengeInfo } from '../server-state/challenge.js'
+import { offsetFromDate } from '../server-state/clock.js'
+import { DPoPError, ServerResponseError } from '../base/errors.js'
+import type { NonceCache } from '../server-state/nonces.js'
 
 /** Why a request was sent again. */
 export type DPoPRetryReason = 'use_dpop_nonce' | 'invalid_token' | 'iat'
