@@ -168,3 +168,16 @@ describe('a redirected authorization-server answer teaches nothing', () => {
     auth.close()
   })
 })
+
+describe('the options are read once', () => {
+  it('an init whose mode getter answers "cors" when checked and "no-cors" later is sent as checked', async () => {
+    const api = stubFetch()
+    const dpopFetch = createDPoPFetch({ keys, origins: [API], fetch: api.fetch, getAccessToken: () => TOKEN })
+    let reads = 0
+    const init = { get mode(): RequestMode { return ++reads === 1 ? 'cors' : 'no-cors' } }
+    expect((await dpopFetch(`${API}/a`, init)).status).toBe(200)
+    expect(reads).toBe(1)
+    expect(api.calls[0]?.init?.mode).toBe('cors')
+    expect(api.calls[0]?.headers.get('authorization')).toBe(`DPoP ${TOKEN}`)
+  })
+})

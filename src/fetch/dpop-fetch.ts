@@ -219,9 +219,11 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
   let lastToken: string | undefined
   let lastAuthorization = ''
 
-  return async (input, init) => {
+  return async (input, callerInit) => {
     const target = targetOf(input)
-    if (!target) return underlying()(input, init)
+    if (!target) return underlying()(input, callerInit)
+    // Read once: what is checked (mode, body, method) is what is sent, whatever getters do next.
+    const init = callerInit && { ...callerInit }
 
     const signal = init?.signal !== undefined ? init.signal ?? undefined : isRequest(input) ? input.signal : undefined
     signal?.throwIfAborted()
