@@ -141,10 +141,11 @@ export function offsetFromDate(
 /**
  * Creates a clock whose offset from the local clock is learned from servers.
  *
- * @param options - the local clock and the threshold; see {@link ClockOptions}.
- * @returns a clock with offset 0.
- * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `options.now` is not a function or
- *   `options.thresholdMs` is not a non-negative finite number.
+ * @param options - the local clock, the threshold and the bounds; see {@link ClockOptions}.
+ * @returns a clock with offset 0 for every origin.
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `options.now` is not a function,
+ *   `options.thresholdMs` or `options.maxOffsetMs` is not a non-negative number, or
+ *   `options.maxOrigins` is not a positive integer.
  * @example
  * ```ts
  * const clock = createClock()
