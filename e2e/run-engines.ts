@@ -20,7 +20,7 @@ const atproto = atprotoRuntime()
 if ('node' in atproto) console.log(`browser tests: atproto  runs   (its server on Node ${atproto.version}: ${atproto.node})`)
 else console.log(`browser tests: atproto  SKIPPED: ${atproto.missing}`)
 if (selected.length === 0) {
-  console.error('browser tests: no browser engine to run; install one (see README, Development)')
+  console.error('browser tests: no browser engine to run; install one (see CONTRIBUTING.md, Development)')
   process.exit(1)
 }
 const result = spawnSync('npx', ['playwright', 'test', ...process.argv.slice(2)], { stdio: 'inherit' })

@@ -2,11 +2,11 @@
 // Security review findings on the signed fetch (redirects, the URL checked vs the URL sent,
 // the clock bound): each test failed on the code before the fix.
 import { beforeAll, describe, expect, it } from 'vitest'
-import { createDPoPFetch } from '../src/dpop-fetch.ts'
-import { createNonceCache } from '../src/nonces.ts'
-import { createClock } from '../src/clock.ts'
-import { generateKeyPair } from '../src/keys.ts'
-import { isDPoPError } from '../src/errors.ts'
+import { createDPoPFetch } from '../src/fetch/dpop-fetch.ts'
+import { createNonceCache } from '../src/server-state/nonces.ts'
+import { createClock } from '../src/server-state/clock.ts'
+import { generateKeyPair } from '../src/proof/keys.ts'
+import { isDPoPError } from '../src/base/errors.ts'
 import { caught, challenge, stubFetch } from './support/stub-api.ts'
 
 const API = 'https://api.example.com'
@@ -118,7 +118,7 @@ describe('the clock is bounded', () => {
     const clock = createClock()
     const api = stubFetch(() => new Response('ok', { headers: { Date: new Date(Date.now() + 3_600_000).toUTCString() } }))
     await createDPoPFetch({ keys, origins: [API], fetch: api.fetch, clock })(`${API}/a`)
-    expect(Math.abs(clock.offset() - 3_600_000)).toBeLessThan(2_000)
+    expect(Math.abs(clock.offset(API) - 3_600_000)).toBeLessThan(2_000)
   })
 })
 
