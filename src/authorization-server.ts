@@ -27,7 +27,7 @@ import {
 import { anySignal, timeoutSignal } from './abort.js'
 import { decodeJwtPart } from './base64url.js'
 import type { DPoPClock } from './clock.js'
-import { DPoPError, OAuthError, ServerResponseError, isDPoPError } from './errors.js'
+import { DPoPError, OAuthError, ServerResponseError, isDPoPError, serverText } from './errors.js'
 import type { NonceCache } from './nonces.js'
 import { createProof } from './proof.js'
 
@@ -52,8 +52,13 @@ export function redactedCause(e: unknown): Error | undefined {
 export function toDPoPError(e: unknown, doing: string): DPoPError {
   if (isDPoPError(e)) return e
   const cause = redactedCause(e)
-  const refused = (error: string, description: string | undefined) =>
-    new OAuthError(error, description, `The authorization server refused ${doing}: ${error}${description ? ` (${description})` : ''}.`, { cause })
+  // Server text is capped and filtered (serverText): the field keeps more than the message.
+  const refused = (code: string, text: string | undefined) => {
+    const error = serverText(code, 64)
+    const description = text === undefined ? undefined : serverText(text, 1000)
+    const brief = description === undefined ? '' : serverText(description, 200)
+    return new OAuthError(error, description, `The authorization server refused ${doing}: ${error}${brief ? ` (${brief})` : ''}.`, { cause })
+  }
   if (e instanceof ResponseBodyError || e instanceof AuthorizationResponseError) return refused(e.error, e.error_description)
   if (e instanceof WWWAuthenticateChallengeError) {
     const c = e.cause[0]
