@@ -486,18 +486,22 @@ describe('the jti cache records only verified proofs and refuses rather than for
     proof({ key: signer, claims: { htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(accessToken) } })
   const get = (accessToken: string, p: string) => send(`${smallBase}/api/echo`, { headers: { authorization: `DPoP ${accessToken}`, dpop: p } })
 
-  it('proofs from an attacker\'s own key (token bound elsewhere) take no room: a captured proof cannot be replayed after a flood', async () => {
+  it('a proof from an attacker\'s own key (token bound elsewhere) takes no jti: not the victim\'s next one, not room in the cache', async () => {
     const victim = small.mintToken({ jkt: key.jkt }).access_token
     const n = small.rotateNonce()
-    const captured = await signed(key, victim, n)
-    expect((await get(victim, captured)).status).toBe(200)
     const attacker = await keyPair()
+    // The attacker guesses (or learned) the jti the victim's next proof carries.
+    const jti = crypto.randomUUID()
+    const forged = await proof({ key: attacker, claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(victim) } })
+    expect((await get(victim, forged)).json).toMatchObject({ error: 'invalid_token', check: 'jkt' })
+    const real = await proof({ key, claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(victim) } })
+    expect((await get(victim, real)).status).toBe(200)
+    // A flood of such proofs does not push the victim's proof out of the (2-entry) cache.
     for (let i = 0; i < 5; i++) {
       const flood = await get(victim, await signed(attacker, victim, n))
-      expect(flood.status).toBe(401)
       expect(flood.json).toMatchObject({ error: 'invalid_token', check: 'jkt' })
     }
-    const replayed = await get(victim, captured)
+    const replayed = await get(victim, real)
     expect(replayed.status).toBe(401)
     expect(replayed.json).toMatchObject({ error: 'invalid_dpop_proof', check: 'jti-replay' })
   })

@@ -37,8 +37,11 @@ describe('DPoPProvider under StrictMode', () => {
     await act(async () => {
       root.render(createElement(StrictMode, null, createElement(DPoPProvider, { config, handleRedirect: false }, createElement(Status))))
     })
-    await act(async () => { await new Promise((r) => setTimeout(r, 50)) })
-    expect(seen.at(-1)).toBe('ready')
+    // Let the client start (key, discovery) inside act(), until the provider shows it ready.
+    await expect.poll(async () => {
+      await act(async () => { await new Promise((r) => setTimeout(r, 10)) })
+      return seen.at(-1)
+    }).toBe('ready')
     expect(discoveries).toEqual([`${ISSUER}/.well-known/openid-configuration`])
   })
 })
