@@ -5,7 +5,7 @@ import { IDBFactory } from 'fake-indexeddb'
 import { StrictMode, act, createElement } from 'react'
 import { createRoot } from 'react-dom/client'
 import { DPoPProvider, useDPoP } from '../src/react.ts'
-import type { DPoPClientConfig } from '../src/client-config.ts'
+import type { DPoPClientConfig } from '../src/client/client-config.ts'
 
 const ISSUER = 'https://as.example'
 const metadata = { issuer: ISSUER, authorization_endpoint: `${ISSUER}/authorize`, token_endpoint: `${ISSUER}/token` }

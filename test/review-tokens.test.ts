@@ -5,12 +5,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
 import { del, get, set } from 'idb-keyval'
-import { createDPoPClient, EARLY_EVENTS, type DPoPClient } from '../src/client.ts'
-import type { DPoPClientConfig } from '../src/client-config.ts'
-import { OAuthError, isDPoPError } from '../src/errors.ts'
-import { openIdbStore } from '../src/idb.ts'
-import { createSessionStore } from '../src/session-store.ts'
-import type { DPoPClientEvent } from '../src/session.ts'
+import { createDPoPClient, EARLY_EVENTS, type DPoPClient } from '../src/client/client.ts'
+import type { DPoPClientConfig } from '../src/client/client-config.ts'
+import { OAuthError, isDPoPError } from '../src/base/errors.ts'
+import { openIdbStore } from '../src/browser/idb.ts'
+import { createSessionStore } from '../src/bindings/session-store.ts'
+import type { DPoPClientEvent } from '../src/session/session.ts'
 import { ISSUER, REDIRECT, as, fakeAs, harness, nextId, type FakeAs } from './support/fake-as.ts'
 
 const clients: DPoPClient[] = []
