@@ -78,8 +78,10 @@ export interface DPoPClient {
   getAccessToken(options?: { signal?: AbortSignal }): Promise<string | undefined>
   /**
    * Listens to `login`, `refresh`, `logout` (also from other tabs) and `error` events.
-   * Events that happened before the first listener (a session dropped at start-up) are
-   * delivered to it. Returns the unsubscribe function.
+   * Also `storage-fallback` (IndexedDB failed; this page runs on a memory key). Events from
+   * before the first listener ever (a session dropped at start-up, a storage fallback) are
+   * delivered to it, the latest 16; later, events nobody listens to are not kept. Returns the
+   * unsubscribe function.
    * @param listener - receives each {@link DPoPClientEvent}; a throwing listener does not disturb the others.
    * @returns the function that removes the listener.
    */
