@@ -339,4 +339,16 @@ describe('openKeyStore', () => {
     other.close()
     store.close()
   })
+
+  it('a throwing subscriber does not fail rotate() or keep the other subscribers from hearing it', async () => {
+    const store = await openKeyStore({ name: 'throwing', indexedDB: new IDBFactory(), persist: false })
+    const heard: string[] = []
+    store.subscribe(() => { throw new Error('listener bug') })
+    store.subscribe((e) => heard.push(e))
+    const before = await thumb(await store.load())
+    const rotated = await store.rotate()
+    expect(await thumb(rotated)).not.toBe(before)
+    expect(heard).toEqual(['rotated'])
+    store.close()
+  })
 })

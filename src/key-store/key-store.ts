@@ -156,7 +156,17 @@ type KeyEvent = 'rotated' | 'deleted'
  */
 function keyEvents(name: string, onOther: () => void) {
   const listeners = new Set<(event: KeyEvent) => void>()
-  const emit = (event: KeyEvent) => { for (const l of listeners) l(event) }
+  // A throwing listener must not turn a done rotate() or delete() into a failure, nor keep
+  // the other listeners (the client's own among them) from hearing it.
+  const emit = (event: KeyEvent) => {
+    for (const l of listeners) {
+      try {
+        l(event)
+      } catch {
+        // ignored on purpose
+      }
+    }
+  }
   const channel = openTabChannel<KeyEvent>(`dpop-spa:${name}:keys`, (event: unknown) => {
     if (event !== 'rotated' && event !== 'deleted') return
     onOther()
