@@ -88,6 +88,9 @@ function onClientEvent(event: DPoPClientEvent): void {
     case 'error':
       add({ kind: 'error', text: `${event.error.code}: ${event.error.message}` })
       break
+    case 'storage-fallback':
+      add({ kind: 'error', text: `IndexedDB failed (${event.error.code}); this page runs on a memory key until it reloads` })
+      break
   }
   void render()
   if (event.type === 'login' || event.type === 'refresh') void renderTokenBinding()

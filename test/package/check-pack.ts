@@ -24,6 +24,14 @@ for (const path of paths) {
 }
 for (const required of TOP_LEVEL) if (!paths.includes(required)) problems.push(`missing from the package: ${required}`)
 
+// What users install: the two runtime dependencies, nothing else. The Node binary and atproto's
+// server of the browser suite live in the e2e/atproto workspace, which npm never installs for them.
+{
+  const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as Record<string, Record<string, string> | undefined>
+  const installed = [...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.optionalDependencies ?? {})].sort()
+  if (installed.join() !== 'idb-keyval,oauth4webapi') problems.push(`users would install ${installed.join(', ')}; only idb-keyval and oauth4webapi belong there`)
+}
+
 // Every target of "exports" (and main/types) ships.
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { main: string; types: string; exports: Record<string, string | Record<string, string>> }
 const targets = [pkg.main, pkg.types, ...Object.values(pkg.exports).flatMap((v) => (typeof v === 'string' ? [v] : Object.values(v)))]
