@@ -12,6 +12,7 @@ import { openKeyStore, type KeyStore } from './key-store.js'
 import { checkAlgorithm } from './keys.js'
 import { createClock } from './clock.js'
 import { createNonceCache } from './nonces.js'
+import { defaultSessionStorage, rememberNonces } from './nonce-storage.js'
 import { createDPoPFetch, type DPoPFetch } from './dpop-fetch.js'
 import { installDPoPFetch, uninstalledFetch } from './install.js'
 import {
@@ -198,7 +199,8 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The authorization server accepts DPoP proofs signed with ${names.join(', ')}, not ${alg}: set "alg" to one of them that dpop-spa signs (ES256, EdDSA).`)
   }
 
-  const nonces = createNonceCache()
+  // Shared by the signed fetch and the token requests, and kept across page loads of this tab.
+  const nonces = rememberNonces(createNonceCache(), config.nonceStorage === undefined ? defaultSessionStorage() : config.nonceStorage ?? undefined, `dpop-spa:${name}:nonces`)
   const events = createEventBus()
   const { emit } = events
 
