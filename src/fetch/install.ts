@@ -3,7 +3,7 @@
  * one: a signed fetch always sends through the original, so installing twice never signs
  * twice, and authorization-server requests never get a token.
  */
-import { invalidArgument } from './errors.js'
+import { invalidArgument } from '../base/errors.js'
 import type { DPoPFetch } from './dpop-fetch.js'
 
 // Marks installed wrappers; the value is the fetch that was there before any of ours.

@@ -6,7 +6,7 @@
  * failures into {@link KeyStoreError}s that say what to do.
  */
 import type { UseStore } from 'idb-keyval'
-import { KeyStoreError, type DPoPErrorCode } from './errors.js'
+import { KeyStoreError, type DPoPErrorCode } from '../base/errors.js'
 
 const OBJECT_STORE = 'keyval'
 

@@ -11,7 +11,7 @@
  * passes the cache's own check, an age under {@link NONCE_MAX_AGE_MS}, at most
  * {@link MAX_STORED} origins.
  */
-import { setBounded } from './bounded-map.js'
+import { setBounded } from '../base/bounded-map.js'
 import type { NonceCache } from './nonces.js'
 
 /**

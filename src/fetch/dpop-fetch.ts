@@ -3,12 +3,12 @@
  * only, sends `Authorization: DPoP <token>` and a fresh DPoP proof (RFC 9449 §7.1), learns
  * server nonces and clock skew, and retries once where the protocol says to.
  */
-import { raceAbort } from './abort.js'
+import { raceAbort } from '../base/abort.js'
 import { noCors, prepareReplayable, type ReplayableRequest } from './body.js'
-import { setBounded } from './bounded-map.js'
-import { createClock, type DPoPClock } from './clock.js'
-import { invalidArgument } from './errors.js'
-import { createNonceCache, type NonceCache } from './nonces.js'
+import { setBounded } from '../base/bounded-map.js'
+import { createClock, type DPoPClock } from '../server-state/clock.js'
+import { invalidArgument } from '../base/errors.js'
+import { createNonceCache, type NonceCache } from '../server-state/nonces.js'
 import { debugEmitter, type DPoPFetchEvent } from './fetch-events.js'
 import { sendSigned } from './signed-request.js'
 import { unwrap } from './install.js'

@@ -3,8 +3,8 @@
  * delivers it: never the access token or a signature, and a logger that throws never
  * breaks a request.
  */
-import { invalidArgument } from './errors.js'
-import type { PublicJwk } from './keys.js'
+import { invalidArgument } from '../base/errors.js'
+import type { PublicJwk } from '../proof/keys.js'
 import type { DPoPRetryReason } from './retry.js'
 
 /**

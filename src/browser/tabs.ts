@@ -2,7 +2,7 @@
  * Coordination between tabs of one app: a cross-tab lock with a bounded wait (Web Locks)
  * and a typed BroadcastChannel. Internal.
  */
-import { DPoPError } from './errors.js'
+import { DPoPError } from '../base/errors.js'
 
 /**
  * @internal Runs `fn` while holding the cross-tab lock `name`. Waiting for the lock is

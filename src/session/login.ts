@@ -18,9 +18,9 @@ import {
   type AuthorizationServer,
 } from 'oauth4webapi'
 import { toDPoPError, type AuthorizationServerRequests } from './authorization-server.js'
-import { DPoPError, ServerResponseError, invalidArgument } from './errors.js'
-import type { KeyStore } from './key-store.js'
-import { keyPairThumbprint } from './proof.js'
+import { DPoPError, ServerResponseError, invalidArgument } from '../base/errors.js'
+import type { KeyStore } from '../key-store/key-store.js'
+import { keyPairThumbprint } from '../proof/proof.js'
 import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type SessionStore, type UserClaims } from './session.js'
 
 /** Options of `login()`. */

@@ -6,7 +6,7 @@
  * API origin fails at `open()` with a typed error instead of leaving the page without a
  * proof (axios's default adapter in browsers is XHR).
  */
-import { DPoPError, invalidArgument } from './errors.js'
+import { DPoPError, invalidArgument } from '../base/errors.js'
 import { parseOrigins } from './targets.js'
 
 /** Options of {@link guardXMLHttpRequest}. */

@@ -4,8 +4,8 @@
  * first attempt; a body stream can be read only once, so the request is fixed up front
  * and every attempt is a `Request.clone()` of it. Internal to the signed fetch.
  */
-import { raceAbort } from './abort.js'
-import { DPoPError, invalidArgument } from './errors.js'
+import { raceAbort } from '../base/abort.js'
+import { DPoPError, invalidArgument } from '../base/errors.js'
 
 /** @internal A request prepared once and sent any number of times. */
 export interface ReplayableRequest {

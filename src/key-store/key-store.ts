@@ -4,12 +4,12 @@
  * of its own, through idb-keyval.
  */
 import { get, update, del } from 'idb-keyval'
-import { KeyStoreError, invalidArgument } from './errors.js'
-import { checkAlgorithm, generateKeyPair, jwsAlgorithmOf, type DPoPAlgorithm } from './keys.js'
-import { keyPairThumbprint } from './proof.js'
-import { USE_MEMORY, askPersistence, defaultIndexedDB, openIdbStore, type IdbStore } from './idb.js'
-import { openTabChannel } from './tabs.js'
-import { raceAbort } from './abort.js'
+import { KeyStoreError, invalidArgument } from '../base/errors.js'
+import { checkAlgorithm, generateKeyPair, jwsAlgorithmOf, type DPoPAlgorithm } from '../proof/keys.js'
+import { keyPairThumbprint } from '../proof/proof.js'
+import { USE_MEMORY, askPersistence, defaultIndexedDB, openIdbStore, type IdbStore } from '../browser/idb.js'
+import { openTabChannel } from '../browser/tabs.js'
+import { raceAbort } from '../base/abort.js'
 
 /** Options of {@link openKeyStore}. */
 export interface KeyStoreOptions {

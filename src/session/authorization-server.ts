@@ -24,12 +24,12 @@ import {
   type ClientAuth,
   type TokenEndpointResponse,
 } from 'oauth4webapi'
-import { anySignal, timeoutSignal } from './abort.js'
-import { decodeJwtPart } from './base64url.js'
-import type { DPoPClock } from './clock.js'
-import { DPoPError, OAuthError, ServerResponseError, isDPoPError } from './errors.js'
-import type { NonceCache } from './nonces.js'
-import { createProof } from './proof.js'
+import { anySignal, timeoutSignal } from '../base/abort.js'
+import { decodeJwtPart } from '../base/base64url.js'
+import type { DPoPClock } from '../server-state/clock.js'
+import { DPoPError, OAuthError, ServerResponseError, isDPoPError } from '../base/errors.js'
+import type { NonceCache } from '../server-state/nonces.js'
+import { createProof } from '../proof/proof.js'
 
 /**
  * @internal What may be kept of an underlying error as a `cause`: its name, message and

@@ -2,8 +2,8 @@
  * Server-provided DPoP nonces (RFC 9449 §8, §9), one per server origin, learned from the
  * `DPoP-Nonce` header of any response and put into the next proof for that origin.
  */
-import { invalidArgument } from './errors.js'
-import { setBounded } from './bounded-map.js'
+import { invalidArgument } from '../base/errors.js'
+import { setBounded } from '../base/bounded-map.js'
 
 /** Options of {@link createNonceCache}. */
 export interface NonceCacheOptions {

@@ -2,10 +2,10 @@
  * DPoP proof JWTs (RFC 9449 §4.2): one compact JWS per request, signed with the
  * key pair's private key and carrying its public JWK.
  */
-import { asciiInto, encodeBase64url, utf8 } from './base64url.js'
-import { DPoPError, invalidArgument } from './errors.js'
+import { asciiInto, encodeBase64url, utf8 } from '../base/base64url.js'
+import { DPoPError, invalidArgument } from '../base/errors.js'
 import { algorithmOf, exportPublicJwk, subtle, thumbprintOfPublicJwk, type PublicJwk } from './keys.js'
-import { setBounded } from './bounded-map.js'
+import { setBounded } from '../base/bounded-map.js'
 
 /** What one proof is about. */
 export interface ProofClaims {

@@ -4,16 +4,16 @@
  * only from the API origin's own answers, redirects refused, and a retry where retry.ts
  * says so. Internal to the signed fetch.
  */
-import { raceAbort } from './abort.js'
-import { decodeJwtPart } from './base64url.js'
+import { raceAbort } from '../base/abort.js'
+import { decodeJwtPart } from '../base/base64url.js'
 import type { ReplayableRequest } from './body.js'
-import type { DPoPClock } from './clock.js'
+import type { DPoPClock } from '../server-state/clock.js'
 import type { DPoPFetchEvent } from './fetch-events.js'
-import { ServerResponseError } from './errors.js'
+import { ServerResponseError } from '../base/errors.js'
 import { markSent } from './install.js'
-import { jwsAlgorithmOf } from './keys.js'
-import type { NonceCache } from './nonces.js'
-import { createProof } from './proof.js'
+import { jwsAlgorithmOf } from '../proof/keys.js'
+import type { NonceCache } from '../server-state/nonces.js'
+import { createProof } from '../proof/proof.js'
 import { discard, retryReason, type DPoPRetryReason } from './retry.js'
 import { answeredBy, type Target } from './targets.js'
 

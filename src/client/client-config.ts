@@ -3,9 +3,9 @@
  * URLs and numbers, done once at the boundary.
  */
 import type { AuthorizationServer } from 'oauth4webapi'
-import type { DPoPFetchOptions } from './dpop-fetch.js'
-import { invalidArgument } from './errors.js'
-import type { DPoPAlgorithm } from './keys.js'
+import type { DPoPFetchOptions } from '../fetch/dpop-fetch.js'
+import { invalidArgument } from '../base/errors.js'
+import type { DPoPAlgorithm } from '../proof/keys.js'
 
 /** Configuration of {@link createDPoPClient}. */
 export interface DPoPClientConfig {

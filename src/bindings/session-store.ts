@@ -3,9 +3,9 @@
  * store over one client's promise that follows `subscribe`, handles the redirect URI once
  * per client, and hands out a snapshot that changes only when the session does.
  */
-import type { DPoPClient } from './client.js'
-import type { DPoPFetch } from './dpop-fetch.js'
-import type { DPoPClientEvent, LoginOptions, LogoutOptions, RedirectResult, UserClaims } from './tokens.js'
+import type { DPoPClient } from '../client/client.js'
+import type { DPoPFetch } from '../fetch/dpop-fetch.js'
+import type { DPoPClientEvent, LoginOptions, LogoutOptions, RedirectResult, UserClaims } from '../session/tokens.js'
 
 /** The session as the UI bindings show it. A new object whenever something in it changes. */
 export interface DPoPSessionSnapshot {

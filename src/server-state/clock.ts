@@ -3,7 +3,7 @@
  * `iat` is outside a short window (RFC 9449 §11.1), so a device clock that is minutes off
  * would break every request; the server's `Date` header tells us by how much.
  */
-import { invalidArgument } from './errors.js'
+import { invalidArgument } from '../base/errors.js'
 
 /** Options of {@link createClock}. */
 export interface ClockOptions {

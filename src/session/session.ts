@@ -7,9 +7,9 @@
 import { del, entries, get, set } from 'idb-keyval'
 import { getValidatedIdTokenClaims, type TokenEndpointResponse } from 'oauth4webapi'
 import { checkBoundTokens } from './authorization-server.js'
-import type { DPoPError } from './errors.js'
-import type { IdbStore } from './idb.js'
-import { openTabChannel } from './tabs.js'
+import type { DPoPError } from '../base/errors.js'
+import type { IdbStore } from '../browser/idb.js'
+import { openTabChannel } from '../browser/tabs.js'
 
 /** Claims of the ID token of the session (OpenID Connect Core §2). */
 export interface UserClaims {

@@ -4,10 +4,10 @@
  * At most one retry per reason (the caller keeps count), so never a loop; only answers of
  * the request's own origin that no redirect produced are asked about. Internal.
  */
-import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from './challenge.js'
-import type { DPoPClock } from './clock.js'
-import { DPoPError, ServerResponseError } from './errors.js'
-import type { NonceCache } from './nonces.js'
+import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from '../server-state/challenge.js'
+import type { DPoPClock } from '../server-state/clock.js'
+import { DPoPError, ServerResponseError } from '../base/errors.js'
+import type { NonceCache } from '../server-state/nonces.js'
 
 /** Why a request was sent again. */
 export type DPoPRetryReason = 'use_dpop_nonce' | 'invalid_token' | 'iat'

@@ -4,17 +4,17 @@
  * signed fetch together.
  */
 import type { AuthorizationServer } from 'oauth4webapi'
-import { discover } from './authorization-server.js'
+import { discover } from '../session/authorization-server.js'
 import { BOUNDS, CLIENT_DEFAULTS, assertUrl, positive, type DPoPClientConfig } from './client-config.js'
-import { DPoPError, ServerResponseError, invalidArgument } from './errors.js'
-import { defaultIndexedDB, openIdbStore } from './idb.js'
-import { openKeyStore, type KeyStore } from './key-store.js'
-import { checkAlgorithm } from './keys.js'
-import { createClock } from './clock.js'
-import { createNonceCache } from './nonces.js'
-import { defaultSessionStorage, rememberNonces } from './nonce-storage.js'
-import { createDPoPFetch, type DPoPFetch } from './dpop-fetch.js'
-import { installDPoPFetch, uninstalledFetch } from './install.js'
+import { DPoPError, ServerResponseError, invalidArgument } from '../base/errors.js'
+import { defaultIndexedDB, openIdbStore } from '../browser/idb.js'
+import { openKeyStore, type KeyStore } from '../key-store/key-store.js'
+import { checkAlgorithm } from '../proof/keys.js'
+import { createClock } from '../server-state/clock.js'
+import { createNonceCache } from '../server-state/nonces.js'
+import { defaultSessionStorage, rememberNonces } from '../server-state/nonce-storage.js'
+import { createDPoPFetch, type DPoPFetch } from '../fetch/dpop-fetch.js'
+import { installDPoPFetch, uninstalledFetch } from '../fetch/install.js'
 import {
   createTokenManager,
   type DPoPClientEvent,
@@ -22,7 +22,7 @@ import {
   type LogoutOptions,
   type RedirectResult,
   type UserClaims,
-} from './tokens.js'
+} from '../session/tokens.js'
 
 /** The client returned by {@link createDPoPClient}. */
 export interface DPoPClient {

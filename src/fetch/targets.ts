@@ -5,8 +5,8 @@
  * URL checked is the URL sent; an answer counts only when it came from that origin.
  * Internal.
  */
-import { setBounded } from './bounded-map.js'
-import { invalidArgument } from './errors.js'
+import { setBounded } from '../base/bounded-map.js'
+import { invalidArgument } from '../base/errors.js'
 
 /** @internal Where a signed request goes: resolved once, then cached for absolute URL strings. */
 export interface Target {

@@ -2,8 +2,8 @@
  * WebCrypto key pairs for DPoP: generation with a non-extractable private key,
  * the public JWK, and the RFC 7638 thumbprint.
  */
-import { encodeBase64url, utf8 } from './base64url.js'
-import { DPoPError, invalidArgument } from './errors.js'
+import { encodeBase64url, utf8 } from '../base/base64url.js'
+import { DPoPError, invalidArgument } from '../base/errors.js'
 
 /**
  * A JWS algorithm dpop-spa can sign proofs with: `'ES256'` (ECDSA P-256, the default) or
