@@ -65,22 +65,26 @@ test('nonces survive page loads: a login costs one pushed request and one code e
   await signIn(page, 'alice', '&par=1&name=e2e-nonce-kept')
   const first = counts(await stats())
   console.log(`[${driver.engine}] first login of a tab:`, JSON.stringify(first))
-  expect(first).toMatchObject({ par: 2, parNonceRetries: 1, code: 1, tokenNonceRetries: 0 })
+  // Soft: every count is logged and checked even when one is off (before/after comparisons).
+  expect.soft(first).toMatchObject({ par: 2, parNonceRetries: 1, code: 1, tokenNonceRetries: 0 })
   // Kept for the authorization server's origin only, with a plausible time.
   const kept = await storedNonces(page, 'e2e-nonce-kept')
-  expect(kept.map(([origin]) => origin)).toEqual([AS])
-  expect(Math.abs(kept[0]![2] - Date.now())).toBeLessThan(60_000)
+  expect.soft(kept.map(([origin]) => origin)).toEqual([AS])
+  expect.soft(Math.abs((kept[0]?.[2] ?? 0) - Date.now())).toBeLessThan(60_000)
 
   await refreshAfterReload(page)
   const refresh = counts(await stats())
   console.log(`[${driver.engine}] first refresh after a reload:`, JSON.stringify(refresh))
-  expect(refresh).toMatchObject({ refresh: 1, tokenNonceRetries: 0, otherTokenErrors: 0 })
+  expect.soft(refresh).toMatchObject({ refresh: 1, tokenNonceRetries: 0, otherTokenErrors: 0 })
 
+  // A new page again (the user comes back later in this tab), then a login.
+  await page.reload()
+  await page.waitFor(() => window.ready === true)
   await resetStats()
   await signInAgain(page, 'alice')
   const again = counts(await stats())
   console.log(`[${driver.engine}] login with a fresh nonce:`, JSON.stringify(again))
-  expect(again).toMatchObject({ par: 1, parNonceRetries: 0, code: 1, tokenNonceRetries: 0, otherTokenErrors: 0 })
+  expect.soft(again).toMatchObject({ par: 1, parNonceRetries: 0, code: 1, tokenNonceRetries: 0, otherTokenErrors: 0 })
 })
 
 test('a nonce demanded on the first token request of every client (Auth0, Okta): one use_dpop_nonce, one retry, signed in', async ({ driver }) => {
@@ -129,6 +133,9 @@ test('a 10 s proof window (Keycloak, Curity) and a device clock 5 minutes slow: 
   await signInAgain(page, 'erin')
   await refreshAfterReload(page)
   const c = counts(await stats())
-  expect(c).toMatchObject({ refresh: 1, otherTokenErrors: 0, proofWindowRefusals: 0 })
+  console.log(`[${driver.engine}] refresh on a skewed device, 10 s window:`, JSON.stringify(c))
+  expect(c.refresh).toBeGreaterThan(0)
+  expect(c).toMatchObject({ otherTokenErrors: 0, proofWindowRefusals: 0 })
   expect(await page.evaluate(() => window.auth.getUser()?.sub)).toBe('erin')
+  expect(await page.evaluate(() => window.events.filter((e) => e.type === 'error'))).toEqual([])
 })
