@@ -1,16 +1,17 @@
-// The README's React example (```tsx), compiled by `npm run typecheck`; test/readme.test.ts
-// checks that it appears here verbatim. Not executed.
-/* eslint-disable @typescript-eslint/no-unused-vars */
 import { createRoot } from 'react-dom/client'
-import { DPoPProvider, useDPoP } from '../src/react.ts'
+import { DPoPProvider, useDPoP } from 'dpop-spa/react'
 
-// --- react
 function Account() {
   const { status, isAuthenticated, user, login, logout, fetch } = useDPoP()
   if (status !== 'ready') return <p>{status}</p>
   if (!isAuthenticated) return <button onClick={() => void login()}>Sign in</button>
-  const loadOrders = async () => (await fetch('https://api.example.com/orders')).json()
-  return <button onClick={() => void logout()}>Sign out {user?.sub}</button>
+  const loadOrders = async (): Promise<unknown> => (await fetch('https://api.example.com/orders')).json()
+  return (
+    <>
+      <button onClick={() => void loadOrders().then(console.info)}>Load orders</button>
+      <button onClick={() => void logout()}>Sign out {user?.sub}</button>
+    </>
+  )
 }
 
 createRoot(document.getElementById('root')!).render(
@@ -27,4 +28,3 @@ createRoot(document.getElementById('root')!).render(
     <Account />
   </DPoPProvider>,
 )
-// --- end
