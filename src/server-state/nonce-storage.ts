@@ -26,17 +26,9 @@ export const MAX_STORED = 32
 /** @internal The sessionStorage of this context, or undefined (sandboxed frames throw on access). */
 export function defaultSessionStorage(): Storage | undefined {
   try {
-    return globalThis.sessionStorage ?? undefined
+    return globalThis.sessionStorage
   } catch {
     return undefined
-  }
-}
-
-const isOrigin = (o: string): boolean => {
-  try {
-    return new URL(o).origin === o
-  } catch {
-    return false
   }
 }
 
@@ -52,27 +44,32 @@ export function rememberNonces(
   key: string,
   now: () => number = Date.now,
 ): NonceCache {
-  // origin -> [nonce, when the server last sent it]
-  const learned = new Map<string, [string, number]>()
+  // [origin, nonce, when the server last sent it], by origin
+  const learned = new Map<string, [string, string, number]>()
   const save = () => {
     try {
-      storage?.setItem(key, JSON.stringify([...learned].map(([o, [n, t]]) => [o, n, t])))
+      storage?.setItem(key, JSON.stringify([...learned.values()]))
     } catch {
       // Full or disabled: the nonces stay in memory.
     }
   }
+  let stored: unknown
   try {
-    const stored: unknown = JSON.parse(storage?.getItem(key) ?? '[]')
-    for (const entry of Array.isArray(stored) ? stored.slice(-MAX_STORED) : []) {
-      const [o, n, t] = Array.isArray(entry) ? (entry as unknown[]) : []
-      const age = typeof t === 'number' ? now() - t : NaN
-      // cache.set checks the nonce itself (RFC 9449 §8.1 characters, length).
-      if (typeof o === 'string' && typeof n === 'string' && age >= 0 && age < NONCE_MAX_AGE_MS && isOrigin(o) && cache.set(o, n)) {
-        setBounded(learned, o, [n, t as number], MAX_STORED)
-      }
-    }
+    stored = JSON.parse(storage?.getItem(key) ?? '')
   } catch {
-    // Unreadable: start with none, as a new tab does.
+    // Unreadable or none: start with none, as a new tab does.
+  }
+  for (const entry of Array.isArray(stored) ? stored.slice(-MAX_STORED) : []) {
+    const [o, n, t] = Array.isArray(entry) ? (entry as unknown[]) : []
+    const age = typeof t === 'number' ? now() - t : NaN
+    try {
+      // cache.set checks the nonce itself (RFC 9449 §8.1 characters, length).
+      if (age >= 0 && age < NONCE_MAX_AGE_MS && new URL(o as string).origin === o && cache.set(o, n as string)) {
+        setBounded(learned, o, [o, n as string, t as number], MAX_STORED)
+      }
+    } catch {
+      // Not a URL: skip it.
+    }
   }
   return {
     get: (origin) => cache.get(origin),
@@ -80,7 +77,7 @@ export function rememberNonces(
       const changed = cache.set(origin, nonce)
       // Kept (new or repeated): the server's word is fresh as of now.
       if (cache.get(origin) === nonce) {
-        setBounded(learned, origin, [nonce, now()], MAX_STORED)
+        setBounded(learned, origin, [origin, nonce, now()], MAX_STORED)
         save()
       }
       return changed
