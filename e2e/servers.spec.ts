@@ -27,6 +27,7 @@ function counts(s: AuthServerStats) {
     parNonceRetries: s.pushedRequestErrors.use_dpop_nonce ?? 0,
     code: all('authorization_code'),
     refresh: all('refresh_token'),
+    refreshFailed: s.tokenRequests.refresh_token?.failed ?? 0,
     tokenNonceRetries: s.tokenErrors.use_dpop_nonce ?? 0,
     otherTokenErrors: Object.entries(s.tokenErrors).filter(([e]) => e !== 'use_dpop_nonce').length,
     proofWindowRefusals: s.proofWindowRefusals,
@@ -40,9 +41,14 @@ async function signInAgain(tab: Tab, user: string): Promise<void> {
   await expectStatus(tab, 'signed-in')
 }
 
-/** Reloads, lets the access token (6 s) expire, and gets a new one: the first refresh of that page. */
-async function refreshAfterReload(tab: Tab): Promise<void> {
-  await tab.reload()
+/**
+ * Forgets the stats, loads a new page (a reload by default), lets the access token (6 s) expire
+ * and gets a new one. Every refresh of that page is counted: in a slow engine the token may
+ * already have expired when the page starts, and its first refresh then runs at start-up.
+ */
+async function refreshAfterReload(tab: Tab, load: () => Promise<void> = () => tab.reload()): Promise<void> {
+  await resetStats()
+  await load()
   await tab.waitFor(() => window.ready === true)
   await expectStatus(tab, 'signed-in')
   const exp = await tab.evaluate(async () => {
@@ -50,7 +56,6 @@ async function refreshAfterReload(tab: Tab): Promise<void> {
     return JSON.parse(atob(token!.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).exp as number
   })
   await expect.poll(() => Date.now(), { timeout: 20_000, intervals: [250] }).toBeGreaterThan(exp * 1000 + 250)
-  await resetStats()
   await tab.evaluate(async () => { await window.auth.getAccessToken() })
 }
 
@@ -75,7 +80,8 @@ test('nonces survive page loads: a login costs one pushed request and one code e
   await refreshAfterReload(page)
   const refresh = counts(await stats())
   console.log(`[${driver.engine}] first refresh after a reload:`, JSON.stringify(refresh))
-  expect.soft(refresh).toMatchObject({ refresh: 1, tokenNonceRetries: 0, otherTokenErrors: 0 })
+  expect.soft(refresh.refresh).toBeGreaterThan(0)
+  expect.soft(refresh).toMatchObject({ refreshFailed: 0, tokenNonceRetries: 0, otherTokenErrors: 0 })
 
   // A new page again (the user comes back later in this tab), then a login.
   await page.reload()
@@ -100,12 +106,17 @@ test('a nonce demanded on the first token request of every client (Auth0, Okta):
 test('a stale nonce from an earlier page is answered with use_dpop_nonce (Duende): replaced, one retry, refreshed', async ({ driver }) => {
   const page = driver.page
   await signIn(page, 'carol', '&name=e2e-nonce-stale')
-  // An earlier page kept a nonce the server no longer accepts (recent by our clock).
+  // An earlier page kept a nonce the server no longer accepts (recent by our clock). Written
+  // from a page of the app's origin without the client, so no answer can overwrite it.
+  await page.goto('/e2e/fixtures/harness.html')
+  await page.waitFor(() => window.harnessReady === true)
   await page.evaluate(({ key, as }) => sessionStorage.setItem(key, JSON.stringify([[as, 'expired-nonce-from-an-earlier-page', Date.now()]])), { key: 'dpop-spa:e2e-nonce-stale:nonces', as: AS })
-  await refreshAfterReload(page)
+  await refreshAfterReload(page, () => openApp(page, '&name=e2e-nonce-stale'))
   const c = counts(await stats())
   console.log(`[${driver.engine}] refresh with a stale stored nonce:`, JSON.stringify(c))
-  expect(c).toMatchObject({ refresh: 2, tokenNonceRetries: 1, otherTokenErrors: 0 })
+  // One refusal of the stale nonce, one retry with the server's; never refused again.
+  expect(c.refresh).toBeGreaterThan(1)
+  expect(c).toMatchObject({ refreshFailed: 1, tokenNonceRetries: 1, otherTokenErrors: 0 })
   const kept = await storedNonces(page, 'e2e-nonce-stale')
   expect(kept.map(([origin]) => origin)).toEqual([AS])
   expect(kept[0]![1]).not.toBe('expired-nonce-from-an-earlier-page')
@@ -120,7 +131,9 @@ test('a server without nonces (Keycloak): no DPoP-Nonce ever, one request per st
   console.log(`[${driver.engine}] login without nonces:`, JSON.stringify(login))
   expect(login).toMatchObject({ par: 1, parNonceRetries: 0, code: 1, tokenNonceRetries: 0, otherTokenErrors: 0 })
   await refreshAfterReload(page)
-  expect(counts(await stats())).toMatchObject({ refresh: 1, tokenNonceRetries: 0, otherTokenErrors: 0 })
+  const refresh = counts(await stats())
+  expect(refresh.refresh).toBeGreaterThan(0)
+  expect(refresh).toMatchObject({ refreshFailed: 0, tokenNonceRetries: 0, otherTokenErrors: 0 })
   expect((await storedNonces(page, 'e2e-no-nonces')).filter(([origin]) => origin === AS)).toEqual([])
 })
 
