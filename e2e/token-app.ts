@@ -21,7 +21,7 @@ export const refreshes = (s: AuthServerStats): number => s.tokenRequests.refresh
 
 /** Clean authorization server: no stats, no sessions; answers DPoP. */
 export async function resetAuthServer(): Promise<void> {
-  for (const [path, body] of [['reset', undefined], ['config', { answerBearer: false, revocationDelayMs: 0 }]] as const) {
+  for (const [path, body] of [['reset', undefined], ['config', { answerBearer: false, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '' }]] as const) {
     const r = await fetch(`${AS}/__control/${path}`, { method: 'POST', ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) })
     expect(r.ok, path).toBe(true)
   }

@@ -104,6 +104,30 @@ describe('token manager', () => {
     expect(h.tokens.isAuthenticated()).toBe(false)
   })
 
+  // RFC 6749 §5.1: token_type is case-insensitive; servers answer DPoP, dpop or DPOP.
+  for (const tokenType of ['DPoP', 'dpop', 'DPOP']) {
+    it(`accepts token_type "${tokenType}" (any casing) at the code exchange and the refresh`, async () => {
+      const h = await harness()
+      h.server.mode.tokenType = tokenType
+      await h.login()
+      expect(h.tokens.isAuthenticated()).toBe(true)
+      const first = await h.tokens.getAccessToken()
+      h.server.mode.ttl = 0
+      await h.tokens.onInvalidToken(first)
+      expect(await h.tokens.getAccessToken()).not.toBe(first)
+      expect(h.server.tokenRequests.filter((r) => r.grant === 'refresh_token').length).toBeGreaterThan(0)
+    })
+  }
+
+  it('a Bearer answer to a DPoP request says what the server must enable', async () => {
+    const h = await harness()
+    h.server.mode.tokenType = 'Bearer'
+    const error = await h.login().catch((e: unknown) => e)
+    expect(isDPoPError(error, 'ERR_TOKEN_TYPE_MISMATCH')).toBe(true)
+    expect((error as Error).message).toMatch(/Turn on DPoP-bound tokens for this client at the authorization server/)
+    expect((error as Error).message).toMatch(/dpop_bound_access_tokens/)
+  })
+
   it('refuses a token bound (cnf.jkt) to another key', async () => {
     const h = await harness()
     const other = await joseKeyPair('ES256')

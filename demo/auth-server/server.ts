@@ -60,7 +60,7 @@ import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, generateKeyPair, type JWK } from 'jose'
+import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, type JWK } from 'jose'
 import Provider, { errors, type Grant, type KoaContextWithOIDC, type TokenModel } from 'oidc-provider'
 import { closeServer, listen } from '../api/listen.ts'
 
@@ -179,6 +179,8 @@ export interface AuthServerStats {
   endSessions: number
   /** Successful token responses whose `token_type` was rewritten to `Bearer`. */
   bearerAnswers: number
+  /** Token and PAR requests refused because the proof's `iat` was outside `iatWindowSec`. */
+  proofWindowRefusals: number
   /** Internal errors; a test should expect none. */
   serverErrors: { at: number; route: string | null; message: string }[]
   /** Everything above, in order (the last 1000). */
@@ -191,6 +193,21 @@ export interface AuthServerConfig {
   accessTokenTtl: number
   /** Revocation answers wait this long (0 to 10000 ms): a slow server. */
   revocationDelayMs: number
+  /**
+   * Quirks of real servers, reproduced here (docs/servers.md):
+   * `'always'` demands a nonce on the first request of every client (Auth0, Okta, and
+   * oidc-provider as configured here); `'never'` uses no nonces at all (Keycloak): none is
+   * required and no `DPoP-Nonce` header is ever sent.
+   */
+  nonces: 'always' | 'never'
+  /**
+   * When above 0, token and PAR requests whose proof's `iat` is more than this many seconds
+   * from the server's clock are refused with `invalid_dpop_proof`, nonce or not (Keycloak and
+   * Curity allow 10–15 s; oidc-provider skips the check when a nonce is used).
+   */
+  iatWindowSec: number
+  /** Rewrites `token_type` of successful DPoP token responses to this value (`dpop`, `DPOP`, ...); empty: as issued. */
+  tokenType: string
 }
 
 /** A running authorization server. */
@@ -221,6 +238,7 @@ const ROUTES = {
   end_session: '/session/end',
   jwks: '/jwks',
   userinfo: '/me',
+  pushed_authorization_request: '/request',
 } as const
 
 /**
@@ -237,7 +255,7 @@ const ROUTES = {
  */
 export async function startAuthServer(options: AuthServerOptions = {}): Promise<AuthServerHandle> {
   const o = normalize(options)
-  const config: AuthServerConfig = { answerBearer: o.answerBearer, accessTokenTtl: o.accessTokenTtl, revocationDelayMs: 0 }
+  const config: AuthServerConfig = { answerBearer: o.answerBearer, accessTokenTtl: o.accessTokenTtl, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '' }
   const recorder = createRecorder(o.log)
 
   // The issuer must name the bound port, and port 0 is only known after listen(): bind
@@ -344,7 +362,10 @@ function seconds(value: unknown, name: string): number {
 
 function applyConfig(config: AuthServerConfig, change: unknown): AuthServerConfig {
   if (typeof change !== 'object' || change === null) throw new TypeError('the config change must be an object')
-  const { answerBearer, accessTokenTtl, revocationDelayMs } = change as Record<string, unknown>
+  const { answerBearer, accessTokenTtl, revocationDelayMs, nonces, iatWindowSec, tokenType } = change as Record<string, unknown>
+  if (nonces !== undefined && nonces !== 'always' && nonces !== 'never') throw new TypeError('"nonces" must be "always" or "never"')
+  if (iatWindowSec !== undefined && !(Number.isInteger(iatWindowSec) && (iatWindowSec as number) >= 0)) throw new TypeError('"iatWindowSec" must be an integer >= 0')
+  if (tokenType !== undefined && !(typeof tokenType === 'string' && /^[A-Za-z]{0,20}$/.test(tokenType))) throw new TypeError('"tokenType" must be letters only (or empty)')
   if (answerBearer !== undefined && typeof answerBearer !== 'boolean') throw new TypeError('"answerBearer" must be a boolean')
   if (accessTokenTtl !== undefined) seconds(accessTokenTtl, 'accessTokenTtl')
   if (revocationDelayMs !== undefined && !(Number.isInteger(revocationDelayMs) && (revocationDelayMs as number) >= 0 && (revocationDelayMs as number) <= 10_000)) {
@@ -354,6 +375,9 @@ function applyConfig(config: AuthServerConfig, change: unknown): AuthServerConfi
   if (typeof answerBearer === 'boolean') config.answerBearer = answerBearer
   if (typeof accessTokenTtl === 'number') config.accessTokenTtl = accessTokenTtl
   if (typeof revocationDelayMs === 'number') config.revocationDelayMs = revocationDelayMs
+  if (nonces === 'always' || nonces === 'never') config.nonces = nonces
+  if (typeof iatWindowSec === 'number') config.iatWindowSec = iatWindowSec
+  if (typeof tokenType === 'string') config.tokenType = tokenType
   return { ...config }
 }
 
@@ -419,7 +443,7 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
     },
     features: {
       devInteractions: { enabled: true },
-      dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
+      dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => config.nonces === 'always' },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: o.requirePar },
       revocation: {
         enabled: true,
@@ -444,7 +468,31 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
     if (ctx.method === 'POST' && ctx.path === ROUTES.revocation && config.revocationDelayMs > 0) {
       await new Promise((resolve) => setTimeout(resolve, config.revocationDelayMs))
     }
+    if (ctx.method === 'POST' && config.iatWindowSec > 0 && (ctx.path === ROUTES.token || ctx.path === ROUTES.pushed_authorization_request)) {
+      // A strict proof window (Keycloak, Curity), checked before oidc-provider's own checks.
+      let iat: unknown
+      try {
+        iat = decodeJwt(ctx.get('DPoP')).iat
+      } catch {
+        iat = undefined
+      }
+      if (typeof iat === 'number' && Math.abs(iat - Date.now() / 1000) > config.iatWindowSec) {
+        recorder.proofWindowRefused()
+        // Answered here, before oidc-provider's CORS: allow the SPA's origin ourselves.
+        const origin = ctx.get('Origin')
+        if (o.corsOrigins.has(origin)) {
+          ctx.set('Access-Control-Allow-Origin', origin)
+          ctx.set('Access-Control-Expose-Headers', 'WWW-Authenticate, DPoP-Nonce, Date')
+        }
+        ctx.status = 400
+        ctx.set('Cache-Control', 'no-store')
+        ctx.body = { error: 'invalid_dpop_proof', error_description: 'DPoP proof is not active (iat)' }
+        return
+      }
+    }
     await next()
+    // Keycloak's shape: no nonces, so no DPoP-Nonce header, ever.
+    if (config.nonces === 'never') (ctx as unknown as { remove(name: string): void }).remove('DPoP-Nonce')
     // oidc-provider's CORS exposes DPoP-Nonce and WWW-Authenticate; Date too, so that a
     // browser client can correct a device clock from the authorization server's answers.
     // (KoaContextWithOIDC's type leaves out Koa's response object; it is there.)
@@ -463,6 +511,9 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
         ctx.body = { ...body, token_type: 'Bearer' }
         recorder.bearerAnswered(grantTypeOf(ctx))
       }
+    } else if (ctx.path === ROUTES.token && config.tokenType && ctx.status === 200) {
+      const body = ctx.body
+      if (isRecord(body) && body.token_type === 'DPoP') ctx.body = { ...body, token_type: config.tokenType }
     }
   })
 
@@ -522,6 +573,7 @@ interface Recorder {
   attach(provider: Provider): void
   revocationSucceeded(): void
   bearerAnswered(grantType: string): void
+  proofWindowRefused(): void
   stats(): AuthServerStats
   reset(): void
 }
@@ -547,6 +599,7 @@ function emptyStats(): AuthServerStats {
     grantsRevoked: [],
     endSessions: 0,
     bearerAnswers: 0,
+    proofWindowRefusals: 0,
     serverErrors: [],
     events: [],
   }
@@ -658,6 +711,9 @@ function createRecorder(log: ((line: string) => void) | undefined): Recorder {
     revocationSucceeded() {
       stats.revocations.succeeded += 1
       record({ type: 'revocation.success' })
+    },
+    proofWindowRefused() {
+      stats.proofWindowRefusals += 1
     },
     bearerAnswered(grantType) {
       stats.bearerAnswers += 1

@@ -65,6 +65,14 @@ export interface DPoPClientConfig {
   /** The IndexedDB factory; tests pass a fake or a failing one. @default globalThis.indexedDB */
   indexedDB?: IDBFactory | null
   /**
+   * Where the servers' DPoP nonces are kept across page loads (the login redirect, a reload),
+   * so the first request of a new page reuses a nonce still fresh instead of meeting
+   * `use_dpop_nonce`. One tab's storage is right: nonces are not secrets, and a new tab pays
+   * one retry. `null`: in memory only.
+   * @default globalThis.sessionStorage
+   */
+  nonceStorage?: Pick<Storage, 'getItem' | 'setItem'> | null
+  /**
    * Refresh the access token this many seconds before it expires (at most a quarter of
    * its lifetime).
    * @default 30

@@ -13,6 +13,7 @@ import { openKeyStore, type KeyStore } from '../key-store/key-store.js'
 import { checkAlgorithm } from '../proof/keys.js'
 import { createClock } from '../server-state/clock.js'
 import { createNonceCache } from '../server-state/nonces.js'
+import { defaultSessionStorage, rememberNonces } from '../server-state/nonce-storage.js'
 import { createDPoPFetch, type DPoPFetch } from '../fetch/dpop-fetch.js'
 import { installDPoPFetch, uninstalledFetch } from '../fetch/install.js'
 import {
@@ -231,7 +232,8 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The authorization server accepts DPoP proofs signed with ${names.join(', ')}, not ${alg}: set "alg" to one of them that dpop-spa signs (ES256, EdDSA).`)
   }
 
-  const nonces = createNonceCache()
+  // Shared by the signed fetch and the token requests, and kept across page loads of this tab.
+  const nonces = rememberNonces(createNonceCache(), config.nonceStorage === undefined ? defaultSessionStorage() : config.nonceStorage ?? undefined, `dpop-spa:${name}:nonces`)
 
   // Tokens live beside the key; when the key is memory-only, so are they.
   const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, timeoutMs) : undefined
