@@ -147,8 +147,12 @@ export interface AuthorizationServerRequests {
   }
   /** One token-endpoint (or PAR) call, retried once on `use_dpop_nonce` (RFC 9449 §8) with a fresh proof. */
   call<T>(doing: string, make: () => Promise<Response>, process: (r: Response) => Promise<T>): Promise<T>
-  /** Revokes a token, best effort; resolves to the error to report, or `undefined`. Never rejects. */
-  revoke(token: string, hint: 'refresh_token' | 'access_token', signal: AbortSignal | undefined): Promise<DPoPError | undefined>
+  /**
+   * Revokes a token, best effort, signed by `keyPair` (the key the token is bound to) when
+   * given, with one `use_dpop_nonce` retry; both attempts together are bounded by
+   * `revocationTimeoutMs`. Resolves to the error to report, or `undefined`. Never rejects.
+   */
+  revoke(token: string, hint: 'refresh_token' | 'access_token', keyPair: CryptoKeyPair | undefined, signal: AbortSignal | undefined): Promise<DPoPError | undefined>
 }
 
 /** @internal */
@@ -160,11 +164,11 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
   // from its DPoP handle: that would bundle a second JWS signer (about 1.2 kB gzip) beside
   // createProof, and keep nonces apart from the signed fetch's. RFC 9449 §4.2 claims as
   // always; the nonce (§8) is learned from every answer and the retry is call()'s.
-  const withProof = (keyPair: CryptoKeyPair): typeof fetch => async (url, init) => {
+  const withProof = (keyPair: CryptoKeyPair, through: typeof fetch = send): typeof fetch => async (url, init) => {
     const { origin } = new URL(url as string)
     const proof = await createProof(keyPair, { htm: init?.method ?? 'POST', htu: url as string, nonce: o.nonces.get(origin), now: o.clock.now() })
     // oauth4webapi hands over its headers as a plain object with lower-case names.
-    const response = await send(url, { ...init, headers: { ...(init?.headers as Record<string, string>), dpop: proof } })
+    const response = await through(url, { ...init, headers: { ...(init?.headers as Record<string, string>), dpop: proof } })
     // Learned from any answer of that server (2xx included, §8.2), never from a redirect's target.
     const nonce = response.redirected ? null : response.headers.get('DPoP-Nonce')
     if (nonce !== null) o.nonces.set(origin, nonce)
@@ -180,6 +184,17 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
     ...(o.resource.length ? { additionalParameters: o.resource.map((r) => ['resource', r] as [string, string]) } : {}),
   }
 
+  const call = async <T>(doing: string, make: () => Promise<Response>, process: (r: Response) => Promise<T>): Promise<T> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await process(await make())
+      } catch (e) {
+        if (attempt === 0 && isDPoPNonceError(e)) continue
+        throw toDPoPError(e, doing)
+      }
+    }
+  }
+
   return {
     client,
     clientAuth: None(),
@@ -192,33 +207,32 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
         [customFetch]: keyPair ? withProof(keyPair) : send,
       }
     },
-    async call(doing, make, process) {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await process(await make())
-        } catch (e) {
-          if (attempt === 0 && isDPoPNonceError(e)) continue
-          throw toDPoPError(e, doing)
-        }
-      }
-    },
-    async revoke(token, hint, signal) {
+    call,
+    async revoke(token, hint, keyPair, signal) {
       if (!o.as.revocation_endpoint || signal?.aborted) return undefined
+      // One bound for the request and its nonce retry: a logout never waits longer than that.
+      const bound = bounded(o.revocationTimeoutMs, signal)
+      // keepalive: an end-session redirect right after must not cancel it.
+      const keepalive: typeof fetch = (url, init) => send(url, { ...init, keepalive: true })
       try {
-        const r = await revocationRequest(o.as, client, None(), token, {
-          ...(o.insecure ? { [allowInsecureRequests]: true } : {}),
-          signal: bounded(o.revocationTimeoutMs, signal),
-          // keepalive: an end-session redirect right after must not cancel it.
-          [customFetch]: (url: string, init: RequestInit) => send(url, { ...init, keepalive: true }),
-          additionalParameters: { token_type_hint: hint },
-        })
-        await processRevocationResponse(r)
+        await call(
+          'the token revocation',
+          () => revocationRequest(o.as, client, None(), token, {
+            ...(o.insecure ? { [allowInsecureRequests]: true } : {}),
+            signal: bound,
+            // Servers that bind a public client's tokens to its key (atproto) revoke only
+            // on a proof from that key; without one they answer 200 and revoke nothing.
+            [customFetch]: keyPair ? withProof(keyPair, keepalive) : keepalive,
+            additionalParameters: { token_type_hint: hint },
+          }),
+          processRevocationResponse,
+        )
         return undefined
       } catch (e) {
         // The caller cut it short: the user is signed out already, the rest is moot.
         if (signal?.aborted) return undefined
         // JWT access tokens often cannot be revoked (unsupported_token_type): expected.
-        if (e instanceof ResponseBodyError && e.error === 'unsupported_token_type') return undefined
+        if (e instanceof OAuthError && e.error === 'unsupported_token_type') return undefined
         return toDPoPError(e, 'the token revocation')
       }
     },

@@ -180,13 +180,18 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       // a reload are signed out before any request to the server is made. The new key means
       // a stolen refresh token and the old key stop working together.
       const s = sessions.current() ?? (await sessions.stored().catch(() => undefined))
+      // The key the tokens are bound to, held in this closure only (never stored again) until
+      // revocation ends: servers that bind a public client's tokens revoke them only on a
+      // proof from that key (atproto). The rotation below replaces it everywhere else.
+      const bound = s ? await o.keys.load().catch(() => undefined) : undefined
+      const oldKey = bound && (await keyPairThumbprint(bound)) === s?.jkt ? bound : undefined
       let failure: Error | undefined
       await sessions.end('user', () => o.keys.rotate()).catch((e: unknown) => {
         failure = e instanceof Error ? e : new KeyStoreError('ERR_KEY_STORE_FAILED', 'The key could not be replaced at sign-out (IndexedDB failed); the session was forgotten all the same. Reload and sign out again to replace the key.')
       })
       // Then revocation: best effort, bounded; a failure is an `error` event, nothing more.
       for (const [token, hint] of [[s?.refreshToken, 'refresh_token'], [s?.accessToken, 'access_token']] as const) {
-        const error = token ? await server.revoke(token, hint, signal) : undefined
+        const error = token ? await server.revoke(token, hint, oldKey, signal) : undefined
         if (error) o.emit({ type: 'error', error })
       }
       if (options.redirect && o.as.end_session_endpoint) {

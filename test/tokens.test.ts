@@ -5,7 +5,9 @@
 import { describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
 import { calculateJwkThumbprint, generateKeyPair as joseKeyPair } from 'jose'
-import { ISSUER, REDIRECT, as, fakeAs, harness } from './support/fake-as.ts'
+import { get } from 'idb-keyval'
+import { ISSUER, REDIRECT, as, fakeAs, harness, nextId } from './support/fake-as.ts'
+import { openIdbStore } from '../src/idb.ts'
 import { OAuthError, isDPoPError } from '../src/errors.ts'
 import { createDPoPClient } from '../src/client.ts'
 
@@ -178,6 +180,30 @@ describe('token manager', () => {
     expect(h.tokens.isAuthenticated()).toBe(false)
     expect(await h.keys.thumbprint()).not.toBe(before)
     expect(h.events.at(-1)).toEqual({ type: 'logout', reason: 'user' })
+  })
+
+  it('logout signs each revocation with the OLD key (thumbprint checked with jose), after one nonce retry; the new key signs nothing there', async () => {
+    const idb = new IDBFactory()
+    const name = `revoke-${nextId()}`
+    const h = await harness({ idb, name })
+    h.server.mode.requireRevocationProof = true
+    h.server.mode.revocationNonce = true
+    await h.login()
+    const stored = await get<{ refreshToken: string }>('session', openIdbStore(`dpop-spa:${name}:session`, idb, 5000).use)
+    const oldJkt = await h.keys.thumbprint()
+    h.server.newNonce() // the nonce the client holds is stale by now
+    await h.tokens.logout()
+    const newJkt = await h.keys.thumbprint()
+    expect(newJkt).not.toBe(oldJkt)
+    expect(h.server.revocationProofs.map((p) => [p.hint, p.jkt, p.nonce])).toEqual([
+      ['refresh_token', oldJkt, 'server-nonce-1'],
+      ['refresh_token', oldJkt, h.server.nonce()],
+      ['access_token', oldJkt, h.server.nonce()],
+    ])
+    expect(h.server.revocationProofs.every((p) => p.htm === 'POST' && p.htu === `${ISSUER}/revoke` && p.keepalive === true)).toBe(true)
+    expect(h.server.revoked).toEqual(['refresh_token', 'access_token'])
+    expect(h.server.hasRefreshToken(stored!.refreshToken)).toBe(false)
+    expect(h.events.filter((e) => e.type === 'error')).toEqual([])
   })
 
   it('another tab hears of login and logout over BroadcastChannel', async () => {

@@ -29,9 +29,21 @@ export interface FakeAs {
   fetch: typeof fetch
   tokenRequests: { grant: string; jkt: string; nonce: unknown; resource: string[] }[]
   revoked: string[]
-  mode: { tokenType: string; failRefresh?: string; ttl: number; bindTo?: string; rotateNonceOnSuccess?: boolean }
+  /** The DPoP proofs revocation requests carried, checked with jose: their key's thumbprint and claims. */
+  revocationProofs: { hint: string; jkt: string; nonce: unknown; htm: unknown; htu: unknown; keepalive: boolean | undefined }[]
+  /** Whether a refresh token is still valid at the server (not revoked, not rotated). */
+  hasRefreshToken(token: string): boolean
+  mode: {
+    tokenType: string; failRefresh?: string; ttl: number; bindTo?: string; rotateNonceOnSuccess?: boolean
+    /** Revocation of a bound refresh token needs a proof from its key (invalid_dpop_proof otherwise). */
+    requireRevocationProof?: boolean
+    /** A revocation proof without the current nonce gets use_dpop_nonce. */
+    revocationNonce?: boolean
+  }
   /** The nonce the token endpoint requires now. */
   nonce(): string
+  /** The server moves to a new nonce (clients holding the old one meet use_dpop_nonce). */
+  newNonce(): void
   codes: Map<string, { jkt: string; challenge: string; nonce?: string }>
   /** Registers a code for an authorization URL this client built (its dpop_jkt, PKCE challenge and nonce); returns the code. */
   issueCode(url: URL): string
@@ -49,9 +61,12 @@ export async function fakeAs(): Promise<FakeAs> {
     tokenRequests: [],
     pushed: [],
     revoked: [],
+    revocationProofs: [],
+    hasRefreshToken: (token) => refreshTokens.has(token),
     mode: { tokenType: 'DPoP', ttl: 60 },
     codes: new Map(),
     nonce: () => nonce,
+    newNonce: () => { nonce = `server-nonce-${++nonces}` },
     issueCode(url) {
       const code = `code-${++counter}`
       const nonce = url.searchParams.get('nonce')
@@ -63,8 +78,24 @@ export async function fakeAs(): Promise<FakeAs> {
       const url = new URL(request.url)
       const form = new URLSearchParams(await request.text())
       if (url.pathname === '/revoke') {
-        state.revoked.push(form.get('token_type_hint') ?? '')
-        refreshTokens.delete(form.get('token') ?? '')
+        const hint = form.get('token_type_hint') ?? ''
+        const token = form.get('token') ?? ''
+        const proof = request.headers.get('dpop')
+        let jkt: string | undefined
+        if (proof) {
+          const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA'] })
+          jkt = await calculateJwkThumbprint(protectedHeader.jwk!)
+          state.revocationProofs.push({ hint, jkt, nonce: payload.nonce, htm: payload.htm, htu: payload.htu, keepalive: init?.keepalive })
+          if (state.mode.revocationNonce && payload.nonce !== nonce) {
+            return Response.json({ error: 'use_dpop_nonce' }, { status: 400, headers: { 'DPoP-Nonce': nonce } })
+          }
+        }
+        // atproto's rule: a bound refresh token is revoked only on a proof from its key.
+        if (state.mode.requireRevocationProof && refreshTokens.has(token) && refreshTokens.get(token) !== jkt) {
+          return Response.json({ error: 'invalid_dpop_proof', error_description: 'DPoP proof from the bound key required' }, { status: 400 })
+        }
+        state.revoked.push(hint)
+        refreshTokens.delete(token)
         return new Response('', { status: 200 })
       }
       if (url.pathname !== '/token' && url.pathname !== '/par') return new Response('not found', { status: 404 })
