@@ -1,6 +1,7 @@
 /**
  * The servers behind e2e/tokens.spec.ts, started by Playwright's webServer: oidc-provider
- * with access tokens of a few seconds (so expiry and refresh happen during a test), and the
+ * with access tokens of a few seconds (so expiry and refresh happen during a test) that
+ * revokes a bound refresh token only on a DPoP proof from its key (as atproto's does), and the
  * verifying API in jwt mode, which accepts only access tokens from that server bound to the
  * proof's key.
  */
@@ -36,6 +37,8 @@ const as = await startAuthServer({
   redirectUris: [`${app}/e2e/fixtures/client.html`, `${app}/e2e/fixtures/react.html`, `${app}/e2e/fixtures/vue.html`],
   apiAudience: apiOrigin,
   accessTokenTtl: TOKEN_STACK.accessTokenTtl,
+  // atproto's rule: a bound refresh token is revoked only on a proof from its key.
+  requireRevocationProof: true,
 }).catch(fail)
 const api = await startApiServer({
   port: TOKEN_STACK.apiPort,
