@@ -95,13 +95,18 @@ export function checkBoundTokens(result: TokenEndpointResponse, jkt: string): vo
 }
 
 /**
- * @internal Discovers the server's metadata: OpenID Connect Discovery first, then RFC 8414
- * (a plain OAuth server publishes only `/.well-known/oauth-authorization-server`).
+ * @internal Discovers the server's metadata. With `kind` given, that document only; otherwise
+ * the one `scope` points to first (OpenID Connect Discovery with `openid`, else RFC 8414's
+ * `/.well-known/oauth-authorization-server`), then the other: a plain OAuth server costs no
+ * failed request (a 404, and a CORS error in the console) when the scope has no `openid`.
  * @throws {DPoPError} `ERR_NETWORK`, `ERR_TIMEOUT`, `ERR_INVALID_RESPONSE`.
  */
-export async function discover(issuer: URL, send: typeof fetch, insecure: boolean, timeoutMs: number): Promise<AuthorizationServer> {
+export async function discover(issuer: URL, send: typeof fetch, insecure: boolean, timeoutMs: number, scope: string, kind?: 'oidc' | 'oauth'): Promise<AuthorizationServer> {
+  const order = kind === 'oidc' ? ['oidc'] as const
+    : kind === 'oauth' ? ['oauth2'] as const
+      : scope.split(' ').includes('openid') ? ['oidc', 'oauth2'] as const : ['oauth2', 'oidc'] as const
   let first: unknown
-  for (const algorithm of ['oidc', 'oauth2'] as const) {
+  for (const algorithm of order) {
     try {
       const response = await discoveryRequest(issuer, {
         algorithm,

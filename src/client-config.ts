@@ -34,6 +34,14 @@ export interface DPoPClientConfig {
   /** The authorization server's metadata, to skip discovery. */
   metadata?: AuthorizationServer
   /**
+   * Which metadata document to read: `'oidc'` (`/.well-known/openid-configuration`) or
+   * `'oauth'` (RFC 8414, `/.well-known/oauth-authorization-server`), that one only. Left out,
+   * the one the scope points to is read first (OIDC with `openid` in `scope`, else RFC 8414),
+   * then the other, so a plain OAuth server costs no failed request.
+   * @default inferred from `scope`
+   */
+  discovery?: 'oidc' | 'oauth'
+  /**
    * The algorithm of the DPoP key: `'ES256'`, or `'EdDSA'` (Ed25519) where the browser's
    * WebCrypto has it. Changing it replaces the stored key (and so ends the session bound to
    * the old one). When the authorization server's `dpop_signing_alg_values_supported` does

@@ -158,6 +158,9 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const factory = config.indexedDB === undefined ? defaultIndexedDB() : config.indexedDB ?? undefined
   const alg = checkAlgorithm(config.alg ?? CLIENT_DEFAULTS.alg, 'config.alg')
   if (config.par !== undefined && typeof config.par !== 'boolean') throw invalidArgument('"config.par" must be a boolean.')
+  if (config.discovery !== undefined && config.discovery !== 'oidc' && config.discovery !== 'oauth') {
+    throw invalidArgument('"config.discovery" must be \'oidc\' (OpenID Connect Discovery) or \'oauth\' (RFC 8414), or left out.')
+  }
   // Every bound checked here, before anything waits on the network or IndexedDB.
   const bounds = Object.fromEntries(BOUNDS.map((n) => [n, positive(config, n)])) as Record<(typeof BOUNDS)[number], number>
 
@@ -185,7 +188,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     if (!response.redirected) clock.observeDate(response.headers.get('Date'), startedAt, clock.now() - clock.offset())
     return response
   }
-  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure, bounds.requestTimeoutMs)
+  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure, bounds.requestTimeoutMs, scope, config.discovery)
   const [as] = await Promise.all([discovering, keyReady])
   if (!as.authorization_endpoint || !as.token_endpoint) {
     throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')

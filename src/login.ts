@@ -18,7 +18,7 @@ import {
   type AuthorizationServer,
 } from 'oauth4webapi'
 import { toDPoPError, type AuthorizationServerRequests } from './authorization-server.js'
-import { DPoPError, ServerResponseError, invalidArgument } from './errors.js'
+import { DPoPError, OAuthError, ServerResponseError, invalidArgument } from './errors.js'
 import type { KeyStore } from './key-store.js'
 import { keyPairThumbprint } from './proof.js'
 import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type SessionStore, type UserClaims } from './session.js'
@@ -121,6 +121,18 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
     return { codeVerifier, state, nonce }
   }
 
+  /**
+   * A server that is no OpenID provider for this client refuses `openid`: `invalid_scope`, or
+   * (atproto) `invalid_request` "Unsupported \"nonce\" parameter". Said as what to set.
+   */
+  const openidRefused = (e: unknown): unknown => {
+    if (!openid || !(e instanceof OAuthError) || !(e.error === 'invalid_scope' || (e.error === 'invalid_request' && /\b(nonce|openid)\b/i.test(e.errorDescription ?? '')))) return e
+    const listed = (Array.isArray(o.as.scopes_supported) ? o.as.scopes_supported : [])
+      .filter((v): v is string => typeof v === 'string' && v !== 'openid' && /^[\x21\x23-\x5b\x5d-\x7e]{1,40}$/.test(v)).slice(0, 10)
+    return new OAuthError(e.error, e.errorDescription, `The authorization server refused OpenID Connect (${e.error}${e.errorDescription ? `: ${e.errorDescription}` : ''}). ` +
+      `Set "scope" in createDPoPClient without "openid" (the default), to scopes this server knows${listed.length ? `; it lists: ${listed.join(' ')}` : ''}.`, { cause: e })
+  }
+
   /** RFC 9126 with a proof from the same key (RFC 9449 §10.1); the browser then carries only request_uri. */
   const push = async (url: URL, signal: AbortSignal | undefined): Promise<void> => {
     if (!o.as.pushed_authorization_request_endpoint) {
@@ -131,7 +143,7 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
       'the pushed authorization request',
       () => pushedAuthorizationRequest(o.as, client, clientAuth, url.searchParams, server.options(keyPair, signal)),
       (r) => processPushedAuthorizationResponse(o.as, client, r),
-    )
+    ).catch((e: unknown) => { throw openidRefused(e) })
     url.search = ''
     url.searchParams.set('client_id', o.clientId)
     url.searchParams.set('request_uri', pushed.request_uri)
@@ -174,7 +186,7 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
       try {
         callback = validateAuthResponse(o.as, client, params, tx.state)
       } catch (e) {
-        throw toDPoPError(e, 'the login')
+        throw openidRefused(toDPoPError(e, 'the login'))
       }
       const keyPair = await o.keys.load()
       const jkt = await keyPairThumbprint(keyPair)

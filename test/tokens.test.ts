@@ -206,6 +206,25 @@ describe('token manager', () => {
     expect(h.events.filter((e) => e.type === 'error')).toEqual([])
   })
 
+  it('a server that refuses openid (atproto at PAR, invalid_scope on the redirect) gets an error naming the scope to set', async () => {
+    const h = await harness({ par: true, metadata: { pushed_authorization_request_endpoint: `${ISSUER}/par`, scopes_supported: ['atproto', 'transition:generic'] } })
+    const inner = h.server.fetch
+    h.server.fetch = async (input, init) => (new Request(input).url.endsWith('/par')
+      ? Response.json({ error: 'invalid_request', error_description: 'Unsupported "nonce" parameter' }, { status: 400 })
+      : inner(input, init))
+    const pushed = await h.tokens.login({ redirect: (u) => h.redirects.push(u) }).catch((e: unknown) => e)
+    expect(pushed).toBeInstanceOf(OAuthError)
+    expect((pushed as OAuthError).error).toBe('invalid_request')
+    expect((pushed as Error).message).toMatch(/Set "scope" .*without "openid".*atproto transition:generic/)
+    expect(h.redirects).toEqual([])
+    const redirected = await harness()
+    await redirected.tokens.login({ redirect: (u) => redirected.redirects.push(u) })
+    const state = redirected.redirects[0]!.searchParams.get('state')
+    const refused = await redirected.tokens.handleRedirect(`${REDIRECT}?error=invalid_scope&state=${state}`).catch((e: unknown) => e)
+    expect((refused as OAuthError).error).toBe('invalid_scope')
+    expect((refused as Error).message).toContain('Set "scope" in createDPoPClient without "openid"')
+  })
+
   it('another tab hears of login and logout over BroadcastChannel', async () => {
     const idb = new IDBFactory()
     const server = await fakeAs()
