@@ -18,6 +18,8 @@ import {
   isDPoPNonceError,
   processDiscoveryResponse,
   processRevocationResponse,
+  processUserInfoResponse,
+  skipSubjectCheck,
   revocationRequest,
   type AuthorizationServer,
   type Client,
@@ -158,6 +160,13 @@ export interface AuthorizationServerRequests {
    * `revocationTimeoutMs`. Resolves to the error to report, or `undefined`. Never rejects.
    */
   revoke(token: string, hint: 'refresh_token' | 'access_token', keyPair: CryptoKeyPair | undefined, signal: AbortSignal | undefined): Promise<DPoPError | undefined>
+  /**
+   * The UserInfo response (OpenID Connect Core §5.3) for a DPoP-bound access token: a proof
+   * with `ath` from `keyPair`, one `use_dpop_nonce` retry, bounded like a token request. The
+   * caller compares `sub`.
+   * @throws {DPoPError} `ERR_NETWORK`, `ERR_TIMEOUT`, `ERR_INVALID_RESPONSE`; {@link OAuthError} when refused.
+   */
+  userInfo(accessToken: string, keyPair: CryptoKeyPair): Promise<Record<string, unknown> & { sub: string }>
 }
 
 /** @internal */
@@ -213,6 +222,18 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
       }
     },
     call,
+    userInfo(accessToken, keyPair) {
+      const url = o.as.userinfo_endpoint!
+      const { origin } = new URL(url)
+      return call('the userinfo request', async () => {
+        const proof = await createProof(keyPair, { htm: 'GET', htu: url, accessToken, nonce: o.nonces.get(origin), now: o.clock.now() })
+        // Never followed: the token and its proof are for this URL only.
+        const response = await send(url, { headers: { authorization: `DPoP ${accessToken}`, dpop: proof, accept: 'application/json' }, redirect: 'error', signal: bounded(o.requestTimeoutMs, undefined) })
+        const nonce = response.headers.get('DPoP-Nonce')
+        if (nonce !== null) o.nonces.set(origin, nonce)
+        return response
+      }, (r) => processUserInfoResponse(o.as, client, skipSubjectCheck, r))
+    },
     async revoke(token, hint, keyPair, signal) {
       if (!o.as.revocation_endpoint || signal?.aborted) return undefined
       // One bound for the request and its nonce retry: a logout never waits longer than that.

@@ -158,6 +158,8 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const factory = config.indexedDB === undefined ? defaultIndexedDB() : config.indexedDB ?? undefined
   const alg = checkAlgorithm(config.alg ?? CLIENT_DEFAULTS.alg, 'config.alg')
   if (config.par !== undefined && typeof config.par !== 'boolean') throw invalidArgument('"config.par" must be a boolean.')
+  if (config.userInfo !== undefined && !['auto', 'always', 'never'].includes(config.userInfo)) throw invalidArgument('"config.userInfo" must be \'auto\', \'always\' or \'never\'.')
+  if (config.verifyUser !== undefined && typeof config.verifyUser !== 'function') throw invalidArgument('"config.verifyUser" must be a function.')
   if (config.discovery !== undefined && config.discovery !== 'oidc' && config.discovery !== 'oauth') {
     throw invalidArgument('"config.discovery" must be \'oidc\' (OpenID Connect Discovery) or \'oauth\' (RFC 8414), or left out.')
   }
@@ -227,6 +229,8 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     requestTimeoutMs: bounds.requestTimeoutMs,
     revocationTimeoutMs: bounds.revocationTimeoutMs,
     fallbackLifetimeMs: bounds.fallbackLifetimeSeconds * 1000,
+    userInfo: config.userInfo ?? 'auto',
+    ...(config.verifyUser ? { verifyUser: config.verifyUser } : {}),
     emit,
   })
   await tokens.restore()

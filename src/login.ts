@@ -16,12 +16,14 @@ import {
   pushedAuthorizationRequest,
   validateAuthResponse,
   type AuthorizationServer,
+  type TokenEndpointResponse,
 } from 'oauth4webapi'
 import { toDPoPError, type AuthorizationServerRequests } from './authorization-server.js'
-import { DPoPError, OAuthError, ServerResponseError, invalidArgument } from './errors.js'
+import { DPoPError, OAuthError, ServerResponseError, invalidArgument, isDPoPError } from './errors.js'
 import type { KeyStore } from './key-store.js'
 import { keyPairThumbprint } from './proof.js'
-import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type SessionStore, type UserClaims } from './session.js'
+import type { DPoPClientConfig } from './client-config.js'
+import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type DPoPClientEvent, type Session, type SessionStore, type UserClaims } from './session.js'
 
 /** Options of `login()`. */
 export interface LoginOptions {
@@ -82,7 +84,16 @@ export interface LoginFlowOptions {
   readonly sessions: SessionStore
   /** Lifetime of an access token whose response has no `expires_in`. */
   readonly fallbackLifetimeMs: number
+  readonly userInfo?: 'auto' | 'always' | 'never'
+  readonly verifyUser?: DPoPClientConfig['verifyUser']
+  readonly emit: (event: DPoPClientEvent) => void
 }
+
+// The ID token claims that say nothing about who the user is (OpenID Connect Core §2, §3.1.3.6).
+const PROTOCOL_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'auth_time', 'nonce', 'acr', 'amr', 'azp', 'at_hash', 'c_hash', 'sid'])
+// The scopes whose claims an OpenID provider may put only in the UserInfo response (§5.4).
+const CLAIM_SCOPES = new Set(['profile', 'email', 'address', 'phone'])
+const TOKENS = new Set(['access_token', 'refresh_token', 'id_token'])
 
 /** @internal */
 export interface LoginFlow {
@@ -149,6 +160,40 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
     url.searchParams.set('request_uri', pushed.request_uri)
   }
 
+  /** The UserInfo claims merged into the user, when `userInfo` asks for them; `sub` must not change. */
+  const withUserInfo = async (next: Session, keyPair: CryptoKeyPair): Promise<Session> => {
+    const mode = o.userInfo ?? 'auto'
+    const wanted = mode === 'always' || (mode === 'auto' && o.scope.split(' ').some((s) => CLAIM_SCOPES.has(s)) &&
+      !Object.keys(next.user ?? {}).some((claim) => !PROTOCOL_CLAIMS.has(claim)))
+    if (!openid || !wanted || !o.as.userinfo_endpoint) return next
+    let info: Record<string, unknown> & { sub: string }
+    try {
+      info = await server.userInfo(next.accessToken, keyPair)
+    } catch (e) {
+      if (mode === 'always' || !isDPoPError(e)) throw e
+      o.emit({ type: 'error', error: e })
+      return next
+    }
+    if (next.user && info.sub !== next.user.sub) {
+      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The UserInfo response names another user (sub) than the ID token; nothing was stored. Check the server, then log in again.')
+    }
+    return { ...next, user: { ...next.user, ...info } }
+  }
+
+  /** The app's verdict on the user; a refusal stores nothing and revokes what was issued. */
+  const verify = async (next: Session, result: TokenEndpointResponse, keyPair: CryptoKeyPair): Promise<void> => {
+    if (!o.verifyUser) return
+    const tokenResponse = Object.fromEntries(Object.entries(result).filter(([k]) => !TOKENS.has(k)))
+    let cause: unknown
+    try {
+      if ((await o.verifyUser(next.user, { issuer: o.as.issuer, scope: next.scope, tokenResponse })) !== false) return
+    } catch (e) {
+      cause = e
+    }
+    if (result.refresh_token) await server.revoke(result.refresh_token, 'refresh_token', keyPair, undefined)
+    throw new DPoPError('ERR_USER_REFUSED', 'The app refused this user (config.verifyUser); the login ended and nothing was stored.', cause === undefined ? undefined : { cause })
+  }
+
   return {
     async login(options = {}) {
       const { signal } = options
@@ -201,7 +246,8 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
           requireIdToken: openid,
         }),
       )
-      const next = sessionFromTokens(result, jkt, undefined, o.fallbackLifetimeMs)
+      const next = await withUserInfo(sessionFromTokens(result, jkt, undefined, o.fallbackLifetimeMs, o.as.issuer), keyPair)
+      await verify(next, result, keyPair)
       await sessions.commit(next, true)
       // Checked again on the way out: the record may come from an older version of the app.
       return { returnTo: appPath(tx.returnTo, appUrl()), user: next.user }

@@ -14,6 +14,7 @@ import {
 } from 'oauth4webapi'
 import { raceAbort } from './abort.js'
 import { createAuthorizationServerRequests } from './authorization-server.js'
+import type { DPoPClientConfig } from './client-config.js'
 import type { DPoPClock } from './clock.js'
 import { KeyStoreError, OAuthError, isDPoPError } from './errors.js'
 import type { IdbStore } from './idb.js'
@@ -71,6 +72,10 @@ export interface TokenManagerOptions {
   readonly revocationTimeoutMs: number
   /** Lifetime of an access token whose response has no `expires_in`. */
   readonly fallbackLifetimeMs: number
+  /** When to ask the UserInfo endpoint at login (`DPoPClientConfig.userInfo`). */
+  readonly userInfo?: 'auto' | 'always' | 'never'
+  /** The app's check of the user before a login's session is stored. */
+  readonly verifyUser?: DPoPClientConfig['verifyUser']
   readonly emit: (event: DPoPClientEvent) => void
 }
 
@@ -139,7 +144,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       }
       throw e
     }
-    const next = sessionFromTokens(result, jkt, stored, o.fallbackLifetimeMs)
+    const next = sessionFromTokens(result, jkt, stored, o.fallbackLifetimeMs, o.as.issuer)
     await sessions.commit(next, false)
     return next.accessToken
   }
