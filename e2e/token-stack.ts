@@ -15,6 +15,8 @@ export const TOKEN_STACK = {
   vitePort: PORTS.vite,
   /** A second, stricter server: pushed authorization requests required, ES256 proofs only. */
   strictAsPort: PORTS.strictAs,
+  /** A third: no default resource, so a login without `resource` gets a token UserInfo takes. */
+  identityAsPort: PORTS.identityAs,
   accessTokenTtl: 6,
 } as const
 
@@ -40,6 +42,13 @@ const as = await startAuthServer({
   // atproto's rule: a bound refresh token is revoked only on a proof from its key.
   requireRevocationProof: true,
 }).catch(fail)
+const identity = await startAuthServer({
+  port: TOKEN_STACK.identityAsPort,
+  redirectUris: [`${app}/e2e/fixtures/client.html`],
+  apiAudience: apiOrigin,
+  defaultResource: false,
+  requireRevocationProof: true,
+}).catch(fail)
 const api = await startApiServer({
   port: TOKEN_STACK.apiPort,
   host: 'localhost',
@@ -48,7 +57,7 @@ const api = await startApiServer({
   // /__control/stats and reset: tests read what the API saw (the proofs' iat, for one).
   control: true,
 }).catch(fail)
-console.log(`token stack: ${as.issuer} ${api.url}, strict ${strict.issuer}`)
-const stop = () => { void Promise.all([as.close(), api.close(), strict.close()]).finally(() => process.exit(0)) }
+console.log(`token stack: ${as.issuer} ${api.url}, strict ${strict.issuer}, identity ${identity.issuer}`)
+const stop = () => { void Promise.all([as.close(), api.close(), strict.close(), identity.close()]).finally(() => process.exit(0)) }
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)

@@ -56,6 +56,9 @@
  *   key it is bound to, checked with jose (atproto's rule; oidc-provider itself checks no proof
  *   at revocation). Refused requests fail (`invalid_dpop_proof`, `use_dpop_nonce`) and revoke
  *   nothing; `stats().revocationProofs` says which key signed and what happened.
+ * - `defaultResource: false` leaves a request without `resource` to oidc-provider's own opaque
+ *   access token, which its UserInfo endpoint takes (DPoP-bound: proof, `ath`, nonce); UserInfo
+ *   requests are recorded with the proof's key.
  * - `revocationDelayMs` (control only) holds revocation answers back: a slow server, asserted
  *   at the server, so a test needs no request interception (WebKit's driver has none).
  * - `/__control/*` exists for tests on loopback only; it never returns token values.
@@ -115,6 +118,13 @@ export interface AuthServerOptions {
    * @default false
    */
   requireRevocationProof?: boolean
+  /**
+   * Make the API the resource of a request that names none (`defaultResource`). Off, such a
+   * request gets oidc-provider's own opaque access token, which its UserInfo endpoint takes
+   * (with a DPoP proof): what a client that asks for profile claims there needs.
+   * @default true
+   */
+  defaultResource?: boolean
   /** Receives one line per recorded event (never a token); omit for silence. */
   log?: ((line: string) => void) | undefined
 }
@@ -133,6 +143,7 @@ export const AUTH_SERVER_DEFAULTS = {
   dpopSigningAlgs: ['ES256', 'EdDSA'],
   requirePar: false,
   requireRevocationProof: false,
+  defaultResource: true,
 } as const
 
 /** Token requests of one `grant_type`. */
@@ -192,6 +203,8 @@ export interface AuthServerStats {
    * (`revoked`, or the error code it was refused with).
    */
   revocationProofs: { at: number; proofJkt: string | null; tokenJkt: string | null; outcome: string }[]
+  /** UserInfo requests: the HTTP status, the authorization scheme and the thumbprint of the DPoP proof's key (null without one). */
+  userinfo: { at: number; status: number; scheme: string | null; proofJkt: string | null }[]
   /** Grants revoked, by id, for any reason (revocation, refresh token reuse, logout). */
   grantsRevoked: string[]
   /** Completed RP-initiated logouts. */
@@ -309,6 +322,7 @@ interface Normalized {
   dpopSigningAlgs: string[]
   requirePar: boolean
   requireRevocationProof: boolean
+  defaultResource: boolean
   log: ((line: string) => void) | undefined
 }
 
@@ -343,6 +357,7 @@ function normalize(options: AuthServerOptions): Normalized {
     dpopSigningAlgs: [...(options.dpopSigningAlgs ?? d.dpopSigningAlgs)],
     requirePar: options.requirePar ?? d.requirePar,
     requireRevocationProof: options.requireRevocationProof ?? d.requireRevocationProof,
+    defaultResource: options.defaultResource ?? d.defaultResource,
     log: options.log,
   }
 }
@@ -454,7 +469,7 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
       resourceIndicators: {
         enabled: true,
-        defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf ?? o.apiAudience,
+        defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf ?? (o.defaultResource ? o.apiAudience : undefined),
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx: unknown, resourceIndicator: string) => {
           if (resourceIndicator !== o.apiAudience) throw new errors.InvalidTarget('unknown resource indicator')
@@ -477,6 +492,11 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
     if (sent('Access-Control-Allow-Origin') && ctx.method !== 'OPTIONS') {
       const exposed = sent('Access-Control-Expose-Headers')
       ctx.set('Access-Control-Expose-Headers', exposed ? `${exposed}, Date` : 'Date')
+    }
+    if (ctx.path === ROUTES.userinfo && ctx.method !== 'OPTIONS') {
+      const proof = (ctx as unknown as { get(name: string): string }).get('DPoP')
+      const scheme = ctx.get('Authorization').split(' ')[0] || null
+      recorder.userinfo(ctx.status, scheme, proof || null)
     }
     if (ctx.method !== 'POST') return
     if (ctx.path === ROUTES.revocation) {
@@ -592,6 +612,7 @@ interface Recorder {
   attach(provider: Provider): void
   revocationSucceeded(): void
   revocationProof(proofJkt: string | null, tokenJkt: string | null, outcome: string): void
+  userinfo(status: number, scheme: string | null, proof: string | null): void
   bearerAnswered(grantType: string): void
   stats(): AuthServerStats
   reset(): void
@@ -616,6 +637,7 @@ function emptyStats(): AuthServerStats {
     refreshTokenReuse: 0,
     revocations: { succeeded: 0, failed: 0 },
     revocationProofs: [],
+    userinfo: [],
     grantsRevoked: [],
     endSessions: 0,
     bearerAnswers: 0,
@@ -730,6 +752,12 @@ function createRecorder(log: ((line: string) => void) | undefined): Recorder {
     revocationSucceeded() {
       stats.revocations.succeeded += 1
       record({ type: 'revocation.success' })
+    },
+    userinfo(status, scheme, proof) {
+      const entry = { at: record({ type: 'userinfo', ...(status === 200 ? {} : { error: String(status) }) }), status, scheme, proofJkt: null as string | null }
+      stats.userinfo.push(entry)
+      const jwk = proof ? decodeProtectedHeader(proof).jwk : undefined
+      if (jwk) void calculateJwkThumbprint(jwk).then((jkt) => { entry.proofJkt = jkt }, () => undefined)
     },
     revocationProof(proofJkt, tokenJkt, outcome) {
       const at = record({ type: 'revocation.proof', jkt: proofJkt, ...(outcome === 'revoked' ? {} : { error: outcome }) })
