@@ -7,9 +7,9 @@ import { IDBFactory } from 'fake-indexeddb'
 import { calculateJwkThumbprint, generateKeyPair as joseKeyPair } from 'jose'
 import { get } from 'idb-keyval'
 import { ISSUER, REDIRECT, as, fakeAs, harness, nextId } from './support/fake-as.ts'
-import { openIdbStore } from '../src/idb.ts'
-import { OAuthError, isDPoPError } from '../src/errors.ts'
-import { createDPoPClient } from '../src/client.ts'
+import { openIdbStore } from '../src/browser/idb.ts'
+import { OAuthError, isDPoPError } from '../src/base/errors.ts'
+import { createDPoPClient } from '../src/client/client.ts'
 
 describe('token manager', () => {
   it('login binds the code to the key (dpop_jkt), uses PKCE S256, state and nonce', async () => {
