@@ -46,7 +46,9 @@ export interface DPoPClient {
    * @param url - the URL to read the authorization response from; `location.href` by default.
    * @returns the login's `returnTo` and user, or `undefined` when `url` is no authorization response.
    * @throws {OAuthError} for an error redirect (`access_denied`, ...) or a refused exchange;
-   *   {@link DPoPError} `ERR_STATE_MISMATCH`, `ERR_TOKEN_TYPE_MISMATCH`, `ERR_INVALID_RESPONSE`, `ERR_NETWORK`.
+   *   {@link DPoPError} `ERR_STATE_MISMATCH`, `ERR_TOKEN_TYPE_MISMATCH`, `ERR_INVALID_RESPONSE`
+   *   (also when the server names two different users), `ERR_NETWORK`, `ERR_USER_REFUSED` (the
+   *   app's `verifyUser` refused the user; nothing is stored).
    */
   handleRedirect(url?: string | URL): Promise<RedirectResult | undefined>
   /** The signed fetch: `fetch` with DPoP for `apiOrigins`, refresh-aware. Rejects like `fetch`, plus typed DPoP errors. */
@@ -56,7 +58,8 @@ export interface DPoPClient {
   /**
    * Signs out locally first (forgets the tokens, replaces the key, logs out every tab, emits
    * `logout`), then revokes the refresh token (and the access token where the server allows)
-   * as best effort, bounded to 5 s and sent `keepalive`, and optionally goes to the
+   * as best effort, each request signed by the old key (kept in memory until then), bounded to
+   * 5 s and sent `keepalive`, and optionally goes to the
    * end-session endpoint. An aborted `signal` cuts revocation short; the local sign-out
    * stands. Nothing the server does keeps the user signed in.
    * @param options - `redirect` to the end-session endpoint, `postLogoutRedirectUri`, `signal`; see {@link LogoutOptions}.
@@ -66,7 +69,11 @@ export interface DPoPClient {
   logout(options?: LogoutOptions): Promise<void>
   /** Whether this tab holds a session. Never throws. */
   isAuthenticated(): boolean
-  /** The ID token claims of the session. Never throws. */
+  /**
+   * The session's user: the ID token's claims (with UserInfo's when asked for), or `sub` and
+   * `iss` from a token response without an ID token (atproto); `undefined` without a session
+   * or when the server names no user. Never throws.
+   */
   getUser(): UserClaims | undefined
   /**
    * The current access token, refreshed first when it is about to expire.
