@@ -2,6 +2,7 @@ import { defineConfig, type PlaywrightTestProject } from '@playwright/test'
 import { chromiumPath, firefoxPath, selectedEngines } from './e2e/engines.ts'
 import type { DriverOptions } from './e2e/driver.ts'
 import { PORTS } from './e2e/ports.ts'
+import { atprotoRuntime } from './e2e/atproto/runtime.ts'
 
 /** Port of the Vite dev server that serves test fixtures (and /src) on localhost. */
 export const VITE_PORT = PORTS.vite
@@ -75,6 +76,10 @@ if (engines.includes('webkit')) {
   })
 }
 
+// atproto's OAuth server needs Node >= 22.19 (e2e/atproto/runtime.ts): started only when one is
+// found; otherwise e2e/atproto.spec.ts skips its tests and says why.
+const atproto = atprotoRuntime()
+
 export default defineConfig<DriverOptions>({
   testDir: 'e2e',
   testMatch: '**/*.spec.ts',
@@ -142,5 +147,16 @@ export default defineConfig<DriverOptions>({
       stdout: 'ignore',
       stderr: 'pipe',
     },
+    ...('node' in atproto
+      ? [{
+          // atproto's OAuth server + its resource server, under Node >= 22.19, for e2e/atproto.spec.ts.
+          command: `"${atproto.node}" e2e/atproto/server.ts`,
+          url: `http://localhost:${PORTS.atproto.as}/__control/health`,
+          reuseExistingServer: !process.env.CI,
+          timeout: 60_000,
+          stdout: 'ignore' as const,
+          stderr: 'pipe' as const,
+        }]
+      : []),
   ],
 })

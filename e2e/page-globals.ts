@@ -5,7 +5,7 @@
  * Who sets what:
  * - e2e/fixtures/harness.html and clients.ts: `dpop` (the library from src/), `harnessReady`;
  *   clients.ts also `libs`.
- * - e2e/fixtures/client.html: `dpop`, `auth`, `events` (the client's events), `apiOrigin`,
+ * - e2e/fixtures/client.html (and atproto.html, which adds `clientId`): `dpop`, `auth`, `events` (the client's events), `apiOrigin`,
  *   `ready`, and `startError` or `redirectError` when starting up or the redirect failed.
  * - e2e/fixtures/simulate.js: `pageErrors`, `simulated`.
  * - e2e/fixtures/react-app.ts and vue-app.ts: `redirects`, `renders` (React), `misuse`.
@@ -82,6 +82,8 @@ declare global {
     events: (RecordedClientEvent | DPoPFetchEvent)[]
     /** client.html: the API origin it was given. */
     apiOrigin: string
+    /** atproto.html: its loopback client id (`http://localhost?redirect_uri=…&scope=…`). */
+    clientId: string
     /** client.html: why createDPoPClient threw. */
     startError?: PageError
     /** client.html: why handleRedirect threw (`error`: the OAuth error code, when there was one). */
@@ -136,11 +138,13 @@ declare global {
     errors: number
     /** tokens.spec.ts: calls started in one evaluate, collected in the next. */
     calls: Promise<number[]>
-    /** tokens.spec.ts: the key pair and refresh token from before a logout. */
+    /** tokens.spec.ts, atproto.spec.ts: the key pair and refresh token from before a logout. */
     oldPair: CryptoKeyPair
     oldRefresh: string
     /** identity.spec.ts: what client.html's verifyUser was called with (?verify=). */
     verified: { user: UserClaims | undefined; issuer: string }[]
+    /** atproto.spec.ts: the access token from before a logout. */
+    oldAccess: string
     /** tokens.spec.ts: set before a redirecting logout, gone once the next document has loaded. */
     beforeLogout?: boolean
   }

@@ -34,6 +34,11 @@ export const PORTS = {
     as: port('DPOP_TEST_DEMO_AS_PORT', 5510),
     api: port('DPOP_TEST_DEMO_API_PORT', 5501),
   },
+  /** atproto's OAuth server (e2e/atproto/server.ts) and its resource server, each its own origin. */
+  atproto: {
+    as: port('DPOP_TEST_ATPROTO_PORT', 5630),
+    api: port('DPOP_TEST_ATPROTO_API_PORT', 5631),
+  },
   /** WebKitWebDriver while the WebKit project runs (one per worker: this + worker index). */
   webdriver: port('DPOP_TEST_WEBDRIVER_PORT', 5744),
   /** WebKitWebDriver of `npm run bench`'s per-engine section. */

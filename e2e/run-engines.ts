@@ -7,6 +7,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { detectEngines, selectedEngines } from './engines.ts'
+import { atprotoRuntime } from './atproto/runtime.ts'
 
 const engines = detectEngines()
 const selected = selectedEngines()
@@ -15,6 +16,9 @@ for (const e of engines) {
   else if (e.missing) console.log(`browser tests: ${e.name.padEnd(8)} SKIPPED: ${e.missing}`)
   else console.log(`browser tests: ${e.name.padEnd(8)} SKIPPED: not in DPOP_TEST_ENGINES=${process.env.DPOP_TEST_ENGINES}`)
 }
+const atproto = atprotoRuntime()
+if ('node' in atproto) console.log(`browser tests: atproto  runs   (its server on Node ${atproto.version}: ${atproto.node})`)
+else console.log(`browser tests: atproto  SKIPPED: ${atproto.missing}`)
 if (selected.length === 0) {
   console.error('browser tests: no browser engine to run; install one (see CONTRIBUTING.md, Development)')
   process.exit(1)
