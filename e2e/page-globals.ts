@@ -22,7 +22,7 @@ import type ky from 'ky'
 import type { ofetch } from 'ofetch'
 import type { EventSource } from 'eventsource'
 import type * as Dpop from '../src/index.ts'
-import type { DPoPClient, DPoPClientEvent, DPoPErrorCode, DPoPFetch, DPoPFetchEvent, DPoPFetchOptions, KeyStore, RedirectResult } from '../src/index.ts'
+import type { DPoPClient, DPoPClientEvent, DPoPErrorCode, DPoPFetch, DPoPFetchEvent, DPoPFetchOptions, KeyStore, RedirectResult, UserClaims } from '../src/index.ts'
 
 /** An error as a page reports it to the test: plain data, since an Error does not cross to Node. */
 export interface PageError {
@@ -141,6 +141,8 @@ declare global {
     /** tokens.spec.ts, atproto.spec.ts: the key pair and refresh token from before a logout. */
     oldPair: CryptoKeyPair
     oldRefresh: string
+    /** identity.spec.ts: what client.html's verifyUser was called with (?verify=). */
+    verified: { user: UserClaims | undefined; issuer: string }[]
     /** atproto.spec.ts: the access token from before a logout. */
     oldAccess: string
     /** tokens.spec.ts: set before a redirecting logout, gone once the next document has loaded. */

@@ -24,6 +24,8 @@ export const PORTS = {
   api: port('DPOP_TEST_API_PORT', 5421),
   /** The stricter oidc-provider of the token stack (PAR required, ES256 only). */
   strictAs: port('DPOP_TEST_STRICT_AS_PORT', 5610),
+  /** The token stack's oidc-provider for identity: opaque access tokens that its UserInfo endpoint takes. */
+  identityAs: port('DPOP_TEST_IDENTITY_AS_PORT', 5612),
   /** First of the four ports of e2e/interop-servers.ts (issuer, then one per verifier). */
   interop: port('DPOP_TEST_INTEROP_PORT', 5600),
   /** The demo under test (demo/run.ts): SPA, authorization server, API. */

@@ -1,6 +1,7 @@
 /**
  * The servers behind e2e/tokens.spec.ts, started by Playwright's webServer: oidc-provider
- * with access tokens of a few seconds (so expiry and refresh happen during a test), and the
+ * with access tokens of a few seconds (so expiry and refresh happen during a test) that
+ * revokes a bound refresh token only on a DPoP proof from its key (as atproto's does), and the
  * verifying API in jwt mode, which accepts only access tokens from that server bound to the
  * proof's key.
  */
@@ -14,6 +15,8 @@ export const TOKEN_STACK = {
   vitePort: PORTS.vite,
   /** A second, stricter server: pushed authorization requests required, ES256 proofs only. */
   strictAsPort: PORTS.strictAs,
+  /** A third: no default resource, so a login without `resource` gets a token UserInfo takes. */
+  identityAsPort: PORTS.identityAs,
   accessTokenTtl: 6,
 } as const
 
@@ -36,6 +39,15 @@ const as = await startAuthServer({
   redirectUris: [`${app}/e2e/fixtures/client.html`, `${app}/e2e/fixtures/react.html`, `${app}/e2e/fixtures/vue.html`],
   apiAudience: apiOrigin,
   accessTokenTtl: TOKEN_STACK.accessTokenTtl,
+  // atproto's rule: a bound refresh token is revoked only on a proof from its key.
+  requireRevocationProof: true,
+}).catch(fail)
+const identity = await startAuthServer({
+  port: TOKEN_STACK.identityAsPort,
+  redirectUris: [`${app}/e2e/fixtures/client.html`],
+  apiAudience: apiOrigin,
+  defaultResource: false,
+  requireRevocationProof: true,
 }).catch(fail)
 const api = await startApiServer({
   port: TOKEN_STACK.apiPort,
@@ -45,7 +57,7 @@ const api = await startApiServer({
   // /__control/stats and reset: tests read what the API saw (the proofs' iat, for one).
   control: true,
 }).catch(fail)
-console.log(`token stack: ${as.issuer} ${api.url}, strict ${strict.issuer}`)
-const stop = () => { void Promise.all([as.close(), api.close(), strict.close()]).finally(() => process.exit(0)) }
+console.log(`token stack: ${as.issuer} ${api.url}, strict ${strict.issuer}, identity ${identity.issuer}`)
+const stop = () => { void Promise.all([as.close(), api.close(), strict.close(), identity.close()]).finally(() => process.exit(0)) }
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)

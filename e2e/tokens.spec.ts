@@ -117,24 +117,45 @@ test('two tabs after expiry: one refresh at the server, neither logged out', asy
   expect((await tokenInfo(other)).token).toBe((await tokenInfo(page)).token)
 })
 
+/** Keeps the key pair and the stored refresh token in page memory, to try them after logout. */
+const keepOldKeyAndRefreshToken = (page: Tab) => page.evaluate(async () => {
+  const w = window
+  w.oldPair = await w.auth.keys.load()
+  w.oldRefresh = await new Promise((resolve, reject) => {
+    const req = indexedDB.open('dpop-spa:e2e-client:session')
+    req.onsuccess = () => {
+      const get = req.result.transaction('keyval').objectStore('keyval').get('session')
+      get.onsuccess = () => { resolve(get.result.refreshToken); req.result.close() }
+      get.onerror = () => reject(get.error)
+    }
+  })
+  })
+
+/** A refresh with the kept refresh token, signed by the kept key (nonce retry included): what a thief holding both would send. */
+const replayOldRefresh = (page: Tab) => page.evaluate(async ({ as }) => {
+  const w = window
+  const meta = await (await fetch(`${as}/.well-known/openid-configuration`)).json()
+  let nonce: string | undefined
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const proof = await w.dpop.createProof(w.oldPair, { htm: 'POST', htu: meta.token_endpoint, nonce })
+    const r = await fetch(meta.token_endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', DPoP: proof },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: w.oldRefresh, client_id: 'dpop-spa-demo' }),
+    })
+    const body = await r.json()
+    if (body.error === 'use_dpop_nonce') { nonce = r.headers.get('dpop-nonce') ?? undefined; continue }
+    return { status: r.status, error: body.error }
+  }
+  return { status: 0, error: 'nonce loop' }
+  }, { as: AS })
+
 test('logout revokes at the server, logs out the other tab, and the next login uses a new key', async ({ driver }) => {
   const page = driver.page
   await signIn(page)
   const other = await secondTab(() => driver.newTab())
   const oldJkt = await thumbprint(page)
-  // Keep the old key pair and refresh token in page memory, to try them after logout.
-  await page.evaluate(async () => {
-    const w = window
-    w.oldPair = await w.auth.keys.load()
-    w.oldRefresh = await new Promise((resolve, reject) => {
-      const req = indexedDB.open('dpop-spa:e2e-client:session')
-      req.onsuccess = () => {
-        const get = req.result.transaction('keyval').objectStore('keyval').get('session')
-        get.onsuccess = () => { resolve(get.result.refreshToken); req.result.close() }
-        get.onerror = () => reject(get.error)
-      }
-    })
-  })
+  await keepOldKeyAndRefreshToken(page)
   const s0 = await stats()
   await page.evaluate(() => window.auth.logout())
   const s1 = await stats()
@@ -144,23 +165,7 @@ test('logout revokes at the server, logs out the other tab, and the next login u
   await expect.poll(() => other.evaluate(() => window.auth.isAuthenticated())).toBe(false)
   expect(await other.evaluate(() => window.events.at(-1))).toEqual({ type: 'logout', reason: 'other-tab' })
   // The server refuses the old refresh token, even with the old key and a valid nonce.
-  const refused = await page.evaluate(async ({ as }) => {
-    const w = window
-    const meta = await (await fetch(`${as}/.well-known/openid-configuration`)).json()
-    let nonce: string | undefined
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const proof = await w.dpop.createProof(w.oldPair, { htm: 'POST', htu: meta.token_endpoint, nonce })
-      const r = await fetch(meta.token_endpoint, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', DPoP: proof },
-        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: w.oldRefresh, client_id: 'dpop-spa-demo' }),
-      })
-      const body = await r.json()
-      if (body.error === 'use_dpop_nonce') { nonce = r.headers.get('dpop-nonce') ?? undefined; continue }
-      return { status: r.status, error: body.error }
-    }
-    return { status: 0, error: 'nonce loop' }
-  }, { as: AS })
+  const refused = await replayOldRefresh(page)
   expect(refused).toEqual({ status: 400, error: 'invalid_grant' })
   // The key was replaced: the next login is bound to a new thumbprint.
   const newJkt = await thumbprint(page)
@@ -168,6 +173,23 @@ test('logout revokes at the server, logs out the other tab, and the next login u
   await signIn(page)
   expect(await thumbprint(page)).toBe(newJkt)
   expect((await stats()).authorizations.at(-1)?.dpopJkt).toBe(newJkt)
+})
+
+test('logout revokes at a server that refuses unsigned revocation: signed by the old key, after which the old key cannot refresh', async ({ driver }) => {
+  // The token stack's oidc-provider revokes a bound refresh token only on a proof from its
+  // key (requireRevocationProof, atproto's rule), checked at the server with jose.
+  const page = driver.page
+  await signIn(page)
+  const oldJkt = await thumbprint(page)
+  await keepOldKeyAndRefreshToken(page)
+  await page.evaluate(() => window.auth.logout())
+  const s = await stats()
+  expect(s.revocationProofs.map((p) => [p.proofJkt, p.tokenJkt, p.outcome]).filter(([, , outcome]) => outcome !== 'use_dpop_nonce'))
+    .toEqual([[oldJkt, oldJkt, 'revoked']])
+  expect(s.grantsRevoked.length).toBe(1)
+  expect(await page.evaluate(() => window.events.filter((e) => e.type === 'error'))).toEqual([])
+  expect(await thumbprint(page)).not.toBe(oldJkt)
+  expect(await replayOldRefresh(page)).toEqual({ status: 400, error: 'invalid_grant' })
 })
 
 test('logout({ redirect: true }) ends the session at the server and comes back', async ({ driver }) => {

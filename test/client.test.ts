@@ -75,6 +75,38 @@ describe('createDPoPClient', () => {
     auth.close()
   })
 
+  it('discovery fits the server: without openid in scope RFC 8414 is read first (one request); discovery picks one document only', async () => {
+    const paths: string[] = []
+    const oauthOnly = async (url: RequestInfo | URL) => {
+      const path = new URL(url instanceof Request ? url.url : url.toString()).pathname
+      paths.push(path)
+      return path === '/.well-known/oauth-authorization-server' ? Response.json(metadata) : new Response('not found', { status: 404 })
+    }
+    const plain = await createDPoPClient(config(oauthOnly, { scope: 'atproto transition:generic' }))
+    plain.close()
+    expect(paths).toEqual(['/.well-known/oauth-authorization-server'])
+    paths.length = 0
+    const told = await createDPoPClient(config(oauthOnly, { discovery: 'oauth' })) // openid in scope, yet RFC 8414 only
+    told.close()
+    expect(paths).toEqual(['/.well-known/oauth-authorization-server'])
+    paths.length = 0
+    const oidcOnly = await createDPoPClient(config(oauthOnly, { discovery: 'oidc' })).catch((e: unknown) => e)
+    expect(isDPoPError(oidcOnly, 'ERR_INVALID_RESPONSE')).toBe(true)
+    expect(paths).toEqual(['/.well-known/openid-configuration'])
+    paths.length = 0
+    // Without openid, a server that publishes only OIDC Discovery is still found (second request).
+    const oidcServer = await createDPoPClient(config(async (url) => {
+      const path = new URL(url instanceof Request ? url.url : url.toString()).pathname
+      paths.push(path)
+      return path === '/.well-known/openid-configuration' ? Response.json(metadata) : new Response('not found', { status: 404 })
+    }, { scope: 'api' }))
+    oidcServer.close()
+    expect(paths).toEqual(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'])
+    const bad = await createDPoPClient(config(oauthOnly, { discovery: 'openid' as never })).catch((e: unknown) => e)
+    expect(isDPoPError(bad, 'ERR_INVALID_ARGUMENT')).toBe(true)
+    expect((bad as Error).message).toContain('config.discovery')
+  })
+
   it('a server that cannot be reached or answers nonsense gets a typed error', async () => {
     const down = await createDPoPClient(config(async () => { throw new TypeError('Failed to fetch') })).catch((e: unknown) => e)
     expect(isDPoPError(down, 'ERR_NETWORK')).toBe(true)

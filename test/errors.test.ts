@@ -16,6 +16,7 @@ const classOf: Record<DPoPErrorCode, string> = {
   ERR_LOGIN_REQUIRED: 'DPoPError',
   ERR_TIMEOUT: 'DPoPError',
   ERR_XHR_NOT_SIGNED: 'DPoPError',
+  ERR_USER_REFUSED: 'DPoPError',
   ERR_KEY_STORE_UNAVAILABLE: 'KeyStoreError',
   ERR_KEY_STORE_UNSUPPORTED: 'KeyStoreError',
   ERR_KEY_STORE_QUOTA: 'KeyStoreError',

@@ -5,7 +5,9 @@
 import { describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
 import { calculateJwkThumbprint, generateKeyPair as joseKeyPair } from 'jose'
-import { ISSUER, REDIRECT, as, fakeAs, harness } from './support/fake-as.ts'
+import { get } from 'idb-keyval'
+import { ISSUER, REDIRECT, as, fakeAs, harness, nextId } from './support/fake-as.ts'
+import { openIdbStore } from '../src/browser/idb.ts'
 import { OAuthError, isDPoPError } from '../src/base/errors.ts'
 import { createDPoPClient } from '../src/client/client.ts'
 
@@ -202,6 +204,49 @@ describe('token manager', () => {
     expect(h.tokens.isAuthenticated()).toBe(false)
     expect(await h.keys.thumbprint()).not.toBe(before)
     expect(h.events.at(-1)).toEqual({ type: 'logout', reason: 'user' })
+  })
+
+  it('logout signs each revocation with the OLD key (thumbprint checked with jose), after one nonce retry; the new key signs nothing there', async () => {
+    const idb = new IDBFactory()
+    const name = `revoke-${nextId()}`
+    const h = await harness({ idb, name })
+    h.server.mode.requireRevocationProof = true
+    h.server.mode.revocationNonce = true
+    await h.login()
+    const stored = await get<{ refreshToken: string }>('session', openIdbStore(`dpop-spa:${name}:session`, idb, 5000).use)
+    const oldJkt = await h.keys.thumbprint()
+    h.server.newNonce() // the nonce the client holds is stale by now
+    await h.tokens.logout()
+    const newJkt = await h.keys.thumbprint()
+    expect(newJkt).not.toBe(oldJkt)
+    expect(h.server.revocationProofs.map((p) => [p.hint, p.jkt, p.nonce])).toEqual([
+      ['refresh_token', oldJkt, 'server-nonce-1'],
+      ['refresh_token', oldJkt, h.server.nonce()],
+      ['access_token', oldJkt, h.server.nonce()],
+    ])
+    expect(h.server.revocationProofs.every((p) => p.htm === 'POST' && p.htu === `${ISSUER}/revoke` && p.keepalive === true)).toBe(true)
+    expect(h.server.revoked).toEqual(['refresh_token', 'access_token'])
+    expect(h.server.hasRefreshToken(stored!.refreshToken)).toBe(false)
+    expect(h.events.filter((e) => e.type === 'error')).toEqual([])
+  })
+
+  it('a server that refuses openid (atproto at PAR, invalid_scope on the redirect) gets an error naming the scope to set', async () => {
+    const h = await harness({ par: true, metadata: { pushed_authorization_request_endpoint: `${ISSUER}/par`, scopes_supported: ['atproto', 'transition:generic'] } })
+    const inner = h.server.fetch
+    h.server.fetch = async (input, init) => (new Request(input).url.endsWith('/par')
+      ? Response.json({ error: 'invalid_request', error_description: 'Unsupported "nonce" parameter' }, { status: 400 })
+      : inner(input, init))
+    const pushed = await h.tokens.login({ redirect: (u) => h.redirects.push(u) }).catch((e: unknown) => e)
+    expect(pushed).toBeInstanceOf(OAuthError)
+    expect((pushed as OAuthError).error).toBe('invalid_request')
+    expect((pushed as Error).message).toMatch(/Set "scope" .*without "openid".*atproto transition:generic/)
+    expect(h.redirects).toEqual([])
+    const redirected = await harness()
+    await redirected.tokens.login({ redirect: (u) => redirected.redirects.push(u) })
+    const state = redirected.redirects[0]!.searchParams.get('state')
+    const refused = await redirected.tokens.handleRedirect(`${REDIRECT}?error=invalid_scope&state=${state}`).catch((e: unknown) => e)
+    expect((refused as OAuthError).error).toBe('invalid_scope')
+    expect((refused as Error).message).toContain('Set "scope" in createDPoPClient without "openid"')
   })
 
   it('another tab hears of login and logout over BroadcastChannel', async () => {

@@ -76,7 +76,20 @@ declare module 'oidc-provider' {
   /** OAuth error classes; the error handler turns them into `400 { error, error_description }`. */
   export const errors: {
     readonly InvalidTarget: new (description?: string) => Error
+    readonly InvalidDpopProof: new (description?: string) => Error
+    readonly UseDpopNonce: new (description?: string) => Error
   }
 
   export default Provider
+}
+
+/** oidc-provider's stateless nonces (HMAC of the time step): the same secret gives the same nonces. */
+declare module 'oidc-provider/lib/helpers/challenge.js' {
+  export default class ServerChallenge {
+    constructor(secret: Buffer, info: string)
+    /** The nonce to hand out now. */
+    nextChallenge(): string
+    /** Whether `challenge` is one of the nonces accepted now. */
+    checkChallenge(challenge: string): boolean
+  }
 }

@@ -52,6 +52,13 @@
  * - `answerBearer` rewrites `token_type` of successful token responses to `Bearer` while
  *   the token stays bound: the shape of a misconfigured server, for the SDK's
  *   ERR_TOKEN_TYPE_MISMATCH test.
+ * - `requireRevocationProof` revokes a DPoP-bound refresh token only on a DPoP proof from the
+ *   key it is bound to, checked with jose (atproto's rule; oidc-provider itself checks no proof
+ *   at revocation). Refused requests fail (`invalid_dpop_proof`, `use_dpop_nonce`) and revoke
+ *   nothing; `stats().revocationProofs` says which key signed and what happened.
+ * - `defaultResource: false` leaves a request without `resource` to oidc-provider's own opaque
+ *   access token, which its UserInfo endpoint takes (DPoP-bound: proof, `ath`, nonce); UserInfo
+ *   requests are recorded with the proof's key.
  * - `revocationDelayMs` (control only) holds revocation answers back: a slow server, asserted
  *   at the server, so a test needs no request interception (WebKit's driver has none).
  * - `/__control/*` exists for tests on loopback only; it never returns token values.
@@ -60,8 +67,9 @@ import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, type JWK } from 'jose'
+import { EmbeddedJWK, calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, type JWK, type JWTPayload } from 'jose'
 import Provider, { errors, type Grant, type KoaContextWithOIDC, type TokenModel } from 'oidc-provider'
+import ServerChallenge from 'oidc-provider/lib/helpers/challenge.js'
 import { closeServer, listen } from '../api/listen.ts'
 
 /** Environment variables the CLI reads. */
@@ -103,6 +111,20 @@ export interface AuthServerOptions {
   dpopSigningAlgs?: readonly string[]
   /** Require pushed authorization requests (RFC 9126): `require_pushed_authorization_requests`. @default false */
   requirePar?: boolean
+  /**
+   * Revoke a DPoP-bound refresh token only on a DPoP proof from the key it is bound to (the
+   * rule of atproto's server): anything else is refused (`invalid_dpop_proof`, or
+   * `use_dpop_nonce` without a current nonce) and nothing is revoked.
+   * @default false
+   */
+  requireRevocationProof?: boolean
+  /**
+   * Make the API the resource of a request that names none (`defaultResource`). Off, such a
+   * request gets oidc-provider's own opaque access token, which its UserInfo endpoint takes
+   * (with a DPoP proof): what a client that asks for profile claims there needs.
+   * @default true
+   */
+  defaultResource?: boolean
   /** Receives one line per recorded event (never a token); omit for silence. */
   log?: ((line: string) => void) | undefined
 }
@@ -120,6 +142,8 @@ export const AUTH_SERVER_DEFAULTS = {
   answerBearer: false,
   dpopSigningAlgs: ['ES256', 'EdDSA'],
   requirePar: false,
+  requireRevocationProof: false,
+  defaultResource: true,
 } as const
 
 /** Token requests of one `grant_type`. */
@@ -173,6 +197,14 @@ export interface AuthServerStats {
   refreshTokenReuse: number
   /** Revocation endpoint requests (RFC 7009). */
   revocations: { succeeded: number; failed: number }
+  /**
+   * With `requireRevocationProof`: each revocation of a bound refresh token, the thumbprint of
+   * its proof's key (null without a proof), the token's `cnf.jkt`, and the verdict
+   * (`revoked`, or the error code it was refused with).
+   */
+  revocationProofs: { at: number; proofJkt: string | null; tokenJkt: string | null; outcome: string }[]
+  /** UserInfo requests: the HTTP status, the authorization scheme and the thumbprint of the DPoP proof's key (null without one). */
+  userinfo: { at: number; status: number; scheme: string | null; proofJkt: string | null }[]
   /** Grants revoked, by id, for any reason (revocation, refresh token reuse, logout). */
   grantsRevoked: string[]
   /** Completed RP-initiated logouts. */
@@ -307,6 +339,8 @@ interface Normalized {
   answerBearer: boolean
   dpopSigningAlgs: string[]
   requirePar: boolean
+  requireRevocationProof: boolean
+  defaultResource: boolean
   log: ((line: string) => void) | undefined
 }
 
@@ -340,6 +374,8 @@ function normalize(options: AuthServerOptions): Normalized {
     answerBearer: options.answerBearer ?? d.answerBearer,
     dpopSigningAlgs: [...(options.dpopSigningAlgs ?? d.dpopSigningAlgs)],
     requirePar: options.requirePar ?? d.requirePar,
+    requireRevocationProof: options.requireRevocationProof ?? d.requireRevocationProof,
+    defaultResource: options.defaultResource ?? d.defaultResource,
     log: options.log,
   }
 }
@@ -394,6 +430,8 @@ async function signingKeys(): Promise<JWK[]> {
 }
 
 async function createProvider(issuer: string, o: Normalized, config: AuthServerConfig, recorder: Recorder): Promise<Provider> {
+  const nonceSecret = randomBytes(32)
+  const revocationProof = o.requireRevocationProof ? boundRevocationCheck(issuer, nonceSecret, o.dpopSigningAlgs, recorder) : undefined
   const resourceServer = () => ({
     audience: o.apiAudience,
     scope: o.apiScope,
@@ -443,17 +481,19 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
     },
     features: {
       devInteractions: { enabled: true },
-      dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => config.nonces === 'always' },
+      dPoP: { enabled: true, nonceSecret, requireNonce: () => config.nonces === 'always' },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: o.requirePar },
       revocation: {
         enabled: true,
         // The default policy, spelled out: a public client may revoke only its own tokens.
-        allowedPolicy: (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) => token.clientId === client.clientId,
+        // With requireRevocationProof, a bound refresh token also needs a proof from its key.
+        allowedPolicy: async (ctx: KoaContextWithOIDC, client: { clientId: string }, token: TokenModel) =>
+          token.clientId === client.clientId && (await revocationProof?.(ctx, token) ?? true),
       },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
       resourceIndicators: {
         enabled: true,
-        defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf ?? o.apiAudience,
+        defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf ?? (o.defaultResource ? o.apiAudience : undefined),
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx: unknown, resourceIndicator: string) => {
           if (resourceIndicator !== o.apiAudience) throw new errors.InvalidTarget('unknown resource indicator')
@@ -501,6 +541,11 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
       const exposed = sent('Access-Control-Expose-Headers')
       ctx.set('Access-Control-Expose-Headers', exposed ? `${exposed}, Date` : 'Date')
     }
+    if (ctx.path === ROUTES.userinfo && ctx.method !== 'OPTIONS') {
+      const proof = (ctx as unknown as { get(name: string): string }).get('DPoP')
+      const scheme = ctx.get('Authorization').split(' ')[0] || null
+      recorder.userinfo(ctx.status, scheme, proof || null)
+    }
     if (ctx.method !== 'POST') return
     if (ctx.path === ROUTES.revocation) {
       if (ctx.status === 200) recorder.revocationSucceeded()
@@ -519,6 +564,51 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
 
   recorder.attach(provider)
   return provider
+}
+
+/**
+ * The revocation rule of servers that bind a public client's tokens to its key (atproto's):
+ * a bound refresh token is revoked only on a DPoP proof from that key. oidc-provider checks
+ * no proof at its revocation endpoint, so this does, with jose: `typ`, signature with the
+ * embedded key, `htm`, `htu`, `iat` within 300 s, a `jti` seen once, a nonce from the
+ * provider's own nonce series (same secret), and the key's thumbprint equal to the token's
+ * `cnf.jkt`. A refusal throws the OAuth error (the request fails, nothing is revoked).
+ */
+function boundRevocationCheck(issuer: string, nonceSecret: Buffer, algorithms: readonly string[], recorder: Recorder) {
+  const nonces = new ServerChallenge(nonceSecret, 'DPoP')
+  const seen = new Map<string, number>() // jti -> expiry, ms
+  const htu = `${issuer}${ROUTES.revocation}`
+  return async (ctx: KoaContextWithOIDC, token: TokenModel): Promise<boolean> => {
+    if (token.kind !== 'RefreshToken' || !token.jkt) return true
+    const proof = ctx.get('DPoP')
+    let proofJkt: string | null = null
+    const refuse = (error: Error): never => {
+      recorder.revocationProof(proofJkt, token.jkt ?? null, (error as { error?: string }).error ?? 'invalid_dpop_proof')
+      throw error
+    }
+    if (!proof) return refuse(new errors.InvalidDpopProof('DPoP proof required to revoke a DPoP-bound token'))
+    let payload: JWTPayload
+    try {
+      const verified = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: [...algorithms] })
+      payload = verified.payload
+      proofJkt = await calculateJwkThumbprint(verified.protectedHeader.jwk!)
+    } catch {
+      return refuse(new errors.InvalidDpopProof('invalid DPoP proof'))
+    }
+    const now = Date.now()
+    for (const [jti, until] of seen) if (until < now) seen.delete(jti)
+    if (payload.htm !== 'POST' || payload.htu !== htu) return refuse(new errors.InvalidDpopProof('DPoP proof htm or htu mismatch'))
+    if (typeof payload.iat !== 'number' || Math.abs(now / 1000 - payload.iat) > 300) return refuse(new errors.InvalidDpopProof('DPoP proof iat out of window'))
+    if (typeof payload.jti !== 'string' || seen.has(payload.jti)) return refuse(new errors.InvalidDpopProof('DPoP proof jti missing or replayed'))
+    if (typeof payload.nonce !== 'string' || !nonces.checkChallenge(payload.nonce)) {
+      ctx.set('DPoP-Nonce', nonces.nextChallenge())
+      return refuse(new errors.UseDpopNonce('nonce is required in the DPoP proof'))
+    }
+    seen.set(payload.jti, now + 600_000)
+    if (proofJkt !== token.jkt) return refuse(new errors.InvalidDpopProof('DPoP proof is not from the key the token is bound to'))
+    recorder.revocationProof(proofJkt, token.jkt, 'revoked')
+    return true
+  }
 }
 
 /** Consent is automatic: the grant covers whatever the request asked for. */
@@ -572,6 +662,8 @@ function postLogoutSuccessSource(ctx: KoaContextWithOIDC): void {
 interface Recorder {
   attach(provider: Provider): void
   revocationSucceeded(): void
+  revocationProof(proofJkt: string | null, tokenJkt: string | null, outcome: string): void
+  userinfo(status: number, scheme: string | null, proof: string | null): void
   bearerAnswered(grantType: string): void
   proofWindowRefused(): void
   stats(): AuthServerStats
@@ -596,6 +688,8 @@ function emptyStats(): AuthServerStats {
     refreshTokensRotated: 0,
     refreshTokenReuse: 0,
     revocations: { succeeded: 0, failed: 0 },
+    revocationProofs: [],
+    userinfo: [],
     grantsRevoked: [],
     endSessions: 0,
     bearerAnswers: 0,
@@ -711,6 +805,16 @@ function createRecorder(log: ((line: string) => void) | undefined): Recorder {
     revocationSucceeded() {
       stats.revocations.succeeded += 1
       record({ type: 'revocation.success' })
+    },
+    userinfo(status, scheme, proof) {
+      const entry = { at: record({ type: 'userinfo', ...(status === 200 ? {} : { error: String(status) }) }), status, scheme, proofJkt: null as string | null }
+      stats.userinfo.push(entry)
+      const jwk = proof ? decodeProtectedHeader(proof).jwk : undefined
+      if (jwk) void calculateJwkThumbprint(jwk).then((jkt) => { entry.proofJkt = jkt }, () => undefined)
+    },
+    revocationProof(proofJkt, tokenJkt, outcome) {
+      const at = record({ type: 'revocation.proof', jkt: proofJkt, ...(outcome === 'revoked' ? {} : { error: outcome }) })
+      stats.revocationProofs.push({ at, proofJkt, tokenJkt, outcome })
     },
     proofWindowRefused() {
       stats.proofWindowRefusals += 1

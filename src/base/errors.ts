@@ -50,6 +50,8 @@ export type DPoPErrorCode =
   | 'ERR_REDIRECT'
   /** An `XMLHttpRequest` to an API origin was refused by `guardXMLHttpRequest`: it would have gone out without DPoP. */
   | 'ERR_XHR_NOT_SIGNED'
+  /** The app's `verifyUser` refused the signed-in user: the login ended and nothing was stored. */
+  | 'ERR_USER_REFUSED'
 
 /** The codes a {@link KeyStoreError} carries, and no other class. */
 export type KeyStoreErrorCode = 'ERR_KEY_STORE_UNAVAILABLE' | 'ERR_KEY_STORE_UNSUPPORTED' | 'ERR_KEY_STORE_QUOTA' | 'ERR_KEY_STORE_FAILED'

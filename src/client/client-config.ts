@@ -6,6 +6,17 @@ import type { AuthorizationServer } from 'oauth4webapi'
 import type { DPoPFetchOptions } from '../fetch/dpop-fetch.js'
 import { invalidArgument } from '../base/errors.js'
 import type { DPoPAlgorithm } from '../proof/keys.js'
+import type { UserClaims } from '../session/session.js'
+
+/** What {@link DPoPClientConfig.verifyUser} is told beside the user. */
+export interface VerifyUserContext {
+  /** The issuer the tokens come from (its metadata's `issuer`). */
+  readonly issuer: string
+  /** The scope granted, when the server said. */
+  readonly scope: string | undefined
+  /** The token response's members other than the tokens themselves: `sub`, `scope`, `expires_in`, extensions. */
+  readonly tokenResponse: Readonly<Record<string, unknown>>
+}
 
 /** Configuration of {@link createDPoPClient}. */
 export interface DPoPClientConfig {
@@ -33,6 +44,14 @@ export interface DPoPClientConfig {
   name?: string
   /** The authorization server's metadata, to skip discovery. */
   metadata?: AuthorizationServer
+  /**
+   * Which metadata document to read: `'oidc'` (`/.well-known/openid-configuration`) or
+   * `'oauth'` (RFC 8414, `/.well-known/oauth-authorization-server`), that one only. Left out,
+   * the one the scope points to is read first (OIDC with `openid` in `scope`, else RFC 8414),
+   * then the other, so a plain OAuth server costs no failed request.
+   * @default inferred from `scope`
+   */
+  discovery?: 'oidc' | 'oauth'
   /**
    * The algorithm of the DPoP key: `'ES256'`, or `'EdDSA'` (Ed25519) where the browser's
    * WebCrypto has it. Changing it replaces the stored key (and so ends the session bound to
@@ -105,6 +124,24 @@ export interface DPoPClientConfig {
    * @default 10000
    */
   storageTimeoutMs?: number
+  /**
+   * When to ask the UserInfo endpoint (OpenID Connect Core §5.3) for the user's claims at
+   * login, with a DPoP proof for the access token (nonce retry included); its `sub` must be
+   * the ID token's. `'auto'`: when `scope` asks for `profile`, `email`, `address` or `phone`
+   * and the ID token carries none of their claims (a failure is then an `error` event, and
+   * the ID token's claims stay). `'always'`: at every login (a failure fails the login).
+   * @default 'auto'
+   */
+  userInfo?: 'auto' | 'always' | 'never'
+  /**
+   * Checks the user before the session is stored, e.g. an atproto app resolving the DID
+   * (`user.sub`) to its PDS and that PDS to `context.issuer`. Returning `false` or throwing
+   * refuses: `handleRedirect()` rejects with `ERR_USER_REFUSED` (what was thrown is its
+   * `cause`), nothing is stored, and the refresh token is revoked (best effort).
+   * @param user - the user (see {@link UserClaims}), `undefined` when the server named none.
+   * @param context - the issuer, the granted scope and the token response without the tokens.
+   */
+  verifyUser?: (user: UserClaims | undefined, context: VerifyUserContext) => boolean | void | Promise<boolean | void>
   /** Debug events of the signed fetch (never tokens or signatures): see `DPoPFetchOptions.debug`. */
   debug?: DPoPFetchOptions['debug']
 }

@@ -48,7 +48,9 @@ export interface DPoPClient {
    * @param url - the URL to read the authorization response from; `location.href` by default.
    * @returns the login's `returnTo` and user, or `undefined` when `url` is no authorization response.
    * @throws {OAuthError} for an error redirect (`access_denied`, ...) or a refused exchange;
-   *   {@link DPoPError} `ERR_STATE_MISMATCH`, `ERR_TOKEN_TYPE_MISMATCH`, `ERR_INVALID_RESPONSE`, `ERR_NETWORK`.
+   *   {@link DPoPError} `ERR_STATE_MISMATCH`, `ERR_TOKEN_TYPE_MISMATCH`, `ERR_INVALID_RESPONSE`
+   *   (also when the server names two different users), `ERR_NETWORK`, `ERR_USER_REFUSED` (the
+   *   app's `verifyUser` refused the user; nothing is stored).
    */
   handleRedirect(url?: string | URL): Promise<RedirectResult | undefined>
   /** The signed fetch: `fetch` with DPoP for `apiOrigins`, refresh-aware. Rejects like `fetch`, plus typed DPoP errors. */
@@ -58,7 +60,8 @@ export interface DPoPClient {
   /**
    * Signs out locally first (forgets the tokens, replaces the key, logs out every tab, emits
    * `logout`), then revokes the refresh token (and the access token where the server allows)
-   * as best effort, bounded to 5 s and sent `keepalive`, and optionally goes to the
+   * as best effort, each request signed by the old key (kept in memory until then), bounded to
+   * 5 s and sent `keepalive`, and optionally goes to the
    * end-session endpoint. An aborted `signal` cuts revocation short; the local sign-out
    * stands. Nothing the server does keeps the user signed in.
    * @param options - `redirect` to the end-session endpoint, `postLogoutRedirectUri`, `signal`; see {@link LogoutOptions}.
@@ -68,7 +71,11 @@ export interface DPoPClient {
   logout(options?: LogoutOptions): Promise<void>
   /** Whether this tab holds a session. Never throws. */
   isAuthenticated(): boolean
-  /** The ID token claims of the session. Never throws. */
+  /**
+   * The session's user: the ID token's claims (with UserInfo's when asked for), or `sub` and
+   * `iss` from a token response without an ID token (atproto); `undefined` without a session
+   * or when the server names no user. Never throws.
+   */
   getUser(): UserClaims | undefined
   /**
    * The current access token, refreshed first when it is about to expire.
@@ -170,6 +177,11 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const factory = config.indexedDB === undefined ? defaultIndexedDB() : config.indexedDB ?? undefined
   const alg = checkAlgorithm(config.alg ?? CLIENT_DEFAULTS.alg, 'config.alg')
   if (config.par !== undefined && typeof config.par !== 'boolean') throw invalidArgument('"config.par" must be a boolean.')
+  if (config.userInfo !== undefined && !['auto', 'always', 'never'].includes(config.userInfo)) throw invalidArgument('"config.userInfo" must be \'auto\', \'always\' or \'never\'.')
+  if (config.verifyUser !== undefined && typeof config.verifyUser !== 'function') throw invalidArgument('"config.verifyUser" must be a function.')
+  if (config.discovery !== undefined && config.discovery !== 'oidc' && config.discovery !== 'oauth') {
+    throw invalidArgument('"config.discovery" must be \'oidc\' (OpenID Connect Discovery) or \'oauth\' (RFC 8414), or left out.')
+  }
   // Every bound checked here, before anything waits on the network or IndexedDB.
   const bounds = Object.fromEntries(BOUNDS.map((n) => [n, positive(config, n)])) as Record<(typeof BOUNDS)[number], number>
 
@@ -219,7 +231,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     }
     return response
   }
-  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure, bounds.requestTimeoutMs)
+  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure, bounds.requestTimeoutMs, scope, config.discovery)
   const [as] = await Promise.all([discovering, keyReady])
   if (!as.authorization_endpoint || !as.token_endpoint) {
     throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')
@@ -257,6 +269,8 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     requestTimeoutMs: bounds.requestTimeoutMs,
     revocationTimeoutMs: bounds.revocationTimeoutMs,
     fallbackLifetimeMs: bounds.fallbackLifetimeSeconds * 1000,
+    userInfo: config.userInfo ?? 'auto',
+    ...(config.verifyUser ? { verifyUser: config.verifyUser } : {}),
     emit,
   })
   if (ended) emit({ type: 'logout', reason: 'storage-fallback' })

@@ -18,6 +18,8 @@ import {
   isDPoPNonceError,
   processDiscoveryResponse,
   processRevocationResponse,
+  processUserInfoResponse,
+  skipSubjectCheck,
   revocationRequest,
   type AuthorizationServer,
   type Client,
@@ -100,13 +102,18 @@ export function checkBoundTokens(result: TokenEndpointResponse, jkt: string): vo
 }
 
 /**
- * @internal Discovers the server's metadata: OpenID Connect Discovery first, then RFC 8414
- * (a plain OAuth server publishes only `/.well-known/oauth-authorization-server`).
+ * @internal Discovers the server's metadata. With `kind` given, that document only; otherwise
+ * the one `scope` points to first (OpenID Connect Discovery with `openid`, else RFC 8414's
+ * `/.well-known/oauth-authorization-server`), then the other: a plain OAuth server costs no
+ * failed request (a 404, and a CORS error in the console) when the scope has no `openid`.
  * @throws {DPoPError} `ERR_NETWORK`, `ERR_TIMEOUT`, `ERR_INVALID_RESPONSE`.
  */
-export async function discover(issuer: URL, send: typeof fetch, insecure: boolean, timeoutMs: number): Promise<AuthorizationServer> {
+export async function discover(issuer: URL, send: typeof fetch, insecure: boolean, timeoutMs: number, scope: string, kind?: 'oidc' | 'oauth'): Promise<AuthorizationServer> {
+  const order = kind === 'oidc' ? ['oidc'] as const
+    : kind === 'oauth' ? ['oauth2'] as const
+      : scope.split(' ').includes('openid') ? ['oidc', 'oauth2'] as const : ['oauth2', 'oidc'] as const
   let first: unknown
-  for (const algorithm of ['oidc', 'oauth2'] as const) {
+  for (const algorithm of order) {
     try {
       const response = await discoveryRequest(issuer, {
         algorithm,
@@ -152,8 +159,19 @@ export interface AuthorizationServerRequests {
   }
   /** One token-endpoint (or PAR) call, retried once on `use_dpop_nonce` (RFC 9449 §8) with a fresh proof. */
   call<T>(doing: string, make: () => Promise<Response>, process: (r: Response) => Promise<T>): Promise<T>
-  /** Revokes a token, best effort; resolves to the error to report, or `undefined`. Never rejects. */
-  revoke(token: string, hint: 'refresh_token' | 'access_token', signal: AbortSignal | undefined): Promise<DPoPError | undefined>
+  /**
+   * Revokes a token, best effort, signed by `keyPair` (the key the token is bound to) when
+   * given, with one `use_dpop_nonce` retry; both attempts together are bounded by
+   * `revocationTimeoutMs`. Resolves to the error to report, or `undefined`. Never rejects.
+   */
+  revoke(token: string, hint: 'refresh_token' | 'access_token', keyPair: CryptoKeyPair | undefined, signal: AbortSignal | undefined): Promise<DPoPError | undefined>
+  /**
+   * The UserInfo response (OpenID Connect Core §5.3) for a DPoP-bound access token: a proof
+   * with `ath` from `keyPair`, one `use_dpop_nonce` retry, bounded like a token request. The
+   * caller compares `sub`.
+   * @throws {DPoPError} `ERR_NETWORK`, `ERR_TIMEOUT`, `ERR_INVALID_RESPONSE`; {@link OAuthError} when refused.
+   */
+  userInfo(accessToken: string, keyPair: CryptoKeyPair): Promise<Record<string, unknown> & { sub: string }>
 }
 
 /** @internal */
@@ -167,12 +185,12 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
   // from its DPoP handle: that would bundle a second JWS signer (about 1.2 kB gzip) beside
   // createProof, and keep nonces apart from the signed fetch's. RFC 9449 §4.2 claims as
   // always; the nonce (§8) is learned from every answer and the retry is call()'s.
-  const withProof = (keyPair: CryptoKeyPair): typeof fetch => async (url, init) => {
+  const withProof = (keyPair: CryptoKeyPair, through: typeof fetch = send): typeof fetch => async (url, init) => {
     const { origin } = new URL(url as string)
     // The authorization server's own clock: an API's Date never moves it.
     const proof = await createProof(keyPair, { htm: init?.method ?? 'POST', htu: url as string, nonce: o.nonces.get(origin), now: o.clock.now(origin) })
     // oauth4webapi hands over its headers as a plain object with lower-case names.
-    const response = await send(url, { ...init, headers: { ...(init?.headers as Record<string, string>), dpop: proof } })
+    const response = await through(url, { ...init, headers: { ...(init?.headers as Record<string, string>), dpop: proof } })
     // Learned from any answer of that server (2xx included, §8.2), never from a redirect's target.
     const nonce = response.redirected ? null : response.headers.get('DPoP-Nonce')
     if (nonce !== null) o.nonces.set(origin, nonce)
@@ -188,6 +206,17 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
     ...(o.resource.length ? { additionalParameters: o.resource.map((r) => ['resource', r] as [string, string]) } : {}),
   }
 
+  const call = async <T>(doing: string, make: () => Promise<Response>, process: (r: Response) => Promise<T>): Promise<T> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await process(await make())
+      } catch (e) {
+        if (attempt === 0 && isDPoPNonceError(e)) continue
+        throw toDPoPError(e, doing)
+      }
+    }
+  }
+
   return {
     client,
     clientAuth: None(),
@@ -200,33 +229,44 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
         [customFetch]: keyPair ? withProof(keyPair) : send,
       }
     },
-    async call(doing, make, process) {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await process(await make())
-        } catch (e) {
-          if (attempt === 0 && isDPoPNonceError(e)) continue
-          throw toDPoPError(e, doing)
-        }
-      }
+    call,
+    userInfo(accessToken, keyPair) {
+      const url = o.as.userinfo_endpoint!
+      const { origin } = new URL(url)
+      return call('the userinfo request', async () => {
+        const proof = await createProof(keyPair, { htm: 'GET', htu: url, accessToken, nonce: o.nonces.get(origin), now: o.clock.now() })
+        // Never followed: the token and its proof are for this URL only.
+        const response = await send(url, { headers: { authorization: `DPoP ${accessToken}`, dpop: proof, accept: 'application/json' }, redirect: 'error', signal: bounded(o.requestTimeoutMs, undefined) })
+        const nonce = response.headers.get('DPoP-Nonce')
+        if (nonce !== null) o.nonces.set(origin, nonce)
+        return response
+      }, (r) => processUserInfoResponse(o.as, client, skipSubjectCheck, r))
     },
-    async revoke(token, hint, signal) {
+    async revoke(token, hint, keyPair, signal) {
       if (!o.as.revocation_endpoint || signal?.aborted) return undefined
+      // One bound for the request and its nonce retry: a logout never waits longer than that.
+      const bound = bounded(o.revocationTimeoutMs, signal)
+      // keepalive: an end-session redirect right after must not cancel it.
+      const keepalive: typeof fetch = (url, init) => send(url, { ...init, keepalive: true })
       try {
-        const r = await revocationRequest(o.as, client, None(), token, {
-          ...(o.insecure ? { [allowInsecureRequests]: true } : {}),
-          signal: bounded(o.revocationTimeoutMs, signal),
-          // keepalive: an end-session redirect right after must not cancel it.
-          [customFetch]: (url: string, init: RequestInit) => send(url, { ...init, keepalive: true }),
-          additionalParameters: { token_type_hint: hint },
-        })
-        await processRevocationResponse(r)
+        await call(
+          'the token revocation',
+          () => revocationRequest(o.as, client, None(), token, {
+            ...(o.insecure ? { [allowInsecureRequests]: true } : {}),
+            signal: bound,
+            // Servers that bind a public client's tokens to its key (atproto) revoke only
+            // on a proof from that key; without one they answer 200 and revoke nothing.
+            [customFetch]: keyPair ? withProof(keyPair, keepalive) : keepalive,
+            additionalParameters: { token_type_hint: hint },
+          }),
+          processRevocationResponse,
+        )
         return undefined
       } catch (e) {
         // The caller cut it short: the user is signed out already, the rest is moot.
         if (signal?.aborted) return undefined
         // JWT access tokens often cannot be revoked (unsupported_token_type): expected.
-        if (e instanceof ResponseBodyError && e.error === 'unsupported_token_type') return undefined
+        if (e instanceof OAuthError && e.error === 'unsupported_token_type') return undefined
         return toDPoPError(e, 'the token revocation')
       }
     },

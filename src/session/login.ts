@@ -16,12 +16,14 @@ import {
   pushedAuthorizationRequest,
   validateAuthResponse,
   type AuthorizationServer,
+  type TokenEndpointResponse,
 } from 'oauth4webapi'
 import { toDPoPError, type AuthorizationServerRequests } from './authorization-server.js'
-import { DPoPError, ServerResponseError, invalidArgument } from '../base/errors.js'
+import { DPoPError, OAuthError, ServerResponseError, invalidArgument, isDPoPError } from '../base/errors.js'
 import type { KeyStore } from '../key-store/key-store.js'
 import { keyPairThumbprint } from '../proof/proof.js'
-import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type SessionStore, type UserClaims } from './session.js'
+import type { DPoPClientConfig } from '../client/client-config.js'
+import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type DPoPClientEvent, type Session, type SessionStore, type UserClaims } from './session.js'
 
 /** Options of `login()`. */
 export interface LoginOptions {
@@ -82,7 +84,16 @@ export interface LoginFlowOptions {
   readonly sessions: SessionStore
   /** Lifetime of an access token whose response has no `expires_in`. */
   readonly fallbackLifetimeMs: number
+  readonly userInfo?: 'auto' | 'always' | 'never'
+  readonly verifyUser?: DPoPClientConfig['verifyUser']
+  readonly emit: (event: DPoPClientEvent) => void
 }
+
+// The ID token claims that say nothing about who the user is (OpenID Connect Core §2, §3.1.3.6).
+const PROTOCOL_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'auth_time', 'nonce', 'acr', 'amr', 'azp', 'at_hash', 'c_hash', 'sid'])
+// The scopes whose claims an OpenID provider may put only in the UserInfo response (§5.4).
+const CLAIM_SCOPES = new Set(['profile', 'email', 'address', 'phone'])
+const TOKENS = new Set(['access_token', 'refresh_token', 'id_token'])
 
 /** @internal */
 export interface LoginFlow {
@@ -121,6 +132,18 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
     return { codeVerifier, state, nonce }
   }
 
+  /**
+   * A server that is no OpenID provider for this client refuses `openid`: `invalid_scope`, or
+   * (atproto) `invalid_request` "Unsupported \"nonce\" parameter". Said as what to set.
+   */
+  const openidRefused = (e: unknown): unknown => {
+    if (!openid || !(e instanceof OAuthError) || !(e.error === 'invalid_scope' || (e.error === 'invalid_request' && /\b(nonce|openid)\b/i.test(e.errorDescription ?? '')))) return e
+    const listed = (Array.isArray(o.as.scopes_supported) ? o.as.scopes_supported : [])
+      .filter((v): v is string => typeof v === 'string' && v !== 'openid' && /^[\x21\x23-\x5b\x5d-\x7e]{1,40}$/.test(v)).slice(0, 10)
+    return new OAuthError(e.error, e.errorDescription, `The authorization server refused OpenID Connect (${e.error}${e.errorDescription ? `: ${e.errorDescription}` : ''}). ` +
+      `Set "scope" in createDPoPClient without "openid" (the default), to scopes this server knows${listed.length ? `; it lists: ${listed.join(' ')}` : ''}.`, { cause: e })
+  }
+
   /** RFC 9126 with a proof from the same key (RFC 9449 §10.1); the browser then carries only request_uri. */
   const push = async (url: URL, signal: AbortSignal | undefined): Promise<void> => {
     if (!o.as.pushed_authorization_request_endpoint) {
@@ -131,11 +154,45 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
       'the pushed authorization request',
       () => pushedAuthorizationRequest(o.as, client, clientAuth, url.searchParams, server.options(keyPair, signal)),
       (r) => processPushedAuthorizationResponse(o.as, client, r),
-    )
+    ).catch((e: unknown) => { throw openidRefused(e) })
     // The endpoint's own query stays (Azure AD B2C names its policy there: `?p=`).
     url.search = new URL(o.as.authorization_endpoint!).search
     url.searchParams.set('client_id', o.clientId)
     url.searchParams.set('request_uri', pushed.request_uri)
+  }
+
+  /** The UserInfo claims merged into the user, when `userInfo` asks for them; `sub` must not change. */
+  const withUserInfo = async (next: Session, keyPair: CryptoKeyPair): Promise<Session> => {
+    const mode = o.userInfo ?? 'auto'
+    const wanted = mode === 'always' || (mode === 'auto' && o.scope.split(' ').some((s) => CLAIM_SCOPES.has(s)) &&
+      !Object.keys(next.user ?? {}).some((claim) => !PROTOCOL_CLAIMS.has(claim)))
+    if (!openid || !wanted || !o.as.userinfo_endpoint) return next
+    let info: Record<string, unknown> & { sub: string }
+    try {
+      info = await server.userInfo(next.accessToken, keyPair)
+    } catch (e) {
+      if (mode === 'always' || !isDPoPError(e)) throw e
+      o.emit({ type: 'error', error: e })
+      return next
+    }
+    if (next.user && info.sub !== next.user.sub) {
+      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The UserInfo response names another user (sub) than the ID token; nothing was stored. Check the server, then log in again.')
+    }
+    return { ...next, user: { ...next.user, ...info } }
+  }
+
+  /** The app's verdict on the user; a refusal stores nothing and revokes what was issued. */
+  const verify = async (next: Session, result: TokenEndpointResponse, keyPair: CryptoKeyPair): Promise<void> => {
+    if (!o.verifyUser) return
+    const tokenResponse = Object.fromEntries(Object.entries(result).filter(([k]) => !TOKENS.has(k)))
+    let cause: unknown
+    try {
+      if ((await o.verifyUser(next.user, { issuer: o.as.issuer, scope: next.scope, tokenResponse })) !== false) return
+    } catch (e) {
+      cause = e
+    }
+    if (result.refresh_token) await server.revoke(result.refresh_token, 'refresh_token', keyPair, undefined)
+    throw new DPoPError('ERR_USER_REFUSED', 'The app refused this user (config.verifyUser); the login ended and nothing was stored.', cause === undefined ? undefined : { cause })
   }
 
   return {
@@ -175,7 +232,7 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
       try {
         callback = validateAuthResponse(o.as, client, params, tx.state)
       } catch (e) {
-        throw toDPoPError(e, 'the login')
+        throw openidRefused(toDPoPError(e, 'the login'))
       }
       const keyPair = await o.keys.load()
       const jkt = await keyPairThumbprint(keyPair)
@@ -190,7 +247,8 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
           requireIdToken: openid,
         }),
       )
-      const next = sessionFromTokens(result, jkt, undefined, o.fallbackLifetimeMs)
+      const next = await withUserInfo(sessionFromTokens(result, jkt, undefined, o.fallbackLifetimeMs, o.as.issuer), keyPair)
+      await verify(next, result, keyPair)
       await sessions.commit(next, true)
       // Checked again on the way out: the record may come from an older version of the app.
       return { returnTo: appPath(tx.returnTo, appUrl()), user: next.user }

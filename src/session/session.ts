@@ -7,14 +7,20 @@
 import { del, entries, get, promisifyRequest, set } from 'idb-keyval'
 import { getValidatedIdTokenClaims, type TokenEndpointResponse } from 'oauth4webapi'
 import { checkBoundTokens } from './authorization-server.js'
-import type { DPoPError, KeyStoreError } from '../base/errors.js'
+import { ServerResponseError, type DPoPError, type KeyStoreError } from '../base/errors.js'
 import type { IdbStore } from '../browser/idb.js'
 import { openTabChannel } from '../browser/tabs.js'
 
-/** Claims of the ID token of the session (OpenID Connect Core §2). */
+/**
+ * The signed-in user: the ID token's claims (OpenID Connect Core §2), with the UserInfo
+ * response's merged in when it was asked for; or, from a server that issues no ID token but
+ * names the user in its token response (atproto: `sub` is the account's DID), `sub` and `iss`.
+ */
 export interface UserClaims {
   /** The subject: the user's identifier at the issuer. */
   readonly sub: string
+  /** The issuer that vouches for `sub`. */
+  readonly iss?: string
   readonly [claim: string]: unknown
 }
 
@@ -42,7 +48,7 @@ export type DPoPClientEvent =
   | {
     /** A session started (here, or in another tab). */
     readonly type: 'login'
-    /** The ID token claims. */
+    /** The user (see {@link UserClaims}); `undefined` when the server named none. */
     readonly user: UserClaims | undefined
     /** Whether another tab logged in. */
     readonly fromOtherTab: boolean
@@ -134,14 +140,23 @@ export function isSession(v: unknown): v is Session {
 
 /**
  * @internal A session from a token response, checked first: DPoP-bound, to this key (see
- * {@link checkBoundTokens}), with the ID token oauth4webapi validated. `fallbackLifetimeMs`
- * applies when the response has no `expires_in`.
+ * {@link checkBoundTokens}), with the ID token oauth4webapi validated. The user comes from the
+ * ID token, else from the response's `sub` (with `issuer`), else stays `previous`'s; every
+ * `sub` the server gives must name the same user. `fallbackLifetimeMs` applies when the
+ * response has no `expires_in`.
  * @throws {ServerResponseError} `ERR_TOKEN_TYPE_MISMATCH`, `ERR_INVALID_RESPONSE`.
  */
-export function sessionFromTokens(result: TokenEndpointResponse, jkt: string, previous: Session | undefined, fallbackLifetimeMs: number): Session {
+export function sessionFromTokens(result: TokenEndpointResponse, jkt: string, previous: Session | undefined, fallbackLifetimeMs: number, issuer: string): Session {
   checkBoundTokens(result, jkt)
   const lifetimeMs = typeof result.expires_in === 'number' && result.expires_in > 0 ? result.expires_in * 1000 : fallbackLifetimeMs
   const claims = result.id_token ? getValidatedIdTokenClaims(result) : undefined
+  const named = typeof result.sub === 'string' && result.sub !== '' ? result.sub : undefined
+  for (const other of [named, previous?.user?.sub]) {
+    const sub = claims?.sub ?? named
+    if (other !== undefined && sub !== undefined && other !== sub) {
+      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The authorization server named two different users (sub) for one session; nothing was stored. Check the server, then log in again.')
+    }
+  }
   return {
     v: 1,
     accessToken: result.access_token,
@@ -149,7 +164,7 @@ export function sessionFromTokens(result: TokenEndpointResponse, jkt: string, pr
     expiresAt: Date.now() + lifetimeMs,
     lifetimeMs,
     idToken: result.id_token ?? previous?.idToken,
-    user: claims ? { ...claims } : previous?.user,
+    user: claims ? { ...previous?.user, ...claims } : named && !previous?.user ? { sub: named, iss: issuer } : previous?.user,
     jkt,
     scope: result.scope ?? previous?.scope,
   }

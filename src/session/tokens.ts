@@ -14,6 +14,7 @@ import {
 } from 'oauth4webapi'
 import { raceAbort } from '../base/abort.js'
 import { createAuthorizationServerRequests } from './authorization-server.js'
+import type { DPoPClientConfig } from '../client/client-config.js'
 import type { DPoPClock } from '../server-state/clock.js'
 import { KeyStoreError, OAuthError, isDPoPError } from '../base/errors.js'
 import type { IdbStore } from '../browser/idb.js'
@@ -79,6 +80,10 @@ export interface TokenManagerOptions {
   readonly revocationTimeoutMs: number
   /** Lifetime of an access token whose response has no `expires_in`. */
   readonly fallbackLifetimeMs: number
+  /** When to ask the UserInfo endpoint at login (`DPoPClientConfig.userInfo`). */
+  readonly userInfo?: 'auto' | 'always' | 'never'
+  /** The app's check of the user before a login's session is stored. */
+  readonly verifyUser?: DPoPClientConfig['verifyUser']
   readonly emit: (event: DPoPClientEvent) => void
 }
 
@@ -147,7 +152,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       }
       throw e
     }
-    const next = sessionFromTokens(result, jkt, stored, o.fallbackLifetimeMs)
+    const next = sessionFromTokens(result, jkt, stored, o.fallbackLifetimeMs, o.as.issuer)
     await sessions.commit(next, false)
     return next.accessToken
   }
@@ -188,13 +193,18 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       // a reload are signed out before any request to the server is made. The new key means
       // a stolen refresh token and the old key stop working together.
       const s = sessions.current() ?? (await sessions.stored().catch(() => undefined))
+      // The key the tokens are bound to, held in this closure only (never stored again) until
+      // revocation ends: servers that bind a public client's tokens revoke them only on a
+      // proof from that key (atproto). The rotation below replaces it everywhere else.
+      const bound = s ? await o.keys.load().catch(() => undefined) : undefined
+      const oldKey = bound && (await keyPairThumbprint(bound)) === s?.jkt ? bound : undefined
       let failure: Error | undefined
       await sessions.end('user', () => o.keys.rotate()).catch((e: unknown) => {
         failure = e instanceof Error ? e : new KeyStoreError('ERR_KEY_STORE_FAILED', 'The key could not be replaced at sign-out (IndexedDB failed); the session was forgotten all the same. Reload and sign out again to replace the key.')
       })
       // Then revocation: best effort, bounded; a failure is an `error` event, nothing more.
       for (const [token, hint] of [[s?.refreshToken, 'refresh_token'], [s?.accessToken, 'access_token']] as const) {
-        const error = token ? await server.revoke(token, hint, signal) : undefined
+        const error = token ? await server.revoke(token, hint, oldKey, signal) : undefined
         if (error) o.emit({ type: 'error', error })
       }
       if (options.redirect && o.as.end_session_endpoint) {

@@ -2,6 +2,7 @@
 // every proof with jose (never with our code), requires nonces, binds codes to the key's
 // thumbprint, checks the PKCE verifier and always rotates refresh tokens. The real
 // oidc-provider runs in e2e/tokens.spec.ts.
+import { createHash } from 'node:crypto'
 import { afterEach, expect } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
 import { EmbeddedJWK, SignJWT, calculateJwkThumbprint, generateKeyPair as joseKeyPair, jwtVerify } from 'jose'
@@ -11,7 +12,7 @@ import { openIdbStore } from '../../src/browser/idb.ts'
 import { CLIENT_DEFAULTS } from '../../src/client/client-config.ts'
 import { createClock } from '../../src/server-state/clock.ts'
 import { createNonceCache } from '../../src/server-state/nonces.ts'
-import { createTokenManager, type DPoPClientEvent, type TokenManager } from '../../src/session/tokens.ts'
+import { createTokenManager, type DPoPClientEvent, type TokenManager, type TokenManagerOptions } from '../../src/session/tokens.ts'
 
 export const ISSUER = 'https://as.example'
 export const REDIRECT = 'https://app.example/cb'
@@ -20,6 +21,7 @@ export const as: AuthorizationServer = {
   authorization_endpoint: `${ISSUER}/authorize`,
   token_endpoint: `${ISSUER}/token`,
   revocation_endpoint: `${ISSUER}/revoke`,
+  userinfo_endpoint: `${ISSUER}/userinfo`,
   end_session_endpoint: `${ISSUER}/logout`,
 }
 
@@ -29,9 +31,30 @@ export interface FakeAs {
   fetch: typeof fetch
   tokenRequests: { grant: string; jkt: string; nonce: unknown; resource: string[] }[]
   revoked: string[]
-  mode: { tokenType: string; failRefresh?: string; ttl: number; bindTo?: string; rotateNonceOnSuccess?: boolean }
+  /** The DPoP proofs revocation requests carried, checked with jose: their key's thumbprint and claims. */
+  revocationProofs: { hint: string; jkt: string; nonce: unknown; htm: unknown; htu: unknown; keepalive: boolean | undefined }[]
+  /** Whether a refresh token is still valid at the server (not revoked, not rotated). */
+  hasRefreshToken(token: string): boolean
+  mode: {
+    tokenType: string; failRefresh?: string; ttl: number; bindTo?: string; rotateNonceOnSuccess?: boolean
+    /** Revocation of a bound refresh token needs a proof from its key (invalid_dpop_proof otherwise). */
+    requireRevocationProof?: boolean
+    /** A revocation proof without the current nonce gets use_dpop_nonce. */
+    revocationNonce?: boolean
+    /** Issue an ID token at the code exchange (default true), with profile claims (default true). */
+    idToken?: boolean
+    idTokenProfile?: boolean
+    /** A `sub` member in every token response (atproto names the account's DID there). */
+    responseSub?: string
+    /** The `sub` of the UserInfo response (default the ID token's, `alice`). */
+    userinfoSub?: string
+  }
+  /** UserInfo requests: their proof's key, nonce and whether `ath` matched the token. */
+  userinfo: { jkt: string; nonce: unknown; athOk: boolean; scheme: string }[]
   /** The nonce the token endpoint requires now. */
   nonce(): string
+  /** The server moves to a new nonce (clients holding the old one meet use_dpop_nonce). */
+  newNonce(): void
   codes: Map<string, { jkt: string; challenge: string; nonce?: string }>
   /** Registers a code for an authorization URL this client built (its dpop_jkt, PKCE challenge and nonce); returns the code. */
   issueCode(url: URL): string
@@ -49,9 +72,13 @@ export async function fakeAs(): Promise<FakeAs> {
     tokenRequests: [],
     pushed: [],
     revoked: [],
+    revocationProofs: [],
+    userinfo: [],
+    hasRefreshToken: (token) => refreshTokens.has(token),
     mode: { tokenType: 'DPoP', ttl: 60 },
     codes: new Map(),
     nonce: () => nonce,
+    newNonce: () => { nonce = `server-nonce-${++nonces}` },
     issueCode(url) {
       const code = `code-${++counter}`
       const nonce = url.searchParams.get('nonce')
@@ -63,9 +90,40 @@ export async function fakeAs(): Promise<FakeAs> {
       const url = new URL(request.url)
       const form = new URLSearchParams(await request.text())
       if (url.pathname === '/revoke') {
-        state.revoked.push(form.get('token_type_hint') ?? '')
-        refreshTokens.delete(form.get('token') ?? '')
+        const hint = form.get('token_type_hint') ?? ''
+        const token = form.get('token') ?? ''
+        const proof = request.headers.get('dpop')
+        let jkt: string | undefined
+        if (proof) {
+          const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA'] })
+          jkt = await calculateJwkThumbprint(protectedHeader.jwk!)
+          state.revocationProofs.push({ hint, jkt, nonce: payload.nonce, htm: payload.htm, htu: payload.htu, keepalive: init?.keepalive })
+          if (state.mode.revocationNonce && payload.nonce !== nonce) {
+            return Response.json({ error: 'use_dpop_nonce' }, { status: 400, headers: { 'DPoP-Nonce': nonce } })
+          }
+        }
+        // atproto's rule: a bound refresh token is revoked only on a proof from its key.
+        if (state.mode.requireRevocationProof && refreshTokens.has(token) && refreshTokens.get(token) !== jkt) {
+          return Response.json({ error: 'invalid_dpop_proof', error_description: 'DPoP proof from the bound key required' }, { status: 400 })
+        }
+        state.revoked.push(hint)
+        refreshTokens.delete(token)
         return new Response('', { status: 200 })
+      }
+      if (url.pathname === '/userinfo') {
+        // A DPoP-bound access token at a resource (RFC 9449 §7): proof with ath, the token's key, a nonce.
+        const [scheme = '', token = ''] = (request.headers.get('authorization') ?? '').split(' ')
+        const proof = request.headers.get('dpop') ?? ''
+        const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA'] })
+        expect([payload.htm, payload.htu]).toEqual(['GET', `${ISSUER}/userinfo`])
+        const jkt = await calculateJwkThumbprint(protectedHeader.jwk!)
+        const athOk = payload.ath === createHash('sha256').update(token).digest('base64url')
+        state.userinfo.push({ jkt, nonce: payload.nonce, athOk, scheme })
+        if (payload.nonce !== nonce) {
+          return new Response(null, { status: 401, headers: { 'WWW-Authenticate': 'DPoP error="use_dpop_nonce"', 'DPoP-Nonce': nonce } })
+        }
+        if (scheme !== 'DPoP' || !athOk || !token.endsWith(`.${jkt}`)) return new Response(null, { status: 401, headers: { 'WWW-Authenticate': 'DPoP error="invalid_token"' } })
+        return Response.json({ sub: state.mode.userinfoSub ?? 'alice', name: 'Alice (userinfo)', email: 'alice@example.com' })
       }
       if (url.pathname !== '/token' && url.pathname !== '/par') return new Response('not found', { status: 404 })
       const proof = request.headers.get('dpop')
@@ -113,8 +171,9 @@ export async function fakeAs(): Promise<FakeAs> {
         refresh_token: refresh,
         scope: 'openid api',
       }
-      if (grant === 'authorization_code') {
-        body.id_token = await new SignJWT({ ...(idNonce ? { nonce: idNonce } : {}), name: 'Alice' })
+      if (state.mode.responseSub !== undefined) body.sub = state.mode.responseSub
+      if (grant === 'authorization_code' && state.mode.idToken !== false) {
+        body.id_token = await new SignJWT({ ...(idNonce ? { nonce: idNonce } : {}), ...(state.mode.idTokenProfile === false ? {} : { name: 'Alice' }) })
           .setProtectedHeader({ alg: 'RS256' }).setIssuer(ISSUER).setAudience('spa').setSubject(sub)
           .setIssuedAt(now).setExpirationTime(now + 300).sign(idKey.privateKey)
       }
@@ -142,6 +201,8 @@ export async function harness(options: {
   idb?: IDBFactory; scope?: string; resource?: string[]; server?: FakeAs; name?: string; requestTimeoutMs?: number
   /** The key's algorithm, the `par` option, and metadata over the default `as`. */
   alg?: 'ES256' | 'EdDSA'; par?: boolean; metadata?: Partial<AuthorizationServer>
+  /** The identity options of the client config. */
+  userInfo?: TokenManagerOptions['userInfo']; verifyUser?: TokenManagerOptions['verifyUser']
 } = {}): Promise<Harness> {
   const idb = options.idb ?? new IDBFactory()
   const server = options.server ?? (await fakeAs())
@@ -157,6 +218,7 @@ export async function harness(options: {
     requestTimeoutMs: options.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs,
     revocationTimeoutMs: CLIENT_DEFAULTS.revocationTimeoutMs,
     fallbackLifetimeMs: CLIENT_DEFAULTS.fallbackLifetimeSeconds * 1000,
+    ...(options.userInfo ? { userInfo: options.userInfo } : {}), ...(options.verifyUser ? { verifyUser: options.verifyUser } : {}),
   })
   opened.push(tokens)
   await tokens.restore()
