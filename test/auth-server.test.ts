@@ -373,7 +373,7 @@ describe('the whole flow, headless', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ answerBearer: true }),
     })
-    expect(await control.json()).toEqual({ answerBearer: true, accessTokenTtl: 5, revocationDelayMs: 0 })
+    expect(await control.json()).toEqual({ answerBearer: true, accessTokenTtl: 5, revocationDelayMs: 0, refreshRotation: 'always', refreshFault: null })
     const refreshed = await refresh(keyPair, tokens.refresh_token!)
     expect(refreshed.token_type).toBe('bearer')
     expect((await verifyAccessToken(refreshed.access_token)).payload.cnf).toEqual({ jkt: await thumbprint(keyPair) })
