@@ -158,6 +158,10 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const factory = config.indexedDB === undefined ? defaultIndexedDB() : config.indexedDB ?? undefined
   const alg = checkAlgorithm(config.alg ?? CLIENT_DEFAULTS.alg, 'config.alg')
   if (config.par !== undefined && typeof config.par !== 'boolean') throw invalidArgument('"config.par" must be a boolean.')
+  const worker: unknown = config.refreshWorker
+  if (worker !== undefined && (typeof worker !== 'object' || worker === null)) throw invalidArgument('"config.refreshWorker" must be a ServiceWorkerRegistration or the promise of one (navigator.serviceWorker.register(...)).')
+  // A registration that fails is announced by the page's own refresh taking over; not unhandled.
+  if (worker instanceof Promise) worker.catch(() => undefined)
   // Every bound checked here, before anything waits on the network or IndexedDB.
   const bounds = Object.fromEntries(BOUNDS.map((n) => [n, positive(config, n)])) as Record<(typeof BOUNDS)[number], number>
 
@@ -225,6 +229,17 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     revocationTimeoutMs: bounds.revocationTimeoutMs,
     fallbackLifetimeMs: bounds.fallbackLifetimeSeconds * 1000,
     emit,
+    worker: config.refreshWorker && store ? {
+      registration: config.refreshWorker,
+      request: {
+        type: 'dpop-spa:refresh', v: 1, name, alg, as, clientId: config.clientId, resource, insecure,
+        refreshLeewayMs: bounds.refreshLeewaySeconds * 1000,
+        lockTimeoutMs: bounds.lockTimeoutMs,
+        requestTimeoutMs: bounds.requestTimeoutMs,
+        fallbackLifetimeMs: bounds.fallbackLifetimeSeconds * 1000,
+        storageTimeoutMs: bounds.storageTimeoutMs,
+      },
+    } : undefined,
   })
   await tokens.restore()
 
