@@ -34,4 +34,19 @@ export default tseslint.config(
       '@typescript-eslint/prefer-promise-reject-errors': 'off',
     },
   },
+  {
+    // examples/snippets/ are the docs' fragments: they show values they never use, and they
+    // call third-party clients (axios, ofetch) whose answers are `any` until the app types them.
+    files: ['examples/snippets/**'],
+    rules: {
+      '@typescript-eslint/no-unused-vars': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+    },
+  },
+  {
+    // The bindings' `useDPoP()` results are meant to be destructured (their functions do not use
+    // `this`), but their types declare them with method syntax, which this rule cannot tell apart.
+    files: ['examples/**'],
+    rules: { '@typescript-eslint/unbound-method': 'off' },
+  },
 )

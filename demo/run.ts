@@ -208,7 +208,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
 }
 
 /**
- * The strict Content-Security-Policy the README recommends to apps, as the demo sends it:
+ * The strict Content-Security-Policy docs/threat-model.md recommends to apps, as the demo sends it:
  * scripts and styles from the page's own origin only (no inline script, no eval), requests
  * only to the page itself, the authorization server and the API, no plugins, no frames, no
  * `<base>` tricks. Vite's dev client needs its own WebSocket (`ws://` on the page's port);

@@ -92,7 +92,7 @@ test('the demo: DPoP-bound sign-in, API calls, reload, refresh, stolen token ref
   expect((await fetch(`${AS}/__control/reset`, { method: 'POST' })).ok).toBe(true)
 
   // Every Content-Security-Policy violation on the SPA is recorded: the demo runs under the
-  // strict policy the README recommends, and must not need anything it forbids. Playwright
+  // strict policy docs/threat-model.md recommends, and must not need anything it forbids. Playwright
   // engines record from before the first script (init script, console); every engine records
   // from the moment the page has loaded (the listener below), and runs the negative control.
   const cspConsole: string[] = []

@@ -1,5 +1,5 @@
 // The HTTP clients apps already use (axios, ky, ofetch, an EventSource), each built on the
-// signed fetch as the README recipes say, in every installed engine against the verifying API
+// signed fetch as docs/http-clients.md says, in every installed engine against the verifying API
 // (demo/api/server.ts checks every proof with jose). Counted at the server: the nonce
 // challenge and its retry, the invalid_token refresh, the token and body each attempt carried.
 import { expect, test, type Tab } from './driver.ts'
@@ -44,7 +44,7 @@ async function open(page: Tab): Promise<{ jkt: string; token: string }> {
         return w.nextToken
       },
     })
-    // The README recipes, each reduced to one call shape: (url, { method, json }) → { status, data }.
+    // The recipes of docs/http-clients.md, each reduced to one call shape: (url, { method, json }) → { status, data }.
     // 'User-Agent': false: axios's fetch adapter adds User-Agent: axios/<version>, which Chromium drops
     // but Firefox sends, making every cross-origin call preflighted for a header APIs rarely allow.
     const ax = axios.create({ adapter: 'fetch', env: { fetch: w.api }, headers: { 'User-Agent': false } })

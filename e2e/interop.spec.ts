@@ -15,7 +15,7 @@ const PORTS: Record<VerifierName, number> = { auth0: BASE + 1, oauth4webapi: BAS
 const HARNESS = '/e2e/fixtures/harness.html'
 const TEN_MINUTES = 600_000
 
-/** What each verifier is documented (README, "Interoperability") to do where the RFC leaves room. */
+/** What each verifier is documented (docs/servers.md, "Interoperability") to do where the RFC leaves room. */
 // nonce: our nonce layer sits in front; replayRefused: keeps a jti cache; bearerProofRefused:
 // refuses a bound token sent as Bearer even with a valid proof (RFC 9449 §7.1 wants DPoP).
 // eddsa: takes EdDSA (Ed25519) proofs.

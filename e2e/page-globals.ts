@@ -124,7 +124,7 @@ declare global {
     reply: (f: () => Promise<Response>) => Promise<PageReply>
     /** http-clients.spec.ts: runs a client call, errors returned as plain data. */
     run: (f: () => Promise<ClientReply>) => Promise<ClientReply>
-    /** http-clients.spec.ts: the clients, built on `api` as the README recipes say. */
+    /** http-clients.spec.ts: the clients, built on `api` as docs/http-clients.md says. */
     clients: Record<ClientName, (url: string, o?: ClientCallOptions) => Promise<ClientReply>>
     /** http-clients.spec.ts: removes the XMLHttpRequest guard. */
     unguard: () => void

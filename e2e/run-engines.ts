@@ -16,7 +16,7 @@ for (const e of engines) {
   else console.log(`browser tests: ${e.name.padEnd(8)} SKIPPED: not in DPOP_TEST_ENGINES=${process.env.DPOP_TEST_ENGINES}`)
 }
 if (selected.length === 0) {
-  console.error('browser tests: no browser engine to run; install one (see README, Development)')
+  console.error('browser tests: no browser engine to run; install one (see CONTRIBUTING.md, Development)')
   process.exit(1)
 }
 const result = spawnSync('npx', ['playwright', 'test', ...process.argv.slice(2)], { stdio: 'inherit' })

@@ -5,13 +5,13 @@
  * @packageDocumentation
  */
 import { createContext, createElement, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactElement, type ReactNode } from 'react'
-import { createDPoPClient, type DPoPClient } from './client.js'
-import type { DPoPClientConfig } from './client-config.js'
-import { invalidArgument } from './errors.js'
-import { createSessionStore, type DPoPSessionActions, type DPoPSessionSnapshot, type SessionStore } from './session-store.js'
-import type { RedirectResult } from './tokens.js'
+import { createDPoPClient, type DPoPClient } from './client/client.js'
+import type { DPoPClientConfig } from './client/client-config.js'
+import { invalidArgument } from './base/errors.js'
+import { createSessionStore, type DPoPSessionActions, type DPoPSessionSnapshot, type SessionStore } from './bindings/session-store.js'
+import type { RedirectResult } from './session/tokens.js'
 
-export type { DPoPSessionActions, DPoPSessionSnapshot } from './session-store.js'
+export type { DPoPSessionActions, DPoPSessionSnapshot } from './bindings/session-store.js'
 
 /** Props of {@link DPoPProvider}: give exactly one of `config` and `client`. */
 export interface DPoPProviderProps {

@@ -9,14 +9,14 @@
  * holds no more than the page does: the same non-extractable key and tokens from this
  * origin's IndexedDB, used for the one request the page asked for.
  */
-import { DPoPError, OAuthError, isDPoPError } from './errors.js'
-import { createClock, type DPoPClock } from './clock.js'
-import { defaultIndexedDB, openIdbStore } from './idb.js'
-import { openKeyStore } from './key-store.js'
-import { createNonceCache } from './nonces.js'
-import { isRefreshRequest, type RefreshReply, type RefreshRequest } from './refresh-worker.js'
-import type { LogoutReason } from './session.js'
-import { createTokenManager } from './tokens.js'
+import { DPoPError, OAuthError, isDPoPError } from './base/errors.js'
+import { createClock, type DPoPClock } from './server-state/clock.js'
+import { defaultIndexedDB, openIdbStore } from './browser/idb.js'
+import { openKeyStore } from './key-store/key-store.js'
+import { createNonceCache } from './server-state/nonces.js'
+import { isRefreshRequest, type RefreshReply, type RefreshRequest } from './session/refresh-worker.js'
+import type { LogoutReason } from './session/session.js'
+import { createTokenManager } from './session/tokens.js'
 
 /** The `message` event of a service worker, as {@link serveRefreshes} uses it. */
 export interface RefreshWorkerMessageEvent {

@@ -5,13 +5,13 @@
  * @packageDocumentation
  */
 import { computed, inject, shallowRef, type App, type ComputedRef, type InjectionKey, type Plugin, type ShallowRef } from 'vue'
-import { createDPoPClient, type DPoPClient } from './client.js'
-import type { DPoPClientConfig } from './client-config.js'
-import { invalidArgument } from './errors.js'
-import { createSessionStore, type DPoPSessionActions, type DPoPSessionSnapshot } from './session-store.js'
-import type { RedirectResult, UserClaims } from './tokens.js'
+import { createDPoPClient, type DPoPClient } from './client/client.js'
+import type { DPoPClientConfig } from './client/client-config.js'
+import { invalidArgument } from './base/errors.js'
+import { createSessionStore, type DPoPSessionActions, type DPoPSessionSnapshot } from './bindings/session-store.js'
+import type { RedirectResult, UserClaims } from './session/tokens.js'
 
-export type { DPoPSessionActions, DPoPSessionSnapshot } from './session-store.js'
+export type { DPoPSessionActions, DPoPSessionSnapshot } from './bindings/session-store.js'
 
 /** Options of {@link createDPoP}: give exactly one of `config` and `client`. */
 export interface DPoPPluginOptions {

@@ -1,7 +1,7 @@
 // The AbortSignal helpers on browsers without AbortSignal.any (Safari < 17.4, Firefox < 124,
 // Chrome < 116) or AbortSignal.timeout (Safari < 16, Firefox < 100): the statics are removed here.
 import { afterEach, describe, expect, it } from 'vitest'
-import { anySignal, timeoutSignal } from '../src/abort.ts'
+import { anySignal, timeoutSignal } from '../src/base/abort.ts'
 
 const statics = { any: AbortSignal.any, timeout: AbortSignal.timeout }
 const remove = (): void => {

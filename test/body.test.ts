@@ -1,8 +1,8 @@
 // @vitest-environment node
 import { beforeAll, describe, expect, it } from 'vitest'
-import { createDPoPFetch } from '../src/dpop-fetch.ts'
-import { generateKeyPair } from '../src/keys.ts'
-import { isDPoPError } from '../src/errors.ts'
+import { createDPoPFetch } from '../src/fetch/dpop-fetch.ts'
+import { generateKeyPair } from '../src/proof/keys.ts'
+import { isDPoPError } from '../src/base/errors.ts'
 import { challenge, stubFetch, type Call } from './support/stub-api.ts'
 
 const API = 'https://api.example.com'

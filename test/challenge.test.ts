@@ -1,7 +1,7 @@
 // @vitest-environment node
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { MAX_CHALLENGES, MAX_WWW_AUTHENTICATE_LENGTH, parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from '../src/challenge.ts'
+import { MAX_CHALLENGES, MAX_WWW_AUTHENTICATE_LENGTH, parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from '../src/server-state/challenge.ts'
 
 const plain = (challenges: ReturnType<typeof parseWWWAuthenticate>) =>
   challenges.map((c) => ({ ...c, params: { ...c.params } }))

@@ -3,9 +3,9 @@
 // the fetch edge. Login, refresh and logout against a real server are in e2e/tokens.spec.ts.
 import { describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
-import { createDPoPClient } from '../src/client.ts'
-import type { DPoPClientConfig } from '../src/client-config.ts'
-import { isDPoPError } from '../src/errors.ts'
+import { createDPoPClient } from '../src/client/client.ts'
+import type { DPoPClientConfig } from '../src/client/client-config.ts'
+import { isDPoPError } from '../src/base/errors.ts'
 
 const ISSUER = 'https://as.example'
 const metadata = { issuer: ISSUER, authorization_endpoint: `${ISSUER}/authorize`, token_endpoint: `${ISSUER}/token` }

@@ -1,7 +1,7 @@
 // @vitest-environment node
 import { describe, expect, it } from 'vitest'
-import { createClock, offsetFromDate } from '../src/clock.ts'
-import { isDPoPError } from '../src/errors.ts'
+import { createClock, offsetFromDate } from '../src/server-state/clock.ts'
+import { isDPoPError } from '../src/base/errors.ts'
 
 const LOCAL = Date.UTC(2025, 0, 15, 12, 0, 0) // 12:00:00.000 local
 const httpDate = (ms: number) => new Date(ms).toUTCString()

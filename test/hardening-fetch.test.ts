@@ -2,11 +2,11 @@
 // Security review findings on the signed fetch (redirects, the URL checked vs the URL sent,
 // the clock bound): each test failed on the code before the fix.
 import { beforeAll, describe, expect, it } from 'vitest'
-import { createDPoPFetch } from '../src/dpop-fetch.ts'
-import { createNonceCache } from '../src/nonces.ts'
-import { createClock } from '../src/clock.ts'
-import { generateKeyPair } from '../src/keys.ts'
-import { isDPoPError } from '../src/errors.ts'
+import { createDPoPFetch } from '../src/fetch/dpop-fetch.ts'
+import { createNonceCache } from '../src/server-state/nonces.ts'
+import { createClock } from '../src/server-state/clock.ts'
+import { generateKeyPair } from '../src/proof/keys.ts'
+import { isDPoPError } from '../src/base/errors.ts'
 import { caught, challenge, stubFetch } from './support/stub-api.ts'
 
 const API = 'https://api.example.com'

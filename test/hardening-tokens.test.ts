@@ -6,8 +6,8 @@ import { inspect } from 'node:util'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
 import { entries, set } from 'idb-keyval'
-import { openIdbStore } from '../src/idb.ts'
-import { isDPoPError } from '../src/errors.ts'
+import { openIdbStore } from '../src/browser/idb.ts'
+import { isDPoPError } from '../src/base/errors.ts'
 import { REDIRECT, fakeAs, harness, nextId } from './support/fake-as.ts'
 import { deferred } from './support/stub-api.ts'
 
@@ -137,7 +137,7 @@ describe('no token in any error, at any depth', () => {
   })
 
   it('a SyntaxError thrown by a custom fetch keeps its name but not its message', async () => {
-    const { redactedCause } = await import('../src/authorization-server.ts')
+    const { redactedCause } = await import('../src/session/authorization-server.ts')
     let parseError: unknown
     try {
       JSON.parse('rt-SECRET-6 is not JSON')

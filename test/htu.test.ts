@@ -1,7 +1,7 @@
 // @vitest-environment node
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { normalizeHtu } from '../src/proof.ts'
+import { normalizeHtu } from '../src/proof/proof.ts'
 
 const host = fc.oneof(
   fc.domain(),

@@ -2,9 +2,9 @@
 // CryptoKeys, tabs, reloads) is covered in e2e/key-store.spec.ts.
 import { describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
-import { openKeyStore } from '../src/key-store.ts'
-import { calculateThumbprint } from '../src/keys.ts'
-import { isDPoPError, KeyStoreError } from '../src/errors.ts'
+import { openKeyStore } from '../src/key-store/key-store.ts'
+import { calculateThumbprint } from '../src/proof/keys.ts'
+import { isDPoPError, KeyStoreError } from '../src/base/errors.ts'
 
 const thumb = async (pair: CryptoKeyPair) => calculateThumbprint(pair.publicKey)
 

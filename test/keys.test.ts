@@ -1,9 +1,9 @@
 // @vitest-environment node
 import { describe, expect, it, vi } from 'vitest'
 import { EmbeddedJWK, calculateJwkThumbprint, jwtVerify } from 'jose'
-import { generateKeyPair, calculateThumbprint, exportPublicJwk } from '../src/keys.ts'
-import { createProof } from '../src/proof.ts'
-import { DPoPError, isDPoPError } from '../src/errors.ts'
+import { generateKeyPair, calculateThumbprint, exportPublicJwk } from '../src/proof/keys.ts'
+import { createProof } from '../src/proof/proof.ts'
+import { DPoPError, isDPoPError } from '../src/base/errors.ts'
 
 describe('generateKeyPair', () => {
   it('makes an ES256 pair whose private key cannot be exported', async () => {

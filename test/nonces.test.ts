@@ -1,8 +1,8 @@
 // @vitest-environment node
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { createNonceCache } from '../src/nonces.ts'
-import { isDPoPError } from '../src/errors.ts'
+import { createNonceCache } from '../src/server-state/nonces.ts'
+import { isDPoPError } from '../src/base/errors.ts'
 
 const A = 'https://a.example'
 const B = 'https://b.example'

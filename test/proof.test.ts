@@ -1,9 +1,9 @@
 // @vitest-environment node
 import { describe, expect, it } from 'vitest'
 import { EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, jwtVerify } from 'jose'
-import { createProof, calculateAth, keyPairThumbprint } from '../src/proof.ts'
-import { generateKeyPair, calculateThumbprint } from '../src/keys.ts'
-import { isDPoPError } from '../src/errors.ts'
+import { createProof, calculateAth, keyPairThumbprint } from '../src/proof/proof.ts'
+import { generateKeyPair, calculateThumbprint } from '../src/proof/keys.ts'
+import { isDPoPError } from '../src/base/errors.ts'
 
 const TOKEN = 'a'.repeat(1024)
 

@@ -2,8 +2,8 @@
 // The cross-tab lock's bounded wait, with Web Locks faked at the edge (Node has none);
 // the real thing runs in e2e/tokens.spec.ts ("two tabs after expiry").
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { withLock } from '../src/tabs.ts'
-import { isDPoPError } from '../src/errors.ts'
+import { withLock } from '../src/browser/tabs.ts'
+import { isDPoPError } from '../src/base/errors.ts'
 
 type Request = (name: string, options: { signal: AbortSignal }, fn: () => Promise<unknown>) => Promise<unknown>
 

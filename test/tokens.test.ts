@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
 import { calculateJwkThumbprint, generateKeyPair as joseKeyPair } from 'jose'
 import { ISSUER, REDIRECT, as, fakeAs, harness } from './support/fake-as.ts'
-import { OAuthError, isDPoPError } from '../src/errors.ts'
-import { createDPoPClient } from '../src/client.ts'
+import { OAuthError, isDPoPError } from '../src/base/errors.ts'
+import { createDPoPClient } from '../src/client/client.ts'
 
 describe('token manager', () => {
   it('login binds the code to the key (dpop_jkt), uses PKCE S256, state and nonce', async () => {

@@ -3,9 +3,9 @@ import { describe, expect, it } from 'vitest'
 import { calculateJwkThumbprint } from 'jose'
 import rfc7638 from './vectors/rfc7638.json' with { type: 'json' }
 import rfc9449 from './vectors/rfc9449.json' with { type: 'json' }
-import { calculateThumbprint } from '../src/keys.ts'
-import { calculateAth } from '../src/proof.ts'
-import { decodeBase64url, fromUtf8, utf8 } from '../src/base64url.ts'
+import { calculateThumbprint } from '../src/proof/keys.ts'
+import { calculateAth } from '../src/proof/proof.ts'
+import { decodeBase64url, fromUtf8, utf8 } from '../src/base/base64url.ts'
 
 describe('RFC 7638 §3.1', () => {
   it('thumbprint of the example RSA JWK (optional members ignored)', async () => {

@@ -23,14 +23,14 @@ describe('bundles of the size-limit entries', () => {
   it('(a) primitives: only our own modules, no oauth4webapi and no idb-keyval', async () => {
     const { inputs, code } = await bundleInputs(check('(a)').import)
     expect(packagesIn(inputs)).toEqual([])
-    expect(inputs.some((i) => i.endsWith('src/proof.ts'))).toBe(true)
+    expect(inputs.some((i) => i.endsWith('src/proof/proof.ts'))).toBe(true)
     expect(code).not.toMatch(OAUTH4WEBAPI_CODE)
   })
 
   it('(b) primitives + key store + signed fetch: idb-keyval, but no oauth4webapi', async () => {
     const { inputs, code } = await bundleInputs(check('(b)').import)
     expect(packagesIn(inputs)).toEqual(['idb-keyval'])
-    expect(inputs.some((i) => i.endsWith('src/dpop-fetch.ts'))).toBe(true)
+    expect(inputs.some((i) => i.endsWith('src/fetch/dpop-fetch.ts'))).toBe(true)
     expect(code).not.toMatch(OAUTH4WEBAPI_CODE)
   })
 

@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: dpop-spa against the raw WebCrypto floor and its peers, in real headless
  * Chromium on http://localhost, plus the size budgets. Prints one table and saves it, with
- * every raw sample, to test/bench/results.json. `-- --readme` also refreshes the generated
- * part of README.md's Performance section; `-- --rounds N` changes the number of rounds.
+ * every raw sample, to test/bench/results.json. `-- --docs` (or its old name `--readme`) also
+ * refreshes the generated tables of docs/performance.md; `-- --rounds N` changes the number of
+ * rounds.
  *
  * Method: all in-page cases run in every round, in an order rotated per round, in one page;
  * each figure is the median over rounds (min and max shown); each ratio is computed per
@@ -35,7 +36,8 @@ const argValue = (name: string) => {
 }
 const ROUNDS = Number(argValue('--rounds') ?? 21)
 const COLD_ROUNDS = Number(argValue('--cold-rounds') ?? 11)
-const WRITE_README = args.includes('--readme')
+/** Refresh the generated part of docs/performance.md (`--readme` is the flag's old name). */
+const WRITE_DOCS = args.includes('--docs') || args.includes('--readme')
 /** Only the per-engine proof bench (no Chromium-only cases, no sizes). */
 const ENGINES_ONLY = args.includes('--engines-only')
 const ENGINE_ROUNDS = Number(argValue('--engine-rounds') ?? 21)
@@ -558,8 +560,8 @@ async function main() {
   await writeFile(join(ROOT, 'test/bench/results.json'), `${JSON.stringify(results, null, 2)}\n`)
   log(`saved test/bench/results.json (${seconds} s)`)
 
-  if (WRITE_README) {
-    const file = join(ROOT, 'README.md')
+  if (WRITE_DOCS) {
+    const file = join(ROOT, 'docs/performance.md')
     const text = await readFile(file, 'utf8')
     const generated = [
       '<!-- bench:generated:start -->',
@@ -569,9 +571,9 @@ async function main() {
       '<!-- bench:generated:end -->',
     ].join('\n')
     const next = text.replace(/<!-- bench:generated:start -->[\s\S]*<!-- bench:generated:end -->/, generated)
-    if (next === text && !text.includes(generated)) throw new Error('README.md has no bench:generated markers')
+    if (next === text && !text.includes(generated)) throw new Error('docs/performance.md has no bench:generated markers')
     await writeFile(file, next)
-    log('refreshed the Performance table in README.md')
+    log('refreshed the tables in docs/performance.md')
   }
 }
 

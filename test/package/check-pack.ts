@@ -15,8 +15,9 @@ if (!result) throw new Error('npm pack --dry-run --json printed no result')
 const paths = result.files.map((f) => f.path).sort()
 
 const TOP_LEVEL = new Set(['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md'])
-// dist/ holds only what the build writes: entry points, shared chunks, their maps, declarations.
-const DIST = /^dist\/(?:chunks\/)?[A-Za-z0-9_-]+(?:\.js|\.js\.map|\.d\.ts)$/
+// dist/ holds only what the build writes: entry points, shared chunks, their maps, declarations
+// (those of the internal modules sit in their part's folder, as in src/).
+const DIST = /^dist\/(?:(?:chunks|[a-z-]+)\/)?[A-Za-z0-9_-]+(?:\.js|\.js\.map|\.d\.ts)$/
 const problems: string[] = []
 for (const path of paths) {
   if (!TOP_LEVEL.has(path) && !DIST.test(path)) problems.push(`unexpected file in the package: ${path}`)

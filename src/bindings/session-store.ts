@@ -1,0 +1,134 @@
+/**
+ * The framework-neutral half of the UI bindings (`dpop-spa/react`, `dpop-spa/vue`): a
+ * store over one client's promise that follows `subscribe`, handles the redirect URI once
+ * per client, and hands out a snapshot that changes only when the session does.
+ */
+import type { DPoPClient } from '../client/client.js'
+import type { DPoPFetch } from '../fetch/dpop-fetch.js'
+import type { DPoPClientEvent, LoginOptions, LogoutOptions, RedirectResult, UserClaims } from '../session/tokens.js'
+
+/** The session as the UI bindings show it. A new object whenever something in it changes. */
+export interface DPoPSessionSnapshot {
+  /** `'loading'` until the client exists and the redirect (if any) is handled; `'error'` when either failed. */
+  readonly status: 'loading' | 'ready' | 'error'
+  /** Whether this tab holds a session. `false` while loading. */
+  readonly isAuthenticated: boolean
+  /** The ID token claims of the session. */
+  readonly user: UserClaims | undefined
+  /** Why `status` is `'error'`: creating the client or handling the redirect failed (usually a `DPoPError`). */
+  readonly error: Error | undefined
+  /** The last event from `client.subscribe` (login, refresh, logout with its reason, error), from this tab or another. */
+  readonly lastEvent: DPoPClientEvent | undefined
+  /** The client, once created. */
+  readonly client: DPoPClient | undefined
+}
+
+/** The client's actions as the UI bindings hand them out: each waits for the client first. */
+export interface DPoPSessionActions {
+  /**
+   * `client.login()`, waiting for the client first.
+   * @param options - see {@link LoginOptions}.
+   */
+  login(options?: LoginOptions): Promise<void>
+  /**
+   * `client.logout()`, waiting for the client first.
+   * @param options - see {@link LogoutOptions}.
+   */
+  logout(options?: LogoutOptions): Promise<void>
+  /** `client.fetch`: the signed fetch, waiting for the client first. */
+  readonly fetch: DPoPFetch
+}
+
+/** @internal */
+export interface SessionStore {
+  readonly subscribe: (onChange: () => void) => () => void
+  /** The current snapshot; the same object until something changed. */
+  readonly getSnapshot: () => DPoPSessionSnapshot
+  readonly actions: DPoPSessionActions
+  /** Starts (or restarts, after a StrictMode cleanup) following the client; returns the cleanup. */
+  readonly start: () => () => void
+  /** Called once with `handleRedirect()`'s result; the bindings keep it current. */
+  onRedirect: ((result: RedirectResult | undefined) => void) | undefined
+}
+
+// handleRedirect() runs once per client: an authorization code can be exchanged only once.
+const redirects = new WeakMap<DPoPClient, Promise<RedirectResult | undefined>>()
+
+const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)))
+
+/** @internal A store over `source`; nothing happens until `start()`. */
+export function createSessionStore(source: Promise<DPoPClient>, handleRedirect: boolean): SessionStore {
+  let client: DPoPClient | undefined
+  let status: DPoPSessionSnapshot['status'] = 'loading'
+  let error: Error | undefined
+  let lastEvent: DPoPClientEvent | undefined
+  let snapshot: DPoPSessionSnapshot = { status, isAuthenticated: false, user: undefined, error, lastEvent, client }
+  const listeners = new Set<() => void>()
+  const notify = () => { for (const l of listeners) l() }
+  // Rejections are shown through the snapshot; this keeps them from being reported as unhandled.
+  source.catch(() => undefined)
+
+  const store: SessionStore = {
+    onRedirect: undefined,
+    subscribe(onChange) {
+      listeners.add(onChange)
+      return () => { listeners.delete(onChange) }
+    },
+    // Recomputed on read and replaced only when something changed, so a UI sees a stable
+    // value between changes and never a stale one.
+    getSnapshot() {
+      const ready = status === 'ready' ? client : undefined
+      const isAuthenticated = ready?.isAuthenticated() ?? false
+      const user = ready?.getUser()
+      const s = snapshot
+      if (s.status !== status || s.isAuthenticated !== isAuthenticated || s.user !== user || s.error !== error || s.lastEvent !== lastEvent || s.client !== client) {
+        snapshot = { status, isAuthenticated, user, error, lastEvent, client }
+      }
+      return snapshot
+    },
+    actions: {
+      login: (options) => source.then((c) => c.login(options)),
+      logout: (options) => source.then((c) => c.logout(options)),
+      fetch: (input, init) => source.then((c) => c.fetch(input, init)),
+    },
+    start() {
+      let active = true
+      let unsubscribe: (() => void) | undefined
+      source
+        .then((c) => {
+          if (!active) return undefined
+          client = c
+          unsubscribe = c.subscribe((event) => {
+            lastEvent = event
+            notify()
+          })
+          if (!handleRedirect) return { done: undefined }
+          let once = redirects.get(c)
+          if (!once) {
+            once = c.handleRedirect()
+            redirects.set(c, once)
+          }
+          return once.then((result) => ({ done: result }))
+        })
+        .then(
+          (outcome) => {
+            if (!active || outcome === undefined) return
+            status = 'ready'
+            notify()
+            store.onRedirect?.(outcome.done)
+          },
+          (e: unknown) => {
+            if (!active) return
+            status = 'error'
+            error = asError(e)
+            notify()
+          },
+        )
+      return () => {
+        active = false
+        unsubscribe?.()
+      }
+    },
+  }
+  return store
+}

@@ -1,0 +1,275 @@
+/**
+ * The facade: `createDPoPClient(config)`, the one object most apps touch. It wires the
+ * key store, the authorization server (through oauth4webapi), the token manager and the
+ * signed fetch together.
+ */
+import type { AuthorizationServer } from 'oauth4webapi'
+import { discover } from '../session/authorization-server.js'
+import { BOUNDS, CLIENT_DEFAULTS, assertUrl, positive, type DPoPClientConfig } from './client-config.js'
+import { DPoPError, ServerResponseError, invalidArgument } from '../base/errors.js'
+import { defaultIndexedDB, openIdbStore } from '../browser/idb.js'
+import { openKeyStore, type KeyStore } from '../key-store/key-store.js'
+import { checkAlgorithm } from '../proof/keys.js'
+import { createClock } from '../server-state/clock.js'
+import { createNonceCache } from '../server-state/nonces.js'
+import { createDPoPFetch, type DPoPFetch } from '../fetch/dpop-fetch.js'
+import { installDPoPFetch, uninstalledFetch } from '../fetch/install.js'
+import {
+  createTokenManager,
+  type DPoPClientEvent,
+  type LoginOptions,
+  type LogoutOptions,
+  type RedirectResult,
+  type UserClaims,
+} from '../session/tokens.js'
+
+/** The client returned by {@link createDPoPClient}. */
+export interface DPoPClient {
+  /**
+   * Redirects to the authorization server: authorization code + PKCE S256, `state`, OIDC
+   * `nonce` with `openid`, and `dpop_jkt` binding the code to this browser's key (RFC 9449 §10);
+   * pushed first (PAR, RFC 9126, with a DPoP proof) when `par` is set or the server requires it.
+   * Expired login transactions left by abandoned logins are deleted first.
+   * @param options - `prompt`, `loginHint`, `returnTo`, extra parameters, a custom `redirect`; see {@link LoginOptions}.
+   * @returns a promise that settles when the browser is sent away (it does not resolve to a session).
+   * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `returnTo` is not a path or URL of this app's
+   *   origin; `ERR_INVALID_RESPONSE` when PAR is needed but the metadata has no PAR endpoint;
+   *   errors of the pushed request (`OAuthError`, `ERR_NETWORK`, `ERR_TIMEOUT`).
+   * @throws {KeyStoreError} when the key cannot be loaded.
+   */
+  login(options?: LoginOptions): Promise<void>
+  /**
+   * On the redirect URI: checks `state`, exchanges the code with a DPoP proof (one retry on
+   * `use_dpop_nonce`), validates the ID token, requires `token_type: DPoP`, stores the
+   * session and removes `code`/`state` from the address bar. Resolves `undefined` when the
+   * URL is not an authorization response.
+   * @param url - the URL to read the authorization response from; `location.href` by default.
+   * @returns the login's `returnTo` and user, or `undefined` when `url` is no authorization response.
+   * @throws {OAuthError} for an error redirect (`access_denied`, ...) or a refused exchange;
+   *   {@link DPoPError} `ERR_STATE_MISMATCH`, `ERR_TOKEN_TYPE_MISMATCH`, `ERR_INVALID_RESPONSE`, `ERR_NETWORK`.
+   */
+  handleRedirect(url?: string | URL): Promise<RedirectResult | undefined>
+  /** The signed fetch: `fetch` with DPoP for `apiOrigins`, refresh-aware. Rejects like `fetch`, plus typed DPoP errors. */
+  readonly fetch: DPoPFetch
+  /** Makes `window.fetch` sign calls to `apiOrigins`; returns the function that undoes it. Never throws. */
+  install(): () => void
+  /**
+   * Signs out locally first (forgets the tokens, replaces the key, logs out every tab, emits
+   * `logout`), then revokes the refresh token (and the access token where the server allows)
+   * as best effort, bounded to 5 s and sent `keepalive`, and optionally goes to the
+   * end-session endpoint. An aborted `signal` cuts revocation short; the local sign-out
+   * stands. Nothing the server does keeps the user signed in.
+   * @param options - `redirect` to the end-session endpoint, `postLogoutRedirectUri`, `signal`; see {@link LogoutOptions}.
+   * @throws {KeyStoreError} when the key cannot be replaced (the session is forgotten and the
+   *   tabs told all the same). Revocation failures are reported as `error` events instead.
+   */
+  logout(options?: LogoutOptions): Promise<void>
+  /** Whether this tab holds a session. Never throws. */
+  isAuthenticated(): boolean
+  /** The ID token claims of the session. Never throws. */
+  getUser(): UserClaims | undefined
+  /**
+   * The current access token, refreshed first when it is about to expire.
+   * @param options - `signal` aborts waiting for a refresh.
+   * @returns the access token, or `undefined` without a session.
+   * @throws {OAuthError} `invalid_grant` when the refresh token was refused (the session ends).
+   */
+  getAccessToken(options?: { signal?: AbortSignal }): Promise<string | undefined>
+  /**
+   * Listens to `login`, `refresh`, `logout` (also from other tabs) and `error` events.
+   * Events that happened before the first listener (a session dropped at start-up) are
+   * delivered to it. Returns the unsubscribe function.
+   * @param listener - receives each {@link DPoPClientEvent}; a throwing listener does not disturb the others.
+   * @returns the function that removes the listener.
+   */
+  subscribe(listener: (event: DPoPClientEvent) => void): () => void
+  /** The key store (thumbprint, storage kind, persistence). */
+  readonly keys: KeyStore
+  /** The authorization server metadata in use. */
+  readonly authorizationServer: AuthorizationServer
+  /** Releases channels and database connections. */
+  close(): void
+}
+
+/**
+ * The client's listeners. Events from before the first listener (a session dropped at
+ * start-up) are kept for it; a throwing listener never breaks token handling.
+ */
+function createEventBus() {
+  const listeners = new Set<(event: DPoPClientEvent) => void>()
+  const early: DPoPClientEvent[] = []
+  return {
+    emit: (event: DPoPClientEvent): void => {
+      if (listeners.size === 0) {
+        early.push(event)
+        return
+      }
+      for (const l of listeners) {
+        try {
+          l(event)
+        } catch {
+          // ignored on purpose
+        }
+      }
+    },
+    subscribe: (listener: (event: DPoPClientEvent) => void): (() => void) => {
+      listeners.add(listener)
+      for (const event of early.splice(0)) listener(event)
+      return () => { listeners.delete(listener) }
+    },
+  }
+}
+
+/**
+ * Creates the DPoP client of an app: opens the key store (loading the key at once, in
+ * parallel with discovery), discovers the authorization server, restores the session from
+ * IndexedDB and drops it when it is bound to a key this browser no longer has.
+ *
+ * @param config - issuer, client, redirect URI, API origins; see {@link DPoPClientConfig}.
+ * @returns the client, with the session restored when there is one.
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad config; `ERR_NETWORK` or
+ *   `ERR_INVALID_RESPONSE` when discovery fails; `ERR_UNSUPPORTED_ALGORITHM` for an `alg`
+ *   the server's `dpop_signing_alg_values_supported` leaves out (or EdDSA without Ed25519); {@link KeyStoreError} when IndexedDB fails
+ *   and no memory fallback was asked for.
+ * @example
+ * ```ts
+ * const auth = await createDPoPClient({
+ *   issuer: 'https://login.example.com',
+ *   clientId: 'my-spa',
+ *   redirectUri: `${location.origin}/callback`,
+ *   scope: 'openid profile offline_access',
+ *   apiOrigins: ['https://api.example.com'],
+ * })
+ * await auth.handleRedirect()
+ * if (!auth.isAuthenticated()) await auth.login()
+ * const me = await auth.fetch('https://api.example.com/me')
+ * ```
+ */
+export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPClient> {
+  if (typeof config !== 'object' || config === null) throw invalidArgument('"config" must be an object.')
+  const issuer = assertUrl(config.issuer, 'issuer')
+  assertUrl(config.redirectUri, 'redirectUri')
+  if (typeof config.clientId !== 'string' || config.clientId === '') throw invalidArgument('"config.clientId" must be a non-empty string.')
+  if (!Array.isArray(config.apiOrigins)) throw invalidArgument('"config.apiOrigins" must be an array of origins, e.g. ["https://api.example.com"].')
+  const scope = config.scope ?? CLIENT_DEFAULTS.scope
+  const resource = config.resource === undefined ? [] : typeof config.resource === 'string' ? [config.resource] : [...config.resource]
+  const name = config.name ?? config.clientId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64)
+  const insecure = issuer.protocol === 'http:' // loopback only, checked above
+  const factory = config.indexedDB === undefined ? defaultIndexedDB() : config.indexedDB ?? undefined
+  const alg = checkAlgorithm(config.alg ?? CLIENT_DEFAULTS.alg, 'config.alg')
+  if (config.par !== undefined && typeof config.par !== 'boolean') throw invalidArgument('"config.par" must be a boolean.')
+  const worker: unknown = config.refreshWorker
+  if (worker !== undefined && (typeof worker !== 'object' || worker === null)) throw invalidArgument('"config.refreshWorker" must be a ServiceWorkerRegistration or the promise of one (navigator.serviceWorker.register(...)).')
+  // A registration that fails is announced by the page's own refresh taking over; not unhandled.
+  if (worker instanceof Promise) worker.catch(() => undefined)
+  // Every bound checked here, before anything waits on the network or IndexedDB.
+  const bounds = Object.fromEntries(BOUNDS.map((n) => [n, positive(config, n)])) as Record<(typeof BOUNDS)[number], number>
+
+  // Key loading starts now, in parallel with discovery, never behind it.
+  const keys = await openKeyStore({
+    name,
+    alg,
+    fallback: config.storageFallback ?? CLIENT_DEFAULTS.storageFallback,
+    indexedDB: factory ?? null,
+  })
+  const keyReady = keys.load()
+  keyReady.catch(() => undefined)
+
+  // Authorization-server requests bypass an installed signed fetch (auth.install()): with the
+  // AS on an API origin it would otherwise add the access token to token requests, and a
+  // refresh would wait for itself.
+  // They also teach the clock shared with the signed fetch (from `Date`, where the server's
+  // CORS exposes it), so the first API request after start-up is already signed on the
+  // server's time. A response that a redirect produced says nothing about this server.
+  const clock = createClock()
+  const send = uninstalledFetch(config.fetch)
+  const asFetch: typeof fetch = async (input, init) => {
+    const startedAt = clock.now() - clock.offset()
+    const response = await send(input, init)
+    if (!response.redirected) clock.observeDate(response.headers.get('Date'), startedAt, clock.now() - clock.offset())
+    return response
+  }
+  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure, bounds.requestTimeoutMs)
+  const [as] = await Promise.all([discovering, keyReady])
+  if (!as.authorization_endpoint || !as.token_endpoint) {
+    throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')
+  }
+  // RFC 9449 §5.1: proofs in an algorithm the server does not list would all be refused.
+  const accepted: unknown = as.dpop_signing_alg_values_supported
+  if (Array.isArray(accepted) && accepted.length > 0 && !accepted.includes(alg)) {
+    keys.close()
+    const names = accepted.filter((a): a is string => typeof a === 'string').slice(0, 12).map((a) => a.slice(0, 20))
+    throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The authorization server accepts DPoP proofs signed with ${names.join(', ')}, not ${alg}: set "alg" to one of them that dpop-spa signs (ES256, EdDSA).`)
+  }
+
+  const nonces = createNonceCache()
+  const events = createEventBus()
+  const { emit } = events
+
+  // Tokens live beside the key; when the key is memory-only, so are they.
+  const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, bounds.storageTimeoutMs) : undefined
+  const tokens = createTokenManager({
+    name,
+    as,
+    clientId: config.clientId,
+    redirectUri: config.redirectUri,
+    postLogoutRedirectUri: config.postLogoutRedirectUri,
+    scope,
+    resource,
+    keys,
+    store,
+    fetch: asFetch,
+    insecure,
+    par: config.par === true,
+    clock,
+    nonces,
+    refreshLeewayMs: bounds.refreshLeewaySeconds * 1000,
+    lockTimeoutMs: bounds.lockTimeoutMs,
+    requestTimeoutMs: bounds.requestTimeoutMs,
+    revocationTimeoutMs: bounds.revocationTimeoutMs,
+    fallbackLifetimeMs: bounds.fallbackLifetimeSeconds * 1000,
+    emit,
+    worker: config.refreshWorker && store ? {
+      registration: config.refreshWorker,
+      request: {
+        type: 'dpop-spa:refresh', v: 1, name, alg, as, clientId: config.clientId, resource, insecure,
+        refreshLeewayMs: bounds.refreshLeewaySeconds * 1000,
+        lockTimeoutMs: bounds.lockTimeoutMs,
+        requestTimeoutMs: bounds.requestTimeoutMs,
+        fallbackLifetimeMs: bounds.fallbackLifetimeSeconds * 1000,
+        storageTimeoutMs: bounds.storageTimeoutMs,
+      },
+    } : undefined,
+  })
+  await tokens.restore()
+
+  const dpopFetch = createDPoPFetch({
+    keys,
+    origins: config.apiOrigins,
+    getAccessToken: ({ signal }) => tokens.getAccessToken(signal ? { signal } : {}),
+    onInvalidToken: ({ token }) => tokens.onInvalidToken(token),
+    ...(config.fetch ? { fetch: config.fetch } : {}),
+    clock,
+    nonces,
+    ...(config.debug !== undefined ? { debug: config.debug } : {}),
+  })
+
+  return {
+    login: (options) => tokens.login(options),
+    handleRedirect: (url) => tokens.handleRedirect(url ?? location.href),
+    fetch: dpopFetch,
+    install: () => installDPoPFetch(dpopFetch),
+    logout: (options) => tokens.logout(options),
+    isAuthenticated: () => tokens.isAuthenticated(),
+    getUser: () => tokens.getUser(),
+    getAccessToken: (options) => tokens.getAccessToken(options),
+    subscribe: events.subscribe,
+    keys,
+    authorizationServer: as,
+    close() {
+      tokens.close()
+      store?.close()
+      keys.close()
+    },
+  }
+}

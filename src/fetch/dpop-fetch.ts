@@ -1,0 +1,275 @@
+/**
+ * The signed fetch: a `fetch`-compatible function that, for the configured API origins
+ * only, sends `Authorization: DPoP <token>` and a fresh DPoP proof (RFC 9449 §7.1), learns
+ * server nonces and clock skew, and retries once where the protocol says to.
+ */
+import { raceAbort } from '../base/abort.js'
+import { noCors, prepareReplayable, type ReplayableRequest } from './body.js'
+import { setBounded } from '../base/bounded-map.js'
+import { createClock, type DPoPClock } from '../server-state/clock.js'
+import { invalidArgument } from '../base/errors.js'
+import { createNonceCache, type NonceCache } from '../server-state/nonces.js'
+import { debugEmitter, type DPoPFetchEvent } from './fetch-events.js'
+import { sendSigned } from './signed-request.js'
+import { unwrap } from './install.js'
+import { createTargets, isRequest, isSameTarget, parseOrigins } from './targets.js'
+
+export type { DPoPRetryReason } from './retry.js'
+export type { DPoPFetchEvent } from './fetch-events.js'
+
+/** Anything that yields the key pair; the KeyStore from openKeyStore() satisfies it. */
+export interface KeyPairSource {
+  /**
+   * Resolves to the key pair; rejects with the signal's reason when it aborts.
+   * @param options - `signal` aborts the wait.
+   * @returns the key pair.
+   */
+  load(options?: { signal?: AbortSignal }): Promise<CryptoKeyPair>
+}
+
+/** Options of {@link createDPoPFetch}. */
+export interface DPoPFetchOptions {
+  /** The key pair, or where to get it (called per request; a KeyStore caches it). */
+  keys: KeyPairSource | CryptoKeyPair
+  /**
+   * The exact origins that get the access token and a proof, e.g. `'https://api.example.com'`.
+   * Scheme, host and port must match; everything else passes through untouched.
+   */
+  origins: readonly (string | URL)[]
+  /**
+   * The current access token, asked once per request (not per retry). `undefined` (or
+   * `''`) sends a proof without a token.
+   * @param ctx - `signal`: the request's signal, for a token source that waits (a refresh).
+   */
+  getAccessToken?: (ctx: { signal?: AbortSignal }) => string | undefined | Promise<string | undefined>
+  /**
+   * Called when the API rejects the token (`error="invalid_token"`); returns a new token
+   * (after a refresh) or `undefined` to give up. `ctx.token` is the token that was
+   * rejected, so a token layer can tell whether it already refreshed past it. Concurrent
+   * rejections of the same token share one call, which is made without a signal because it
+   * serves several requests (each request still stops waiting when its own signal aborts).
+   * @param ctx - `token`: the rejected token; `signal`: none for a shared call.
+   */
+  onInvalidToken?: (ctx: { token: string }) => string | undefined | Promise<string | undefined>
+  /**
+   * The fetch that actually sends. Looked up at call time.
+   * @default globalThis.fetch (the original one, never an installed wrapper)
+   */
+  fetch?: typeof fetch
+  /** Clock shared with the token client. @default a new {@link createClock}() */
+  clock?: DPoPClock
+  /** Nonce cache shared with the token client. @default a new {@link createNonceCache}() */
+  nonces?: NonceCache
+  /**
+   * `true` logs {@link DPoPFetchEvent}s with `console.debug`; a function receives them.
+   * Events never carry the access token or a proof's signature.
+   * @param event - one {@link DPoPFetchEvent}.
+   * @default false
+   */
+  debug?: boolean | ((event: DPoPFetchEvent) => void)
+}
+
+/** Defaults of {@link DPoPFetchOptions}. */
+export const DPOP_FETCH_DEFAULTS = {
+  /** No debug events. */
+  debug: false,
+} as const satisfies Pick<Required<DPoPFetchOptions>, 'debug'>
+
+/**
+ * A `fetch` that signs requests to the configured origins.
+ * @param input - the URL or `Request`, as for `fetch`.
+ * @param init - the request options, as for `fetch`.
+ * @returns the response (after at most one retry per reason).
+ */
+export type DPoPFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
+
+
+// RFC 6750 §2.1 b64token is narrower; any printable ASCII without spaces fits a header.
+const TOKEN = /^[\x21-\x7e]+$/
+// Old token -> its replacement, so a 401 that arrives after a refresh finished reuses it.
+const REPLACED_SIZE = 4
+// Methods that `fetch` accepts as they are; anything else goes through `new Request`, which
+// rejects invalid and forbidden methods with the TypeError fetch would throw.
+const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
+
+function isFunction(value: unknown): value is (...args: never[]) => unknown {
+  return typeof value === 'function'
+}
+
+function hasMethods(value: unknown, names: readonly string[]): boolean {
+  return typeof value === 'object' && value !== null && names.every((n) => isFunction((value as Record<string, unknown>)[n]))
+}
+
+function checkToken(value: unknown, from: string): string | undefined {
+  if (value === undefined || value === '') return undefined
+  // Never echo the value: it may be a token.
+  if (typeof value !== 'string' || !TOKEN.test(value)) throw invalidArgument(`${from} must return an access token (printable ASCII, no spaces) or undefined.`)
+  return value
+}
+
+/** The options, checked once at the boundary (STYLE 4): the hot path carries no checks. */
+function checkOptions(options: DPoPFetchOptions) {
+  if (typeof options !== 'object' || options === null) throw invalidArgument('"options" must be an object.')
+  const { keys } = options
+  const keySource = hasMethods(keys, ['load']) ? (keys as KeyPairSource) : undefined
+  const fixedPair = keys as CryptoKeyPair
+  if (!keySource && (typeof fixedPair?.privateKey !== 'object' || typeof fixedPair.publicKey !== 'object')) {
+    throw invalidArgument('"options.keys" must be a CryptoKeyPair or a key store (an object with load()).')
+  }
+  const allowed = parseOrigins(options.origins)
+  for (const name of ['getAccessToken', 'onInvalidToken', 'fetch'] as const) {
+    if (options[name] !== undefined && !isFunction(options[name])) throw invalidArgument(`"options.${name}" must be a function.`)
+  }
+  const clock = options.clock ?? createClock()
+  if (!hasMethods(clock, ['now', 'offset', 'observeDate', 'correct', 'adjust'])) throw invalidArgument('"options.clock" must be a clock from createClock().')
+  const nonces = options.nonces ?? createNonceCache()
+  if (!hasMethods(nonces, ['get', 'set'])) throw invalidArgument('"options.nonces" must be a nonce cache from createNonceCache().')
+  const emit = debugEmitter(options.debug ?? DPOP_FETCH_DEFAULTS.debug)
+  return { keySource, fixedPair, allowed, clock, nonces, emit }
+}
+
+/**
+ * Single flight per rejected token (RFC 6750 `invalid_token`): concurrent 401s for one token
+ * share one `onInvalidToken` call, and a 401 that arrives after it finished reuses its answer.
+ */
+function createRenewal(onInvalidToken: NonNullable<DPoPFetchOptions['onInvalidToken']>): (failed: string) => Promise<string | undefined> {
+  const renewing = new Map<string, Promise<string | undefined>>()
+  const replaced = new Map<string, string>()
+  return (failed) => {
+    const done = replaced.get(failed)
+    if (done !== undefined) return Promise.resolve(done)
+    let pending = renewing.get(failed)
+    if (!pending) {
+      pending = (async () => checkToken(await onInvalidToken({ token: failed }), '"options.onInvalidToken"'))()
+      renewing.set(failed, pending)
+      pending
+        .then((next) => {
+          if (next !== undefined && next !== failed) setBounded(replaced, failed, next, REPLACED_SIZE)
+        }, () => undefined)
+        .finally(() => renewing.delete(failed))
+        .catch(() => undefined)
+    }
+    return pending
+  }
+}
+
+/**
+ * Creates a signed fetch for the given API origins.
+ *
+ * For a request whose URL's exact origin (scheme, host, port; relative URLs resolved
+ * like `fetch` does) is in `options.origins`:
+ * - `Authorization: DPoP <token>` when `getAccessToken` yields a token; it replaces an
+ *   `Authorization` header the caller set. Without a token, a caller's `DPoP <token>`
+ *   header is kept and its token hashed into `ath`; a caller's `Bearer` header is removed
+ *   (a DPoP API must never receive bearer semantics); other schemes are left alone.
+ * - a fresh `DPoP` proof per attempt: new `jti`, `iat` from the server-corrected clock,
+ *   `htm`/`htu` of the request, `ath` of the token sent, the origin's cached nonce. The
+ *   method is upper-cased on the wire too.
+ * - `DPoP-Nonce` of every response updates the nonce cache; `Date` may correct the clock.
+ * - one retry each, at most, for an answer of the request's own origin that no redirect
+ *   produced: `use_dpop_nonce` (a DPoP challenge on 401 or 400, or a JSON error body with a
+ *   new nonce on any 4xx), `invalid_token` (after `onInvalidToken` yields a new token), and
+ *   the clock: any 400 or 401 to a proof signed before the clock offset moved (this answer's
+ *   `Date`, an `invalid_dpop_proof` that names iat/time/clock, or another answer meanwhile).
+ *   A second challenge is returned as the Response.
+ * - bodies are prepared once so a retry sends the same bytes and `Content-Type`; a
+ *   `ReadableStream` body is read into memory before the first send.
+ * - redirects are never followed (the proof names the first URL, and the token and proof
+ *   must not travel): a redirect rejects with `ERR_REDIRECT`, unless the caller asked for
+ *   `redirect: 'manual'` (the redirect response is returned) or `'error'` (fetch's
+ *   TypeError). A response that was redirected anyway by a custom fetch, or whose URL is
+ *   on another origin, is returned as it is: nothing is learned from it, nothing retried.
+ *
+ * Any other request goes to the underlying fetch with the same `input` and `init`
+ * objects, untouched: no token, no proof, nothing learned from its response.
+ *
+ * @param options - keys, API origins, token callbacks; see {@link DPoPFetchOptions}.
+ * @returns the signed fetch, with the contract of `fetch`.
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` at creation for bad options (the message names
+ *   the option). The returned function rejects like `fetch` (including the signal's
+ *   reason on abort, at every wait), and also with: `ERR_INVALID_ARGUMENT` when a token
+ *   source returns a non-token or for `mode: 'no-cors'`; `ERR_BODY_NOT_REPLAYABLE` for an
+ *   already read body; `ERR_INVALID_ARGUMENT` when a Request-like input's `url` is not the
+ *   URL it converts to; {@link ServerResponseError} `ERR_REDIRECT` for a redirect; {@link ServerResponseError} `ERR_CORS_HEADER_HIDDEN` when a
+ *   cross-origin 401 hides `WWW-Authenticate`, or a `use_dpop_nonce` challenge hides
+ *   `DPoP-Nonce`; `ERR_UNSUPPORTED_ALGORITHM` when a refusal's challenge lists `algs` that
+ *   leave out the key's algorithm; errors of `keys.load()`, the token callbacks and `createProof`.
+ * @example
+ * ```ts
+ * const keys = await openKeyStore({ name: 'my-app' })
+ * const api = createDPoPFetch({ keys, origins: ['https://api.example.com'], getAccessToken: () => tokens.access })
+ * const me = await (await api('https://api.example.com/me')).json()
+ * ```
+ * @see https://www.rfc-editor.org/rfc/rfc9449#section-7.1
+ */
+export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
+  const { keySource, fixedPair, allowed, clock, nonces, emit } = checkOptions(options)
+  const { getAccessToken, onInvalidToken } = options
+  // Lazy, so a page can install or replace fetch after creating us; unwrapped, so an
+  // installed wrapper never ends up calling itself.
+  const underlying = (): typeof fetch => unwrap(options.fetch ?? globalThis.fetch)
+  const targetOf = createTargets(allowed)
+  const renew = onInvalidToken ? createRenewal(onInvalidToken) : undefined
+
+  // Most requests carry the same token as the last one: it is checked, and its header value
+  // built, once per token. Reusing one string also spares copying a 1 KB header value anew.
+  let lastToken: string | undefined
+  let lastAuthorization = ''
+
+  return async (input, init) => {
+    const target = targetOf(input)
+    if (!target) return underlying()(input, init)
+
+    const signal = init?.signal !== undefined ? init.signal ?? undefined : isRequest(input) ? input.signal : undefined
+    signal?.throwIfAborted()
+    const initMethod = init?.method
+    // A bare request (a URL, no body, a standard method) needs no Request object: building
+    // one and cloning it per attempt is most of what the signed fetch would otherwise add.
+    // Everything else is prepared once as a Request, so a retry sends the same bytes.
+    const bare = target.fetchableUrl && !isRequest(input) && init?.body == null &&
+      (initMethod === undefined || (typeof initMethod === 'string' && STANDARD_METHODS.has(initMethod.toUpperCase())))
+    if (bare && init?.mode === 'no-cors') throw noCors()
+    // Signed requests never follow redirects (the proof names this URL; the token and proof
+    // must not travel): 'manual' lets us tell a redirect apart from a network error. A caller
+    // who asked for 'manual' gets the redirect response; 'error' keeps fetch's TypeError.
+    const asked = init?.redirect ?? (isRequest(input) ? input.redirect : undefined)
+    const redirect: RequestRedirect = asked === 'error' ? 'error' : 'manual'
+    const preparing = bare ? undefined : prepareReplayable(isRequest(input) ? input : target.href, { ...init, redirect }, signal)
+    const loading = keySource ? raceAbort(keySource.load(signal ? { signal } : undefined), signal) : fixedPair
+    const tokenAsked = getAccessToken?.(signal ? { signal } : {})
+    const pending = typeof (tokenAsked as Partial<PromiseLike<unknown>> | undefined)?.then === 'function'
+    // Await only what is pending: settled values still cost turns of the microtask queue.
+    const [replay, keyPair, firstToken]: [ReplayableRequest | undefined, CryptoKeyPair, unknown] =
+      preparing || loading instanceof Promise || pending
+        ? await Promise.all([preparing, loading, pending ? raceAbort(tokenAsked, signal) : tokenAsked])
+        : [preparing, loading, tokenAsked]
+    // The URL checked is the URL sent: a Request look-alike whose `url` names an API origin
+    // while it converts to another URL must not get a token for the origin it names.
+    if (replay && !isSameTarget(replay.request.url, target)) {
+      throw invalidArgument('The request\'s "url" and the URL it is sent to differ; pass a real Request or a URL string.')
+    }
+    let token = firstToken === lastToken ? lastToken : checkToken(firstToken, '"options.getAccessToken"')
+    const method = replay ? replay.request.method : (initMethod ?? 'GET').toUpperCase()
+    // Without caller headers, each attempt sends a record of its own: fetch validates and copies
+    // header values once when it builds its Request, so a Headers object of ours would do it twice.
+    const headers = replay ? replay.request.headers : init?.headers === undefined ? undefined : new Headers(init.headers)
+    let authorization: string | undefined
+    if (token !== undefined) {
+      if (token !== lastToken) {
+        lastToken = token
+        lastAuthorization = `DPoP ${token}`
+      }
+      authorization = lastAuthorization
+    } else {
+      const callerAuth = headers?.get('Authorization')?.trim()
+      const callerDPoP = callerAuth === undefined ? null : /^DPoP +([\x21-\x7e]+)$/i.exec(callerAuth)
+      if (callerDPoP) token = callerDPoP[1]
+      else if (callerAuth !== undefined && /^Bearer(?:\s|$)/i.test(callerAuth)) headers?.delete('Authorization')
+    }
+
+    return sendSigned(
+      { target, method, init, replay, headers, token, authorization, redirect, asked, signal, keyPair },
+      { send: underlying(), clock, nonces, emit, renew },
+    )
+  }
+}

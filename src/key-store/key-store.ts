@@ -1,0 +1,307 @@
+/**
+ * The key store: keeps the DPoP `CryptoKeyPair` itself (structured clone of the
+ * CryptoKey objects; the private key stays non-extractable) in an IndexedDB database
+ * of its own, through idb-keyval.
+ */
+import { get, update, del } from 'idb-keyval'
+import { KeyStoreError, invalidArgument } from '../base/errors.js'
+import { checkAlgorithm, generateKeyPair, jwsAlgorithmOf, type DPoPAlgorithm } from '../proof/keys.js'
+import { keyPairThumbprint } from '../proof/proof.js'
+import { USE_MEMORY, askPersistence, defaultIndexedDB, openIdbStore, type IdbStore } from '../browser/idb.js'
+import { openTabChannel } from '../browser/tabs.js'
+import { raceAbort } from '../base/abort.js'
+
+/** Options of {@link openKeyStore}. */
+export interface KeyStoreOptions {
+  /** Name of the store; the IndexedDB database is `dpop-spa:<name>:keys`. Letters, digits, `._-`, 1–64 characters. */
+  name: string
+  /**
+   * Algorithm of the key pair: `'ES256'`, or `'EdDSA'` (Ed25519) where WebCrypto has it.
+   * A stored pair of another algorithm is replaced (as by {@link KeyStore.rotate}), so
+   * changing this option moves the app to a new key cleanly.
+   * @default 'ES256'
+   */
+  alg?: DPoPAlgorithm
+  /**
+   * What to do when IndexedDB is missing or refuses to store the key: `'error'` rejects
+   * `load()` with a {@link KeyStoreError}; `'memory'` keeps a non-extractable key in
+   * memory for this page only (the session ends on reload) and sets `storage` to `'memory'`.
+   * @default 'error'
+   */
+  fallback?: 'error' | 'memory'
+  /**
+   * Ask the browser for persistent storage (`navigator.storage.persist()`) so the key
+   * is not evicted under storage pressure.
+   * @default true
+   */
+  persist?: boolean
+  /**
+   * Start loading (or creating) the key pair at once, in parallel with whatever the
+   * app does next (discovery, rendering).
+   * @default true
+   */
+  preload?: boolean
+  /**
+   * The IndexedDB factory to use; tests pass a fake or a failing one.
+   * @default globalThis.indexedDB
+   */
+  indexedDB?: IDBFactory | null
+  /**
+   * How long to wait for IndexedDB to open or answer before failing.
+   * @default 10000
+   */
+  timeoutMs?: number
+}
+
+/** Defaults of {@link KeyStoreOptions}. */
+export const KEY_STORE_DEFAULTS = {
+  /** The key's algorithm. */
+  alg: 'ES256',
+  /** No memory key unless asked for. */
+  fallback: 'error',
+  /** Ask the browser for persistent storage. */
+  persist: true,
+  /** Start loading the key when the store opens. */
+  preload: true,
+  /** Wait for IndexedDB, ms. */
+  timeoutMs: 10_000,
+} as const satisfies Omit<Required<KeyStoreOptions>, 'name' | 'indexedDB'>
+
+/** A persistent DPoP key pair for one app. Obtained from {@link openKeyStore}. */
+export interface KeyStore {
+  /** The store's name. */
+  readonly name: string
+  /** Where the key pair lives now: `'indexeddb'`, or `'memory'` after an explicit fallback. */
+  readonly storage: 'indexeddb' | 'memory'
+  /**
+   * The key pair: the stored one, or a new one created (atomically across tabs) the
+   * first time. Cached in memory after the first call; invalidated when another tab
+   * rotates or deletes the key.
+   * @param options - `signal` aborts the wait (not the IndexedDB work).
+   * @returns the key pair; its private key is not extractable.
+   * @throws {KeyStoreError} `ERR_KEY_STORE_UNAVAILABLE`, `ERR_KEY_STORE_UNSUPPORTED`,
+   *   `ERR_KEY_STORE_QUOTA` or `ERR_KEY_STORE_FAILED` when IndexedDB fails and no memory
+   *   fallback was asked for; the signal's reason when aborted.
+   */
+  load(options?: { signal?: AbortSignal }): Promise<CryptoKeyPair>
+  /**
+   * Replaces the key pair with a new one and tells other tabs, which load the new pair
+   * on their next `load()`.
+   * @throws {KeyStoreError} as {@link KeyStore.load}.
+   */
+  rotate(): Promise<CryptoKeyPair>
+  /**
+   * Deletes the key pair and its database; the next `load()` creates a new pair.
+   * @throws {KeyStoreError} when IndexedDB fails to delete the record.
+   */
+  delete(): Promise<void>
+  /**
+   * RFC 7638 thumbprint of the current key pair (the `dpop_jkt` / `cnf.jkt` value).
+   * @param options - `signal` aborts the wait for the key.
+   * @returns the base64url thumbprint.
+   * @throws {KeyStoreError} as {@link KeyStore.load}.
+   */
+  thumbprint(options?: { signal?: AbortSignal }): Promise<string>
+  /**
+   * Whether the browser granted persistent storage; `false` where it was not asked or is not
+   * offered. Never rejects, and waits at most about a second: Firefox answers the request only
+   * when the user answers its permission prompt, so until then this reports the current grant.
+   */
+  persisted(): Promise<boolean>
+  /**
+   * Calls `listener` when this or another tab rotates or deletes the key pair. Returns an unsubscribe function.
+   * @param listener - receives `'rotated'` or `'deleted'`.
+   * @returns the function that removes the listener.
+   */
+  subscribe(listener: (event: 'rotated' | 'deleted') => void): () => void
+  /** Releases the database connection and the cross-tab channel. */
+  close(): void
+}
+
+interface StoredKeyPair {
+  readonly v: 1
+  /** The JWS algorithm the pair signs with (also readable from the keys themselves). */
+  readonly alg?: DPoPAlgorithm
+  readonly privateKey: CryptoKey
+  readonly publicKey: CryptoKey
+}
+
+const RECORD = 'keypair'
+const NAME = /^[A-Za-z0-9._-]{1,64}$/
+
+function isUsable(value: unknown): value is StoredKeyPair {
+  if (typeof value !== 'object' || value === null) return false
+  const { privateKey, publicKey } = value as Partial<StoredKeyPair>
+  // A private key that is extractable did not come from us: never use it.
+  return privateKey instanceof CryptoKey && privateKey.type === 'private' && !privateKey.extractable &&
+    publicKey instanceof CryptoKey && publicKey.type === 'public'
+}
+
+
+type KeyEvent = 'rotated' | 'deleted'
+
+/**
+ * Rotations and deletions, told to this tab's listeners and to the other tabs of the app.
+ * A message from another tab is one of the two words or ignored; `onOther` runs first.
+ */
+function keyEvents(name: string, onOther: () => void) {
+  const listeners = new Set<(event: KeyEvent) => void>()
+  const emit = (event: KeyEvent) => { for (const l of listeners) l(event) }
+  const channel = openTabChannel<KeyEvent>(`dpop-spa:${name}:keys`, (event: unknown) => {
+    if (event !== 'rotated' && event !== 'deleted') return
+    onOther()
+    emit(event)
+  })
+  return {
+    announce: (event: KeyEvent): void => {
+      channel.post(event)
+      emit(event)
+    },
+    subscribe: (listener: (event: KeyEvent) => void): (() => void) => {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    },
+    close: () => channel.close(),
+  }
+}
+
+/**
+ * Opens the persistent key store of an app and, by default, starts loading its key
+ * pair at once.
+ *
+ * Load-or-create is atomic across tabs: the pair is written in one IndexedDB
+ * transaction that adds it only if no pair is there yet, and every tab then uses
+ * whatever that transaction left. Two tabs starting together end with one key pair.
+ *
+ * @param options - the store name, algorithm and fallback; see {@link KeyStoreOptions}.
+ * @returns the key store (its key is loading).
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` for a bad `options.name`;
+ *   `ERR_UNSUPPORTED_ALGORITHM` for a bad `options.alg`. IndexedDB failures surface from
+ *   `load()`, as {@link KeyStoreError}s.
+ * @example
+ * ```ts
+ * const keys = await openKeyStore({ name: 'my-app' })
+ * const keyPair = await keys.load()
+ * ```
+ */
+export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> {
+  if (typeof options !== 'object' || options === null || typeof options.name !== 'string' || !NAME.test(options.name)) {
+    throw invalidArgument('"options.name" must be 1-64 of A-Z a-z 0-9 . _ -')
+  }
+  const { name } = options
+  const alg = checkAlgorithm(options.alg ?? KEY_STORE_DEFAULTS.alg, 'options.alg')
+  // A stored pair is used only when it signs with the configured algorithm.
+  const fits = (value: unknown): value is StoredKeyPair => isUsable(value) && jwsAlgorithmOf(value.privateKey) === alg
+  const fallback = options.fallback ?? KEY_STORE_DEFAULTS.fallback
+  if (fallback !== 'error' && fallback !== 'memory') throw invalidArgument('"options.fallback" must be "error" or "memory".')
+  const timeoutMs = options.timeoutMs ?? KEY_STORE_DEFAULTS.timeoutMs
+  const factory = options.indexedDB === undefined ? defaultIndexedDB() : options.indexedDB ?? undefined
+
+  let storage: 'indexeddb' | 'memory' = 'indexeddb'
+  let idb: IdbStore | undefined = factory ? openIdbStore(`dpop-spa:${name}:keys`, factory, timeoutMs) : undefined
+  let current: Promise<CryptoKeyPair> | undefined
+  let memoryPair: CryptoKeyPair | undefined
+
+  const unavailable = () =>
+    new KeyStoreError('ERR_KEY_STORE_UNAVAILABLE', `No IndexedDB here, so the key cannot persist: serve the app from a normal page, or ${USE_MEMORY}.`)
+
+  // Only failures of the storage itself may fall back to memory; never crypto failures.
+  const canFallBack = (e: unknown) =>
+    fallback === 'memory' && e instanceof KeyStoreError && e.code !== 'ERR_KEY_STORE_FAILED'
+
+  const toMemory = async (): Promise<CryptoKeyPair> => {
+    storage = 'memory'
+    idb?.close()
+    idb = undefined
+    return (memoryPair ??= await generateKeyPair({ alg }))
+  }
+
+  const loadOrCreate = async (): Promise<CryptoKeyPair> => {
+    if (storage === 'memory') return toMemory()
+    try {
+      if (!idb) throw unavailable()
+      const found = await get<unknown>(RECORD, idb.use)
+      if (fits(found)) return { privateKey: found.privateKey, publicKey: found.publicKey }
+      const fresh = await generateKeyPair({ alg })
+      const record: StoredKeyPair = { v: 1, alg, ...fresh }
+      // Add only if absent (or of another algorithm), in one transaction: a tab that lost the
+      // race adopts the winner's pair.
+      let replaced = false
+      await update<unknown>(RECORD, (old) => {
+        if (fits(old)) return old
+        replaced = isUsable(old)
+        return record
+      }, idb.use)
+      const winner = await get<unknown>(RECORD, idb.use)
+      if (!fits(winner)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The stored key pair could not be read back. Reload; if it persists, clear site data.')
+      // The algorithm changed: the old key is gone, as after rotate(); other tabs reload.
+      if (replaced) announce('rotated')
+      return { privateKey: winner.privateKey, publicKey: winner.publicKey }
+    } catch (e) {
+      if (canFallBack(e)) return toMemory()
+      throw e
+    }
+  }
+
+  // A key another tab rotated or deleted: the next load() reads what that tab wrote.
+  const events = keyEvents(name, () => { current = undefined })
+  const { announce } = events
+
+  const load = (): Promise<CryptoKeyPair> => {
+    if (!current) {
+      const p = loadOrCreate()
+      current = p
+      // A failed load must not stick: the next call tries again.
+      p.catch(() => { if (current === p) current = undefined })
+    }
+    return current
+  }
+
+  const persisted = askPersistence((options.persist ?? KEY_STORE_DEFAULTS.persist) && !!factory)
+
+  if (options.preload ?? KEY_STORE_DEFAULTS.preload) load().catch(() => undefined)
+
+  const store: KeyStore = {
+    name,
+    get storage() { return storage },
+    load: (o) => raceAbort(load(), o?.signal),
+    async rotate() {
+      const fresh = await generateKeyPair({ alg })
+      if (storage === 'memory') {
+        memoryPair = fresh
+      } else {
+        try {
+          if (!idb) throw unavailable()
+          const record: StoredKeyPair = { v: 1, alg, ...fresh }
+          await update(RECORD, () => record, idb.use)
+        } catch (e) {
+          if (!canFallBack(e)) throw e
+          storage = 'memory'
+          memoryPair = fresh
+        }
+      }
+      current = Promise.resolve(fresh)
+      announce('rotated')
+      return fresh
+    },
+    async delete() {
+      current = undefined
+      memoryPair = undefined
+      if (idb) {
+        await del(RECORD, idb.use)
+        await idb.destroy()
+      }
+      announce('deleted')
+    },
+    async thumbprint(o) {
+      return keyPairThumbprint(await raceAbort(load(), o?.signal))
+    },
+    persisted,
+    subscribe: events.subscribe,
+    close() {
+      events.close()
+      idb?.close()
+    },
+  }
+  return store
+}

@@ -1,0 +1,199 @@
+/**
+ * The authorization code flow, bound to the key: the authorization request (PKCE S256,
+ * `state`, OIDC `nonce`, `dpop_jkt`, optionally pushed with a proof), and the redirect back
+ * (checked `state`, the code exchanged with a proof from the key the code was bound to).
+ * Internal: `tokens.ts` wires it to the session.
+ */
+import {
+  authorizationCodeGrantRequest,
+  calculatePKCECodeChallenge,
+  expectNoNonce,
+  generateRandomCodeVerifier,
+  generateRandomNonce,
+  generateRandomState,
+  processAuthorizationCodeResponse,
+  processPushedAuthorizationResponse,
+  pushedAuthorizationRequest,
+  validateAuthResponse,
+  type AuthorizationServer,
+} from 'oauth4webapi'
+import { toDPoPError, type AuthorizationServerRequests } from './authorization-server.js'
+import { DPoPError, ServerResponseError, invalidArgument } from '../base/errors.js'
+import type { KeyStore } from '../key-store/key-store.js'
+import { keyPairThumbprint } from '../proof/proof.js'
+import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type SessionStore, type UserClaims } from './session.js'
+
+/** Options of `login()`. */
+export interface LoginOptions {
+  /** OIDC `prompt`, e.g. `'login'` or `'consent'`. */
+  prompt?: string
+  /** OIDC `login_hint`. */
+  loginHint?: string
+  /** A path or URL of this app that `handleRedirect()` hands back after login. */
+  returnTo?: string
+  /** More authorization request parameters. `dpop_jkt`, PKCE, `state` and `nonce` cannot be overridden. */
+  extraParams?: Readonly<Record<string, string>>
+  /**
+   * Navigates to the authorization URL.
+   * @param url - the authorization request URL.
+   * @default (url) => location.assign(url)
+   */
+  redirect?: (url: URL) => void
+  /** Aborts waiting for the key. */
+  signal?: AbortSignal
+}
+
+/** What `handleRedirect()` returns when the URL was an authorization response. */
+export interface RedirectResult {
+  /** The `returnTo` given to `login()`. */
+  readonly returnTo: string | undefined
+  /** The ID token claims, when an ID token was issued. */
+  readonly user: UserClaims | undefined
+}
+
+const AUTH_RESPONSE_PARAMS = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri', 'session_state']
+
+/**
+ * @internal `returnTo` as a path of this app (path + query + hash), or `undefined` when it
+ * points anywhere else: another origin, `//host`, `javascript:`, `data:`.
+ */
+export function appPath(returnTo: unknown, appUrl: string): string | undefined {
+  if (typeof returnTo !== 'string') return undefined
+  let url: URL
+  try {
+    url = new URL(returnTo, appUrl)
+  } catch {
+    return undefined
+  }
+  if (url.origin !== new URL(appUrl).origin || !/^https?:$/.test(url.protocol)) return undefined
+  return url.pathname + url.search + url.hash
+}
+
+/** @internal */
+export interface LoginFlowOptions {
+  readonly as: AuthorizationServer
+  readonly clientId: string
+  readonly redirectUri: string
+  readonly scope: string
+  readonly resource: readonly string[]
+  readonly par: boolean | undefined
+  readonly keys: KeyStore
+  readonly server: AuthorizationServerRequests
+  readonly sessions: SessionStore
+  /** Lifetime of an access token whose response has no `expires_in`. */
+  readonly fallbackLifetimeMs: number
+}
+
+/** @internal */
+export interface LoginFlow {
+  login(options?: LoginOptions): Promise<void>
+  handleRedirect(url: string | URL): Promise<RedirectResult | undefined>
+}
+
+/** @internal */
+export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
+  const { server, sessions } = o
+  const { client, clientAuth } = server
+  const openid = o.scope.split(' ').includes('openid')
+  const appUrl = (): string => (typeof location !== 'undefined' && typeof location.href === 'string' ? location.href : o.redirectUri)
+
+  /** The authorization request's parameters: PKCE S256, state, nonce, and the code bound to the key. */
+  const authorizationParams = async (params: URLSearchParams, options: LoginOptions, jkt: string) => {
+    const codeVerifier = generateRandomCodeVerifier()
+    const state = generateRandomState()
+    const nonce = openid ? generateRandomNonce() : undefined
+    for (const [k, v] of Object.entries(options.extraParams ?? {})) params.set(k, v)
+    if (options.prompt) params.set('prompt', options.prompt)
+    if (options.loginHint) params.set('login_hint', options.loginHint)
+    params.set('client_id', o.clientId)
+    params.set('redirect_uri', o.redirectUri)
+    params.set('response_type', 'code')
+    params.set('scope', o.scope)
+    params.set('code_challenge', await calculatePKCECodeChallenge(codeVerifier))
+    params.set('code_challenge_method', 'S256')
+    params.set('state', state)
+    if (nonce) params.set('nonce', nonce)
+    else params.delete('nonce')
+    // RFC 9449 §10: bind the authorization code to our key.
+    params.set('dpop_jkt', jkt)
+    params.delete('resource')
+    for (const r of o.resource) params.append('resource', r)
+    return { codeVerifier, state, nonce }
+  }
+
+  /** RFC 9126 with a proof from the same key (RFC 9449 §10.1); the browser then carries only request_uri. */
+  const push = async (url: URL, signal: AbortSignal | undefined): Promise<void> => {
+    if (!o.as.pushed_authorization_request_endpoint) {
+      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'Pushed authorization requests are required or asked for, but the server metadata has no pushed_authorization_request_endpoint.')
+    }
+    const keyPair = await o.keys.load()
+    const pushed = await server.call(
+      'the pushed authorization request',
+      () => pushedAuthorizationRequest(o.as, client, clientAuth, url.searchParams, server.options(keyPair, signal)),
+      (r) => processPushedAuthorizationResponse(o.as, client, r),
+    )
+    url.search = ''
+    url.searchParams.set('client_id', o.clientId)
+    url.searchParams.set('request_uri', pushed.request_uri)
+  }
+
+  return {
+    async login(options = {}) {
+      const { signal } = options
+      const returnTo = options.returnTo === undefined ? undefined : appPath(options.returnTo, appUrl())
+      if (options.returnTo !== undefined && returnTo === undefined) {
+        throw invalidArgument('"options.returnTo" must be a path or URL of this app (same origin), e.g. "/orders?page=2".')
+      }
+      await sessions.sweep().catch(() => undefined)
+      const jkt = await o.keys.thumbprint(signal ? { signal } : undefined)
+      const url = new URL(o.as.authorization_endpoint!)
+      const { codeVerifier, state, nonce } = await authorizationParams(url.searchParams, options, jkt)
+      if (o.par || o.as.require_pushed_authorization_requests === true) await push(url, signal)
+      await sessions.saveTransaction({ state, codeVerifier, nonce, jkt, returnTo, createdAt: Date.now() })
+      signal?.throwIfAborted()
+      ;(options.redirect ?? ((u: URL) => location.assign(u)))(url)
+    },
+
+    async handleRedirect(input) {
+      const url = new URL(input)
+      const params = url.searchParams
+      if (!params.has('code') && !params.has('error')) return undefined
+      // Take the response out of the address bar (and history) whatever happens next,
+      // so a reload never replays it.
+      if (typeof history !== 'undefined' && typeof location !== 'undefined' && url.href === location.href) {
+        const clean = new URL(url)
+        for (const p of AUTH_RESPONSE_PARAMS) clean.searchParams.delete(p)
+        history.replaceState(history.state, '', clean)
+      }
+      const state = params.get('state')
+      const tx = state ? await sessions.takeTransaction(state) : undefined
+      if (!tx || Date.now() - tx.createdAt > TRANSACTION_MAX_AGE_MS) {
+        throw new DPoPError('ERR_STATE_MISMATCH', 'Unknown or expired state: this response matches no login started here. Call login() again.')
+      }
+      let callback: URLSearchParams
+      try {
+        callback = validateAuthResponse(o.as, client, params, tx.state)
+      } catch (e) {
+        throw toDPoPError(e, 'the login')
+      }
+      const keyPair = await o.keys.load()
+      const jkt = await keyPairThumbprint(keyPair)
+      if (jkt !== tx.jkt) {
+        throw new DPoPError('ERR_LOGIN_REQUIRED', 'The key changed during login (another tab logged out). Log in again.')
+      }
+      const result = await server.call(
+        'the code exchange',
+        () => authorizationCodeGrantRequest(o.as, client, clientAuth, callback, o.redirectUri, tx.codeVerifier, server.options(keyPair)),
+        (r) => processAuthorizationCodeResponse(o.as, client, r, {
+          expectedNonce: tx.nonce ?? expectNoNonce,
+          requireIdToken: openid,
+        }),
+      )
+      const next = sessionFromTokens(result, jkt, undefined, o.fallbackLifetimeMs)
+      await sessions.commit(next, true)
+      // Checked again on the way out: the record may come from an older version of the app.
+      return { returnTo: appPath(tx.returnTo, appUrl()), user: next.user }
+    },
+
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * The token manager: authorization code + PKCE bound to the key (`dpop_jkt`), DPoP-bound
+ * code exchange and refresh, one refresh per expiry across requests and tabs, and logout
+ * that signs out locally first, then revokes.
+ *
+ * It decides when, how often and in which tab; `authorization-server.ts` makes the requests
+ * and `session.ts` keeps and shares the session.
+ */
+import {
+  processRefreshTokenResponse,
+  refreshTokenGrantRequest,
+  type AuthorizationServer,
+  type TokenEndpointResponse,
+} from 'oauth4webapi'
+import { raceAbort } from '../base/abort.js'
+import { createAuthorizationServerRequests } from './authorization-server.js'
+import type { DPoPClock } from '../server-state/clock.js'
+import { KeyStoreError, OAuthError, isDPoPError } from '../base/errors.js'
+import type { IdbStore } from '../browser/idb.js'
+import type { KeyStore } from '../key-store/key-store.js'
+import { createLoginFlow, type LoginOptions, type RedirectResult } from './login.js'
+import { activeWorker, askWorker, type RefreshRequest } from './refresh-worker.js'
+import type { NonceCache } from '../server-state/nonces.js'
+import { keyPairThumbprint } from '../proof/proof.js'
+import { createSessionStore, isLogoutReason, isSession, sessionFromTokens, type DPoPClientEvent, type Session, type UserClaims } from './session.js'
+import { withLock } from '../browser/tabs.js'
+
+export type { LoginOptions, RedirectResult } from './login.js'
+export type { DPoPClientEvent, LogoutReason, UserClaims } from './session.js'
+
+/** Options of `logout()`. */
+export interface LogoutOptions {
+  /**
+   * Go to the authorization server's end-session endpoint afterwards (RP-initiated logout),
+   * when it has one.
+   * @default false
+   */
+  redirect?: boolean
+  /** Where the end-session endpoint sends the user back; defaults to the client's `postLogoutRedirectUri`. */
+  postLogoutRedirectUri?: string
+  /**
+   * Cuts the revocation requests short. The local sign-out (tokens forgotten, key replaced,
+   * every tab told) happens first and is never undone by an abort.
+   */
+  signal?: AbortSignal
+}
+
+/** @internal */
+export interface TokenManagerOptions {
+  readonly name: string
+  readonly as: AuthorizationServer
+  readonly clientId: string
+  readonly redirectUri: string
+  readonly postLogoutRedirectUri: string | undefined
+  readonly scope: string
+  readonly resource: readonly string[]
+  readonly keys: KeyStore
+  readonly store: IdbStore | undefined
+  readonly fetch: typeof fetch | undefined
+  readonly insecure: boolean
+  /** Push the authorization request (RFC 9126) even when the server does not require it. */
+  readonly par?: boolean
+  /** The clock shared with the signed fetch. */
+  readonly clock: DPoPClock
+  /** Nonces shared with the signed fetch. */
+  readonly nonces: NonceCache
+  readonly refreshLeewayMs: number
+  readonly lockTimeoutMs: number
+  /** Bound on each authorization-server request. */
+  readonly requestTimeoutMs: number
+  /** Bound on each revocation request. */
+  readonly revocationTimeoutMs: number
+  /** Lifetime of an access token whose response has no `expires_in`. */
+  readonly fallbackLifetimeMs: number
+  readonly emit: (event: DPoPClientEvent) => void
+  /**
+   * The refresh worker (`dpop-spa/sw`) that makes refresh-token requests, so that their
+   * answers outlive this page; without it (or while it is not active) the page refreshes.
+   */
+  readonly worker?: {
+    readonly registration: ServiceWorkerRegistration | Promise<ServiceWorkerRegistration>
+    readonly request: Omit<RefreshRequest, 'failedToken'>
+  } | undefined
+}
+
+/** @internal */
+export interface TokenManager {
+  restore(): Promise<void>
+  login(options?: LoginOptions): Promise<void>
+  handleRedirect(url: string | URL): Promise<RedirectResult | undefined>
+  getAccessToken(options?: { signal?: AbortSignal }): Promise<string | undefined>
+  /** A resource server said `invalid_token` for `failedToken`: refresh once (shared). */
+  onInvalidToken(failedToken: string | undefined, signal?: AbortSignal): Promise<string | undefined>
+  logout(options?: LogoutOptions): Promise<void>
+  isAuthenticated(): boolean
+  getUser(): UserClaims | undefined
+  /** The refresh worker's entry: refresh the stored session under the cross-tab lock; the session after it. */
+  refreshStored(failedToken: string | undefined): Promise<Session | undefined>
+  close(): void
+}
+
+/** @internal */
+export function createTokenManager(o: TokenManagerOptions): TokenManager {
+  const server = createAuthorizationServerRequests(o)
+  const { client, clientAuth } = server
+  const sessions = createSessionStore({ name: o.name, store: o.store, thumbprint: () => o.keys.thumbprint(), emit: o.emit })
+  const flow = createLoginFlow({ ...o, par: o.par === true, server, sessions })
+  let refreshing: Promise<string | undefined> | undefined
+
+  // Refresh this long before expiry: the configured leeway, but at most a quarter of the
+  // token's life, so that very short-lived tokens are not refreshed on every request.
+  const expiring = (s: Session) => s.expiresAt - Date.now() <= Math.min(o.refreshLeewayMs, s.lifetimeMs / 4)
+
+  /** The refresh itself, run under the cross-tab lock. */
+  const refreshLocked = async (failedToken: string | undefined): Promise<string | undefined> => {
+    // Another tab may have refreshed while we waited for the lock: read what is stored.
+    let stored = await sessions.stored()
+    // Unless what this tab holds is newer: refreshed tokens whose write failed (here, or in
+    // the tab that shared them) are the only ones the server still takes after a rotation.
+    const held = sessions.current()
+    if (stored && held && held.jkt === stored.jkt && held.expiresAt > stored.expiresAt) stored = held
+    if (!stored) {
+      if (sessions.current()) await sessions.end('other-tab')
+      return undefined
+    }
+    const keyPair = await o.keys.load()
+    const jkt = await keyPairThumbprint(keyPair)
+    // Tokens bound to another key are useless here, and refreshing them with this key
+    // would only make the server revoke the grant.
+    if (jkt !== stored.jkt) {
+      await sessions.end('key-mismatch')
+      return undefined
+    }
+    if (stored.accessToken !== sessions.current()?.accessToken) sessions.adopt(stored, false)
+    const needed = failedToken !== undefined ? stored.accessToken === failedToken : expiring(stored)
+    if (!needed) return stored.accessToken
+    const { refreshToken } = stored
+    if (!refreshToken) {
+      if (stored.expiresAt > Date.now() && failedToken === undefined) return stored.accessToken
+      await sessions.end('expired')
+      return undefined
+    }
+    // The record says whether an earlier refresh with this token lost its answer (a reload,
+    // a closed tab, a dropped connection): a refusal then means the server had rotated.
+    const lost = await sessions.beginRefresh(refreshToken)
+    const exchange = () => server.call(
+      'the token refresh',
+      () => refreshTokenGrantRequest(o.as, client, clientAuth, refreshToken, server.options(keyPair)),
+      (r) => processRefreshTokenResponse(o.as, client, r),
+    )
+    let result: TokenEndpointResponse
+    try {
+      try {
+        result = await exchange()
+      } catch (e) {
+        // Once, with a fresh proof: the refusal may be of a copy the browser sent by itself.
+        // Chromium re-sends a request whose kept-alive connection dropped before any answer,
+        // with the same proof, and oidc-provider refuses that copy as a replayed proof with
+        // `invalid_grant` while the first copy went through. A server that does not rotate
+        // then takes the retry; one that rotated refuses it too, as it would anyway.
+        if (!(e instanceof OAuthError && e.error === 'invalid_grant')) throw e
+        result = await exchange()
+      }
+    } catch (e) {
+      // An answer (a refusal) came: nothing is in flight any more. A network failure or a
+      // timeout keeps the record, so that the next attempt knows the answer may be lost.
+      if (e instanceof OAuthError) await sessions.endRefresh()
+      if (e instanceof OAuthError && e.error === 'invalid_grant') {
+        const reason = lost ? 'refresh-lost' : 'invalid_grant'
+        await sessions.end(reason)
+        throw new OAuthError(e.error, e.errorDescription, lost
+          ? 'The answer to an earlier refresh was lost (reload, closed tab or dropped connection) and the server had rotated the refresh token; the session ended in every tab. Log in again. Servers that do not rotate DPoP-bound refresh tokens, or the refresh worker (dpop-spa/sw), avoid this.'
+          : 'The refresh token was refused (invalid_grant); the session ended in every tab. Log in again.', { cause: e })
+      }
+      throw e
+    }
+    const next = sessionFromTokens(result, jkt, stored, o.fallbackLifetimeMs)
+    await sessions.commit(next, false)
+    return next.accessToken
+  }
+
+  const lockName = `dpop-spa:${o.name}:refresh`
+  const inPage = (failedToken: string | undefined) => withLock(lockName, o.lockTimeoutMs, () => refreshLocked(failedToken))
+
+  // The refresh worker takes the same lock and does the same as inPage() in a service
+  // worker, whose requests a reload or a closed tab does not cancel. Its answer is the
+  // session after the refresh, checked here like a session from another tab.
+  let worker: Promise<ServiceWorker | undefined> | undefined
+  const viaWorker = async (failedToken: string | undefined): Promise<string | undefined> => {
+    const w = o.worker && (await (worker ??= activeWorker(o.worker.registration, o.lockTimeoutMs)))
+    if (!o.worker || !w) return inPage(failedToken)
+    let reply
+    try {
+      reply = await askWorker(w, { ...o.worker.request, failedToken }, o.lockTimeoutMs + 3 * o.requestTimeoutMs)
+    } catch (e) {
+      const { ended } = e as { ended?: unknown }
+      if (isLogoutReason(ended)) sessions.ended(ended)
+      throw e
+    }
+    const next = reply.session
+    if (reply.ended !== undefined || !isSession(next) || next.jkt !== (await o.keys.thumbprint())) {
+      sessions.ended(isLogoutReason(reply.ended) ? reply.ended : 'other-tab')
+      return undefined
+    }
+    if (next.accessToken !== sessions.current()?.accessToken) sessions.adopt(next, false)
+    return next.accessToken
+  }
+
+  /** Single-flight in this tab, one at a time across tabs. */
+  const refresh = (failedToken: string | undefined, signal?: AbortSignal): Promise<string | undefined> => {
+    if (!refreshing) {
+      const p = o.worker ? viaWorker(failedToken) : inPage(failedToken)
+      refreshing = p
+      p.catch((e: unknown) => { if (isDPoPError(e)) o.emit({ type: 'error', error: e }) }).finally(() => { if (refreshing === p) refreshing = undefined })
+    }
+    return raceAbort(refreshing, signal)
+  }
+
+  return {
+    restore: () => sessions.restore(),
+    login: (options) => flow.login(options),
+    handleRedirect: (url) => flow.handleRedirect(url),
+
+    async getAccessToken(options = {}) {
+      const s = sessions.current()
+      if (!s) return undefined
+      if (!expiring(s)) return s.accessToken
+      return refresh(undefined, options.signal)
+    },
+
+    onInvalidToken(failedToken, signal) {
+      const s = sessions.current()
+      if (!s) return Promise.resolve(undefined)
+      // A token other than the failed one is already here: use it, no refresh.
+      if (failedToken !== undefined && s.accessToken !== failedToken) return Promise.resolve(s.accessToken)
+      return refresh(failedToken ?? s.accessToken, signal)
+    },
+
+    async logout(options = {}) {
+      const { signal } = options
+      // Local state goes first, and nothing below can undo it: this tab, every other tab and
+      // a reload are signed out before any request to the server is made. The new key means
+      // a stolen refresh token and the old key stop working together.
+      const s = sessions.current() ?? (await sessions.stored().catch(() => undefined))
+      let failure: Error | undefined
+      await sessions.end('user', () => o.keys.rotate()).catch((e: unknown) => {
+        failure = e instanceof Error ? e : new KeyStoreError('ERR_KEY_STORE_FAILED', 'The key could not be replaced at sign-out (IndexedDB failed); the session was forgotten all the same. Reload and sign out again to replace the key.')
+      })
+      // Then revocation: best effort, bounded; a failure is an `error` event, nothing more.
+      for (const [token, hint] of [[s?.refreshToken, 'refresh_token'], [s?.accessToken, 'access_token']] as const) {
+        const error = token ? await server.revoke(token, hint, signal) : undefined
+        if (error) o.emit({ type: 'error', error })
+      }
+      if (options.redirect && o.as.end_session_endpoint) {
+        const url = new URL(o.as.end_session_endpoint)
+        url.searchParams.set('client_id', o.clientId)
+        if (s?.idToken) url.searchParams.set('id_token_hint', s.idToken)
+        const back = options.postLogoutRedirectUri ?? o.postLogoutRedirectUri
+        if (back) url.searchParams.set('post_logout_redirect_uri', back)
+        location.assign(url)
+      }
+      if (failure !== undefined) throw failure
+    },
+
+    async refreshStored(failedToken) {
+      await inPage(failedToken)
+      return sessions.current()
+    },
+    isAuthenticated: () => sessions.current() !== undefined,
+    getUser: () => sessions.current()?.user,
+    close: () => sessions.close(),
+  }
+}
