@@ -15,7 +15,7 @@ import { expect, test, type Driver, type Tab } from './driver.ts'
 import { AS, API, expectStatus, openApp, resetAuthServer, signIn, stats } from './token-app.ts'
 
 /** Every fault holds the answer this long: long enough for a reload or a tab closing to happen first. */
-const HOLD_MS = 2_500
+const HOLD_MS = 6_000
 /** Access tokens of this spec live this long (s), so that two expiries fit in a short test. */
 const TTL = 4
 const WORKER = '&sw=1'
@@ -138,6 +138,7 @@ async function f1(driver: Driver, query: string, label: string): Promise<Outcome
   const t0 = Date.now()
   await page.reload()
   await page.waitFor(() => window.ready === true)
+  expect(await page.evaluate(() => window.startError ?? null)).toBeNull()
   return outcome(`F1 reload while held, ${label}`, driver.engine, page, grant, t0)
 }
 
@@ -155,16 +156,17 @@ async function f3(driver: Driver, query: string, label: string): Promise<{ first
 
 /**
  * With rotation always on, a dropped answer cannot be recovered: the session ends within
- * seconds, nothing hangs. Firefox and WebKit report the drop (ERR_NETWORK), and the next
- * refresh names it: 'refresh-lost'. Chromium re-sends the request by itself with the same
- * proof and the server refuses the copy with invalid_grant: from the page that is a refused
- * refresh token like any other, so its reason stays 'invalid_grant'.
+ * seconds, nothing hangs. Where the browser reports the drop (ERR_NETWORK), the next refresh
+ * names it: 'refresh-lost'. Where the browser re-sends the request by itself with the same
+ * proof (Chromium; Firefox from a service worker, on a kept-alive connection), the server
+ * refuses the copy with invalid_grant: from the page that is a refused refresh token like any
+ * other, so the reason stays 'invalid_grant'.
  */
-const endsAtOnce = (engine: string, { first, o }: { first: string; o: Outcome }) => {
+const endsAtOnce = ({ first, o }: { first: string; o: Outcome }) => {
   expect(o.signedIn).toBe(false)
   expect(o.ms).toBeLessThan(10_000)
-  if (engine === 'chromium' && first === 'ERR_OAUTH') expect(o.logouts).toEqual(['invalid_grant'])
-  else expect(o.logouts).toEqual(['refresh-lost'])
+  expect(['ERR_NETWORK', 'ERR_OAUTH']).toContain(first)
+  expect(o.logouts).toEqual([first === 'ERR_NETWORK' ? 'refresh-lost' : 'invalid_grant'])
 }
 
 test.describe('refresh worker, rotation always on', () => {
@@ -208,15 +210,19 @@ test.describe('refresh worker, rotation always on', () => {
   })
 
   test('F3: the connection drops after the server rotated; the session ends within seconds, nothing hangs', async ({ driver }) => {
-    endsAtOnce(driver.engine, await f3(driver, WORKER, 'worker'))
+    endsAtOnce(await f3(driver, WORKER, 'worker'))
   })
 })
 
 test.describe('the page alone, rotation always on', () => {
   test('F1: a reload while the answer is held ends the session as refresh-lost, not as a generic invalid_grant', async ({ driver }) => {
     const o = await f1(driver, '', 'page')
-    expect(o.logouts).toEqual(['refresh-lost'])
-    expect(o.ms).toBeLessThan(10_000)
+    // Firefox lets the reloading document take the answer in (measured): nothing is lost there.
+    if (o.signedIn) kept(o)
+    else {
+      expect(o.logouts).toEqual(['refresh-lost'])
+      expect(o.ms).toBeLessThan(10_000)
+    }
   })
 
   test('F4: the IndexedDB write of the new tokens fails after the server answered; the tab stays signed in and stores them later', async ({ driver }) => {
@@ -242,11 +248,15 @@ test.describe('the page alone, rotation always on', () => {
     expect(first).toBe('200')
     kept(o)
     expect(await page.evaluate(() => window.events.some((e) => e.type === 'error' && e.code === 'ERR_KEY_STORE_QUOTA'))).toBe(true)
-    // A reload finds the session of the last refresh, not the one before the failed write.
-    const held = await page.evaluate(() => window.auth.getAccessToken())
+    // A reload finds the session of the last refresh, not the one before the failed write
+    // (whose rotated refresh token the server would take as reuse and revoke the grant).
     await page.reload()
     await page.waitFor(() => window.ready === true)
-    expect(await page.evaluate(() => window.auth.getAccessToken())).toBe(held)
+    await waitForExpiry(page)
+    expect(await call(page)).toBe('200')
+    const s = await stats()
+    expect(s.refreshTokenReuse).toBe(0)
+    expect(s.grantsRevoked).toEqual([])
   })
 })
 

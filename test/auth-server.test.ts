@@ -422,7 +422,7 @@ describe('test control', () => {
       body: JSON.stringify({ answerBearer: true, accessTokenTtl: -1 }),
     })
     expect(res.status).toBe(400)
-    expect(await (await fetch(`${server.issuer}/__control/config`)).json()).toEqual({ answerBearer: false, accessTokenTtl: 5, revocationDelayMs: 0 })
+    expect(await (await fetch(`${server.issuer}/__control/config`)).json()).toEqual({ answerBearer: false, accessTokenTtl: 5, revocationDelayMs: 0, refreshRotation: 'always', refreshFault: null })
   })
 })
 

@@ -158,7 +158,8 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
         // with the same proof, and oidc-provider refuses that copy as a replayed proof with
         // `invalid_grant` while the first copy went through. A server that does not rotate
         // then takes the retry; one that rotated refuses it too, as it would anyway.
-        if (!(e instanceof OAuthError && e.error === 'invalid_grant')) throw e
+        // (Not after a known lost answer: that refusal is the rotation, a retry changes nothing.)
+        if (lost || !(e instanceof OAuthError && e.error === 'invalid_grant')) throw e
         result = await exchange()
       }
     } catch (e) {
