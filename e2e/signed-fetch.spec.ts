@@ -231,6 +231,52 @@ test('a device clock 10 minutes behind the server: corrected from Date, the call
   expect(since(await apiRequestsTo('/api/echo'), start).map((r) => r.outcome)).toEqual(['ok'])
 })
 
+test('a 4xx body is read only when small JSON that arrives quickly: a body that never ends does not hold the call, text/plain is not read, the caller gets every byte', async ({ driver }) => {
+  const page = driver.page
+  await open(page)
+  // The engine's own Response.clone(), stream tee and reader cancel decide here; the answers
+  // come from a fetch inside the page, so each shape is exact.
+  const seen = await page.evaluate(async (echo) => {
+    const w = window
+    const answered = (make: (n: number) => Response) => {
+      let sent = 0
+      return { api: w.make({ fetch: async () => make(++sent) }), sent: () => sent }
+    }
+    const nonceHeaders = (n: number, type: string) => ({ 'Content-Type': type, 'DPoP-Nonce': `nonce-${n}` })
+    const stalled = answered((n) => new Response(new ReadableStream<Uint8Array>({
+      start(controller) { controller.enqueue(new TextEncoder().encode('{"error":"use_dpop_')) },
+    }), { status: 400, headers: nonceHeaders(n, 'application/json') }))
+    const started = performance.now()
+    const first = await Promise.race([
+      stalled.api(echo).then((r) => r.status),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting after 6 s'), 6000)),
+    ])
+    const ms = Math.round(performance.now() - started)
+    const plain = answered((n) => new Response('{"error":"use_dpop_nonce"}', { status: 404, headers: nonceHeaders(n, 'text/plain') }))
+    const plainResponse = await plain.api(echo, { method: 'POST', body: 'once' })
+    const big = JSON.stringify({ error: 'use_dpop_nonce', padding: 'x'.repeat(100_000) })
+    const large = answered((n) => new Response(big, { status: 400, headers: nonceHeaders(n, 'application/json') }))
+    const largeResponse = await large.api(echo, { method: 'POST', body: 'once' })
+    const small = answered((n) => n === 1 ? new Response('{"error":"use_dpop_nonce"}', { status: 400, headers: nonceHeaders(n, 'application/json') }) : new Response('ok'))
+    const smallResponse = await small.api(echo, { method: 'POST', body: 'once' })
+    return {
+      first, ms, stalledSent: stalled.sent(),
+      plain: { status: plainResponse.status, sent: plain.sent(), body: await plainResponse.text() },
+      large: { status: largeResponse.status, sent: large.sent(), intact: (await largeResponse.text()) === big },
+      small: { status: smallResponse.status, sent: small.sent() },
+    }
+  }, ECHO)
+  console.log(`[${driver.engine}] error bodies:`, JSON.stringify(seen))
+  expect(seen.first).toBe(400)
+  expect(seen.ms).toBeGreaterThanOrEqual(1400)
+  expect(seen.ms).toBeLessThan(4000)
+  expect(seen.stalledSent).toBe(1)
+  expect(seen.plain).toEqual({ status: 404, sent: 1, body: '{"error":"use_dpop_nonce"}' })
+  expect(seen.large).toEqual({ status: 400, sent: 1, intact: true })
+  // A small JSON nonce error is still read, and retried once.
+  expect(seen.small).toEqual({ status: 200, sent: 2 })
+})
+
 test('bodies arrive byte-identical (and with the same Content-Type) after a nonce retry', async ({ driver }) => {
   const page = driver.page
   await open(page)

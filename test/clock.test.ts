@@ -97,3 +97,85 @@ describe('offsetFromDate', () => {
     expect(offsetFromDate(httpDate(server), LOCAL, LOCAL + 2000)).toEqual({ offsetMs: server + 500 - (LOCAL + 1000), uncertaintyMs: 1500 })
   })
 })
+
+describe('per origin (issue 19)', () => {
+  const A = 'https://a.example'
+  const B = 'https://b.example'
+
+  it("an origin's Date sets that origin's offset only; the default seeds origins that have not answered", () => {
+    const { clock } = fakeClock()
+    expect(clock.observeDate(httpDate(LOCAL + 23 * 3_600_000), LOCAL, LOCAL, A)).toBe(true)
+    expect(Math.abs(clock.offset(A) - 23 * 3_600_000)).toBeLessThanOrEqual(600)
+    expect(clock.offset(B)).toBe(0)
+    expect(clock.offset()).toBe(0)
+    expect(clock.now(B)).toBe(LOCAL)
+    // The default (what the client learns from the authorization server) seeds B...
+    clock.observeDate(httpDate(LOCAL + 600_000), LOCAL, LOCAL)
+    expect(Math.abs(clock.offset(B) - 600_000)).toBeLessThanOrEqual(600)
+    // ...until B answers itself, even with a Date that agrees with the local clock.
+    expect(clock.observeDate(httpDate(LOCAL), LOCAL, LOCAL, B)).toBe(true)
+    expect(Math.abs(clock.offset(B))).toBeLessThanOrEqual(600)
+    clock.observeDate(httpDate(LOCAL + 1_200_000), LOCAL, LOCAL)
+    expect(Math.abs(clock.offset(B))).toBeLessThanOrEqual(600)
+  })
+
+  it("an origin's first Date within the noise of the default pins it to the default", () => {
+    const { clock } = fakeClock()
+    clock.adjust(600_000)
+    expect(clock.observeDate(httpDate(LOCAL + 601_000), LOCAL, LOCAL, A)).toBe(false)
+    clock.adjust(0)
+    expect(clock.offset(A)).toBe(600_000)
+  })
+
+  it('one change moves an offset by at most maxOffsetMs, and no offset goes beyond it', () => {
+    const { clock } = fakeClock()
+    expect(clock.adjust(-23 * 3_600_000, A)).toBe(true)
+    // +23 h is within the total bound but 46 h from where A is: refused, from Date, correct() and adjust().
+    expect(clock.observeDate(httpDate(LOCAL + 23 * 3_600_000), LOCAL, LOCAL, A)).toBe(false)
+    expect(clock.correct(httpDate(LOCAL + 23 * 3_600_000), LOCAL, LOCAL, A)).toBe(false)
+    expect(clock.adjust(23 * 3_600_000, A)).toBe(false)
+    expect(clock.offset(A)).toBe(-23 * 3_600_000)
+    // Back towards zero in one step is fine.
+    expect(clock.adjust(0, A)).toBe(true)
+  })
+
+  it('adjust() refuses an offset beyond maxOffsetMs, for the default and for an origin', () => {
+    const { clock } = fakeClock()
+    const small = createClock({ now: () => LOCAL, maxOffsetMs: 60_000 })
+    expect(small.adjust(60_001)).toBe(false)
+    expect(small.adjust(-60_001, A)).toBe(false)
+    expect(small.offset()).toBe(0)
+    expect(small.offset(A)).toBe(0)
+    expect(small.adjust(60_000)).toBe(true)
+    // Each step within the bound, the total beyond it.
+    expect(small.adjust(10_000, A)).toBe(true)
+    expect(small.adjust(65_000, A)).toBe(false)
+    expect(small.offset(A)).toBe(10_000)
+    expect(clock.adjust(86_400_001)).toBe(false)
+    expect(clock.offset()).toBe(0)
+  })
+
+  it('keeps at most maxOrigins offsets; a forgotten origin falls back to the default', () => {
+    const clock = createClock({ now: () => LOCAL, maxOrigins: 2 })
+    clock.adjust(60_000, A)
+    clock.adjust(120_000, B)
+    clock.adjust(180_000, 'https://c.example')
+    expect(clock.offset(A)).toBe(0)
+    expect(clock.offset(B)).toBe(120_000)
+    expect(() => createClock({ maxOrigins: 0 })).toThrow(/options\.maxOrigins/)
+  })
+})
+
+describe('only IMF-fixdate is read (issue 19)', () => {
+  it('other date forms of a plausible time (an hour ahead) are ignored: ISO 8601, RFC 850, a lower-case or numeric zone', () => {
+    const { clock } = fakeClock()
+    const hourAhead = new Date(LOCAL + 3_600_000) // Sun, 15 Jan 2025 13:00:00 GMT
+    for (const other of [hourAhead.toISOString(), 'Wednesday, 15-Jan-25 13:00:00 GMT', 'Wed, 15 Jan 2025 13:00:00 gmt', 'Wed, 15 Jan 2025 13:00:00 +0000']) {
+      expect(Date.parse(other)).toBe(hourAhead.getTime()) // each is a date JavaScript would take
+      expect(clock.observeDate(other, LOCAL, LOCAL), other).toBe(false)
+      expect(clock.correct(other, LOCAL, LOCAL), other).toBe(false)
+    }
+    expect(clock.offset()).toBe(0)
+    expect(clock.observeDate(httpDate(hourAhead.getTime()), LOCAL, LOCAL)).toBe(true)
+  })
+})

@@ -179,14 +179,21 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   // AS on an API origin it would otherwise add the access token to token requests, and a
   // refresh would wait for itself.
   // They also teach the clock shared with the signed fetch (from `Date`, where the server's
-  // CORS exposes it), so the first API request after start-up is already signed on the
-  // server's time. A response that a redirect produced says nothing about this server.
+  // CORS exposes it): their own origin's offset, which token-request proofs use, and the
+  // default offset, which an API origin's proofs use until that origin answers with a `Date`
+  // itself. So the first API request after start-up is already signed on a server's time.
+  // A response that a redirect produced says nothing about this server.
   const clock = createClock()
   const send = uninstalledFetch(config.fetch)
   const asFetch: typeof fetch = async (input, init) => {
     const startedAt = clock.now() - clock.offset()
     const response = await send(input, init)
-    if (!response.redirected) clock.observeDate(response.headers.get('Date'), startedAt, clock.now() - clock.offset())
+    if (!response.redirected) {
+      const date = response.headers.get('Date')
+      const endedAt = clock.now() - clock.offset()
+      clock.observeDate(date, startedAt, endedAt, new URL(input instanceof Request ? input.url : input).origin)
+      clock.observeDate(date, startedAt, endedAt)
+    }
     return response
   }
   const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure, bounds.requestTimeoutMs)

@@ -162,16 +162,19 @@ function createRenewal(onInvalidToken: NonNullable<DPoPFetchOptions['onInvalidTo
  *   `Authorization` header the caller set. Without a token, a caller's `DPoP <token>`
  *   header is kept and its token hashed into `ath`; a caller's `Bearer` header is removed
  *   (a DPoP API must never receive bearer semantics); other schemes are left alone.
- * - a fresh `DPoP` proof per attempt: new `jti`, `iat` from the server-corrected clock,
- *   `htm`/`htu` of the request, `ath` of the token sent, the origin's cached nonce. The
- *   method is upper-cased on the wire too.
- * - `DPoP-Nonce` of every response updates the nonce cache; `Date` may correct the clock.
+ * - a fresh `DPoP` proof per attempt: new `jti`, `iat` from that origin's server-corrected
+ *   clock, `htm`/`htu` of the request, `ath` of the token sent, the origin's cached nonce.
+ *   The method is upper-cased on the wire too.
+ * - `DPoP-Nonce` of every response updates that origin's nonce; `Date` may correct that
+ *   origin's clock offset (never another origin's).
  * - one retry each, at most, for an answer of the request's own origin that no redirect
- *   produced: `use_dpop_nonce` (a DPoP challenge on 401 or 400, or a JSON error body with a
- *   new nonce on any 4xx), `invalid_token` (after `onInvalidToken` yields a new token), and
- *   the clock: any 400 or 401 to a proof signed before the clock offset moved (this answer's
- *   `Date`, an `invalid_dpop_proof` that names iat/time/clock, or another answer meanwhile).
- *   A second challenge is returned as the Response.
+ *   produced, and only when the answer says why (a request the server may have processed
+ *   is never re-sent on a guess): `use_dpop_nonce` (a DPoP challenge on 401 or 400, or a
+ *   JSON error body of at most 4 KiB, read within 1.5 s, with a new nonce on any 4xx),
+ *   `invalid_token` (a challenge on 401 or 400, after `onInvalidToken` yields a new token),
+ *   and `iat` (a 400 or 401 whose challenge or JSON error is `invalid_dpop_proof` naming
+ *   iat/time/clock, or whose `Date` is more than 6 minutes from the proof's `iat`, when a
+ *   corrected offset is known). A second challenge is returned as the Response.
  * - bodies are prepared once so a retry sends the same bytes and `Content-Type`; a
  *   `ReadableStream` body is read into memory before the first send.
  * - redirects are never followed (the proof names the first URL, and the token and proof
@@ -216,9 +219,11 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
   let lastToken: string | undefined
   let lastAuthorization = ''
 
-  return async (input, init) => {
+  return async (input, callerInit) => {
     const target = targetOf(input)
-    if (!target) return underlying()(input, init)
+    if (!target) return underlying()(input, callerInit)
+    // Read once: what is checked (mode, body, method) is what is sent, whatever getters do next.
+    const init = callerInit && { ...callerInit }
 
     const signal = init?.signal !== undefined ? init.signal ?? undefined : isRequest(input) ? input.signal : undefined
     signal?.throwIfAborted()

@@ -1,11 +1,14 @@
 /**
  * Whether the signed fetch sends a refused request again, and why: a new nonce, a corrected
- * clock, or a new token. One function, one answer, so the rules can be read in one place.
- * At most one retry per reason (the caller keeps count), so never a loop; only answers of
- * the request's own origin that no redirect produced are asked about. Internal.
+ * clock, or a new token. One function decides and returns its decision; the attempt loop
+ * (signed-request.ts) applies it, the clock included. At most one retry per reason (the
+ * caller keeps count), so never a loop; only answers of the request's own origin that no
+ * redirect produced are asked about. A request the server may have processed is never sent
+ * again on a guess: only an answer that says why (nonce, time, token) is retried. Internal.
  */
-import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge } from '../server-state/challenge.js'
-import type { DPoPClock } from '../server-state/clock.js'
+import { raceAbort } from '../base/abort.js'
+import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge, type DPoPChallengeInfo } from '../server-state/challenge.js'
+import { offsetFromDate } from '../server-state/clock.js'
 import { DPoPError, ServerResponseError } from '../base/errors.js'
 import type { NonceCache } from '../server-state/nonces.js'
 
@@ -18,8 +21,10 @@ export interface RefusedAnswer {
   readonly origin: string
   /** The nonce the refused proof carried. */
   readonly nonceSent: string | undefined
-  /** The clock offset the refused proof was signed with. */
+  /** The clock offset (of this origin) the refused proof was signed with. */
   readonly signedWithOffset: number
+  /** The origin's clock offset now, after this answer's `Date` was observed. */
+  readonly offsetNow: number
   /** Local (uncorrected) times around the request, for the response's `Date`. */
   readonly startedAt: number
   readonly endedAt: number
@@ -30,11 +35,28 @@ export interface RefusedAnswer {
   /** Whether a new token can be asked for (a token was sent and there is `onInvalidToken`). */
   readonly canRenew: boolean
   readonly nonces: NonceCache
-  readonly clock: DPoPClock
+  /** The request's signal: reading the error body stops when it aborts. */
+  readonly signal: AbortSignal | undefined
 }
+
+/** @internal What to do about a refused answer: send again, and for `iat` on which clock offset. */
+export type Retry =
+  | { readonly reason: 'use_dpop_nonce' | 'invalid_token' }
+  | { readonly reason: 'iat'; readonly offsetMs: number }
 
 // A rejected `iat` as RFC 9449 §11.1 servers word it: "iat", "issued at", time, clock.
 const IAT_REJECTION = /\biat\b|issued|time|clock/i
+// A proof whose iat was further than this from the server's own time (its `Date`) when it
+// answered is outside every verifier's window we know, so the refusal was the proof's time
+// and nothing was processed: Auth0 and oauth4webapi accept 300 s, oidc-provider 300 s, the
+// Community Solid Server 240 s, Duende 5 min of skew plus a 1 min proof lifetime. Closer
+// than this, a 400 may be the application's answer to a request it processed.
+const OUTSIDE_ANY_WINDOW_MS = 360_000
+// The error body is read only when it is small JSON that arrives quickly: a body is looked
+// at for RFC 9449 §8's {"error":"use_dpop_nonce"} or an iat refusal, never waited for.
+const ERROR_BODY_BYTES = 4096
+const ERROR_BODY_MS = 1500
+const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i
 
 /** @internal Frees a response's connection; an error here changes nothing for the caller. */
 export function discard(response: Response): void {
@@ -64,26 +86,73 @@ function unsupported(origin: string, alg: string, algs: readonly string[]): DPoP
 }
 
 /**
- * @internal Why to send a refused (4xx) request again, or `undefined` to hand the response
- * to the caller. The nonce cache and the clock have already learned from this response.
+ * @internal At most {@link ERROR_BODY_BYTES} of a JSON error body, read from a clone (the
+ * caller still gets the whole body) within {@link ERROR_BODY_MS}; `undefined` for any other
+ * content type, a larger or slower body, or one that is not JSON. Rejects only with the
+ * signal's reason.
+ */
+export async function readErrorBody(response: Response, signal: AbortSignal | undefined): Promise<unknown> {
+  if (!JSON_TYPE.test(response.headers.get('Content-Type') ?? '')) return undefined
+  const reader = response.clone().body?.getReader()
+  if (!reader) return undefined
+  const bytes = new Uint8Array(ERROR_BODY_BYTES)
+  let size = 0
+  let late = false
+  const timer = setTimeout(() => {
+    late = true
+    reader.cancel().catch(() => undefined)
+  }, ERROR_BODY_MS)
+  try {
+    for (;;) {
+      const { done, value } = await raceAbort(reader.read(), signal)
+      if (late) return undefined
+      if (done) break
+      if (size + value.byteLength > ERROR_BODY_BYTES) return undefined
+      bytes.set(value, size)
+      size += value.byteLength
+    }
+    return JSON.parse(new TextDecoder().decode(bytes.subarray(0, size))) as unknown
+  } catch (e) {
+    if (signal?.aborted) throw e
+    return undefined
+  } finally {
+    clearTimeout(timer)
+    // The rest is never read; the caller's copy of the body is not affected.
+    reader.cancel().catch(() => undefined)
+  }
+}
+
+/** Whether a server's error says the proof's time was refused (`invalid_dpop_proof` naming iat/time/clock). */
+function refusesTime(error: DPoPChallengeInfo | undefined): boolean {
+  return error?.error === 'invalid_dpop_proof' && IAT_REJECTION.test(error.errorDescription ?? '')
+}
+
+/**
+ * @internal Whether to send a refused (4xx) request again, and why; `undefined` hands the
+ * response to the caller. Reads the answer; changes nothing (the nonce cache and clock have
+ * already learned from its headers; the caller applies a new clock offset).
  * - `use_dpop_nonce`: a DPoP challenge saying so (on 401, or 400 as Auth0's middleware
- *   sends it), or RFC 9449 §8's JSON body `{"error":"use_dpop_nonce"}` on any 4xx (servers
- *   exist that send it with the wrong status), with a nonce we did not send.
- * - `iat`: a 400 or 401 to a proof signed before the clock offset moved materially (this
- *   answer's `Date`, an `invalid_dpop_proof` naming iat/time/clock, or another answer
- *   meanwhile), whatever the challenge or description say: verifiers word it many ways.
- * - `invalid_token`: the challenge says so and a new token can be asked for; the caller asks.
+ *   sends it), or RFC 9449 §8's JSON body `{"error":"use_dpop_nonce"}` (small, JSON
+ *   Content-Type) on any 4xx that brings a nonce we did not send.
+ * - `iat`, on a 400 or 401 only: when the answer shows the proof's time was refused — a
+ *   challenge or JSON error `invalid_dpop_proof` naming iat/time/clock, or this answer's own
+ *   `Date` more than 6 minutes from the proof's `iat` (outside any verifier's window) — and a
+ *   different offset is known: this answer's `Date`, else what another answer taught meanwhile.
+ * - `invalid_token`: the challenge (on 400 or 401) says so and a new token can be asked for;
+ *   the caller asks.
  * @throws {ServerResponseError} `ERR_CORS_HEADER_HIDDEN` when a cross-origin answer hides the
  *   challenge or the nonce; {@link DPoPError} `ERR_UNSUPPORTED_ALGORITHM` when the challenge's
  *   `algs` leave out the key's algorithm (every proof would be refused). The response is
- *   discarded first.
+ *   discarded first. Rejects with the signal's reason when it aborts while the body is read.
  */
-export async function retryReason(a: RefusedAnswer): Promise<DPoPRetryReason | undefined> {
-  const { response, origin, nonces, clock } = a
+export async function decideRetry(a: RefusedAnswer): Promise<Retry | undefined> {
+  const { response, origin, nonces } = a
   const { status } = response
   const nonceHeader = response.headers.get('DPoP-Nonce')
-  // RFC 9449 §7.1 says 401; servers also send the DPoP challenge on 400.
-  const wwwAuthenticate = status === 401 || status === 400 ? response.headers.get('WWW-Authenticate') : null
+  // RFC 9449 §7.1 says 401; servers also send the DPoP challenge on 400. Other statuses are
+  // not about the proof or the token (a 403 invalid_token must not cause a refresh).
+  const proofStatus = status === 401 || status === 400
+  const wwwAuthenticate = proofStatus ? response.headers.get('WWW-Authenticate') : null
   const challenge = wwwAuthenticate === null ? undefined : readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate, { until: 'dpop' }))
   const freshNonce = () => {
     const fresh = nonces.get(origin)
@@ -93,28 +162,33 @@ export async function retryReason(a: RefusedAnswer): Promise<DPoPRetryReason | u
     discard(response)
     throw error
   }
+  // The JSON error body, read at most once and only when a rule needs it.
+  let body: Promise<ReturnType<typeof parseOAuthErrorBody>> | undefined
+  const errorBody = () => (body ??= readErrorBody(response, a.signal).then(parseOAuthErrorBody))
   // RFC 9449 §7.1 `algs`: a server that does not take our algorithm refuses every proof.
   if (a.alg && challenge?.algs?.length && !challenge.algs.includes(a.alg)) fail(unsupported(origin, a.alg, challenge.algs))
 
   if (!a.retried.has('use_dpop_nonce')) {
     if (challenge?.error === 'use_dpop_nonce') {
       if (nonceHeader === null && isCrossOrigin(response, origin)) fail(hidden(origin, status, 'DPoP-Nonce'))
-      if (freshNonce()) return 'use_dpop_nonce'
-    } else if (nonceHeader !== null && freshNonce()) {
-      // Read only with a new nonce: otherwise there is nothing to retry with.
-      const body: unknown = await response.clone().json().catch(() => undefined)
-      if (parseOAuthErrorBody(body)?.error === 'use_dpop_nonce') return 'use_dpop_nonce'
+      if (freshNonce()) return { reason: 'use_dpop_nonce' }
+    } else if (nonceHeader !== null && freshNonce() && (await errorBody())?.error === 'use_dpop_nonce') {
+      // Read only with a new nonce in this answer: otherwise there is nothing to retry with.
+      return { reason: 'use_dpop_nonce' }
     }
   }
-  if (!a.retried.has('iat') && (status === 400 || status === 401)) {
-    if (challenge?.error === 'invalid_dpop_proof' && IAT_REJECTION.test(challenge.errorDescription ?? '')) {
-      // The Date of this very response says where the server's clock is, even below the Date threshold.
-      clock.correct(response.headers.get('Date'), a.startedAt, a.endedAt)
-    }
+  if (!a.retried.has('iat') && proofStatus) {
+    const signed = a.signedWithOffset
+    const seen = offsetFromDate(response.headers.get('Date'), a.startedAt, a.endedAt)
+    const refused = (seen !== undefined && Math.abs(seen.offsetMs - signed) > OUTSIDE_ANY_WINDOW_MS + seen.uncertaintyMs) ||
+      refusesTime(challenge) || (challenge?.error === undefined && refusesTime(await errorBody()))
+    // This answer's Date says where the server's clock is, even below the Date threshold;
+    // without one, what another answer of this origin taught while the request was out.
+    const offsetMs = !seen ? a.offsetNow : Math.abs(seen.offsetMs - signed) > seen.uncertaintyMs ? seen.offsetMs : signed
     // If nothing moved, a retry cannot help.
-    if (clock.offset() !== a.signedWithOffset) return 'iat'
+    if (refused && offsetMs !== signed) return { reason: 'iat', offsetMs }
   }
-  if (!a.retried.has('invalid_token') && challenge?.error === 'invalid_token' && a.canRenew) return 'invalid_token'
+  if (!a.retried.has('invalid_token') && challenge?.error === 'invalid_token' && a.canRenew) return { reason: 'invalid_token' }
   // A cross-origin 401 with no readable challenge at all: the API's CORS hides it.
   if (status === 401 && wwwAuthenticate === null && isCrossOrigin(response, origin)) fail(hidden(origin, status, 'WWW-Authenticate'))
   return undefined

@@ -14,7 +14,7 @@ import { markSent } from './install.js'
 import { jwsAlgorithmOf } from '../proof/keys.js'
 import type { NonceCache } from '../server-state/nonces.js'
 import { createProof } from '../proof/proof.js'
-import { discard, retryReason, type DPoPRetryReason } from './retry.js'
+import { decideRetry, discard, type DPoPRetryReason } from './retry.js'
 import { answeredBy, type Target } from './targets.js'
 
 /** @internal One request, prepared: what every attempt sends. */
@@ -75,8 +75,9 @@ export async function sendSigned(r: PreparedRequest, s: SignedFetchState): Promi
     // A retry without a Request gets headers of its own: the first attempt's were handed out.
     if (headers && !replay && attempt > 1) headers = new Headers(headers)
     const nonce = nonces.get(origin)
-    const signedWithOffset = clock.offset()
-    const proof = await createProof(keyPair, { htm: method, htu, accessToken: token, nonce, now: clock.now() })
+    // The API origin's own clock (or the authorization server's, until this origin answers).
+    const signedWithOffset = clock.offset(origin)
+    const proof = await createProof(keyPair, { htm: method, htu, accessToken: token, nonce, now: clock.now(origin) })
     let sent: HeadersInit
     if (headers) {
       if (authorization) headers.set('Authorization', authorization)
@@ -90,6 +91,7 @@ export async function sendSigned(r: PreparedRequest, s: SignedFetchState): Promi
     }
     const request = replay ? replay.attempt() : { ...init, method, headers: sent, redirect }
     markSent(request)
+    // Local times, for the response's Date: any offset is as good as another here.
     const startedAt = clock.now() - clock.offset()
     const response = await (replay ? send(request as Request) : send(href, request))
     const endedAt = clock.now() - clock.offset()
@@ -111,17 +113,22 @@ export async function sendSigned(r: PreparedRequest, s: SignedFetchState): Promi
     const nonceHeader = response.headers.get('DPoP-Nonce')
     if (nonceHeader !== null && nonces.set(origin, nonceHeader)) emit?.({ type: 'nonce', origin, nonce: nonceHeader })
     const dateHeader = response.headers.get('Date')
-    if (clock.observeDate(dateHeader, startedAt, endedAt)) emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'date' })
+    if (clock.observeDate(dateHeader, startedAt, endedAt, origin)) emit?.({ type: 'clock', offsetMs: clock.offset(origin), source: 'date' })
     emit?.({ type: 'response', method, url: htu, status, attempt })
     if (status < 400 || status > 499) return response
 
-    // Whether to send again, and why: one function decides (retry.ts).
-    const offsetBefore = clock.offset()
-    let reason = await retryReason({
-      response, origin, nonceSent: nonce, signedWithOffset, startedAt, endedAt, alg: jwsAlgorithmOf(keyPair.privateKey),
-      retried, canRenew: !!renew && token !== undefined, nonces, clock,
+    // Whether to send again, and why: one function decides (retry.ts), this loop applies it.
+    const retry = await decideRetry({
+      response, origin, nonceSent: nonce, signedWithOffset, offsetNow: clock.offset(origin), startedAt, endedAt,
+      alg: jwsAlgorithmOf(keyPair.privateKey), retried, canRenew: !!renew && token !== undefined, nonces, signal,
     })
-    if (clock.offset() !== offsetBefore) emit?.({ type: 'clock', offsetMs: clock.offset(), source: 'iat' })
+    let reason = retry?.reason
+    if (retry?.reason === 'iat') {
+      const before = clock.offset(origin)
+      // The clock's bounds still apply: an offset it refuses is no reason to send again.
+      if (!clock.adjust(retry.offsetMs, origin)) reason = undefined
+      else if (clock.offset(origin) !== before) emit?.({ type: 'clock', offsetMs: clock.offset(origin), source: 'iat' })
+    }
     if (reason === 'invalid_token') {
       const next = await raceAbort((renew as NonNullable<typeof renew>)(token as string), signal)
       if (next === undefined || next === token) reason = undefined

@@ -55,21 +55,22 @@ export function guardXMLHttpRequest(options: XHRGuardOptions): () => void {
   const previous = proto.open
   let active = true
   const open: Open = function (this: XMLHttpRequest, method, url, ...rest) {
-    if (active) {
-      let origin: string | undefined
-      try {
-        origin = new URL(String(url), globalThis.document?.baseURI ?? globalThis.location?.href).origin
-      } catch {
-        // An invalid URL: XHR itself throws SyntaxError below.
-      }
-      if (origin !== undefined && origins.has(origin)) {
-        throw new DPoPError(
-          'ERR_XHR_NOT_SIGNED',
-          `An XMLHttpRequest to ${origin} was refused: it would carry no DPoP proof. Send it through the signed fetch (axios >= 1.12: adapter 'fetch' with env.fetch).`,
-        )
-      }
+    if (!active) return previous.call(this, method, url, ...rest)
+    // Converted once: the URL checked is the URL opened, whatever its toString() does next.
+    const href = String(url)
+    let origin: string | undefined
+    try {
+      origin = new URL(href, globalThis.document?.baseURI ?? globalThis.location?.href).origin
+    } catch {
+      // An invalid URL: XHR itself throws SyntaxError below.
     }
-    previous.call(this, method, url, ...rest)
+    if (origin !== undefined && origins.has(origin)) {
+      throw new DPoPError(
+        'ERR_XHR_NOT_SIGNED',
+        `An XMLHttpRequest to ${origin} was refused: it would carry no DPoP proof. Send it through the signed fetch (axios >= 1.12: adapter 'fetch' with env.fetch).`,
+      )
+    }
+    previous.call(this, method, href, ...rest)
   }
   proto.open = open
   return () => {

@@ -3,6 +3,7 @@
  * `iat` is outside a short window (RFC 9449 §11.1), so a device clock that is minutes off
  * would break every request; the server's `Date` header tells us by how much.
  */
+import { setBounded } from '../base/bounded-map.js'
 import { invalidArgument } from '../base/errors.js'
 
 /** Options of {@link createClock}. */
@@ -20,11 +21,18 @@ export interface ClockOptions {
    */
   thresholdMs?: number
   /**
-   * The largest offset one server may set, either way. A device clock can be minutes or
-   * hours off; a `Date` decades off is a broken or hostile server, not a correction.
+   * The largest offset, either way, and the most one change may move an offset. A device
+   * clock can be minutes or hours off; a `Date` decades off is a broken or hostile server,
+   * not a correction.
    * @default 86400000 (one day)
    */
   maxOffsetMs?: number
+  /**
+   * How many origins' offsets to remember; the one set longest ago is forgotten first (its
+   * proofs then use the default offset until it answers again).
+   * @default 32
+   */
+  maxOrigins?: number
 }
 
 /** Defaults of {@link ClockOptions}. */
@@ -33,49 +41,73 @@ export const CLOCK_DEFAULTS = {
   now: Date.now,
   /** Differences below this (plus the measurement's uncertainty) are noise, ms. */
   thresholdMs: 5000,
-  /** The largest offset one server may set, ms (one day). */
+  /** The largest offset, and the largest move of one change, ms (one day). */
   maxOffsetMs: 86_400_000,
+  /** Origins whose offset is kept; the oldest is dropped beyond. */
+  maxOrigins: 32,
 } as const satisfies Required<ClockOptions>
 
-/** A clock that adds a learned offset to the local time. Share one between fetch and token client. */
+/**
+ * A clock that adds a learned offset to the local time, per server origin: what one
+ * server's `Date` teaches applies to proofs for that server only. An origin that has not
+ * answered with a usable `Date` yet uses the default offset (learned without an origin;
+ * the client learns it from the authorization server). Share one between fetch and token
+ * client. Origins are written as `URL.origin` writes them.
+ */
 export interface DPoPClock {
-  /** Server-corrected time in milliseconds since the epoch: local time + {@link DPoPClock.offset}. */
-  now(): number
-  /** The learned offset in milliseconds (server minus local); 0 until learned. */
-  offset(): number
   /**
-   * Learns from a response's `Date` header. `requestStartMs` and `responseMs` are LOCAL
-   * (uncorrected) times, `now() - offset()`, taken just before the request and when its
-   * response arrived. The offset changes only when the server's time differs from ours by
-   * more than the threshold plus the measurement's uncertainty (half the round trip plus
-   * half a second). Ignores a missing or non-IMF-fixdate `Date`, and one that would set an
-   * offset beyond `maxOffsetMs`. Returns whether the offset changed. Never throws.
+   * Server-corrected time in milliseconds since the epoch: local time + {@link DPoPClock.offset}.
+   * @param origin - the server the time is for; omitted, the default offset applies.
+   * @returns the corrected time.
+   */
+  now(origin?: string): number
+  /**
+   * The offset in milliseconds (server minus local) for `origin`: its own once it has
+   * answered with a usable `Date`, else the default one; 0 until learned.
+   * @param origin - the server; omitted, the default offset.
+   * @returns the offset.
+   */
+  offset(origin?: string): number
+  /**
+   * Learns from a response's `Date` header, for `origin` (or the default offset when
+   * omitted). `requestStartMs` and `responseMs` are LOCAL (uncorrected) times, taken just
+   * before the request and when its response arrived. The first usable `Date` of an origin
+   * gives it an offset of its own (from then on the default no longer applies to it); after
+   * that the offset changes only when the server's time differs from ours by more than the
+   * threshold plus the measurement's uncertainty (half the round trip plus half a second).
+   * Ignores a missing or non-IMF-fixdate `Date`, and one that would set an offset beyond
+   * `maxOffsetMs` or move it by more than `maxOffsetMs`. Returns whether the offset changed.
+   * Never throws.
    * @param dateHeader - the response's `Date` header, or `null`.
    * @param requestStartMs - local time just before the request.
    * @param responseMs - local time when the response arrived.
+   * @param origin - the server that answered; omitted, the default offset learns.
    * @returns whether the offset changed.
    */
-  observeDate(dateHeader: string | null, requestStartMs: number, responseMs: number): boolean
+  observeDate(dateHeader: string | null, requestStartMs: number, responseMs: number, origin?: string): boolean
   /**
    * Learns from a response that refused a proof's time (an `iat` rejection): adopts the
    * offset its `Date` implies whenever it differs by more than the measurement's own
-   * uncertainty, below the `observeDate` threshold too, and within `maxOffsetMs`. Times
-   * as for {@link DPoPClock.observeDate}. Returns whether the offset changed. Never throws.
+   * uncertainty, below the `observeDate` threshold too, within the `maxOffsetMs` bounds.
+   * Times and origin as for {@link DPoPClock.observeDate}. Returns whether the offset
+   * changed. Never throws.
    * @param dateHeader - the response's `Date` header.
    * @param requestStartMs - local time just before the request.
    * @param responseMs - local time when the response arrived.
+   * @param origin - the server that answered; omitted, the default offset.
    * @returns whether the offset changed.
    */
-  correct(dateHeader: string | null, requestStartMs: number, responseMs: number): boolean
+  correct(dateHeader: string | null, requestStartMs: number, responseMs: number, origin?: string): boolean
   /**
-   * Sets the offset (milliseconds, server minus local), for example after a server
-   * rejected a proof's `iat`. An offset beyond `maxOffsetMs` is refused. Returns whether
-   * the offset was set.
+   * Sets the offset (milliseconds, server minus local) of `origin`, or the default one,
+   * for example after a server rejected a proof's `iat`. An offset beyond `maxOffsetMs`,
+   * or a move by more than `maxOffsetMs`, is refused. Returns whether the offset was set.
    * @param offsetMs - server time minus local time, in milliseconds.
+   * @param origin - the server; omitted, the default offset.
    * @returns whether the offset was set.
    * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `offsetMs` is not a finite number.
    */
-  adjust(offsetMs: number): boolean
+  adjust(offsetMs: number, origin?: string): boolean
 }
 
 // IMF-fixdate (RFC 9110 §5.6.7), the only form servers generate. Date.parse alone would
@@ -109,10 +141,11 @@ export function offsetFromDate(
 /**
  * Creates a clock whose offset from the local clock is learned from servers.
  *
- * @param options - the local clock and the threshold; see {@link ClockOptions}.
- * @returns a clock with offset 0.
- * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `options.now` is not a function or
- *   `options.thresholdMs` is not a non-negative finite number.
+ * @param options - the local clock, the threshold and the bounds; see {@link ClockOptions}.
+ * @returns a clock with offset 0 for every origin.
+ * @throws {DPoPError} `ERR_INVALID_ARGUMENT` when `options.now` is not a function,
+ *   `options.thresholdMs` or `options.maxOffsetMs` is not a non-negative number, or
+ *   `options.maxOrigins` is not a positive integer.
  * @example
  * ```ts
  * const clock = createClock()
@@ -127,27 +160,40 @@ export function createClock(options?: ClockOptions): DPoPClock {
   if (!Number.isFinite(thresholdMs) || thresholdMs < 0) throw invalidArgument('"options.thresholdMs" must be a non-negative number.')
   const maxOffsetMs = options?.maxOffsetMs ?? CLOCK_DEFAULTS.maxOffsetMs
   if (!(maxOffsetMs >= 0)) throw invalidArgument('"options.maxOffsetMs" must be a non-negative number.')
-  let offset = 0
+  const maxOrigins = options?.maxOrigins ?? CLOCK_DEFAULTS.maxOrigins
+  if (!Number.isSafeInteger(maxOrigins) || maxOrigins < 1) throw invalidArgument('"options.maxOrigins" must be a positive integer.')
+  // The default offset, and each origin's own once it answered (bounded like the nonces).
+  let fallback = 0
+  const own = new Map<string, number>()
+  const offset = (origin?: string) => (origin === undefined ? undefined : own.get(origin)) ?? fallback
+  // Both bounds: the total (no offset beyond a day) and one change's move (no step beyond a
+  // day either, so an offset at -23 h cannot jump to +23 h in one answer).
+  const set = (next: number, origin: string | undefined, margin: number): boolean => {
+    const before = offset(origin)
+    const first = origin !== undefined && !own.has(origin)
+    if (Math.abs(next) > maxOffsetMs || Math.abs(next - before) > maxOffsetMs) return false
+    // An origin's first answer gives it an offset of its own, even one that agrees with the default.
+    const moved = Math.abs(next - before) > margin
+    if (!moved && !first) return false
+    if (origin === undefined) fallback = next
+    else setBounded(own, origin, moved ? next : before, maxOrigins)
+    return moved
+  }
   return {
-    now: () => local() + offset,
-    offset: () => offset,
-    observeDate(dateHeader, requestStartMs, responseMs) {
+    now: (origin) => local() + offset(origin),
+    offset,
+    observeDate(dateHeader, requestStartMs, responseMs, origin) {
       const seen = offsetFromDate(dateHeader, requestStartMs, responseMs)
-      if (!seen || Math.abs(seen.offsetMs) > maxOffsetMs || Math.abs(seen.offsetMs - offset) <= thresholdMs + seen.uncertaintyMs) return false
-      offset = seen.offsetMs
-      return true
+      return !!seen && set(seen.offsetMs, origin, thresholdMs + seen.uncertaintyMs)
     },
-    correct(dateHeader, requestStartMs, responseMs) {
+    correct(dateHeader, requestStartMs, responseMs, origin) {
       const seen = offsetFromDate(dateHeader, requestStartMs, responseMs)
-      if (!seen || Math.abs(seen.offsetMs) > maxOffsetMs || Math.abs(seen.offsetMs - offset) <= seen.uncertaintyMs) return false
-      offset = seen.offsetMs
-      return true
+      return !!seen && set(seen.offsetMs, origin, seen.uncertaintyMs)
     },
-    adjust(offsetMs) {
+    adjust(offsetMs, origin) {
       if (!Number.isFinite(offsetMs)) throw invalidArgument('"offsetMs" must be a finite number.')
-      if (Math.abs(offsetMs) > maxOffsetMs) return false
-      offset = Math.round(offsetMs)
-      return true
+      // A margin below zero: the offset is set even when it does not change.
+      return set(Math.round(offsetMs), origin, -1)
     },
   }
 }

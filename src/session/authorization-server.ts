@@ -155,6 +155,8 @@ export interface AuthorizationServerRequests {
 export function createAuthorizationServerRequests(o: AuthorizationServerOptions): AuthorizationServerRequests {
   const client: Client = { client_id: o.clientId, token_endpoint_auth_method: 'none' }
   const send = o.fetch ?? ((input, init) => fetch(input, init))
+  // ID tokens come from the token endpoint: its origin's clock is the one to check them with.
+  const tokenOrigin = o.as.token_endpoint ? new URL(o.as.token_endpoint).origin : undefined
 
   // Token requests get their proof here, through oauth4webapi's customFetch, rather than
   // from its DPoP handle: that would bundle a second JWS signer (about 1.2 kB gzip) beside
@@ -162,7 +164,8 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
   // always; the nonce (§8) is learned from every answer and the retry is call()'s.
   const withProof = (keyPair: CryptoKeyPair): typeof fetch => async (url, init) => {
     const { origin } = new URL(url as string)
-    const proof = await createProof(keyPair, { htm: init?.method ?? 'POST', htu: url as string, nonce: o.nonces.get(origin), now: o.clock.now() })
+    // The authorization server's own clock: an API's Date never moves it.
+    const proof = await createProof(keyPair, { htm: init?.method ?? 'POST', htu: url as string, nonce: o.nonces.get(origin), now: o.clock.now(origin) })
     // oauth4webapi hands over its headers as a plain object with lower-case names.
     const response = await send(url, { ...init, headers: { ...(init?.headers as Record<string, string>), dpop: proof } })
     // Learned from any answer of that server (2xx included, §8.2), never from a redirect's target.
@@ -185,7 +188,7 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
     clientAuth: None(),
     options(keyPair, signal) {
       // oauth4webapi checks ID token times against the client's clock skew (seconds).
-      client[clockSkew] = Math.round(o.clock.offset() / 1000)
+      client[clockSkew] = Math.round(o.clock.offset(tokenOrigin) / 1000)
       return {
         ...common,
         signal: bounded(o.requestTimeoutMs, signal),
