@@ -112,9 +112,10 @@ const kept = (o: Outcome) => {
   expect(o).toMatchObject({ signedIn: true, nextCall: '200', afterExpiry: '200', sameGrant: true, reuse: 0 })
 }
 
-/** Signs in; the grant of the login. */
+/** Signs in; the grant of the login. With the worker, waits until it is active (its first start compiles it). */
 async function start(tab: Tab, query = ''): Promise<string> {
   await signIn(tab, 'alice', query)
+  if (query === WORKER) await tab.waitFor(() => navigator.serviceWorker.getRegistration('/e2e/fixtures/').then((r) => !!r?.active), undefined, 30_000)
   return loginGrant(await stats())
 }
 
