@@ -54,10 +54,10 @@ export interface ClientCallOptions {
   json?: Record<string, unknown>
 }
 
-/** A client event as client.html records it: an error event keeps its error's code and message only. */
+/** A client event as client.html records it: an error or storage-fallback event keeps its error's code and message only. */
 export type RecordedClientEvent =
-  | Exclude<DPoPClientEvent, { type: 'error' }>
-  | { type: 'error'; code: DPoPErrorCode; message: string }
+  | Exclude<DPoPClientEvent, { type: 'error' | 'storage-fallback' }>
+  | { type: 'error' | 'storage-fallback'; code: DPoPErrorCode; message: string }
 
 /** A message of the API's `/api/events` stream, as http-clients.spec.ts records it. */
 export interface StreamMessage {
@@ -90,6 +90,8 @@ declare global {
     pageErrors: string[]
     /** simulate.js: the storage failure being simulated ('' for none). */
     simulated: string
+    /** Specs: set to end simulate.js's `idb-lost` failure (storage works again). */
+    idbRecovered?: boolean
     /** clients.ts: the HTTP clients, from node_modules. */
     libs: { axios: typeof axios; ky: typeof ky; ofetch: typeof ofetch; EventSource: typeof EventSource }
 

@@ -7,7 +7,7 @@
 // The documented outcome: a typed KeyStoreError, or the memory key the app opted in to; and a
 // clean logout with reason 'key-mismatch', never a session bound to a key this browser lacks.
 import { expect, test, type Tab } from './driver.ts'
-import { openApp, resetAuthServer, signIn, stats, thumbprint } from './token-app.ts'
+import { openApp, refreshes, resetAuthServer, signIn, stats, thumbprint } from './token-app.ts'
 
 const HARNESS = '/e2e/fixtures/harness.html'
 
@@ -120,4 +120,80 @@ test('Safari ITP deletes the key database while the session database stays: logo
   await signIn(page, 'itp-user')
   expect(await thumbprint(page)).toBe(after.jkt)
   expect((await stats()).authorizations.map((a) => a.dpopJkt)).toEqual([oldJkt, after.jkt])
+})
+
+// Issue 19: a transient IndexedDB failure (Safari's "connection lost") on a page with
+// storageFallback: 'memory'. The page is told (a storage-fallback event); a logout there must
+// stick: the next normal load does not restore the old session, whose key is gone.
+for (const recovered of [true, false]) {
+  test(`a logout on a memory-fallback page sticks (storage ${recovered ? 'back by then' : 'still failing then: the next load ends it'})`, async ({ driver }) => {
+    const page = driver.page
+    const name = `e2e-lost-${recovered ? 'a' : 'b'}`
+    await resetAuthServer()
+    await signIn(page, 'lost-user', `&name=${name}&simulate=&fallback=error`)
+    const oldJkt = await thumbprint(page)
+
+    await openApp(page, `&name=${name}&simulate=idb-lost&fallback=memory`)
+    const memory = await page.evaluate(() => ({
+      status: document.getElementById('status')?.textContent,
+      storage: window.auth.keys.storage,
+      events: window.events,
+      startError: window.startError ?? null,
+    }))
+    expect(memory).toMatchObject({ status: 'signed-out', storage: 'memory', startError: null })
+    expect(memory.events).toEqual([expect.objectContaining({ type: 'storage-fallback', code: 'ERR_KEY_STORE_UNAVAILABLE' })])
+    await page.evaluate(async (back) => {
+      if (back) window.idbRecovered = true
+      await window.auth.logout()
+    }, recovered)
+
+    await openApp(page, `&name=${name}&simulate=&fallback=error`)
+    const after = await page.evaluate(async () => ({
+      status: document.getElementById('status')?.textContent,
+      storage: window.auth.keys.storage,
+      events: window.events,
+      token: (await window.auth.getAccessToken()) ?? null,
+      jkt: await window.auth.keys.thumbprint(),
+    }))
+    expect(after).toMatchObject({ status: 'signed-out', storage: 'indexeddb', token: null })
+    expect(after.jkt).not.toBe(oldJkt)
+    // Ended on the memory page itself when storage was back, else on this load, told once.
+    expect(after.events).toEqual(recovered ? [] : [{ type: 'logout', reason: 'storage-fallback' }])
+    expect(refreshes(await stats())).toBe(0)
+    await page.reload()
+    await page.waitFor(() => window.ready === true)
+    expect(await page.evaluate(() => window.events)).toEqual([])
+  })
+}
+
+test('an object store deleted by same-origin script is re-created: no permanent memory fallback', async ({ driver }) => {
+  const page = driver.page
+  await resetAuthServer()
+  await openApp(page, '&name=e2e-nostore&simulate=&fallback=memory')
+  expect(await page.evaluate(() => window.auth.keys.storage)).toBe('indexeddb')
+  await page.evaluate(async () => {
+    window.auth.close()
+    const db = await new Promise<IDBDatabase>((resolve, reject) => {
+      const probe = indexedDB.open('dpop-spa:e2e-nostore:keys')
+      probe.onsuccess = () => resolve(probe.result)
+      probe.onerror = () => reject(probe.error)
+    })
+    const version = db.version
+    db.close()
+    await new Promise<void>((resolve, reject) => {
+      const req = indexedDB.open('dpop-spa:e2e-nostore:keys', version + 1)
+      req.onupgradeneeded = () => req.result.deleteObjectStore('keyval')
+      req.onsuccess = () => { req.result.close(); resolve() }
+      req.onerror = () => reject(req.error)
+      req.onblocked = () => reject(new Error('blocked'))
+    })
+  })
+  for (let load = 0; load < 2; load++) {
+    await page.reload()
+    await page.waitFor(() => window.ready === true)
+    const state = await page.evaluate(async () => ({ storage: window.auth.keys.storage, events: window.events, jkt: await window.auth.keys.thumbprint() }))
+    expect(state.storage).toBe('indexeddb')
+    expect(state.events).toEqual([])
+    expect(state.jkt).toMatch(/^[A-Za-z0-9_-]{43}$/)
+  }
 })

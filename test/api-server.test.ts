@@ -472,12 +472,71 @@ describe('jwt mode: JWT access tokens verified against the issuer JWKS', () => {
   }
 })
 
+describe('the jti cache records only verified proofs and refuses rather than forgets (issue 19)', () => {
+  let small: ApiServer
+  let smallBase: string
+  beforeAll(async () => {
+    small = await startApiServer({ port: 0, replayCacheSize: 2 })
+    smallBase = `http://127.0.0.1:${small.port}`
+  })
+  afterAll(async () => { await small.close() })
+  beforeEach(() => { small.reset() })
+
+  const signed = async (signer: KeyPair, accessToken: string, n: string): Promise<string> =>
+    proof({ key: signer, claims: { htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(accessToken) } })
+  const get = (accessToken: string, p: string) => send(`${smallBase}/api/echo`, { headers: { authorization: `DPoP ${accessToken}`, dpop: p } })
+
+  it('a proof from an attacker\'s own key (token bound elsewhere) takes no jti: not the victim\'s next one, not room in the cache', async () => {
+    const victim = small.mintToken({ jkt: key.jkt }).access_token
+    const n = small.rotateNonce()
+    const attacker = await keyPair()
+    // The attacker guesses (or learned) the jti the victim's next proof carries.
+    const jti = crypto.randomUUID()
+    const forged = await proof({ key: attacker, claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(victim) } })
+    expect((await get(victim, forged)).json).toMatchObject({ error: 'invalid_token', check: 'jkt' })
+    const real = await proof({ key, claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(victim) } })
+    expect((await get(victim, real)).status).toBe(200)
+    // A flood of such proofs does not push the victim's proof out of the (2-entry) cache.
+    for (let i = 0; i < 5; i++) {
+      const flood = await get(victim, await signed(attacker, victim, n))
+      expect(flood.json).toMatchObject({ error: 'invalid_token', check: 'jkt' })
+    }
+    const replayed = await get(victim, real)
+    expect(replayed.status).toBe(401)
+    expect(replayed.json).toMatchObject({ error: 'invalid_dpop_proof', check: 'jti-replay' })
+  })
+
+  it('a full cache of unexpired jtis answers 503 with Retry-After, and still refuses a replay of the oldest', async () => {
+    const t = small.mintToken({ jkt: key.jkt }).access_token
+    const n = small.rotateNonce()
+    const first = await signed(key, t, n)
+    expect((await get(t, first)).status).toBe(200)
+    expect((await get(t, await signed(key, t, n))).status).toBe(200)
+    const third = await get(t, await signed(key, t, n))
+    expect(third.status).toBe(503)
+    expect(third.headers['retry-after']).toBe('60')
+    expect(third.json).toMatchObject({ error: 'invalid_dpop_proof', check: 'jti-capacity' })
+    const replayed = await get(t, first)
+    expect(replayed.status).toBe(401)
+    expect(replayed.json).toMatchObject({ check: 'jti-replay' })
+  })
+
+  it('a proof refused for its nonce is not recorded: the jti is still free once a valid proof carries it', async () => {
+    const t = small.mintToken({ jkt: key.jkt }).access_token
+    const jti = crypto.randomUUID()
+    const stale = await proof({ key, claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: 'not-a-nonce', ath: ath(t) } })
+    expect((await get(t, stale)).json).toMatchObject({ error: 'use_dpop_nonce' })
+    const fresh = await proof({ key, claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: small.rotateNonce(), ath: ath(t) } })
+    expect((await get(t, fresh)).status).toBe(200)
+  })
+})
+
 describe('pieces', () => {
   it('the replay cache is bounded and forgets entries past the iat window', () => {
     let now = 1_000_000_000
     const cache = createReplayCache({ windowSec: 60, now: () => now, maxEntries: 3 })
-    expect(cache.remember('a', 1_000_000)).toBe(true)
-    expect(cache.remember('a', 1_000_000)).toBe(false)
+    expect(cache.remember('a', 1_000_000)).toBe('recorded')
+    expect(cache.remember('a', 1_000_000)).toBe('replayed')
     for (const j of ['b', 'c', 'd', 'e']) cache.remember(j, 1_000_000)
     expect(cache.size).toBeLessThanOrEqual(3)
     now += 61_000

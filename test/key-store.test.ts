@@ -20,7 +20,7 @@ describe('openKeyStore', () => {
     expect(b.storage).toBe('indexeddb')
   })
 
-  it('keeps the algorithm with the key: a changed alg replaces the pair once (told as a rotation), the same alg keeps it', async () => {
+  it('keeps one pair per algorithm: two app versions with different alg keep their own keys (issue 19)', async () => {
     const idb = new IDBFactory()
     const es = await openKeyStore({ name: 'alg', indexedDB: idb, persist: false })
     const esPair = await es.load()
@@ -32,16 +32,47 @@ describe('openKeyStore', () => {
     expect(edPair.privateKey.algorithm.name).toBe('Ed25519')
     expect(edPair.privateKey.extractable).toBe(false)
     expect(await thumb(edPair)).not.toBe(await thumb(esPair))
-    expect(events).toEqual(['rotated'])
+    // The ES256 pair was left alone: nothing was replaced, so nothing is told to other tabs.
+    expect(events).toEqual([])
     ed.close()
-    const again = await openKeyStore({ name: 'alg', alg: 'EdDSA', indexedDB: idb, persist: false })
-    expect(await thumb(await again.load())).toBe(await thumb(edPair))
-    const rotated = await again.rotate()
+    // Back and forth, as old and new tabs load during a deploy: each finds its own pair.
+    for (let round = 0; round < 2; round++) {
+      const back = await openKeyStore({ name: 'alg', indexedDB: idb, persist: false })
+      expect(await thumb(await back.load())).toBe(await thumb(esPair))
+      back.close()
+      const again = await openKeyStore({ name: 'alg', alg: 'EdDSA', indexedDB: idb, persist: false })
+      expect(await thumb(await again.load())).toBe(await thumb(edPair))
+      again.close()
+    }
+    // rotate() replaces the pair of its own algorithm only.
+    const rotating = await openKeyStore({ name: 'alg', alg: 'EdDSA', indexedDB: idb, persist: false })
+    const rotated = await rotating.rotate()
     expect(rotated.privateKey.algorithm.name).toBe('Ed25519')
-    again.close()
-    const back = await openKeyStore({ name: 'alg', indexedDB: idb, persist: false })
-    expect((await back.load()).privateKey.algorithm).toMatchObject({ name: 'ECDSA', namedCurve: 'P-256' })
-    back.close()
+    rotating.close()
+    const es2 = await openKeyStore({ name: 'alg', indexedDB: idb, persist: false })
+    expect(await thumb(await es2.load())).toBe(await thumb(esPair))
+    es2.close()
+  })
+
+  it('an EdDSA pair an older version kept under the ES256 record is replaced once, told as a rotation', async () => {
+    const idb = new IDBFactory()
+    const old = await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify'])
+    await new Promise<void>((resolve, reject) => {
+      const req = idb.open('dpop-spa:legacy:keys')
+      req.onupgradeneeded = () => req.result.createObjectStore('keyval')
+      req.onsuccess = () => {
+        const tx = req.result.transaction('keyval', 'readwrite')
+        tx.objectStore('keyval').put({ v: 1, alg: 'EdDSA', privateKey: old.privateKey, publicKey: old.publicKey }, 'keypair')
+        tx.oncomplete = () => { req.result.close(); resolve() }
+        tx.onerror = () => reject(tx.error)
+      }
+    })
+    const es = await openKeyStore({ name: 'legacy', indexedDB: idb, persist: false, preload: false })
+    const events: string[] = []
+    es.subscribe((e) => events.push(e))
+    expect((await es.load()).privateKey.algorithm).toMatchObject({ name: 'ECDSA', namedCurve: 'P-256' })
+    expect(events).toEqual(['rotated'])
+    es.close()
   })
 
   it('two stores racing load-or-create end with one key pair', async () => {
@@ -223,5 +254,101 @@ describe('openKeyStore', () => {
     } finally {
       Object.defineProperty(navigator, 'storage', { configurable: true, value: storage })
     }
+  })
+
+  it('re-creates an object store that script of this origin deleted, instead of failing (or falling back) for good (issue 19)', async () => {
+    const idb = new IDBFactory()
+    const first = await openKeyStore({ name: 'gone', indexedDB: idb, persist: false })
+    await first.load()
+    first.close()
+    // Same-origin script deletes our object store (a version upgrade of our database).
+    await new Promise<void>((resolve, reject) => {
+      const probe = idb.open('dpop-spa:gone:keys')
+      probe.onsuccess = () => {
+        const version = probe.result.version
+        probe.result.close()
+        const req = idb.open('dpop-spa:gone:keys', version + 1)
+        req.onupgradeneeded = () => req.result.deleteObjectStore('keyval')
+        req.onsuccess = () => { req.result.close(); resolve() }
+        req.onerror = () => reject(req.error)
+      }
+    })
+    const fallbacks: string[] = []
+    const store = await openKeyStore({ name: 'gone', indexedDB: idb, persist: false, fallback: 'memory', onFallback: (e) => fallbacks.push(e.code) })
+    const pair = await store.load()
+    expect(fallbacks).toEqual([])
+    expect(store.storage).toBe('indexeddb')
+    store.close()
+    const reloaded = await openKeyStore({ name: 'gone', indexedDB: idb, persist: false })
+    expect(await thumb(await reloaded.load())).toBe(await thumb(pair))
+    reloaded.close()
+  })
+
+  it('announces a memory fallback once, with the storage error, through onFallback', async () => {
+    const seen: string[] = []
+    const store = await openKeyStore({ name: 'announce', indexedDB: null, fallback: 'memory', persist: false, onFallback: (e) => seen.push(`${e.name}:${e.code}`) })
+    await store.load()
+    await store.rotate()
+    expect(seen).toEqual(['KeyStoreError:ERR_KEY_STORE_UNAVAILABLE'])
+  })
+
+  it('guard: ERR_KEY_STORE_FAILED (not a storage refusal) never falls back to memory, even when asked', async () => {
+    const idb = new IDBFactory()
+    const realOpen = idb.open.bind(idb)
+    // A put() that fails in a way no browser's storage refusal does: a TypeError.
+    idb.open = ((name: string, version?: number) => {
+      const req = realOpen(name, version)
+      req.addEventListener('success', () => {
+        const db = req.result
+        const tx = db.transaction.bind(db)
+        db.transaction = ((names: string | string[], mode?: IDBTransactionMode) => {
+          const t = tx(names, mode)
+          const os = t.objectStore.bind(t)
+          t.objectStore = ((n: string) => {
+            const store = os(n)
+            store.put = () => { throw new TypeError('not storage') }
+            return store
+          })
+          return t
+        }) as typeof db.transaction
+      })
+      return req
+    })
+    const fallbacks: string[] = []
+    const store = await openKeyStore({ name: 'failed', indexedDB: idb, fallback: 'memory', persist: false, onFallback: (e) => fallbacks.push(e.code) })
+    const error = await store.load().catch((e: unknown) => e)
+    expect(isDPoPError(error, 'ERR_KEY_STORE_FAILED')).toBe(true)
+    expect(store.storage).toBe('indexeddb')
+    expect(fallbacks).toEqual([])
+  })
+
+  it('guard: a message on the key channel other than "rotated" or "deleted" is ignored (the cached key stays)', async () => {
+    const idb = new IDBFactory()
+    const store = await openKeyStore({ name: 'whitelist', indexedDB: idb, persist: false })
+    const heard: unknown[] = []
+    store.subscribe((e) => heard.push(e))
+    const before = await store.load()
+    const other = new BroadcastChannel('dpop-spa:whitelist:keys')
+    for (const junk of ['bogus', { type: 'rotated' }, null, 42]) other.postMessage(junk)
+    // A second tab writes a new pair without telling anyone; a real "rotated" would make us read it.
+    await new Promise((r) => setTimeout(r, 50))
+    expect(heard).toEqual([])
+    expect(await store.load()).toBe(before)
+    other.postMessage('rotated')
+    await expect.poll(() => heard).toEqual(['rotated'])
+    other.close()
+    store.close()
+  })
+
+  it('a throwing subscriber does not fail rotate() or keep the other subscribers from hearing it', async () => {
+    const store = await openKeyStore({ name: 'throwing', indexedDB: new IDBFactory(), persist: false })
+    const heard: string[] = []
+    store.subscribe(() => { throw new Error('listener bug') })
+    store.subscribe((e) => heard.push(e))
+    const before = await thumb(await store.load())
+    const rotated = await store.rotate()
+    expect(await thumb(rotated)).not.toBe(before)
+    expect(heard).toEqual(['rotated'])
+    store.close()
   })
 })

@@ -25,6 +25,7 @@ export type CheckName =
   | 'htu'
   | 'iat'
   | 'jti-replay'
+  | 'jti-capacity' // the replay cache is full of unexpired entries: refused (503), nothing evicted
   | 'nonce'
   | 'ath'
   | 'token' // the access token is known / verifies and is not expired

@@ -61,6 +61,8 @@ export interface ApiServerOptions {
   algorithms?: readonly string[]
   /** Offset added to the server's clock, ms, to simulate a client whose clock is wrong. @default 0 */
   clockOffsetMs?: number
+  /** Most unexpired proof `jti`s remembered; past it, requests are refused with 503. @default 100_000 */
+  replayCacheSize?: number
   /** Largest accepted request body, bytes. @default 10 MiB */
   maxBodyBytes?: number
   /** Receives one line per request (no tokens); omit for silence. */
@@ -184,7 +186,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
 
   const nonces = createNonceIssuer({ rotateEveryMs: options.nonceRotateEveryMs ?? DEFAULTS.nonceRotateEveryMs })
   const requireNonce = options.requireNonce ?? DEFAULTS.requireNonce
-  const replay = createReplayCache({ windowSec: iatWindowSec, now })
+  const replay = createReplayCache({ windowSec: iatWindowSec, now, ...(options.replayCacheSize ? { maxEntries: options.replayCacheSize } : {}) })
   const verifyProof = createProofVerifier({
     algorithms,
     iatWindowSec,
@@ -213,7 +215,9 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     if (requireNonce && (error.error === 'use_dpop_nonce' || sentNonce !== nonces.current())) {
       res.setHeader('DPoP-Nonce', nonces.current())
     }
-    sendJson(res, 401, { error: error.error ?? 'unauthorized', error_description: error.message, check: error.check })
+    // A full replay cache is the server's trouble, not the proof's: 503, try again later.
+    if (error.check === 'jti-capacity') res.setHeader('Retry-After', String(iatWindowSec))
+    sendJson(res, error.check === 'jti-capacity' ? 503 : 401, { error: error.error ?? 'unauthorized', error_description: error.message, check: error.check })
     return error.error ?? 'unauthenticated'
   }
 
@@ -234,6 +238,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     const token = await verifyToken(accessToken)
     // RFC 9449 §6.1, §7.1: the token is bound to the key that signed the proof.
     if (token.jkt !== proof.jkt) throw new AuthError('invalid_token', 'jkt', 'access token is bound to a different key than the DPoP proof')
+    proof.accept()
     return { proof, token }
   }
 

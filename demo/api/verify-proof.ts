@@ -31,6 +31,12 @@ export interface VerifiedProof {
   jkt: string
   /** The proof's `alg`. */
   alg: string
+  /**
+   * Call once the access token verified and is bound to `jkt`: records the proof's `jti`.
+   * @throws {AuthError} `jti-replay` when it was used before; `jti-capacity` when the replay
+   *   cache is full of unexpired entries (answer 503: nothing is forgotten to make room).
+   */
+  accept(): void
 }
 
 /** What the verifier needs to know about the request. */
@@ -55,7 +61,7 @@ export interface ProofVerifierOptions {
   now: () => number
   /** The server's nonce; omit to not require nonces. */
   nonces?: NonceIssuer | undefined
-  /** Remembers `jti`s; must use the same window as `iatWindowSec`. */
+  /** Remembers `jti`s (through {@link VerifiedProof.accept}); must use the same window as `iatWindowSec`. */
   replay: ReplayCache
 }
 
@@ -179,10 +185,6 @@ export function createProofVerifier(options: ProofVerifierOptions): (request: Pr
       throw invalid('iat', `iat is outside the accepted window of ${windowSec} s around the server time`)
     }
 
-    // §11.1: jti seen once. Recorded before the nonce check: a proof turned away for its
-    // nonce must not be sent again as it is, the retry is a new proof.
-    if (!replay.remember(claims.jti, claims.iat)) throw invalid('jti-replay', 'jti was already used (replayed proof)')
-
     // §8, §9: the nonce is one the server issued and still accepts.
     if (nonces) {
       if (typeof claims.nonce !== 'string') throw new AuthError('use_dpop_nonce', 'nonce', 'Resource server requires nonce in DPoP proof')
@@ -196,6 +198,16 @@ export function createProofVerifier(options: ProofVerifierOptions): (request: Pr
     }
 
     const jkt = await calculateJwkThumbprint(jwk, 'sha256')
-    return { claims, jwk: jwk, jkt, alg: header.alg }
+    return {
+      claims, jwk: jwk, jkt, alg: header.alg,
+      accept() {
+        // §11.1: jti seen once. Recorded only now, after every check of the proof and of its
+        // token: a proof refused for any reason (its own key's, a bad token, a stale nonce)
+        // takes no room, so a flood of such proofs cannot fill the cache.
+        const remembered = replay.remember(claims.jti, claims.iat)
+        if (remembered === 'replayed') throw invalid('jti-replay', 'jti was already used (replayed proof)')
+        if (remembered === 'full') throw new AuthError('invalid_dpop_proof', 'jti-capacity', 'too many recent proofs to check for replay; try again later')
+      },
+    }
   }
 }

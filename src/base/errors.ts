@@ -209,6 +209,23 @@ export function isDPoPError<C extends DPoPErrorCode = DPoPErrorCode>(value: unkn
   return value instanceof DPoPError && (code === undefined || value.code === code)
 }
 
+/**
+ * @internal Text a server chose (an `error`, an `error_description`), made fit for a message
+ * or an event: tags and control, bidi and line-break characters removed, whitespace folded,
+ * at most `max` characters. A server, or whoever forged an error redirect, must not put a
+ * megabyte, markup or fake log lines into what the app logs and shows.
+ */
+export function serverText(value: string, max: number): string {
+  const text = value
+    .slice(0, max * 4)
+    .replace(/<[^>]*>?/g, ' ')
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f-\u009f<>\u200b-\u200f\u2028-\u202e\u2066-\u2069]/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text
+}
+
 /** @internal The error for a bad argument or option; the message names it. */
 export function invalidArgument(message: string): DPoPError & CodeOf<'ERR_INVALID_ARGUMENT'> {
   return new DPoPError('ERR_INVALID_ARGUMENT', message) as DPoPError & CodeOf<'ERR_INVALID_ARGUMENT'>

@@ -11,7 +11,11 @@ import type { DPoPClientEvent, LoginOptions, LogoutOptions, RedirectResult, User
 export interface DPoPSessionSnapshot {
   /** `'loading'` until the client exists and the redirect (if any) is handled; `'error'` when either failed. */
   readonly status: 'loading' | 'ready' | 'error'
-  /** Whether this tab holds a session. `false` while loading. */
+  /**
+   * Whether this tab holds a session. `false` while loading; after a failed redirect
+   * (`status: 'error'`) it still says what the client holds, since its `fetch` still sends
+   * that session's token.
+   */
   readonly isAuthenticated: boolean
   /** The ID token claims of the session. */
   readonly user: UserClaims | undefined
@@ -77,7 +81,9 @@ export function createSessionStore(source: Promise<DPoPClient>, handleRedirect: 
     // Recomputed on read and replaced only when something changed, so a UI sees a stable
     // value between changes and never a stale one.
     getSnapshot() {
-      const ready = status === 'ready' ? client : undefined
+      // After a failed handleRedirect() the client may still hold a session (restored at
+      // start-up, or from another tab): show it, beside the error, rather than "signed out".
+      const ready = status === 'loading' ? undefined : client
       const isAuthenticated = ready?.isAuthenticated() ?? false
       const user = ready?.getUser()
       const s = snapshot

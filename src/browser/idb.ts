@@ -44,18 +44,29 @@ function requestPromise<T>(request: IDBRequest<T>, timeoutMs: number, what: stri
 export function openIdbStore(dbName: string, factory: IDBFactory, timeoutMs: number): IdbStore {
   let db: Promise<IDBDatabase> | undefined
 
-  const open = (): Promise<IDBDatabase> => {
-    if (db) return db
+  const connect = (version?: number): Promise<IDBDatabase> => {
     let request: IDBOpenDBRequest
     try {
-      request = factory.open(dbName)
+      request = factory.open(dbName, version)
     } catch (cause) {
       return Promise.reject(toKeyStoreError(cause, 'opening IndexedDB'))
     }
     request.onupgradeneeded = () => {
       if (!request.result.objectStoreNames.contains(OBJECT_STORE)) request.result.createObjectStore(OBJECT_STORE)
     }
-    const p = requestPromise(request, timeoutMs, 'opening the database').then((opened) => {
+    return requestPromise(request, timeoutMs, 'opening the database').then((opened) => {
+      // Script of this origin (or an older version of the app) may have deleted our object
+      // store: re-create it with an upgrade, or every transaction would fail for good and a
+      // memory fallback would become permanent. Once only: a second miss is a real failure.
+      if (opened.objectStoreNames.contains(OBJECT_STORE) || version !== undefined) return opened
+      opened.close()
+      return connect(opened.version + 1)
+    })
+  }
+
+  const open = (): Promise<IDBDatabase> => {
+    if (db) return db
+    const p = connect().then((opened) => {
       // Another tab deleting or upgrading this database: let it, and re-open on next use.
       opened.onversionchange = () => { opened.close(); if (db === p) db = undefined }
       opened.onclose = () => { if (db === p) db = undefined }

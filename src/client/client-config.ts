@@ -53,7 +53,14 @@ export interface DPoPClientConfig {
    * @default globalThis.fetch, read at call time
    */
   fetch?: typeof fetch
-  /** What to do when IndexedDB cannot keep the key: see `KeyStoreOptions.fallback`. @default 'error' */
+  /**
+   * What to do when IndexedDB cannot keep the key: see `KeyStoreOptions.fallback`. With
+   * `'memory'`, the move to a memory key is announced with a `storage-fallback` event, and the
+   * session stored before is ended (stored session and keys deleted) as soon as IndexedDB
+   * answers again: at a logout on that page, or on the next load (`logout` event, reason
+   * `'storage-fallback'`).
+   * @default 'error'
+   */
   storageFallback?: 'error' | 'memory'
   /** The IndexedDB factory; tests pass a fake or a failing one. @default globalThis.indexedDB */
   indexedDB?: IDBFactory | null
@@ -85,7 +92,8 @@ export interface DPoPClientConfig {
    */
   fallbackLifetimeSeconds?: number
   /**
-   * How long to wait for IndexedDB (the session database) before `ERR_KEY_STORE_UNAVAILABLE`.
+   * How long to wait for IndexedDB (the key store's database and the session's) before
+   * `ERR_KEY_STORE_UNAVAILABLE`.
    * @default 10000
    */
   storageTimeoutMs?: number
@@ -121,7 +129,7 @@ export const CLIENT_DEFAULTS = {
   revocationTimeoutMs: 5_000,
   /** Lifetime assumed without `expires_in`, seconds. */
   fallbackLifetimeSeconds: 3600,
-  /** Wait for IndexedDB (the session database), ms. */
+  /** Wait for IndexedDB (the key and session databases), ms. */
   storageTimeoutMs: 10_000,
 } as const satisfies Required<Pick<DPoPClientConfig,
   'scope' | 'alg' | 'par' | 'storageFallback' | 'refreshLeewaySeconds' | 'lockTimeoutMs' |

@@ -8,6 +8,7 @@ import { discover } from '../session/authorization-server.js'
 import { BOUNDS, CLIENT_DEFAULTS, assertUrl, positive, type DPoPClientConfig } from './client-config.js'
 import { DPoPError, ServerResponseError, invalidArgument } from '../base/errors.js'
 import { defaultIndexedDB, openIdbStore } from '../browser/idb.js'
+import { endStoredSession, fellBack, markFallback } from './storage-fallback.js'
 import { openKeyStore, type KeyStore } from '../key-store/key-store.js'
 import { checkAlgorithm } from '../proof/keys.js'
 import { createClock } from '../server-state/clock.js'
@@ -77,8 +78,10 @@ export interface DPoPClient {
   getAccessToken(options?: { signal?: AbortSignal }): Promise<string | undefined>
   /**
    * Listens to `login`, `refresh`, `logout` (also from other tabs) and `error` events.
-   * Events that happened before the first listener (a session dropped at start-up) are
-   * delivered to it. Returns the unsubscribe function.
+   * Also `storage-fallback` (IndexedDB failed; this page runs on a memory key). Events from
+   * before the first listener ever (a session dropped at start-up, a storage fallback) are
+   * delivered to it, the latest 16; later, events nobody listens to are not kept. Returns the
+   * unsubscribe function.
    * @param listener - receives each {@link DPoPClientEvent}; a throwing listener does not disturb the others.
    * @returns the function that removes the listener.
    */
@@ -91,30 +94,38 @@ export interface DPoPClient {
   close(): void
 }
 
+/** @internal How many events are kept for the first listener: the latest ones. */
+export const EARLY_EVENTS = 16
+
 /**
- * The client's listeners. Events from before the first listener (a session dropped at
- * start-up) are kept for it; a throwing listener never breaks token handling.
+ * The client's listeners. Events from before the first listener ever (a session dropped at
+ * start-up, a storage fallback) are kept for it, the latest {@link EARLY_EVENTS} only; after
+ * that an event nobody listens to is gone, never replayed stale. A throwing listener never
+ * breaks token handling, live or replayed.
  */
 function createEventBus() {
   const listeners = new Set<(event: DPoPClientEvent) => void>()
-  const early: DPoPClientEvent[] = []
+  let early: DPoPClientEvent[] | undefined = []
+  const deliver = (listener: (event: DPoPClientEvent) => void, event: DPoPClientEvent): void => {
+    try {
+      listener(event)
+    } catch {
+      // ignored on purpose
+    }
+  }
   return {
     emit: (event: DPoPClientEvent): void => {
-      if (listeners.size === 0) {
-        early.push(event)
+      if (early) {
+        if (early.push(event) > EARLY_EVENTS) early.shift()
         return
       }
-      for (const l of listeners) {
-        try {
-          l(event)
-        } catch {
-          // ignored on purpose
-        }
-      }
+      for (const l of listeners) deliver(l, event)
     },
     subscribe: (listener: (event: DPoPClientEvent) => void): (() => void) => {
       listeners.add(listener)
-      for (const event of early.splice(0)) listener(event)
+      const replay = early ?? []
+      early = undefined
+      for (const event of replay) deliver(listener, event)
       return () => { listeners.delete(listener) }
     },
   }
@@ -165,12 +176,27 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   // Every bound checked here, before anything waits on the network or IndexedDB.
   const bounds = Object.fromEntries(BOUNDS.map((n) => [n, positive(config, n)])) as Record<(typeof BOUNDS)[number], number>
 
+  const events = createEventBus()
+  const { emit } = events
+  const timeoutMs = bounds.storageTimeoutMs
+  // A page of this app ran on a memory key: the session it could not see ends now, before
+  // the key store reads the key it was bound to. Still failing: the key store decides below.
+  let ended = false
+  if (factory && fellBack(name)) ended = await endStoredSession(name, factory, timeoutMs).catch(() => false)
+
   // Key loading starts now, in parallel with discovery, never behind it.
+  let memory = false
   const keys = await openKeyStore({
     name,
     alg,
     fallback: config.storageFallback ?? CLIENT_DEFAULTS.storageFallback,
     indexedDB: factory ?? null,
+    timeoutMs,
+    onFallback: (error) => {
+      memory = true
+      if (factory) markFallback(name)
+      emit({ type: 'storage-fallback', error })
+    },
   })
   const keyReady = keys.load()
   keyReady.catch(() => undefined)
@@ -210,11 +236,9 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   }
 
   const nonces = createNonceCache()
-  const events = createEventBus()
-  const { emit } = events
 
   // Tokens live beside the key; when the key is memory-only, so are they.
-  const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, bounds.storageTimeoutMs) : undefined
+  const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, timeoutMs) : undefined
   const tokens = createTokenManager({
     name,
     as,
@@ -248,6 +272,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
       },
     } : undefined,
   })
+  if (ended) emit({ type: 'logout', reason: 'storage-fallback' })
   await tokens.restore()
 
   const dpopFetch = createDPoPFetch({
@@ -266,7 +291,15 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     handleRedirect: (url) => tokens.handleRedirect(url ?? location.href),
     fetch: dpopFetch,
     install: () => installDPoPFetch(dpopFetch),
-    logout: (options) => tokens.logout(options),
+    async logout(options) {
+      try {
+        await tokens.logout(options)
+      } finally {
+        // On a memory page the logout above reached only the memory session: end the stored
+        // one too, if IndexedDB answers again (else the next load does, from the mark).
+        if (memory && factory) await endStoredSession(name, factory, timeoutMs).catch(() => undefined)
+      }
+    },
     isAuthenticated: () => tokens.isAuthenticated(),
     getUser: () => tokens.getUser(),
     getAccessToken: (options) => tokens.getAccessToken(options),

@@ -17,8 +17,10 @@ export interface KeyStoreOptions {
   name: string
   /**
    * Algorithm of the key pair: `'ES256'`, or `'EdDSA'` (Ed25519) where WebCrypto has it.
-   * A stored pair of another algorithm is replaced (as by {@link KeyStore.rotate}), so
-   * changing this option moves the app to a new key cleanly.
+   * The store keeps one pair per algorithm, so two versions of an app with different
+   * algorithms (old tabs open during a deploy) each keep their own key instead of replacing
+   * each other's on every load. A session is bound to one key: changing this option still
+   * ends a session bound to the other algorithm's key.
    * @default 'ES256'
    */
   alg?: DPoPAlgorithm
@@ -29,6 +31,13 @@ export interface KeyStoreOptions {
    * @default 'error'
    */
   fallback?: 'error' | 'memory'
+  /**
+   * Called once, with the storage error, when the store moves to the memory key
+   * (`fallback: 'memory'`), so the app can tell the user that the sign-in will not survive
+   * a reload. Never called from another tab.
+   * @param error - why IndexedDB could not keep the key.
+   */
+  onFallback?: (error: KeyStoreError) => void
   /**
    * Ask the browser for persistent storage (`navigator.storage.persist()`) so the key
    * is not evicted under storage pressure.
@@ -65,7 +74,7 @@ export const KEY_STORE_DEFAULTS = {
   preload: true,
   /** Wait for IndexedDB, ms. */
   timeoutMs: 10_000,
-} as const satisfies Omit<Required<KeyStoreOptions>, 'name' | 'indexedDB'>
+} as const satisfies Omit<Required<KeyStoreOptions>, 'name' | 'indexedDB' | 'onFallback'>
 
 /** A persistent DPoP key pair for one app. Obtained from {@link openKeyStore}. */
 export interface KeyStore {
@@ -126,6 +135,7 @@ interface StoredKeyPair {
   readonly publicKey: CryptoKey
 }
 
+/** The record of the ES256 pair (the name of every pair before there was a record per algorithm). */
 const RECORD = 'keypair'
 const NAME = /^[A-Za-z0-9._-]{1,64}$/
 
@@ -146,7 +156,17 @@ type KeyEvent = 'rotated' | 'deleted'
  */
 function keyEvents(name: string, onOther: () => void) {
   const listeners = new Set<(event: KeyEvent) => void>()
-  const emit = (event: KeyEvent) => { for (const l of listeners) l(event) }
+  // A throwing listener must not turn a done rotate() or delete() into a failure, nor keep
+  // the other listeners (the client's own among them) from hearing it.
+  const emit = (event: KeyEvent) => {
+    for (const l of listeners) {
+      try {
+        l(event)
+      } catch {
+        // ignored on purpose
+      }
+    }
+  }
   const channel = openTabChannel<KeyEvent>(`dpop-spa:${name}:keys`, (event: unknown) => {
     if (event !== 'rotated' && event !== 'deleted') return
     onOther()
@@ -192,6 +212,8 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
   const alg = checkAlgorithm(options.alg ?? KEY_STORE_DEFAULTS.alg, 'options.alg')
   // A stored pair is used only when it signs with the configured algorithm.
   const fits = (value: unknown): value is StoredKeyPair => isUsable(value) && jwsAlgorithmOf(value.privateKey) === alg
+  // One record per algorithm: ES256 keeps the original name, so existing keys stay.
+  const record = alg === 'ES256' ? RECORD : `${RECORD}:${alg}`
   const fallback = options.fallback ?? KEY_STORE_DEFAULTS.fallback
   if (fallback !== 'error' && fallback !== 'memory') throw invalidArgument('"options.fallback" must be "error" or "memory".')
   const timeoutMs = options.timeoutMs ?? KEY_STORE_DEFAULTS.timeoutMs
@@ -209,38 +231,49 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
   const canFallBack = (e: unknown) =>
     fallback === 'memory' && e instanceof KeyStoreError && e.code !== 'ERR_KEY_STORE_FAILED'
 
-  const toMemory = async (): Promise<CryptoKeyPair> => {
+  const toMemory = (e: KeyStoreError): void => {
+    if (storage === 'memory') return
     storage = 'memory'
     idb?.close()
     idb = undefined
-    return (memoryPair ??= await generateKeyPair({ alg }))
+    try {
+      options.onFallback?.(e)
+    } catch {
+      // the app's callback must not break key loading
+    }
   }
 
   const loadOrCreate = async (): Promise<CryptoKeyPair> => {
-    if (storage === 'memory') return toMemory()
-    try {
-      if (!idb) throw unavailable()
-      const found = await get<unknown>(RECORD, idb.use)
-      if (fits(found)) return { privateKey: found.privateKey, publicKey: found.publicKey }
-      const fresh = await generateKeyPair({ alg })
-      const record: StoredKeyPair = { v: 1, alg, ...fresh }
-      // Add only if absent (or of another algorithm), in one transaction: a tab that lost the
-      // race adopts the winner's pair.
-      let replaced = false
-      await update<unknown>(RECORD, (old) => {
-        if (fits(old)) return old
-        replaced = isUsable(old)
-        return record
-      }, idb.use)
-      const winner = await get<unknown>(RECORD, idb.use)
-      if (!fits(winner)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The stored key pair could not be read back. Reload; if it persists, clear site data.')
-      // The algorithm changed: the old key is gone, as after rotate(); other tabs reload.
-      if (replaced) announce('rotated')
-      return { privateKey: winner.privateKey, publicKey: winner.publicKey }
-    } catch (e) {
-      if (canFallBack(e)) return toMemory()
-      throw e
+    if (storage !== 'memory') {
+      try {
+        return await loadStored()
+      } catch (e) {
+        if (!canFallBack(e)) throw e
+        toMemory(e as KeyStoreError)
+      }
     }
+    return (memoryPair ??= await generateKeyPair({ alg }))
+  }
+
+  const loadStored = async (): Promise<CryptoKeyPair> => {
+    if (!idb) throw unavailable()
+    const found = await get<unknown>(record, idb.use)
+    if (fits(found)) return { privateKey: found.privateKey, publicKey: found.publicKey }
+    const fresh = await generateKeyPair({ alg })
+    const value: StoredKeyPair = { v: 1, alg, ...fresh }
+    // Add only if absent (or unusable; an EdDSA pair under the ES256 name is an older
+    // version's), in one transaction: a tab that lost the race adopts the winner's pair.
+    let replaced = false
+    await update<unknown>(record, (old) => {
+      if (fits(old)) return old
+      replaced = isUsable(old)
+      return value
+    }, idb.use)
+    const winner = await get<unknown>(record, idb.use)
+    if (!fits(winner)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The stored key pair could not be read back. Reload; if it persists, clear site data.')
+    // An older version's pair of another algorithm is gone, as after rotate(); other tabs reload.
+    if (replaced) announce('rotated')
+    return { privateKey: winner.privateKey, publicKey: winner.publicKey }
   }
 
   // A key another tab rotated or deleted: the next load() reads what that tab wrote.
@@ -272,11 +305,11 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
       } else {
         try {
           if (!idb) throw unavailable()
-          const record: StoredKeyPair = { v: 1, alg, ...fresh }
-          await update(RECORD, () => record, idb.use)
+          const value: StoredKeyPair = { v: 1, alg, ...fresh }
+          await update(record, () => value, idb.use)
         } catch (e) {
           if (!canFallBack(e)) throw e
-          storage = 'memory'
+          toMemory(e as KeyStoreError)
           memoryPair = fresh
         }
       }
@@ -288,7 +321,7 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
       current = undefined
       memoryPair = undefined
       if (idb) {
-        await del(RECORD, idb.use)
+        await del(record, idb.use)
         await idb.destroy()
       }
       announce('deleted')

@@ -27,7 +27,7 @@ import {
 import { anySignal, timeoutSignal } from '../base/abort.js'
 import { decodeJwtPart } from '../base/base64url.js'
 import type { DPoPClock } from '../server-state/clock.js'
-import { DPoPError, OAuthError, ServerResponseError, isDPoPError } from '../base/errors.js'
+import { DPoPError, OAuthError, ServerResponseError, isDPoPError, serverText } from '../base/errors.js'
 import type { NonceCache } from '../server-state/nonces.js'
 import { createProof } from '../proof/proof.js'
 
@@ -52,8 +52,13 @@ export function redactedCause(e: unknown): Error | undefined {
 export function toDPoPError(e: unknown, doing: string): DPoPError {
   if (isDPoPError(e)) return e
   const cause = redactedCause(e)
-  const refused = (error: string, description: string | undefined) =>
-    new OAuthError(error, description, `The authorization server refused ${doing}: ${error}${description ? ` (${description})` : ''}.`, { cause })
+  // Server text is capped and filtered (serverText): the field keeps more than the message.
+  const refused = (code: string, text: string | undefined) => {
+    const error = serverText(code, 64)
+    const description = text === undefined ? undefined : serverText(text, 1000)
+    const brief = description === undefined ? '' : serverText(description, 200)
+    return new OAuthError(error, description, `The authorization server refused ${doing}: ${error}${brief ? ` (${brief})` : ''}.`, { cause })
+  }
   if (e instanceof ResponseBodyError || e instanceof AuthorizationResponseError) return refused(e.error, e.error_description)
   if (e instanceof WWWAuthenticateChallengeError) {
     const c = e.cause[0]

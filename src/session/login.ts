@@ -132,7 +132,8 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
       () => pushedAuthorizationRequest(o.as, client, clientAuth, url.searchParams, server.options(keyPair, signal)),
       (r) => processPushedAuthorizationResponse(o.as, client, r),
     )
-    url.search = ''
+    // The endpoint's own query stays (Azure AD B2C names its policy there: `?p=`).
+    url.search = new URL(o.as.authorization_endpoint!).search
     url.searchParams.set('client_id', o.clientId)
     url.searchParams.set('request_uri', pushed.request_uri)
   }

@@ -4,7 +4,7 @@
  * session another tab made, committing one made here, and the one way a session ends.
  * Internal: the token manager decides when.
  */
-import { del, entries, get, set } from 'idb-keyval'
+import { del, entries, get, promisifyRequest, set } from 'idb-keyval'
 import { getValidatedIdTokenClaims, type TokenEndpointResponse } from 'oauth4webapi'
 import { checkBoundTokens } from './authorization-server.js'
 import { KeyStoreError, type DPoPError } from '../base/errors.js'
@@ -37,6 +37,12 @@ export type LogoutReason =
   | 'key-mismatch'
   /** The access token expired and there is no refresh token. */
   | 'expired'
+  /**
+   * A page of this app ran on a memory key after IndexedDB failed (`storageFallback:
+   * 'memory'`), so the stored session was ended once storage worked again: whatever that page
+   * did (a logout included) could not reach it.
+   */
+  | 'storage-fallback'
 
 /** What {@link DPoPClient.subscribe} listeners receive. */
 export type DPoPClientEvent =
@@ -67,6 +73,17 @@ export type DPoPClientEvent =
     readonly type: 'error'
     /** What failed. */
     readonly error: DPoPError
+  }
+  | {
+    /**
+     * IndexedDB failed and this page moved to a memory key and session (only with
+     * `storageFallback: 'memory'`): a sign-in here does not survive a reload. The session
+     * stored before is ended as soon as storage works again (a logout on the next page that
+     * can reach storage, reason `'storage-fallback'`).
+     */
+    readonly type: 'storage-fallback'
+    /** The storage failure. */
+    readonly error: KeyStoreError
   }
 
 /** @internal The persisted session: tokens bound to the key with thumbprint `jkt`. */
@@ -100,7 +117,7 @@ export const TRANSACTION_MAX_AGE_MS = 15 * 60_000
 // RFC 6750 b64token is narrower; anything that fits an Authorization header value is accepted.
 const TOKEN = /^[\x21-\x7e]{1,16384}$/
 const JKT = /^[A-Za-z0-9_-]{43}$/
-const REASONS: ReadonlySet<unknown> = new Set<LogoutReason>(['user', 'other-tab', 'invalid_grant', 'refresh-lost', 'key-mismatch', 'expired'])
+const REASONS: ReadonlySet<unknown> = new Set<LogoutReason>(['user', 'other-tab', 'invalid_grant', 'refresh-lost', 'key-mismatch', 'expired', 'storage-fallback'])
 /** @internal Whether `v` is a reason this version knows (from another tab or the worker: untrusted). */
 export const isLogoutReason = (v: unknown): v is LogoutReason => REASONS.has(v)
 const SESSION = 'session'
@@ -337,10 +354,20 @@ export function createSessionStore(o: SessionStoreOptions): SessionStore {
     ended,
     end,
     saveTransaction: (tx) => write(TX_PREFIX + tx.state, tx),
+    // Read and deleted in one readwrite transaction (or one synchronous step in memory): two
+    // handleRedirect() calls with the same URL must not both exchange the code.
     async takeTransaction(state) {
-      const tx = (await read(TX_PREFIX + state)) as Transaction | undefined
-      await remove(TX_PREFIX + state)
-      return tx
+      const key = TX_PREFIX + state
+      if (!store) {
+        const tx = memory.get(key)
+        memory.delete(key)
+        return tx as Transaction | undefined
+      }
+      return store.use('readwrite', (s) => {
+        const tx = promisifyRequest(s.get(key))
+        s.delete(key)
+        return tx
+      }) as Promise<Transaction | undefined>
     },
     sweep,
     close() {

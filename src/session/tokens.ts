@@ -36,6 +36,14 @@ export interface LogoutOptions {
    * @default false
    */
   redirect?: boolean
+  /**
+   * With `redirect`: put the ID token in the end-session URL as `id_token_hint` (OpenID
+   * Connect RP-Initiated Logout §2), which many servers need to skip a confirmation page.
+   * The ID token then appears in the browser's history and the server's logs; it is no
+   * access or refresh token, but it names the user. `false` sends `client_id` only.
+   * @default true
+   */
+  idTokenHint?: boolean
   /** Where the end-session endpoint sends the user back; defaults to the client's `postLogoutRedirectUri`. */
   postLogoutRedirectUri?: string
   /**
@@ -255,7 +263,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       if (options.redirect && o.as.end_session_endpoint) {
         const url = new URL(o.as.end_session_endpoint)
         url.searchParams.set('client_id', o.clientId)
-        if (s?.idToken) url.searchParams.set('id_token_hint', s.idToken)
+        if (s?.idToken && options.idTokenHint !== false) url.searchParams.set('id_token_hint', s.idToken)
         const back = options.postLogoutRedirectUri ?? o.postLogoutRedirectUri
         if (back) url.searchParams.set('post_logout_redirect_uri', back)
         location.assign(url)
