@@ -10,10 +10,11 @@ export default defineConfig({
     emptyOutDir: true,
     minify: false,
     sourcemap: true,
-    // Three entry points: the core (`dpop-spa`) and the bindings (`dpop-spa/react`,
-    // `dpop-spa/vue`); code they share lands in a chunk, so an app has one client module.
+    // Four entry points: the core (`dpop-spa`), the bindings (`dpop-spa/react`,
+    // `dpop-spa/vue`) and the refresh worker (`dpop-spa/sw`); code they share lands in a
+    // chunk, so an app has one client module.
     lib: {
-      entry: { index: 'src/index.ts', react: 'src/react.ts', vue: 'src/vue.ts' },
+      entry: { index: 'src/index.ts', react: 'src/react.ts', vue: 'src/vue.ts', sw: 'src/sw.ts' },
       formats: ['es'],
       fileName: (_format, name) => `${name}.js`,
     },

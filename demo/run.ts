@@ -156,6 +156,9 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       corsOrigins: [spaOrigin],
       apiAudience: apiOrigin,
       accessTokenTtl,
+      // As docs/servers.md recommends: a DPoP-bound refresh token is not rotated on every use
+      // (RFC 9700 §4.14.2), so a refresh answer lost to a reload or a dropped connection costs nothing.
+      refreshRotation: 'near-expiry',
       log: options.log,
     }),
   )

@@ -19,9 +19,9 @@ export const STRICT = `http://localhost:${PORTS.strictAs}`
 export const stats = async (): Promise<AuthServerStats> => (await fetch(`${AS}/__control/stats`)).json() as Promise<AuthServerStats>
 export const refreshes = (s: AuthServerStats): number => s.tokenRequests.refresh_token?.succeeded ?? 0
 
-/** Clean authorization server: no stats, no sessions; answers DPoP. */
+/** Clean authorization server: no stats, no sessions; answers DPoP, rotates every refresh token, loses no answer. */
 export async function resetAuthServer(): Promise<void> {
-  for (const [path, body] of [['reset', undefined], ['config', { answerBearer: false, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '' }]] as const) {
+  for (const [path, body] of [['reset', undefined], ['config', { answerBearer: false, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '', refreshFault: null, refreshRotation: 'always' }]] as const) {
     const r = await fetch(`${AS}/__control/${path}`, { method: 'POST', ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) })
     expect(r.ok, path).toBe(true)
   }

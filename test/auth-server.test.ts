@@ -373,7 +373,7 @@ describe('the whole flow, headless', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ answerBearer: true }),
     })
-    expect(await control.json()).toEqual({ answerBearer: true, accessTokenTtl: 5, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '' })
+    expect(await control.json()).toEqual({ answerBearer: true, accessTokenTtl: 5, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '', refreshRotation: 'always', refreshFault: null })
     const refreshed = await refresh(keyPair, tokens.refresh_token!)
     expect(refreshed.token_type).toBe('bearer')
     expect((await verifyAccessToken(refreshed.access_token)).payload.cnf).toEqual({ jkt: await thumbprint(keyPair) })
@@ -422,7 +422,7 @@ describe('test control', () => {
       body: JSON.stringify({ answerBearer: true, accessTokenTtl: -1 }),
     })
     expect(res.status).toBe(400)
-    expect(await (await fetch(`${server.issuer}/__control/config`)).json()).toEqual({ answerBearer: false, accessTokenTtl: 5, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '' })
+    expect(await (await fetch(`${server.issuer}/__control/config`)).json()).toEqual({ answerBearer: false, accessTokenTtl: 5, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '', refreshRotation: 'always', refreshFault: null })
   })
 })
 

@@ -20,6 +20,8 @@ declare module 'oidc-provider' {
     readonly requestParamClaims: Set<string>
     readonly resourceServers: Record<string, { readonly scopes: Set<string> }>
     readonly provider: Provider
+    /** The models loaded for this request; `RefreshToken` during a refresh_token grant. */
+    readonly entities: { readonly RefreshToken?: { ttlPercentagePassed(): number } }
   }
 
   /** The Koa context with `oidc` (Koa's own types are not installed either). */
@@ -29,6 +31,9 @@ declare module 'oidc-provider' {
     readonly path: string
     status: number
     body: unknown
+    /** `false`: Koa writes nothing (the middleware took the socket). */
+    respond: boolean
+    readonly req: IncomingMessage
     get(header: string): string
     set(header: string, value: string): void
   }

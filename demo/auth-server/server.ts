@@ -61,6 +61,16 @@
  *   requests are recorded with the proof's key.
  * - `revocationDelayMs` (control only) holds revocation answers back: a slow server, asserted
  *   at the server, so a test needs no request interception (WebKit's driver has none).
+ * - `refreshRotation` (option and control): `'always'` rotates every refresh token (and a
+ *   reused one revokes the grant); `'near-expiry'` is oidc-provider's own default for a
+ *   DPoP-bound refresh token of a public client, which RFC 9700 §4.14.2 allows: the same
+ *   refresh token keeps working until 70% of its life has passed, then it rotates. The
+ *   demo runs `'near-expiry'`, as the docs recommend (docs: lost refresh answers).
+ * - `refreshFault` (control only) injects a lost answer AT THE SERVER, after the refresh
+ *   token was rotated: `hold` keeps the answer back for `ms` (a reload or a closed tab in the
+ *   meantime loses it in the browser), `drop` destroys the connection without answering (a
+ *   dropped mobile connection). It applies to the next `count` successful refresh_token
+ *   grants, so the nonce round trip before them is not counted.
  * - `/__control/*` exists for tests on loopback only; it never returns token values.
  */
 import { randomBytes } from 'node:crypto'
@@ -125,6 +135,8 @@ export interface AuthServerOptions {
    * @default true
    */
   defaultResource?: boolean
+  /** When a refresh token is rotated: see {@link RefreshRotation}. @default 'always' */
+  refreshRotation?: RefreshRotation
   /** Receives one line per recorded event (never a token); omit for silence. */
   log?: ((line: string) => void) | undefined
 }
@@ -144,7 +156,27 @@ export const AUTH_SERVER_DEFAULTS = {
   requirePar: false,
   requireRevocationProof: false,
   defaultResource: true,
+  refreshRotation: 'always',
 } as const
+
+/**
+ * When the server rotates a refresh token. `'always'`: on every refresh, and presenting a
+ * rotated one again revokes the grant (reuse detection). `'near-expiry'`: oidc-provider's
+ * default for a DPoP-bound refresh token of a public client (RFC 9700 §4.14.2 lets a
+ * sender-constrained refresh token stay unrotated): the same token keeps working until 70%
+ * of its life has passed.
+ */
+export type RefreshRotation = 'always' | 'near-expiry'
+
+/** A lost refresh answer, injected after the server rotated (see `AuthServerConfig.refreshFault`). */
+export interface RefreshFault {
+  /** `hold`: answer after `ms`; `drop`: destroy the connection without answering. */
+  mode: 'hold' | 'drop'
+  /** How long `hold` keeps the answer back, ms (0 to 30000). */
+  ms: number
+  /** How many successful refresh_token grants it applies to (1 to 10); counts down. */
+  count: number
+}
 
 /** Token requests of one `grant_type`. */
 export interface GrantTypeCount {
@@ -161,7 +193,8 @@ export interface AuthServerEvent {
   /**
    * `authorization.success`, `authorization.error`, `grant.success`, `grant.error`,
    * `token.issued`, `refresh_token.consumed`, `grant.revoked`, `revocation.success`,
-   * `revocation.error`, `end_session.success`, `server_error`, `bearer.answered`.
+   * `revocation.error`, `end_session.success`, `server_error`, `bearer.answered`,
+   * `fault.hold`, `fault.drop` (a refresh answer lost on purpose, after the rotation).
    */
   type: string
   grantType?: string
@@ -240,6 +273,10 @@ export interface AuthServerConfig {
   iatWindowSec: number
   /** Rewrites `token_type` of successful DPoP token responses to this value (`dpop`, `DPOP`, ...); empty: as issued. */
   tokenType: string
+  /** When refresh tokens rotate. */
+  refreshRotation: RefreshRotation
+  /** The next successful refresh answers are held or dropped after the rotation; `null` for none. */
+  refreshFault: RefreshFault | null
 }
 
 /** A running authorization server. */
@@ -287,7 +324,7 @@ const ROUTES = {
  */
 export async function startAuthServer(options: AuthServerOptions = {}): Promise<AuthServerHandle> {
   const o = normalize(options)
-  const config: AuthServerConfig = { answerBearer: o.answerBearer, accessTokenTtl: o.accessTokenTtl, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '' }
+  const config: AuthServerConfig = { answerBearer: o.answerBearer, accessTokenTtl: o.accessTokenTtl, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '', refreshRotation: o.refreshRotation, refreshFault: null }
   const recorder = createRecorder(o.log)
 
   // The issuer must name the bound port, and port 0 is only known after listen(): bind
@@ -341,6 +378,7 @@ interface Normalized {
   requirePar: boolean
   requireRevocationProof: boolean
   defaultResource: boolean
+  refreshRotation: RefreshRotation
   log: ((line: string) => void) | undefined
 }
 
@@ -376,6 +414,7 @@ function normalize(options: AuthServerOptions): Normalized {
     requirePar: options.requirePar ?? d.requirePar,
     requireRevocationProof: options.requireRevocationProof ?? d.requireRevocationProof,
     defaultResource: options.defaultResource ?? d.defaultResource,
+    refreshRotation: rotation(options.refreshRotation ?? d.refreshRotation, 'options.refreshRotation'),
     log: options.log,
   }
 }
@@ -396,9 +435,24 @@ function seconds(value: unknown, name: string): number {
   return value as number
 }
 
+function rotation(value: unknown, name: string): RefreshRotation {
+  if (value !== 'always' && value !== 'near-expiry') throw new TypeError(`"${name}" must be 'always' or 'near-expiry'`)
+  return value
+}
+
+function refreshFault(value: unknown): RefreshFault | null {
+  if (value === null) return null
+  const { mode, ms, count } = (typeof value === 'object' ? value : {}) as Record<string, unknown>
+  const int = (v: unknown, min: number, max: number) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max
+  if ((mode !== 'hold' && mode !== 'drop') || !int(ms ?? 0, 0, 30_000) || !int(count ?? 1, 1, 10)) {
+    throw new TypeError('"refreshFault" must be null or { mode: "hold" | "drop", ms: 0..30000, count: 1..10 }')
+  }
+  return { mode, ms: (ms as number | undefined) ?? 0, count: (count as number | undefined) ?? 1 }
+}
+
 function applyConfig(config: AuthServerConfig, change: unknown): AuthServerConfig {
   if (typeof change !== 'object' || change === null) throw new TypeError('the config change must be an object')
-  const { answerBearer, accessTokenTtl, revocationDelayMs, nonces, iatWindowSec, tokenType } = change as Record<string, unknown>
+  const { answerBearer, accessTokenTtl, revocationDelayMs, nonces, iatWindowSec, tokenType, refreshRotation, refreshFault: fault } = change as Record<string, unknown>
   if (nonces !== undefined && nonces !== 'always' && nonces !== 'never') throw new TypeError('"nonces" must be "always" or "never"')
   if (iatWindowSec !== undefined && !(Number.isInteger(iatWindowSec) && (iatWindowSec as number) >= 0)) throw new TypeError('"iatWindowSec" must be an integer >= 0')
   if (tokenType !== undefined && !(typeof tokenType === 'string' && /^[A-Za-z]{0,20}$/.test(tokenType))) throw new TypeError('"tokenType" must be letters only (or empty)')
@@ -407,7 +461,11 @@ function applyConfig(config: AuthServerConfig, change: unknown): AuthServerConfi
   if (revocationDelayMs !== undefined && !(Number.isInteger(revocationDelayMs) && (revocationDelayMs as number) >= 0 && (revocationDelayMs as number) <= 10_000)) {
     throw new TypeError('"revocationDelayMs" must be an integer from 0 to 10000')
   }
+  const nextRotation = refreshRotation === undefined ? undefined : rotation(refreshRotation, 'refreshRotation')
+  const nextFault = fault === undefined ? undefined : refreshFault(fault)
   // Validate everything before changing anything.
+  if (nextRotation) config.refreshRotation = nextRotation
+  if (nextFault !== undefined) config.refreshFault = nextFault
   if (typeof answerBearer === 'boolean') config.answerBearer = answerBearer
   if (typeof accessTokenTtl === 'number') config.accessTokenTtl = accessTokenTtl
   if (typeof revocationDelayMs === 'number') config.revocationDelayMs = revocationDelayMs
@@ -464,7 +522,8 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
     findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub, name: sub }) }),
     clientBasedCORS: (_ctx: unknown, origin: string) => o.corsOrigins.has(origin),
     issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
-    rotateRefreshToken: true,
+    // 'near-expiry' is oidc-provider's own rule for sender-constrained refresh tokens of public clients.
+    rotateRefreshToken: (ctx: KoaContextWithOIDC) => config.refreshRotation === 'always' || (ctx.oidc.entities.RefreshToken?.ttlPercentagePassed() ?? 100) >= 70,
     expiresWithSession: () => false,
     loadExistingGrant,
     renderError: (ctx: KoaContextWithOIDC, out: { error?: string; error_description?: string }) => {
@@ -547,6 +606,18 @@ async function createProvider(issuer: string, o: Normalized, config: AuthServerC
       recorder.userinfo(ctx.status, scheme, proof || null)
     }
     if (ctx.method !== 'POST') return
+    const fault = config.refreshFault
+    if (fault && ctx.path === ROUTES.token && ctx.status === 200 && grantTypeOf(ctx) === 'refresh_token') {
+      // The grant is done (the refresh token rotated, when it does): now lose the answer.
+      if (--fault.count <= 0) config.refreshFault = null
+      recorder.fault(fault.mode, fault.ms)
+      if (fault.mode === 'drop') {
+        ctx.respond = false
+        ctx.req.socket.destroy()
+        return
+      }
+      await new Promise((resolve) => setTimeout(resolve, fault.ms))
+    }
     if (ctx.path === ROUTES.revocation) {
       if (ctx.status === 200) recorder.revocationSucceeded()
       // failures are recorded by the `revocation.error` event
@@ -666,6 +737,8 @@ interface Recorder {
   userinfo(status: number, scheme: string | null, proof: string | null): void
   bearerAnswered(grantType: string): void
   proofWindowRefused(): void
+  /** A refresh answer held or dropped on purpose (`refreshFault`). */
+  fault(mode: 'hold' | 'drop', ms: number): void
   stats(): AuthServerStats
   reset(): void
 }
@@ -822,6 +895,9 @@ function createRecorder(log: ((line: string) => void) | undefined): Recorder {
     bearerAnswered(grantType) {
       stats.bearerAnswers += 1
       record({ type: 'bearer.answered', grantType })
+    },
+    fault(mode, ms) {
+      record({ type: `fault.${mode}`, grantType: 'refresh_token', ...(mode === 'hold' ? { errorDescription: `${ms} ms` } : {}) })
     },
     stats: () => structuredClone(stats),
     reset() {

@@ -142,6 +142,14 @@ export interface DPoPClientConfig {
    * @param context - the issuer, the granted scope and the token response without the tokens.
    */
   verifyUser?: (user: UserClaims | undefined, context: VerifyUserContext) => boolean | void | Promise<boolean | void>
+  /**
+   * A service worker that serves refresh requests (`serveRefreshes()` from `dpop-spa/sw`):
+   * refresh-token requests are then made there, so that their answers outlive a reload or a
+   * closed tab. Pass the registration, or the promise `navigator.serviceWorker.register()`
+   * returns. While it is not active (or its registration failed) the page refreshes by itself.
+   * @default undefined: the page makes its refresh requests
+   */
+  refreshWorker?: ServiceWorkerRegistration | Promise<ServiceWorkerRegistration>
   /** Debug events of the signed fetch (never tokens or signatures): see `DPoPFetchOptions.debug`. */
   debug?: DPoPFetchOptions['debug']
 }

@@ -182,6 +182,10 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   if (config.discovery !== undefined && config.discovery !== 'oidc' && config.discovery !== 'oauth') {
     throw invalidArgument('"config.discovery" must be \'oidc\' (OpenID Connect Discovery) or \'oauth\' (RFC 8414), or left out.')
   }
+  const worker: unknown = config.refreshWorker
+  if (worker !== undefined && (typeof worker !== 'object' || worker === null)) throw invalidArgument('"config.refreshWorker" must be a ServiceWorkerRegistration or the promise of one (navigator.serviceWorker.register(...)).')
+  // A registration that fails is announced by the page's own refresh taking over; not unhandled.
+  if (worker instanceof Promise) worker.catch(() => undefined)
   // Every bound checked here, before anything waits on the network or IndexedDB.
   const bounds = Object.fromEntries(BOUNDS.map((n) => [n, positive(config, n)])) as Record<(typeof BOUNDS)[number], number>
 
@@ -272,6 +276,17 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
     userInfo: config.userInfo ?? 'auto',
     ...(config.verifyUser ? { verifyUser: config.verifyUser } : {}),
     emit,
+    worker: config.refreshWorker && store ? {
+      registration: config.refreshWorker,
+      request: {
+        type: 'dpop-spa:refresh', v: 1, name, alg, as, clientId: config.clientId, resource, insecure,
+        refreshLeewayMs: bounds.refreshLeewaySeconds * 1000,
+        lockTimeoutMs: bounds.lockTimeoutMs,
+        requestTimeoutMs: bounds.requestTimeoutMs,
+        fallbackLifetimeMs: bounds.fallbackLifetimeSeconds * 1000,
+        storageTimeoutMs: bounds.storageTimeoutMs,
+      },
+    } : undefined,
   })
   if (ended) emit({ type: 'logout', reason: 'storage-fallback' })
   await tokens.restore()

@@ -7,7 +7,7 @@
 import { del, entries, get, promisifyRequest, set } from 'idb-keyval'
 import { getValidatedIdTokenClaims, type TokenEndpointResponse } from 'oauth4webapi'
 import { checkBoundTokens } from './authorization-server.js'
-import { ServerResponseError, type DPoPError, type KeyStoreError } from '../base/errors.js'
+import { KeyStoreError, ServerResponseError, type DPoPError } from '../base/errors.js'
 import type { IdbStore } from '../browser/idb.js'
 import { openTabChannel } from '../browser/tabs.js'
 
@@ -32,6 +32,13 @@ export type LogoutReason =
   | 'other-tab'
   /** The refresh token was refused (`invalid_grant`): revoked, expired or reused. */
   | 'invalid_grant'
+  /**
+   * The answer to a refresh was lost (a reload, a closed tab or a dropped connection while
+   * it was in flight) and the server had rotated the refresh token: the one kept here was
+   * refused. A server that does not rotate DPoP-bound refresh tokens, or the refresh worker
+   * (`dpop-spa/sw`), avoids it: see docs on lost refresh answers.
+   */
+  | 'refresh-lost'
   /** The stored tokens are bound to a key this browser no longer has. */
   | 'key-mismatch'
   /** The access token expired and there is no refresh token. */
@@ -116,9 +123,20 @@ export const TRANSACTION_MAX_AGE_MS = 15 * 60_000
 // RFC 6750 b64token is narrower; anything that fits an Authorization header value is accepted.
 const TOKEN = /^[\x21-\x7e]{1,16384}$/
 const JKT = /^[A-Za-z0-9_-]{43}$/
-const REASONS: ReadonlySet<unknown> = new Set<LogoutReason>(['user', 'other-tab', 'invalid_grant', 'key-mismatch', 'expired', 'storage-fallback'])
+const REASONS: ReadonlySet<unknown> = new Set<LogoutReason>(['user', 'other-tab', 'invalid_grant', 'refresh-lost', 'key-mismatch', 'expired', 'storage-fallback'])
+/** @internal Whether `v` is a reason this version knows (from another tab or the worker: untrusted). */
+export const isLogoutReason = (v: unknown): v is LogoutReason => REASONS.has(v)
 const SESSION = 'session'
+const PENDING = 'pending'
+/** When a failed session write is tried again, ms after the failure (bounded). */
+const REWRITE_DELAYS_MS = [1_000, 5_000, 20_000]
 const TX_PREFIX = 'tx:'
+
+/** A failed write of a refreshed session, as the `error` event reports it (the cause names what IndexedDB said). */
+const storageError = (e: unknown): DPoPError =>
+  new KeyStoreError(e instanceof KeyStoreError ? e.code : 'ERR_KEY_STORE_FAILED',
+    'The refreshed tokens could not be stored (IndexedDB failed): this tab and the others keep using them and the write is tried again. A reload before it succeeds signs out.',
+    { cause: e instanceof Error ? e : undefined })
 
 const isToken = (v: unknown): v is string => typeof v === 'string' && TOKEN.test(v)
 const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0
@@ -193,10 +211,25 @@ export interface SessionStore {
   stored(): Promise<Session | undefined>
   /** Start-up: sweeps stale transactions; takes the stored session, or ends it when bound to another key. */
   restore(): Promise<void>
-  /** A session this tab made: stored, shared with the other tabs, announced. */
+  /**
+   * A session this tab made: stored, shared with the other tabs, announced. A refreshed
+   * session is used and shared first and stored after, so a failed write (full disk,
+   * evicted database) loses nothing here: it is tried again later and reported as an
+   * `error` event. A login is stored first and rejects when it cannot be.
+   */
   commit(next: Session, login: boolean): Promise<void>
+  /**
+   * Whether an earlier refresh with `refreshToken` never got its answer stored (a reload,
+   * a closed tab, a dropped connection), then records that a refresh with it starts now.
+   * The record is written before the request and cleared once an answer is handled.
+   */
+  beginRefresh(refreshToken: string): Promise<boolean>
+  /** The server answered the refresh (tokens, or a refusal): clears the record. */
+  endRefresh(): Promise<void>
   /** A session another tab made (told over the channel, or found in storage): used and announced. */
   adopt(next: Session, login: boolean): void
+  /** The session ended elsewhere (another tab, the refresh worker): forgotten here and announced, once. */
+  ended(reason: LogoutReason): void
   /**
    * The one way a session ends: forgotten here and in storage; then `beforeAnnounce` (the
    * key rotation of a logout) runs; then every other tab is told and `logout` is emitted,
@@ -236,12 +269,18 @@ export function createSessionStore(o: SessionStoreOptions): SessionStore {
   const onTabMessage = async (m: unknown): Promise<void> => {
     const { type, session: next, login, reason } = (typeof m === 'object' && m !== null ? m : {}) as Record<string, unknown>
     if (type === 'session') {
-      if (isSession(next) && next.jkt === (await o.thumbprint())) adopt(next, login === true)
-    } else if (type === 'logout' && session) {
-      session = undefined
+      // The refresh worker's session arrives twice: in its answer and over the channel.
+      if (isSession(next) && next.jkt === (await o.thumbprint()) && (login === true || next.accessToken !== session?.accessToken)) adopt(next, login === true)
+    } else if (type === 'logout') {
       // A user logout elsewhere is "other-tab"; a refused refresh keeps its reason in every tab.
-      o.emit({ type: 'logout', reason: reason === 'user' || !REASONS.has(reason) ? 'other-tab' : (reason as LogoutReason) })
+      ended(reason === 'user' || !REASONS.has(reason) ? 'other-tab' : (reason as LogoutReason))
     }
+  }
+  const ended = (reason: LogoutReason): void => {
+    if (!session) return
+    session = undefined
+    unsaved = undefined
+    o.emit({ type: 'logout', reason })
   }
   let inbox = Promise.resolve()
   const channel = openTabChannel<TabMessage>(`dpop-spa:${o.name}:session`, (m) => {
@@ -263,8 +302,32 @@ export function createSessionStore(o: SessionStoreOptions): SessionStore {
     return isSession(value) ? value : undefined
   }
 
+  // A refreshed session whose write failed, and the timer that tries it again.
+  let unsaved: Session | undefined
+  let rewrite: ReturnType<typeof setTimeout> | undefined
+  const save = async (next: Session): Promise<void> => {
+    await write(SESSION, next)
+    if (unsaved === next) unsaved = undefined
+    // Stored: no refresh is in flight with the token it replaced.
+    await remove(PENDING).catch(() => undefined)
+  }
+  const saveLater = (next: Session, attempt: number, error: unknown): void => {
+    unsaved = next
+    o.emit({ type: 'error', error: storageError(error) })
+    const delay = REWRITE_DELAYS_MS[attempt]
+    if (delay === undefined) return
+    clearTimeout(rewrite)
+    rewrite = setTimeout(() => {
+      if (unsaved !== next || session !== next) return
+      save(next).catch((e: unknown) => saveLater(next, attempt + 1, e))
+    }, delay)
+  }
+
   const end = async (reason: LogoutReason, beforeAnnounce?: () => Promise<unknown>): Promise<void> => {
     session = undefined
+    unsaved = undefined
+    clearTimeout(rewrite)
+    await remove(PENDING).catch(() => undefined)
     // A failed delete leaves tokens bound to a key that a logout replaces: dropped at start-up.
     await remove(SESSION).catch(() => undefined)
     try {
@@ -287,12 +350,23 @@ export function createSessionStore(o: SessionStoreOptions): SessionStore {
       else session = found
     },
     async commit(next, login) {
-      await write(SESSION, next)
+      if (login) await write(SESSION, next)
       session = next
       channel.post({ type: 'session', session: next, login })
       o.emit(login ? { type: 'login', user: next.user, fromOtherTab: false } : { type: 'refresh', expiresAt: next.expiresAt, fromOtherTab: false })
+      // The answer of a refresh is in use here and in the other tabs before it is written:
+      // the server has rotated already, and a failed write must not lose the new tokens.
+      if (!login) await save(next).catch((e: unknown) => saveLater(next, 0, e))
     },
+    async beginRefresh(refreshToken) {
+      const before = (await read(PENDING).catch(() => undefined)) as { refreshToken?: unknown } | undefined
+      // Best effort: without the record, a lost answer ends as 'invalid_grant' instead.
+      await write(PENDING, { refreshToken, at: Date.now() }).catch(() => undefined)
+      return before?.refreshToken === refreshToken
+    },
+    endRefresh: () => remove(PENDING).catch(() => undefined),
     adopt,
+    ended,
     end,
     saveTransaction: (tx) => write(TX_PREFIX + tx.state, tx),
     // Read and deleted in one readwrite transaction (or one synchronous step in memory): two
@@ -311,6 +385,9 @@ export function createSessionStore(o: SessionStoreOptions): SessionStore {
       }) as Promise<Transaction | undefined>
     },
     sweep,
-    close: () => channel.close(),
+    close() {
+      clearTimeout(rewrite)
+      channel.close()
+    },
   }
 }

@@ -20,9 +20,10 @@ import { KeyStoreError, OAuthError, isDPoPError } from '../base/errors.js'
 import type { IdbStore } from '../browser/idb.js'
 import type { KeyStore } from '../key-store/key-store.js'
 import { createLoginFlow, type LoginOptions, type RedirectResult } from './login.js'
+import { activeWorker, askWorker, type RefreshRequest } from './refresh-worker.js'
 import type { NonceCache } from '../server-state/nonces.js'
 import { keyPairThumbprint } from '../proof/proof.js'
-import { createSessionStore, sessionFromTokens, type DPoPClientEvent, type Session, type UserClaims } from './session.js'
+import { createSessionStore, isLogoutReason, isSession, sessionFromTokens, type DPoPClientEvent, type Session, type UserClaims } from './session.js'
 import { withLock } from '../browser/tabs.js'
 
 export type { LoginOptions, RedirectResult } from './login.js'
@@ -85,6 +86,14 @@ export interface TokenManagerOptions {
   /** The app's check of the user before a login's session is stored. */
   readonly verifyUser?: DPoPClientConfig['verifyUser']
   readonly emit: (event: DPoPClientEvent) => void
+  /**
+   * The refresh worker (`dpop-spa/sw`) that makes refresh-token requests, so that their
+   * answers outlive this page; without it (or while it is not active) the page refreshes.
+   */
+  readonly worker?: {
+    readonly registration: ServiceWorkerRegistration | Promise<ServiceWorkerRegistration>
+    readonly request: Omit<RefreshRequest, 'failedToken'>
+  } | undefined
 }
 
 /** @internal */
@@ -98,6 +107,8 @@ export interface TokenManager {
   logout(options?: LogoutOptions): Promise<void>
   isAuthenticated(): boolean
   getUser(): UserClaims | undefined
+  /** The refresh worker's entry: refresh the stored session under the cross-tab lock; the session after it. */
+  refreshStored(failedToken: string | undefined): Promise<Session | undefined>
   close(): void
 }
 
@@ -116,7 +127,11 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
   /** The refresh itself, run under the cross-tab lock. */
   const refreshLocked = async (failedToken: string | undefined): Promise<string | undefined> => {
     // Another tab may have refreshed while we waited for the lock: read what is stored.
-    const stored = await sessions.stored()
+    let stored = await sessions.stored()
+    // Unless what this tab holds is newer: refreshed tokens whose write failed (here, or in
+    // the tab that shared them) are the only ones the server still takes after a rotation.
+    const held = sessions.current()
+    if (stored && held && held.jkt === stored.jkt && held.expiresAt > stored.expiresAt) stored = held
     if (!stored) {
       if (sessions.current()) await sessions.end('other-tab')
       return undefined
@@ -138,17 +153,38 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       await sessions.end('expired')
       return undefined
     }
+    // The record says whether an earlier refresh with this token lost its answer (a reload,
+    // a closed tab, a dropped connection): a refusal then means the server had rotated.
+    const lost = await sessions.beginRefresh(refreshToken)
+    const exchange = () => server.call(
+      'the token refresh',
+      () => refreshTokenGrantRequest(o.as, client, clientAuth, refreshToken, server.options(keyPair)),
+      (r) => processRefreshTokenResponse(o.as, client, r),
+    )
     let result: TokenEndpointResponse
     try {
-      result = await server.call(
-        'the token refresh',
-        () => refreshTokenGrantRequest(o.as, client, clientAuth, refreshToken, server.options(keyPair)),
-        (r) => processRefreshTokenResponse(o.as, client, r),
-      )
+      try {
+        result = await exchange()
+      } catch (e) {
+        // Once, with a fresh proof: the refusal may be of a copy the browser sent by itself.
+        // Chromium re-sends a request whose kept-alive connection dropped before any answer,
+        // with the same proof, and oidc-provider refuses that copy as a replayed proof with
+        // `invalid_grant` while the first copy went through. A server that does not rotate
+        // then takes the retry; one that rotated refuses it too, as it would anyway.
+        // (Not after a known lost answer: that refusal is the rotation, a retry changes nothing.)
+        if (lost || !(e instanceof OAuthError && e.error === 'invalid_grant')) throw e
+        result = await exchange()
+      }
     } catch (e) {
+      // An answer (a refusal) came: nothing is in flight any more. A network failure or a
+      // timeout keeps the record, so that the next attempt knows the answer may be lost.
+      if (e instanceof OAuthError) await sessions.endRefresh()
       if (e instanceof OAuthError && e.error === 'invalid_grant') {
-        await sessions.end('invalid_grant')
-        throw new OAuthError(e.error, e.errorDescription, 'The refresh token was refused (invalid_grant); the session ended in every tab. Log in again.', { cause: e })
+        const reason = lost ? 'refresh-lost' : 'invalid_grant'
+        await sessions.end(reason)
+        throw new OAuthError(e.error, e.errorDescription, lost
+          ? 'The answer to an earlier refresh was lost (reload, closed tab or dropped connection) and the server had rotated the refresh token; the session ended in every tab. Log in again. Servers that do not rotate DPoP-bound refresh tokens, or the refresh worker (dpop-spa/sw), avoid this.'
+          : 'The refresh token was refused (invalid_grant); the session ended in every tab. Log in again.', { cause: e })
       }
       throw e
     }
@@ -157,10 +193,37 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
     return next.accessToken
   }
 
+  const lockName = `dpop-spa:${o.name}:refresh`
+  const inPage = (failedToken: string | undefined) => withLock(lockName, o.lockTimeoutMs, () => refreshLocked(failedToken))
+
+  // The refresh worker takes the same lock and does the same as inPage() in a service
+  // worker, whose requests a reload or a closed tab does not cancel. Its answer is the
+  // session after the refresh, checked here like a session from another tab.
+  let worker: Promise<ServiceWorker | undefined> | undefined
+  const viaWorker = async (failedToken: string | undefined): Promise<string | undefined> => {
+    const w = o.worker && (await (worker ??= activeWorker(o.worker.registration, o.lockTimeoutMs)))
+    if (!o.worker || !w) return inPage(failedToken)
+    let reply
+    try {
+      reply = await askWorker(w, { ...o.worker.request, failedToken }, o.lockTimeoutMs + 3 * o.requestTimeoutMs)
+    } catch (e) {
+      const { ended } = e as { ended?: unknown }
+      if (isLogoutReason(ended)) sessions.ended(ended)
+      throw e
+    }
+    const next = reply.session
+    if (reply.ended !== undefined || !isSession(next) || next.jkt !== (await o.keys.thumbprint())) {
+      sessions.ended(isLogoutReason(reply.ended) ? reply.ended : 'other-tab')
+      return undefined
+    }
+    if (next.accessToken !== sessions.current()?.accessToken) sessions.adopt(next, false)
+    return next.accessToken
+  }
+
   /** Single-flight in this tab, one at a time across tabs. */
   const refresh = (failedToken: string | undefined, signal?: AbortSignal): Promise<string | undefined> => {
     if (!refreshing) {
-      const p = withLock(`dpop-spa:${o.name}:refresh`, o.lockTimeoutMs, () => refreshLocked(failedToken))
+      const p = o.worker ? viaWorker(failedToken) : inPage(failedToken)
       refreshing = p
       p.catch((e: unknown) => { if (isDPoPError(e)) o.emit({ type: 'error', error: e }) }).finally(() => { if (refreshing === p) refreshing = undefined })
     }
@@ -218,6 +281,10 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       if (failure !== undefined) throw failure
     },
 
+    async refreshStored(failedToken) {
+      await inPage(failedToken)
+      return sessions.current()
+    },
     isAuthenticated: () => sessions.current() !== undefined,
     getUser: () => sessions.current()?.user,
     close: () => sessions.close(),
