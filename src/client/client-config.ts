@@ -6,17 +6,7 @@ import type { AuthorizationServer } from 'oauth4webapi'
 import type { DPoPFetchOptions } from '../fetch/dpop-fetch.js'
 import { invalidArgument } from '../base/errors.js'
 import type { DPoPAlgorithm } from '../proof/keys.js'
-import type { UserClaims } from '../session/session.js'
-
-/** What {@link DPoPClientConfig.verifyUser} is told beside the user. */
-export interface VerifyUserContext {
-  /** The issuer the tokens come from (its metadata's `issuer`). */
-  readonly issuer: string
-  /** The scope granted, when the server said. */
-  readonly scope: string | undefined
-  /** The token response's members other than the tokens themselves: `sub`, `scope`, `expires_in`, extensions. */
-  readonly tokenResponse: Readonly<Record<string, unknown>>
-}
+import type { VerifyUser } from '../session/session.js'
 
 /** Configuration of {@link createDPoPClient}. */
 export interface DPoPClientConfig {
@@ -141,7 +131,7 @@ export interface DPoPClientConfig {
    * @param user - the user (see {@link UserClaims}), `undefined` when the server named none.
    * @param context - the issuer, the granted scope and the token response without the tokens.
    */
-  verifyUser?: (user: UserClaims | undefined, context: VerifyUserContext) => boolean | void | Promise<boolean | void>
+  verifyUser?: VerifyUser
   /**
    * A service worker that serves refresh requests (`serveRefreshes()` from `dpop-spa/sw`):
    * refresh-token requests are then made there, so that their answers outlive a reload or a

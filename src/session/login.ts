@@ -22,8 +22,7 @@ import { toDPoPError, type AuthorizationServerRequests } from './authorization-s
 import { DPoPError, OAuthError, ServerResponseError, invalidArgument, isDPoPError } from '../base/errors.js'
 import type { KeyStore } from '../key-store/key-store.js'
 import { keyPairThumbprint } from '../proof/proof.js'
-import type { DPoPClientConfig } from '../client/client-config.js'
-import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type DPoPClientEvent, type Session, type SessionStore, type UserClaims } from './session.js'
+import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type DPoPClientEvent, type Session, type SessionStore, type UserClaims, type VerifyUser } from './session.js'
 
 /** Options of `login()`. */
 export interface LoginOptions {
@@ -85,7 +84,7 @@ export interface LoginFlowOptions {
   /** Lifetime of an access token whose response has no `expires_in`. */
   readonly fallbackLifetimeMs: number
   readonly userInfo?: 'auto' | 'always' | 'never'
-  readonly verifyUser?: DPoPClientConfig['verifyUser']
+  readonly verifyUser?: VerifyUser
   readonly emit: (event: DPoPClientEvent) => void
 }
 

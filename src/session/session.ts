@@ -24,6 +24,23 @@ export interface UserClaims {
   readonly [claim: string]: unknown
 }
 
+/** What `DPoPClientConfig.verifyUser` is told beside the user. */
+export interface VerifyUserContext {
+  /** The issuer the tokens come from (its metadata's `issuer`). */
+  readonly issuer: string
+  /** The scope granted, when the server said. */
+  readonly scope: string | undefined
+  /** The token response's members other than the tokens themselves: `sub`, `scope`, `expires_in`, extensions. */
+  readonly tokenResponse: Readonly<Record<string, unknown>>
+}
+
+/**
+ * The app's check of who signed in (`DPoPClientConfig.verifyUser`), run before a session is
+ * stored: `false` or a throw refuses the login (`ERR_USER_REFUSED`).
+ */
+export type VerifyUser = (user: UserClaims | undefined, context: VerifyUserContext) => boolean | void | Promise<boolean | void>
+
+
 /** Why a session ended. */
 export type LogoutReason =
   /** The app called `logout()` in this tab. */

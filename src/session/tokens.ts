@@ -14,7 +14,6 @@ import {
 } from 'oauth4webapi'
 import { raceAbort } from '../base/abort.js'
 import { createAuthorizationServerRequests } from './authorization-server.js'
-import type { DPoPClientConfig } from '../client/client-config.js'
 import type { DPoPClock } from '../server-state/clock.js'
 import { KeyStoreError, OAuthError, isDPoPError } from '../base/errors.js'
 import type { IdbStore } from '../browser/idb.js'
@@ -23,11 +22,11 @@ import { createLoginFlow, type LoginOptions, type RedirectResult } from './login
 import { activeWorker, askWorker, type RefreshRequest } from './refresh-worker.js'
 import type { NonceCache } from '../server-state/nonces.js'
 import { keyPairThumbprint } from '../proof/proof.js'
-import { createSessionStore, isLogoutReason, isSession, sessionFromTokens, type DPoPClientEvent, type Session, type UserClaims } from './session.js'
+import { createSessionStore, isLogoutReason, isSession, sessionFromTokens, type DPoPClientEvent, type Session, type UserClaims, type VerifyUser } from './session.js'
 import { withLock } from '../browser/tabs.js'
 
 export type { LoginOptions, RedirectResult } from './login.js'
-export type { DPoPClientEvent, LogoutReason, UserClaims } from './session.js'
+export type { DPoPClientEvent, LogoutReason, UserClaims, VerifyUser, VerifyUserContext } from './session.js'
 
 /** Options of `logout()`. */
 export interface LogoutOptions {
@@ -84,7 +83,7 @@ export interface TokenManagerOptions {
   /** When to ask the UserInfo endpoint at login (`DPoPClientConfig.userInfo`). */
   readonly userInfo?: 'auto' | 'always' | 'never'
   /** The app's check of the user before a login's session is stored. */
-  readonly verifyUser?: DPoPClientConfig['verifyUser']
+  readonly verifyUser?: VerifyUser
   readonly emit: (event: DPoPClientEvent) => void
   /**
    * The refresh worker (`dpop-spa/sw`) that makes refresh-token requests, so that their
