@@ -83,6 +83,7 @@ async function refresh(r: RefreshRequest): Promise<RefreshReply> {
   }
   const tokens = createTokenManager({
     name: r.name,
+    alg: r.alg,
     as: r.as,
     clientId: r.clientId,
     // Login and logout never run here.

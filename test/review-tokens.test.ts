@@ -335,3 +335,25 @@ describe('item 14: guards on stored sessions and tokens', () => {
     expect(h.events.map((e) => e.type)).toEqual(['login'])
   })
 })
+
+describe('two app versions with different alg (issue 19, item 5)', () => {
+  it('keep their own sessions: neither ends the other with key-mismatch, on any number of loads', async () => {
+    const idb = new IDBFactory()
+    const server = await fakeAs()
+    const name = 'versions'
+    const es = await harness({ idb, server, name })
+    await es.login()
+    const ed = await harness({ idb, server, name, alg: 'EdDSA' })
+    await ed.login()
+    for (let load = 0; load < 3; load++) {
+      const esAgain = await harness({ idb, server, name })
+      const edAgain = await harness({ idb, server, name, alg: 'EdDSA' })
+      expect([esAgain.tokens.isAuthenticated(), edAgain.tokens.isAuthenticated()], `load ${load}`).toEqual([true, true])
+      expect([...esAgain.events, ...edAgain.events].filter((e) => e.type === 'logout')).toEqual([])
+      esAgain.tokens.close()
+      edAgain.tokens.close()
+    }
+    // Each session stays bound to its own version's key.
+    expect((await get<{ jkt: string }>('session', openIdbStore(`dpop-spa:${name}:session`, idb, 5000).use))?.jkt).toBe(await es.keys.thumbprint())
+  })
+})

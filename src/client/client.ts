@@ -255,6 +255,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, timeoutMs) : undefined
   const tokens = createTokenManager({
     name,
+    alg,
     as,
     clientId: config.clientId,
     redirectUri: config.redirectUri,

@@ -49,8 +49,12 @@ export async function endStoredSession(name: string, factory: IDBFactory, timeou
   const session = openIdbStore(`dpop-spa:${name}:session`, factory, timeoutMs)
   const keys = openIdbStore(`dpop-spa:${name}:keys`, factory, timeoutMs)
   try {
-    const had = (await get<unknown>('session', session.use)) !== undefined
-    await del('session', session.use)
+    // The session records of every key algorithm (session.ts): every key is deleted below.
+    let had = false
+    for (const record of ['session', 'session:EdDSA']) {
+      had = (await get<unknown>(record, session.use)) !== undefined || had
+      await del(record, session.use)
+    }
     await clear(keys.use)
     try {
       local()?.removeItem(marker(name))

@@ -10,6 +10,7 @@ import { checkBoundTokens } from './authorization-server.js'
 import { KeyStoreError, ServerResponseError, type DPoPError } from '../base/errors.js'
 import type { IdbStore } from '../browser/idb.js'
 import { openTabChannel } from '../browser/tabs.js'
+import type { DPoPAlgorithm } from '../proof/keys.js'
 
 /**
  * The signed-in user: the ID token's claims (OpenID Connect Core §2), with the UserInfo
@@ -143,8 +144,14 @@ const JKT = /^[A-Za-z0-9_-]{43}$/
 const REASONS: ReadonlySet<unknown> = new Set<LogoutReason>(['user', 'other-tab', 'invalid_grant', 'refresh-lost', 'key-mismatch', 'expired', 'storage-fallback'])
 /** @internal Whether `v` is a reason this version knows (from another tab or the worker: untrusted). */
 export const isLogoutReason = (v: unknown): v is LogoutReason => REASONS.has(v)
-const SESSION = 'session'
-const PENDING = 'pending'
+/**
+ * The records of the session and of a pending refresh, per key algorithm: two versions of an
+ * app with different `alg` (old tabs open during a deploy) each keep their own session, bound
+ * to their own key, instead of ending each other's with `key-mismatch` on every load. ES256
+ * keeps the names every session had before there was a record per algorithm.
+ */
+const records = (alg: DPoPAlgorithm | undefined): { session: string; pending: string } =>
+  !alg || alg === 'ES256' ? { session: 'session', pending: 'pending' } : { session: `session:${alg}`, pending: `pending:${alg}` }
 /** When a failed session write is tried again, ms after the failure (bounded). */
 const REWRITE_DELAYS_MS = [1_000, 5_000, 20_000]
 const TX_PREFIX = 'tx:'
@@ -218,6 +225,8 @@ export interface SessionStoreOptions {
   /** The thumbprint of this browser's key, which every adopted session must be bound to. */
   readonly thumbprint: () => Promise<string>
   readonly emit: (event: DPoPClientEvent) => void
+  /** The key's algorithm: each has its own session record. @default 'ES256' */
+  readonly alg?: DPoPAlgorithm | undefined
 }
 
 /** @internal */
@@ -269,6 +278,7 @@ export function createSessionStore(o: SessionStoreOptions): SessionStore {
   let session: Session | undefined
   const memory = new Map<string, unknown>()
   const { store } = o
+  const { session: SESSION, pending: PENDING } = records(o.alg)
   // Storage beside the key; memory only when the key itself is memory-only.
   const read = async (key: string): Promise<unknown> => (store ? get(key, store.use) : memory.get(key))
   const write = async (key: string, value: unknown): Promise<void> => { if (store) await set(key, value, store.use); else memory.set(key, value) }

@@ -23,6 +23,7 @@ import { activeWorker, askWorker, type RefreshRequest } from './refresh-worker.j
 import type { NonceCache } from '../server-state/nonces.js'
 import { keyPairThumbprint } from '../proof/proof.js'
 import { createSessionStore, isLogoutReason, isSession, sessionFromTokens, type DPoPClientEvent, type Session, type UserClaims, type VerifyUser } from './session.js'
+import type { DPoPAlgorithm } from '../proof/keys.js'
 import { withLock } from '../browser/tabs.js'
 
 export type { LoginOptions, RedirectResult } from './login.js'
@@ -56,6 +57,8 @@ export interface LogoutOptions {
 /** @internal */
 export interface TokenManagerOptions {
   readonly name: string
+  /** The key's algorithm (each has its own session record). @default 'ES256' */
+  readonly alg?: DPoPAlgorithm | undefined
   readonly as: AuthorizationServer
   readonly clientId: string
   readonly redirectUri: string
@@ -115,7 +118,7 @@ export interface TokenManager {
 export function createTokenManager(o: TokenManagerOptions): TokenManager {
   const server = createAuthorizationServerRequests(o)
   const { client, clientAuth } = server
-  const sessions = createSessionStore({ name: o.name, store: o.store, thumbprint: () => o.keys.thumbprint(), emit: o.emit })
+  const sessions = createSessionStore({ name: o.name, store: o.store, thumbprint: () => o.keys.thumbprint(), emit: o.emit, alg: o.alg })
   const flow = createLoginFlow({ ...o, par: o.par === true, server, sessions })
   let refreshing: Promise<string | undefined> | undefined
 

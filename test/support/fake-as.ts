@@ -211,7 +211,7 @@ export async function harness(options: {
   const events: DPoPClientEvent[] = []
   const redirects: URL[] = []
   const tokens = createTokenManager({
-    name, as: { ...as, ...options.metadata }, clientId: 'spa', ...(options.par ? { par: true } : {}), redirectUri: REDIRECT, postLogoutRedirectUri: undefined,
+    name, ...(options.alg ? { alg: options.alg } : {}), as: { ...as, ...options.metadata }, clientId: 'spa', ...(options.par ? { par: true } : {}), redirectUri: REDIRECT, postLogoutRedirectUri: undefined,
     scope: options.scope ?? 'openid api', resource: options.resource ?? [],
     keys, store: openIdbStore(`dpop-spa:${name}:session`, idb, 5000), fetch: (i, init) => server.fetch(i, init), insecure: false,
     clock: createClock(), nonces: createNonceCache(), refreshLeewayMs: 30_000, lockTimeoutMs: 5000, emit: (e) => events.push(e),
