@@ -38,6 +38,8 @@ export interface VerifyUserContext {
 /**
  * The app's check of who signed in (`DPoPClientConfig.verifyUser`), run before a session is
  * stored: `false` or a throw refuses the login (`ERR_USER_REFUSED`).
+ * @param user - the user (see {@link UserClaims}), `undefined` when the server named none.
+ * @param context - the issuer, the granted scope and the token response without the tokens.
  */
 export type VerifyUser = (user: UserClaims | undefined, context: VerifyUserContext) => boolean | void | Promise<boolean | void>
 
