@@ -115,7 +115,7 @@ const kept = (o: Outcome) => {
 /** Signs in; the grant of the login. With the worker, waits until it is active (its first start compiles it). */
 async function start(tab: Tab, query = ''): Promise<string> {
   await signIn(tab, 'alice', query)
-  if (query === WORKER) await tab.waitFor(() => navigator.serviceWorker.getRegistration('/e2e/fixtures/').then((r) => !!r?.active), undefined, 30_000)
+  if (query === WORKER) await tab.waitFor(() => navigator.serviceWorker.getRegistration('/e2e/fixtures/').then((r) => !!r?.active), undefined, 60_000)
   return loginGrant(await stats())
 }
 
@@ -171,6 +171,10 @@ const endsAtOnce = ({ first, o }: { first: string; o: Outcome }) => {
 }
 
 test.describe('refresh worker, rotation always on', () => {
+  // Once in a clean-clone CI run, WebKitGTK's service worker never became active (30 s) before
+  // F5 began, on a loaded 2-core machine; it passed in every other run. One retry, in a fresh
+  // browser session, for the worker's start-up only: a fault outcome that is wrong fails twice.
+  test.describe.configure({ retries: 1 })
   test('F1: the page reloads while the refresh answer is held; the user stays signed in on the same grant', async ({ driver }) => {
     kept(await f1(driver, WORKER, 'worker'))
   })
