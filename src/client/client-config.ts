@@ -6,7 +6,7 @@ import type { AuthorizationServer } from 'oauth4webapi'
 import type { DPoPFetchOptions } from '../fetch/dpop-fetch.js'
 import { invalidArgument } from '../base/errors.js'
 import type { DPoPAlgorithm } from '../proof/keys.js'
-import type { VerifyUser } from '../session/session.js'
+import type { UserInfoMode, VerifyUser } from '../session/session.js'
 
 /** Configuration of {@link createDPoPClient}. */
 export interface DPoPClientConfig {
@@ -122,7 +122,7 @@ export interface DPoPClientConfig {
    * the ID token's claims stay). `'always'`: at every login (a failure fails the login).
    * @default 'auto'
    */
-  userInfo?: 'auto' | 'always' | 'never'
+  userInfo?: UserInfoMode
   /**
    * Checks the user before the session is stored, e.g. an atproto app resolving the DID
    * (`user.sub`) to its PDS and that PDS to `context.issuer`. Returning `false` or throwing

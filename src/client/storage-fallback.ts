@@ -8,6 +8,7 @@
  */
 import { clear, del, get } from 'idb-keyval'
 import { openIdbStore } from '../browser/idb.js'
+import { SESSION_RECORDS } from '../session/session.js'
 
 const marker = (name: string): string => `dpop-spa:${name}:fallback`
 
@@ -49,9 +50,9 @@ export async function endStoredSession(name: string, factory: IDBFactory, timeou
   const session = openIdbStore(`dpop-spa:${name}:session`, factory, timeoutMs)
   const keys = openIdbStore(`dpop-spa:${name}:keys`, factory, timeoutMs)
   try {
-    // The session records of every key algorithm (session.ts): every key is deleted below.
+    // The session record of every key algorithm: every key is deleted below.
     let had = false
-    for (const record of ['session', 'session:EdDSA']) {
+    for (const record of SESSION_RECORDS) {
       had = (await get<unknown>(record, session.use)) !== undefined || had
       await del(record, session.use)
     }

@@ -22,7 +22,7 @@ import { toDPoPError, type AuthorizationServerRequests } from './authorization-s
 import { DPoPError, OAuthError, ServerResponseError, invalidArgument, isDPoPError } from '../base/errors.js'
 import type { KeyStore } from '../key-store/key-store.js'
 import { keyPairThumbprint } from '../proof/proof.js'
-import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type DPoPClientEvent, type Session, type SessionStore, type UserClaims, type VerifyUser } from './session.js'
+import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type DPoPClientEvent, type Session, type SessionStore, type UserClaims, type UserInfoMode, type VerifyUser } from './session.js'
 
 /** Options of `login()`. */
 export interface LoginOptions {
@@ -83,7 +83,7 @@ export interface LoginFlowOptions {
   readonly sessions: SessionStore
   /** Lifetime of an access token whose response has no `expires_in`. */
   readonly fallbackLifetimeMs: number
-  readonly userInfo?: 'auto' | 'always' | 'never'
+  readonly userInfo?: UserInfoMode
   readonly verifyUser?: VerifyUser
   readonly emit: (event: DPoPClientEvent) => void
 }

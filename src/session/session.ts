@@ -35,6 +35,9 @@ export interface VerifyUserContext {
   readonly tokenResponse: Readonly<Record<string, unknown>>
 }
 
+/** When to ask the UserInfo endpoint at login (`DPoPClientConfig.userInfo`). */
+export type UserInfoMode = 'auto' | 'always' | 'never'
+
 /**
  * The app's check of who signed in (`DPoPClientConfig.verifyUser`), run before a session is
  * stored: `false` or a throw refuses the login (`ERR_USER_REFUSED`).
@@ -154,6 +157,8 @@ export const isLogoutReason = (v: unknown): v is LogoutReason => REASONS.has(v)
  */
 const records = (alg: DPoPAlgorithm | undefined): { session: string; pending: string } =>
   !alg || alg === 'ES256' ? { session: 'session', pending: 'pending' } : { session: `session:${alg}`, pending: `pending:${alg}` }
+/** @internal The session record of every key algorithm (for clean-ups that end them all). */
+export const SESSION_RECORDS: readonly string[] = (['ES256', 'EdDSA'] as const).map((alg) => records(alg).session)
 /** When a failed session write is tried again, ms after the failure (bounded). */
 const REWRITE_DELAYS_MS = [1_000, 5_000, 20_000]
 const TX_PREFIX = 'tx:'

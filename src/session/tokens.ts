@@ -22,12 +22,12 @@ import { createLoginFlow, type LoginOptions, type RedirectResult } from './login
 import { activeWorker, askWorker, type RefreshRequest } from './refresh-worker.js'
 import type { NonceCache } from '../server-state/nonces.js'
 import { keyPairThumbprint } from '../proof/proof.js'
-import { createSessionStore, isLogoutReason, isSession, sessionFromTokens, type DPoPClientEvent, type Session, type UserClaims, type VerifyUser } from './session.js'
+import { createSessionStore, isLogoutReason, isSession, sessionFromTokens, type DPoPClientEvent, type Session, type UserClaims, type UserInfoMode, type VerifyUser } from './session.js'
 import type { DPoPAlgorithm } from '../proof/keys.js'
 import { withLock } from '../browser/tabs.js'
 
 export type { LoginOptions, RedirectResult } from './login.js'
-export type { DPoPClientEvent, LogoutReason, UserClaims, VerifyUser, VerifyUserContext } from './session.js'
+export type { DPoPClientEvent, LogoutReason, UserClaims, UserInfoMode, VerifyUser, VerifyUserContext } from './session.js'
 
 /** Options of `logout()`. */
 export interface LogoutOptions {
@@ -84,7 +84,7 @@ export interface TokenManagerOptions {
   /** Lifetime of an access token whose response has no `expires_in`. */
   readonly fallbackLifetimeMs: number
   /** When to ask the UserInfo endpoint at login (`DPoPClientConfig.userInfo`). */
-  readonly userInfo?: 'auto' | 'always' | 'never'
+  readonly userInfo?: UserInfoMode
   /** The app's check of the user before a login's session is stored. */
   readonly verifyUser?: VerifyUser
   readonly emit: (event: DPoPClientEvent) => void
