@@ -76,9 +76,9 @@ async function refresh(r: RefreshRequest): Promise<RefreshReply> {
   if (!clock) clocks.set(r.as.issuer, (clock = createClock()))
   const c = clock
   const send: typeof fetch = async (input, init) => {
-    const startedAt = c.now() - c.offset()
+    const startedAt = c.local()
     const response = await fetch(input, init)
-    if (!response.redirected) c.observeDate(response.headers.get('Date'), startedAt, c.now() - c.offset())
+    if (!response.redirected) c.observeDate(response.headers.get('Date'), startedAt, c.local())
     return response
   }
   const tokens = createTokenManager({

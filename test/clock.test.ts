@@ -21,6 +21,17 @@ describe('createClock', () => {
     expect(clock.now()).toBe(LOCAL + 1234)
   })
 
+  it('local() reads the device clock, whatever offset the default or an origin has learned', () => {
+    const { clock, advance } = fakeClock()
+    expect(clock.local()).toBe(LOCAL)
+    clock.adjust(90_000)
+    clock.adjust(-30_000, 'https://api.example.com')
+    advance(250)
+    expect(clock.local()).toBe(LOCAL + 250)
+    expect(clock.now()).toBe(LOCAL + 250 + 90_000)
+    expect(clock.now('https://api.example.com')).toBe(LOCAL + 250 - 30_000)
+  })
+
   it('learns a server clock that is minutes ahead from the Date header', () => {
     const { clock } = fakeClock()
     const server = LOCAL + 7 * 60_000 // server is 7 minutes ahead

@@ -225,11 +225,11 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const clock = createClock()
   const send = uninstalledFetch(config.fetch)
   const asFetch: typeof fetch = async (input, init) => {
-    const startedAt = clock.now() - clock.offset()
+    const startedAt = clock.local()
     const response = await send(input, init)
     if (!response.redirected) {
       const date = response.headers.get('Date')
-      const endedAt = clock.now() - clock.offset()
+      const endedAt = clock.local()
       clock.observeDate(date, startedAt, endedAt, new URL(input instanceof Request ? input.url : input).origin)
       clock.observeDate(date, startedAt, endedAt)
     }

@@ -121,7 +121,7 @@ function checkOptions(options: DPoPFetchOptions) {
     if (options[name] !== undefined && !isFunction(options[name])) throw invalidArgument(`"options.${name}" must be a function.`)
   }
   const clock = options.clock ?? createClock()
-  if (!hasMethods(clock, ['now', 'offset', 'observeDate', 'correct', 'adjust'])) throw invalidArgument('"options.clock" must be a clock from createClock().')
+  if (!hasMethods(clock, ['now', 'local', 'offset', 'observeDate', 'correct', 'adjust'])) throw invalidArgument('"options.clock" must be a clock from createClock().')
   const nonces = options.nonces ?? createNonceCache()
   if (!hasMethods(nonces, ['get', 'set'])) throw invalidArgument('"options.nonces" must be a nonce cache from createNonceCache().')
   const emit = debugEmitter(options.debug ?? DPOP_FETCH_DEFAULTS.debug)

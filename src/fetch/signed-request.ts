@@ -92,9 +92,9 @@ export async function sendSigned(r: PreparedRequest, s: SignedFetchState): Promi
     const request = replay ? replay.attempt() : { ...init, method, headers: sent, redirect }
     markSent(request)
     // Local times, for the response's Date: any offset is as good as another here.
-    const startedAt = clock.now() - clock.offset()
+    const startedAt = clock.local()
     const response = await (replay ? send(request as Request) : send(href, request))
-    const endedAt = clock.now() - clock.offset()
+    const endedAt = clock.local()
     const { status } = response
 
     if (response.type === 'opaqueredirect' || (REDIRECTS.has(status) && response.headers.has('Location'))) {

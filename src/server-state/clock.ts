@@ -62,6 +62,13 @@ export interface DPoPClock {
    */
   now(origin?: string): number
   /**
+   * The local (uncorrected) time in milliseconds since the epoch: the device's clock, the
+   * `now` option. For timing a request around a response's `Date` (see
+   * {@link DPoPClock.observeDate}); never for a proof's `iat`. Never throws.
+   * @returns the local time.
+   */
+  local(): number
+  /**
    * The offset in milliseconds (server minus local) for `origin`: its own once it has
    * answered with a usable `Date`, else the default one; 0 until learned.
    * @param origin - the server; omitted, the default offset.
@@ -181,6 +188,7 @@ export function createClock(options?: ClockOptions): DPoPClock {
   }
   return {
     now: (origin) => local() + offset(origin),
+    local: () => local(),
     offset,
     observeDate(dateHeader, requestStartMs, responseMs, origin) {
       const seen = offsetFromDate(dateHeader, requestStartMs, responseMs)
