@@ -4,15 +4,14 @@
  * server nonces and clock skew, and retries once where the protocol says to.
  */
 import { raceAbort } from '../base/abort.js'
-import { noCors, prepareReplayable, type ReplayableRequest } from './body.js'
 import { setBounded } from '../base/bounded-map.js'
 import { createClock, type DPoPClock } from '../server-state/clock.js'
 import { invalidArgument } from '../base/errors.js'
 import { createNonceCache, type NonceCache } from '../server-state/nonces.js'
 import { debugEmitter, type DPoPFetchEvent } from './fetch-events.js'
-import { sendSigned } from './signed-request.js'
+import { checkToken, signedRequests } from './signed-request.js'
 import { unwrap } from './install.js'
-import { createTargets, isRequest, isSameTarget, parseOrigins } from './targets.js'
+import { createTargets, parseOrigins } from './targets.js'
 
 export type { DPoPRetryReason } from './retry.js'
 export type { DPoPFetchEvent } from './fetch-events.js'
@@ -84,13 +83,8 @@ export const DPOP_FETCH_DEFAULTS = {
 export type DPoPFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
 
-// RFC 6750 §2.1 b64token is narrower; any printable ASCII without spaces fits a header.
-const TOKEN = /^[\x21-\x7e]+$/
 // Old token -> its replacement, so a 401 that arrives after a refresh finished reuses it.
 const REPLACED_SIZE = 4
-// Methods that `fetch` accepts as they are; anything else goes through `new Request`, which
-// rejects invalid and forbidden methods with the TypeError fetch would throw.
-const STANDARD_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
 
 function isFunction(value: unknown): value is (...args: never[]) => unknown {
   return typeof value === 'function'
@@ -98,13 +92,6 @@ function isFunction(value: unknown): value is (...args: never[]) => unknown {
 
 function hasMethods(value: unknown, names: readonly string[]): boolean {
   return typeof value === 'object' && value !== null && names.every((n) => isFunction((value as Record<string, unknown>)[n]))
-}
-
-function checkToken(value: unknown, from: string): string | undefined {
-  if (value === undefined || value === '') return undefined
-  // Never echo the value: it may be a token.
-  if (typeof value !== 'string' || !TOKEN.test(value)) throw invalidArgument(`${from} must return an access token (printable ASCII, no spaces) or undefined.`)
-  return value
 }
 
 /** The options, checked once at the boundary (STYLE 4): the hot path carries no checks. */
@@ -207,74 +194,22 @@ function createRenewal(onInvalidToken: NonNullable<DPoPFetchOptions['onInvalidTo
  */
 export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
   const { keySource, fixedPair, allowed, clock, nonces, emit } = checkOptions(options)
-  const { getAccessToken, onInvalidToken } = options
+  const { onInvalidToken } = options
   // Lazy, so a page can install or replace fetch after creating us; unwrapped, so an
   // installed wrapper never ends up calling itself.
   const underlying = (): typeof fetch => unwrap(options.fetch ?? globalThis.fetch)
   const targetOf = createTargets(allowed)
-  const renew = onInvalidToken ? createRenewal(onInvalidToken) : undefined
-
-  // Most requests carry the same token as the last one: it is checked, and its header value
-  // built, once per token. Reusing one string also spares copying a 1 KB header value anew.
-  let lastToken: string | undefined
-  let lastAuthorization = ''
-
-  return async (input, callerInit) => {
+  const sendSigned = signedRequests(
+    keySource ? (signal) => raceAbort(keySource.load(signal ? { signal } : undefined), signal) : () => fixedPair,
+    options.getAccessToken,
+    onInvalidToken && createRenewal(onInvalidToken),
+    underlying,
+    clock,
+    nonces,
+    emit,
+  )
+  return async (input, init) => {
     const target = targetOf(input)
-    if (!target) return underlying()(input, callerInit)
-    // Read once: what is checked (mode, body, method) is what is sent, whatever getters do next.
-    const init = callerInit && { ...callerInit }
-
-    const signal = init?.signal !== undefined ? init.signal ?? undefined : isRequest(input) ? input.signal : undefined
-    signal?.throwIfAborted()
-    const initMethod = init?.method
-    // A bare request (a URL, no body, a standard method) needs no Request object: building
-    // one and cloning it per attempt is most of what the signed fetch would otherwise add.
-    // Everything else is prepared once as a Request, so a retry sends the same bytes.
-    const bare = target.fetchableUrl && !isRequest(input) && init?.body == null &&
-      (initMethod === undefined || (typeof initMethod === 'string' && STANDARD_METHODS.has(initMethod.toUpperCase())))
-    if (bare && init?.mode === 'no-cors') throw noCors()
-    // Signed requests never follow redirects (the proof names this URL; the token and proof
-    // must not travel): 'manual' lets us tell a redirect apart from a network error. A caller
-    // who asked for 'manual' gets the redirect response; 'error' keeps fetch's TypeError.
-    const asked = init?.redirect ?? (isRequest(input) ? input.redirect : undefined)
-    const redirect: RequestRedirect = asked === 'error' ? 'error' : 'manual'
-    const preparing = bare ? undefined : prepareReplayable(isRequest(input) ? input : target.href, { ...init, redirect }, signal)
-    const loading = keySource ? raceAbort(keySource.load(signal ? { signal } : undefined), signal) : fixedPair
-    const tokenAsked = getAccessToken?.(signal ? { signal } : {})
-    const pending = typeof (tokenAsked as Partial<PromiseLike<unknown>> | undefined)?.then === 'function'
-    // Await only what is pending: settled values still cost turns of the microtask queue.
-    const [replay, keyPair, firstToken]: [ReplayableRequest | undefined, CryptoKeyPair, unknown] =
-      preparing || loading instanceof Promise || pending
-        ? await Promise.all([preparing, loading, pending ? raceAbort(tokenAsked, signal) : tokenAsked])
-        : [preparing, loading, tokenAsked]
-    // The URL checked is the URL sent: a Request look-alike whose `url` names an API origin
-    // while it converts to another URL must not get a token for the origin it names.
-    if (replay && !isSameTarget(replay.request.url, target)) {
-      throw invalidArgument('The request\'s "url" and the URL it is sent to differ; pass a real Request or a URL string.')
-    }
-    let token = firstToken === lastToken ? lastToken : checkToken(firstToken, '"options.getAccessToken"')
-    const method = replay ? replay.request.method : (initMethod ?? 'GET').toUpperCase()
-    // Without caller headers, each attempt sends a record of its own: fetch validates and copies
-    // header values once when it builds its Request, so a Headers object of ours would do it twice.
-    const headers = replay ? replay.request.headers : init?.headers === undefined ? undefined : new Headers(init.headers)
-    let authorization: string | undefined
-    if (token !== undefined) {
-      if (token !== lastToken) {
-        lastToken = token
-        lastAuthorization = `DPoP ${token}`
-      }
-      authorization = lastAuthorization
-    } else {
-      const callerAuth = headers?.get('Authorization')?.trim()
-      const callerDPoP = callerAuth === undefined ? null : /^DPoP +([\x21-\x7e]+)$/i.exec(callerAuth)
-      if (callerDPoP) token = callerDPoP[1]
-      else if (callerAuth !== undefined && /^Bearer(?:\s|$)/i.test(callerAuth)) headers?.delete('Authorization')
-    }
-
-    return sendSigned(
-      { target, method, init, replay, headers, token, authorization, redirect, asked, signal, keyPair },
-      { send: underlying(), clock, nonces, emit, renew },
-    )
+    return target ? sendSigned(target, input, init) : underlying()(input, init)
   }
 }

@@ -4,42 +4,32 @@
  * (signed-request.ts) applies it, the clock included. At most one retry per reason (the
  * caller keeps count), so never a loop; only answers of the request's own origin that no
  * redirect produced are asked about. A request the server may have processed is never sent
- * again on a guess: only an answer that says why (nonce, time, token) is retried. Internal.
+ * again on a guess: only an answer that says why (nonce, time, token) is retried. An answer
+ * that cannot work (a hidden header, a refused algorithm) is decided as an error to fail
+ * with, returned like any other decision. Internal.
  */
 import { raceAbort } from '../base/abort.js'
 import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge, type DPoPChallengeInfo } from '../server-state/challenge.js'
-import { offsetFromDate } from '../server-state/clock.js'
 import { DPoPError, ServerResponseError } from '../base/errors.js'
-import type { NonceCache } from '../server-state/nonces.js'
 
 /** Why a request was sent again. */
 export type DPoPRetryReason = 'use_dpop_nonce' | 'invalid_token' | 'iat'
 
-/** @internal One refused answer and what the request that got it was signed with. */
-export interface RefusedAnswer {
-  readonly response: Response
-  readonly origin: string
-  /** The nonce the refused proof carried. */
-  readonly nonceSent: string | undefined
-  /** The clock offset (of this origin) the refused proof was signed with. */
-  readonly signedWithOffset: number
-  /** The origin's clock offset now, after this answer's `Date` was observed. */
-  readonly offsetNow: number
-  /** Local (uncorrected) times around the request, for the response's `Date`. */
-  readonly startedAt: number
-  readonly endedAt: number
-  /** The JWS algorithm of the key that signed, when known. */
-  readonly alg: string | undefined
-  /** Reasons already used for this request. */
-  readonly retried: ReadonlySet<DPoPRetryReason>
-  /** Whether a new token can be asked for (a token was sent and there is `onInvalidToken`). */
-  readonly canRenew: boolean
-  readonly nonces: NonceCache
-  /** The request's signal: reading the error body stops when it aborts. */
-  readonly signal: AbortSignal | undefined
-}
+/** @internal What this answer's `Date` says of the server's clock (see `offsetFromDate`). */
+export type DateOffset = { readonly offsetMs: number; readonly uncertaintyMs: number }
 
-/** @internal What to do about a refused answer: send again, and for `iat` on which clock offset. */
+/**
+ * @internal What was learned since the refused proof was signed: whether the origin's nonce
+ * is now another than the one the proof carried; the clock offset the proof was signed with
+ * and the origin's offset now (after this answer's `Date` was observed); what this answer's
+ * `Date` says, when it has a usable one.
+ */
+export type SinceSigned = readonly [newNonce: boolean, signedWithOffset: number, offsetNow: number, seen: DateOffset | undefined]
+
+/**
+ * @internal What to do about a refused answer: send again (why, and for `iat` on which clock
+ * offset), or fail with the error (the attempt loop discards the response first).
+ */
 export type Retry =
   | { readonly reason: 'use_dpop_nonce' | 'invalid_token' }
   | { readonly reason: 'iat'; readonly offsetMs: number }
@@ -129,8 +119,9 @@ function refusesTime(error: DPoPChallengeInfo | undefined): boolean {
 
 /**
  * @internal Whether to send a refused (4xx) request again, and why; `undefined` hands the
- * response to the caller. Reads the answer; changes nothing (the nonce cache and clock have
- * already learned from its headers; the caller applies a new clock offset).
+ * response to the caller, an error is what the request fails with. Reads the answer; changes
+ * nothing, throws nothing of its own: the nonce cache and clock have already learned from its
+ * headers, and the attempt loop applies the decision (a new clock offset included).
  * - `use_dpop_nonce`: a DPoP challenge saying so (on 401, or 400 as Auth0's middleware
  *   sends it), or RFC 9449 §8's JSON body `{"error":"use_dpop_nonce"}` (small, JSON
  *   Content-Type) on any 4xx that brings a nonce we did not send.
@@ -138,15 +129,29 @@ function refusesTime(error: DPoPChallengeInfo | undefined): boolean {
  *   challenge or JSON error `invalid_dpop_proof` naming iat/time/clock, or this answer's own
  *   `Date` more than 6 minutes from the proof's `iat` (outside any verifier's window) — and a
  *   different offset is known: this answer's `Date`, else what another answer taught meanwhile.
- * - `invalid_token`: the challenge (on 400 or 401) says so and a new token can be asked for;
- *   the caller asks.
- * @throws {ServerResponseError} `ERR_CORS_HEADER_HIDDEN` when a cross-origin answer hides the
- *   challenge or the nonce; {@link DPoPError} `ERR_UNSUPPORTED_ALGORITHM` when the challenge's
- *   `algs` leave out the key's algorithm (every proof would be refused). The response is
- *   discarded first. Rejects with the signal's reason when it aborts while the body is read.
+ * - `invalid_token`: the challenge (on 400 or 401) says so; the caller asks for a new token.
+ * Only reasons still in `open` are given.
+ * @param response - the refused answer, of `origin` itself.
+ * @param origin - the API origin the request went to.
+ * @param open - the reasons this request may still be retried for.
+ * @param alg - the JWS algorithm of the key that signed, when known.
+ * @param since - what was learned since the proof was signed; see {@link SinceSigned}.
+ * @param signal - the request's signal: reading the error body stops when it aborts.
+ * @returns the retry, or a {@link ServerResponseError} `ERR_CORS_HEADER_HIDDEN` when a
+ *   cross-origin answer hides the challenge or the nonce, or a {@link DPoPError}
+ *   `ERR_UNSUPPORTED_ALGORITHM` when the challenge's `algs` leave out the key's algorithm
+ *   (every proof would be refused), or `undefined`. Rejects only with the signal's reason
+ *   when it aborts while the body is read.
  */
-export async function decideRetry(a: RefusedAnswer): Promise<Retry | undefined> {
-  const { response, origin, nonces } = a
+export async function decideRetry(
+  response: Response,
+  origin: string,
+  open: ReadonlySet<DPoPRetryReason>,
+  alg: string | undefined,
+  since: SinceSigned,
+  signal: AbortSignal | undefined,
+): Promise<Retry | DPoPError | undefined> {
+  const [newNonce, signed, offsetNow, seen] = since
   const { status } = response
   const nonceHeader = response.headers.get('DPoP-Nonce')
   // RFC 9449 §7.1 says 401; servers also send the DPoP challenge on 400. Other statuses are
@@ -154,42 +159,32 @@ export async function decideRetry(a: RefusedAnswer): Promise<Retry | undefined> 
   const proofStatus = status === 401 || status === 400
   const wwwAuthenticate = proofStatus ? response.headers.get('WWW-Authenticate') : null
   const challenge = wwwAuthenticate === null ? undefined : readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate, { until: 'dpop' }))
-  const freshNonce = () => {
-    const fresh = nonces.get(origin)
-    return fresh !== undefined && fresh !== a.nonceSent
-  }
-  const fail = (error: DPoPError): never => {
-    discard(response)
-    throw error
-  }
   // The JSON error body, read at most once and only when a rule needs it.
   let body: Promise<ReturnType<typeof parseOAuthErrorBody>> | undefined
-  const errorBody = () => (body ??= readErrorBody(response, a.signal).then(parseOAuthErrorBody))
+  const errorBody = () => (body ??= readErrorBody(response, signal).then(parseOAuthErrorBody))
   // RFC 9449 §7.1 `algs`: a server that does not take our algorithm refuses every proof.
-  if (a.alg && challenge?.algs?.length && !challenge.algs.includes(a.alg)) fail(unsupported(origin, a.alg, challenge.algs))
+  if (alg && challenge?.algs?.length && !challenge.algs.includes(alg)) return unsupported(origin, alg, challenge.algs)
 
-  if (!a.retried.has('use_dpop_nonce')) {
+  if (open.has('use_dpop_nonce')) {
     if (challenge?.error === 'use_dpop_nonce') {
-      if (nonceHeader === null && isCrossOrigin(response, origin)) fail(hidden(origin, status, 'DPoP-Nonce'))
-      if (freshNonce()) return { reason: 'use_dpop_nonce' }
-    } else if (nonceHeader !== null && freshNonce() && (await errorBody())?.error === 'use_dpop_nonce') {
+      if (nonceHeader === null && isCrossOrigin(response, origin)) return hidden(origin, status, 'DPoP-Nonce')
+      if (newNonce) return { reason: 'use_dpop_nonce' }
+    } else if (nonceHeader !== null && newNonce && (await errorBody())?.error === 'use_dpop_nonce') {
       // Read only with a new nonce in this answer: otherwise there is nothing to retry with.
       return { reason: 'use_dpop_nonce' }
     }
   }
-  if (!a.retried.has('iat') && proofStatus) {
-    const signed = a.signedWithOffset
-    const seen = offsetFromDate(response.headers.get('Date'), a.startedAt, a.endedAt)
+  if (open.has('iat') && proofStatus) {
     const refused = (seen !== undefined && Math.abs(seen.offsetMs - signed) > OUTSIDE_ANY_WINDOW_MS + seen.uncertaintyMs) ||
       refusesTime(challenge) || (challenge?.error === undefined && refusesTime(await errorBody()))
     // This answer's Date says where the server's clock is, even below the Date threshold;
     // without one, what another answer of this origin taught while the request was out.
-    const offsetMs = !seen ? a.offsetNow : Math.abs(seen.offsetMs - signed) > seen.uncertaintyMs ? seen.offsetMs : signed
+    const offsetMs = !seen ? offsetNow : Math.abs(seen.offsetMs - signed) > seen.uncertaintyMs ? seen.offsetMs : signed
     // If nothing moved, a retry cannot help.
     if (refused && offsetMs !== signed) return { reason: 'iat', offsetMs }
   }
-  if (!a.retried.has('invalid_token') && challenge?.error === 'invalid_token' && a.canRenew) return { reason: 'invalid_token' }
+  if (open.has('invalid_token') && challenge?.error === 'invalid_token') return { reason: 'invalid_token' }
   // A cross-origin 401 with no readable challenge at all: the API's CORS hides it.
-  if (status === 401 && wwwAuthenticate === null && isCrossOrigin(response, origin)) fail(hidden(origin, status, 'WWW-Authenticate'))
+  if (status === 401 && wwwAuthenticate === null && isCrossOrigin(response, origin)) return hidden(origin, status, 'WWW-Authenticate')
   return undefined
 }
