@@ -1,15 +1,16 @@
 /**
- * The key store: keeps the DPoP `CryptoKeyPair` itself (structured clone of the
- * CryptoKey objects; the private key stays non-extractable) in an IndexedDB database
- * of its own, through idb-keyval.
+ * The key store: keeps the DPoP `CryptoKeyPair` itself in an IndexedDB database of its own
+ * (the record: stored-pair.ts), caches it, rotates and deletes it and tells the other tabs
+ * (key-events.ts), and falls back to a key in memory when the app asked for that.
  */
-import { get, update, del } from 'idb-keyval'
+import { del } from 'idb-keyval'
 import { KeyStoreError, invalidArgument } from '../base/errors.js'
-import { checkAlgorithm, generateKeyPair, jwsAlgorithmOf, type DPoPAlgorithm } from '../proof/keys.js'
+import { checkAlgorithm, generateKeyPair, type DPoPAlgorithm } from '../proof/keys.js'
 import { keyPairThumbprint } from '../proof/proof.js'
 import { USE_MEMORY, askPersistence, defaultIndexedDB, openIdbStore, type IdbStore } from '../browser/idb.js'
-import { openTabChannel } from '../browser/tabs.js'
 import { raceAbort } from '../base/abort.js'
+import { keyEvents } from './key-events.js'
+import { loadOrCreatePair, recordOf, storePair } from './stored-pair.js'
 
 /** Options of {@link openKeyStore}. */
 export interface KeyStoreOptions {
@@ -127,63 +128,7 @@ export interface KeyStore {
   close(): void
 }
 
-interface StoredKeyPair {
-  readonly v: 1
-  /** The JWS algorithm the pair signs with (also readable from the keys themselves). */
-  readonly alg?: DPoPAlgorithm
-  readonly privateKey: CryptoKey
-  readonly publicKey: CryptoKey
-}
-
-/** The record of the ES256 pair (the name of every pair before there was a record per algorithm). */
-const RECORD = 'keypair'
 const NAME = /^[A-Za-z0-9._-]{1,64}$/
-
-function isUsable(value: unknown): value is StoredKeyPair {
-  if (typeof value !== 'object' || value === null) return false
-  const { privateKey, publicKey } = value as Partial<StoredKeyPair>
-  // A private key that is extractable did not come from us: never use it.
-  return privateKey instanceof CryptoKey && privateKey.type === 'private' && !privateKey.extractable &&
-    publicKey instanceof CryptoKey && publicKey.type === 'public'
-}
-
-
-type KeyEvent = 'rotated' | 'deleted'
-
-/**
- * Rotations and deletions, told to this tab's listeners and to the other tabs of the app.
- * A message from another tab is one of the two words or ignored; `onOther` runs first.
- */
-function keyEvents(name: string, onOther: () => void) {
-  const listeners = new Set<(event: KeyEvent) => void>()
-  // A throwing listener must not turn a done rotate() or delete() into a failure, nor keep
-  // the other listeners (the client's own among them) from hearing it.
-  const emit = (event: KeyEvent) => {
-    for (const l of listeners) {
-      try {
-        l(event)
-      } catch {
-        // ignored on purpose
-      }
-    }
-  }
-  const channel = openTabChannel<KeyEvent>(`dpop-spa:${name}:keys`, (event: unknown) => {
-    if (event !== 'rotated' && event !== 'deleted') return
-    onOther()
-    emit(event)
-  })
-  return {
-    announce: (event: KeyEvent): void => {
-      channel.post(event)
-      emit(event)
-    },
-    subscribe: (listener: (event: KeyEvent) => void): (() => void) => {
-      listeners.add(listener)
-      return () => { listeners.delete(listener) }
-    },
-    close: () => channel.close(),
-  }
-}
 
 /**
  * Opens the persistent key store of an app and, by default, starts loading its key
@@ -210,10 +155,6 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
   }
   const { name } = options
   const alg = checkAlgorithm(options.alg ?? KEY_STORE_DEFAULTS.alg, 'options.alg')
-  // A stored pair is used only when it signs with the configured algorithm.
-  const fits = (value: unknown): value is StoredKeyPair => isUsable(value) && jwsAlgorithmOf(value.privateKey) === alg
-  // One record per algorithm: ES256 keeps the original name, so existing keys stay.
-  const record = alg === 'ES256' ? RECORD : `${RECORD}:${alg}`
   const fallback = options.fallback ?? KEY_STORE_DEFAULTS.fallback
   if (fallback !== 'error' && fallback !== 'memory') throw invalidArgument('"options.fallback" must be "error" or "memory".')
   const timeoutMs = options.timeoutMs ?? KEY_STORE_DEFAULTS.timeoutMs
@@ -243,10 +184,18 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     }
   }
 
+  // A key another tab rotated or deleted: the next load() reads what that tab wrote.
+  const events = keyEvents(name, () => { current = undefined })
+  const { announce } = events
+
   const loadOrCreate = async (): Promise<CryptoKeyPair> => {
     if (storage !== 'memory') {
       try {
-        return await loadStored()
+        if (!idb) throw unavailable()
+        const [pair, replaced] = await loadOrCreatePair(idb.use, alg)
+        // An older version's pair of another algorithm is gone, as after rotate(); other tabs reload.
+        if (replaced) announce('rotated')
+        return pair
       } catch (e) {
         if (!canFallBack(e)) throw e
         toMemory(e as KeyStoreError)
@@ -255,37 +204,12 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
     return (memoryPair ??= await generateKeyPair({ alg }))
   }
 
-  const loadStored = async (): Promise<CryptoKeyPair> => {
-    if (!idb) throw unavailable()
-    const found = await get<unknown>(record, idb.use)
-    if (fits(found)) return { privateKey: found.privateKey, publicKey: found.publicKey }
-    const fresh = await generateKeyPair({ alg })
-    const value: StoredKeyPair = { v: 1, alg, ...fresh }
-    // Add only if absent (or unusable; an EdDSA pair under the ES256 name is an older
-    // version's), in one transaction: a tab that lost the race adopts the winner's pair.
-    let replaced = false
-    await update<unknown>(record, (old) => {
-      if (fits(old)) return old
-      replaced = isUsable(old)
-      return value
-    }, idb.use)
-    const winner = await get<unknown>(record, idb.use)
-    if (!fits(winner)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The stored key pair could not be read back. Reload; if it persists, clear site data.')
-    // An older version's pair of another algorithm is gone, as after rotate(); other tabs reload.
-    if (replaced) announce('rotated')
-    return { privateKey: winner.privateKey, publicKey: winner.publicKey }
-  }
-
-  // A key another tab rotated or deleted: the next load() reads what that tab wrote.
-  const events = keyEvents(name, () => { current = undefined })
-  const { announce } = events
-
   const load = (): Promise<CryptoKeyPair> => {
     if (!current) {
-      const p = loadOrCreate()
-      current = p
+      const loading = loadOrCreate()
+      current = loading
       // A failed load must not stick: the next call tries again.
-      p.catch(() => { if (current === p) current = undefined })
+      loading.catch(() => { if (current === loading) current = undefined })
     }
     return current
   }
@@ -297,7 +221,7 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
   const store: KeyStore = {
     name,
     get storage() { return storage },
-    load: (o) => raceAbort(load(), o?.signal),
+    load: (loadOptions) => raceAbort(load(), loadOptions?.signal),
     async rotate() {
       const fresh = await generateKeyPair({ alg })
       if (storage === 'memory') {
@@ -305,8 +229,7 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
       } else {
         try {
           if (!idb) throw unavailable()
-          const value: StoredKeyPair = { v: 1, alg, ...fresh }
-          await update(record, () => value, idb.use)
+          await storePair(idb.use, alg, fresh)
         } catch (e) {
           if (!canFallBack(e)) throw e
           toMemory(e as KeyStoreError)
@@ -321,13 +244,13 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
       current = undefined
       memoryPair = undefined
       if (idb) {
-        await del(record, idb.use)
+        await del(recordOf(alg), idb.use)
         await idb.destroy()
       }
       announce('deleted')
     },
-    async thumbprint(o) {
-      return keyPairThumbprint(await raceAbort(load(), o?.signal))
+    async thumbprint(thumbprintOptions) {
+      return keyPairThumbprint(await raceAbort(load(), thumbprintOptions?.signal))
     },
     persisted,
     subscribe: events.subscribe,
