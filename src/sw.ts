@@ -10,10 +10,10 @@
  * origin's IndexedDB, used for the one request the page asked for.
  */
 import { DPoPError, OAuthError, isDPoPError } from './base/errors.js'
-import { createClock, type DPoPClock } from './server-state/clock.js'
+import { defaultClock, type DPoPClock } from './server-state/clock.js'
 import { defaultIndexedDB, openIdbStore } from './browser/idb.js'
 import { openKeyStore } from './key-store/key-store.js'
-import { createNonceCache } from './server-state/nonces.js'
+import { defaultNonceCache } from './server-state/nonces.js'
 import { isRefreshRequest, type RefreshReply, type RefreshRequest } from './session/refresh-worker.js'
 import type { LogoutReason } from './session/session.js'
 import { createTokenManager } from './session/tokens.js'
@@ -34,7 +34,7 @@ export interface RefreshWorkerScope {
 }
 
 // Shared by every request this worker serves: nonces (RFC 9449 §8) and the server's clock.
-const nonces = createNonceCache()
+const nonces = defaultNonceCache()
 const clocks = new Map<string, DPoPClock>()
 
 /**
@@ -73,7 +73,7 @@ async function refresh(r: RefreshRequest): Promise<RefreshReply> {
   const keys = await openKeyStore({ name: r.name, alg: r.alg, persist: false, preload: false, timeoutMs: r.storageTimeoutMs, indexedDB: factory })
   const store = openIdbStore(`dpop-spa:${r.name}:session`, factory, r.storageTimeoutMs)
   let clock = clocks.get(r.as.issuer)
-  if (!clock) clocks.set(r.as.issuer, (clock = createClock()))
+  if (!clock) clocks.set(r.as.issuer, (clock = defaultClock()))
   const c = clock
   const send: typeof fetch = async (input, init) => {
     const startedAt = c.local()

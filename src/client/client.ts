@@ -11,8 +11,8 @@ import { defaultIndexedDB, openIdbStore } from '../browser/idb.js'
 import { endStoredSession, fellBack, markFallback } from './storage-fallback.js'
 import { openKeyStore, type KeyStore } from '../key-store/key-store.js'
 import { checkAlgorithm } from '../proof/keys.js'
-import { createClock } from '../server-state/clock.js'
-import { createNonceCache } from '../server-state/nonces.js'
+import { defaultClock } from '../server-state/clock.js'
+import { defaultNonceCache } from '../server-state/nonces.js'
 import { defaultSessionStorage, rememberNonces } from '../server-state/nonce-storage.js'
 import { createDPoPFetch, type DPoPFetch } from '../fetch/dpop-fetch.js'
 import { installDPoPFetch, uninstalledFetch } from '../fetch/install.js'
@@ -222,7 +222,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   // default offset, which an API origin's proofs use until that origin answers with a `Date`
   // itself. So the first API request after start-up is already signed on a server's time.
   // A response that a redirect produced says nothing about this server.
-  const clock = createClock()
+  const clock = defaultClock()
   const send = uninstalledFetch(config.fetch)
   const asFetch: typeof fetch = async (input, init) => {
     const startedAt = clock.local()
@@ -249,7 +249,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   }
 
   // Shared by the signed fetch and the token requests, and kept across page loads of this tab.
-  const nonces = rememberNonces(createNonceCache(), config.nonceStorage === undefined ? defaultSessionStorage() : config.nonceStorage ?? undefined, `dpop-spa:${name}:nonces`)
+  const nonces = rememberNonces(defaultNonceCache(), config.nonceStorage === undefined ? defaultSessionStorage() : config.nonceStorage ?? undefined, `dpop-spa:${name}:nonces`)
 
   // Tokens live beside the key; when the key is memory-only, so are they.
   const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, timeoutMs) : undefined

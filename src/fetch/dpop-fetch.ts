@@ -5,9 +5,9 @@
  */
 import { raceAbort } from '../base/abort.js'
 import { setBounded } from '../base/bounded-map.js'
-import { createClock, type DPoPClock } from '../server-state/clock.js'
+import { defaultClock, type DPoPClock } from '../server-state/clock.js'
 import { invalidArgument } from '../base/errors.js'
-import { createNonceCache, type NonceCache } from '../server-state/nonces.js'
+import { defaultNonceCache, type NonceCache } from '../server-state/nonces.js'
 import { debugEmitter, type DPoPFetchEvent } from './fetch-events.js'
 import { checkToken, signedRequests } from './signed-request.js'
 import { unwrap } from './install.js'
@@ -107,9 +107,9 @@ function checkOptions(options: DPoPFetchOptions) {
   for (const name of ['getAccessToken', 'onInvalidToken', 'fetch'] as const) {
     if (options[name] !== undefined && !isFunction(options[name])) throw invalidArgument(`"options.${name}" must be a function.`)
   }
-  const clock = options.clock ?? createClock()
+  const clock = options.clock ?? defaultClock()
   if (!hasMethods(clock, ['now', 'local', 'offset', 'observeDate', 'correct', 'adjust'])) throw invalidArgument('"options.clock" must be a clock from createClock().')
-  const nonces = options.nonces ?? createNonceCache()
+  const nonces = options.nonces ?? defaultNonceCache()
   if (!hasMethods(nonces, ['get', 'set'])) throw invalidArgument('"options.nonces" must be a nonce cache from createNonceCache().')
   const emit = debugEmitter(options.debug ?? DPOP_FETCH_DEFAULTS.debug)
   return { keySource, fixedPair, allowed, clock, nonces, emit }

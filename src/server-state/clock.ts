@@ -169,6 +169,16 @@ export function createClock(options?: ClockOptions): DPoPClock {
   if (!(maxOffsetMs >= 0)) throw invalidArgument('"options.maxOffsetMs" must be a non-negative number.')
   const maxOrigins = options?.maxOrigins ?? CLOCK_DEFAULTS.maxOrigins
   if (!Number.isSafeInteger(maxOrigins) || maxOrigins < 1) throw invalidArgument('"options.maxOrigins" must be a positive integer.')
+  return clockOf(local, thresholdMs, maxOffsetMs, maxOrigins)
+}
+
+/** @internal A clock with the defaults ({@link CLOCK_DEFAULTS}): nothing to check. */
+export function defaultClock(): DPoPClock {
+  return clockOf(CLOCK_DEFAULTS.now, CLOCK_DEFAULTS.thresholdMs, CLOCK_DEFAULTS.maxOffsetMs, CLOCK_DEFAULTS.maxOrigins)
+}
+
+/** A clock from checked values: see {@link ClockOptions}. */
+function clockOf(local: () => number, thresholdMs: number, maxOffsetMs: number, maxOrigins: number): DPoPClock {
   // The default offset, and each origin's own once it answered (bounded like the nonces).
   let fallback = 0
   const own = new Map<string, number>()

@@ -72,6 +72,16 @@ export function createNonceCache(options?: NonceCacheOptions): NonceCache {
   if (!Number.isSafeInteger(maxOrigins) || maxOrigins < 1) {
     throw invalidArgument('"options.maxOrigins" must be a positive integer.')
   }
+  return nonceCacheOf(maxOrigins)
+}
+
+/** @internal A nonce cache with the defaults ({@link NONCE_CACHE_DEFAULTS}): nothing to check. */
+export function defaultNonceCache(): NonceCache {
+  return nonceCacheOf(NONCE_CACHE_DEFAULTS.maxOrigins)
+}
+
+/** A nonce cache of at most `maxOrigins` origins (checked). */
+function nonceCacheOf(maxOrigins: number): NonceCache {
   // A Map iterates in insertion order: re-inserting on use makes the first key the LRU one.
   const map = new Map<string, string>()
   return {
