@@ -11,7 +11,7 @@ import { KeyStoreError, type DPoPErrorCode } from '../base/errors.js'
 const OBJECT_STORE = 'keyval'
 
 /** @internal The advice for storage that cannot keep the key. */
-export const USE_MEMORY = 'pass { fallback: "memory" } to openKeyStore() to keep the key for this page only'
+export const USE_MEMORY = 'pass fallback: "memory" to openKeyStore() for a key that lasts one page'
 
 /** @internal An idb-keyval compatible store, plus close and deleteDatabase. */
 export interface IdbStore {
@@ -33,7 +33,7 @@ export function defaultIndexedDB(): IDBFactory | undefined {
 function requestPromise<T>(request: IDBRequest<T>, timeoutMs: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(new KeyStoreError('ERR_KEY_STORE_UNAVAILABLE', `IndexedDB did not answer within ${timeoutMs} ms while ${what} (another tab blocking?). Close other tabs of this app and reload.`))
+      reject(new KeyStoreError('ERR_KEY_STORE_UNAVAILABLE', `IndexedDB did not answer within ${timeoutMs} ms while ${what}: close other tabs of this app and reload.`))
     }, timeoutMs)
     request.onsuccess = () => { clearTimeout(timer); resolve(request.result) }
     request.onerror = () => { clearTimeout(timer); reject(request.error ?? new DOMException('IndexedDB request failed', 'UnknownError')) }
@@ -122,12 +122,12 @@ function toKeyStoreError(cause: unknown, doing: string): KeyStoreError {
   const name = cause instanceof Error || cause instanceof DOMException ? cause.name : ''
   const [code, advice]: [DPoPErrorCode, string] =
     name === 'DataCloneError'
-      ? ['ERR_KEY_STORE_UNSUPPORTED', `this browser cannot store CryptoKeys (private mode, iOS Lockdown Mode). ${USE_MEMORY}`]
+      ? ['ERR_KEY_STORE_UNSUPPORTED', `this browser cannot store CryptoKeys (private mode?). ${USE_MEMORY}`]
       : name === 'QuotaExceededError'
         ? ['ERR_KEY_STORE_QUOTA', 'out of storage quota. Free site data']
         : /^(InvalidState|Security|Unknown|NotFound|Version|Abort)Error$/.test(name)
-          ? ['ERR_KEY_STORE_UNAVAILABLE', `IndexedDB refused (private mode, storage disabled). Enable site storage, or ${USE_MEMORY}`]
-          : ['ERR_KEY_STORE_FAILED', 'Reload; if it persists, clear site data']
+          ? ['ERR_KEY_STORE_UNAVAILABLE', `IndexedDB refused (storage off?). Enable site storage, or ${USE_MEMORY}`]
+          : ['ERR_KEY_STORE_FAILED', 'reload, or else clear site data']
   return new KeyStoreError(code, `Key storage failed while ${doing} (${name}): ${advice}.`, { cause })
 }
 

@@ -16,10 +16,10 @@ export interface ReplayableRequest {
 }
 
 const notReplayable = (why: string) =>
-  new DPoPError('ERR_BODY_NOT_REPLAYABLE', `The request body ${why}, so it cannot be sent (and resent on a DPoP retry). Pass a fresh body per call.`)
+  new DPoPError('ERR_BODY_NOT_REPLAYABLE', `The request body ${why}, so it cannot be sent (or resent on a retry): pass a fresh body per call.`)
 
 /** @internal `mode: 'no-cors'` cannot carry the Authorization and DPoP headers. */
-export const noCors = () => invalidArgument('Mode "no-cors" cannot carry the Authorization and DPoP headers; use mode "cors".')
+export const noCors = () => invalidArgument('Mode "no-cors" cannot carry DPoP headers: use "cors".')
 
 function isStream(body: unknown): body is ReadableStream<Uint8Array> {
   return typeof ReadableStream === 'function' && body instanceof ReadableStream
@@ -55,11 +55,11 @@ export async function prepareReplayable(
   let requestInit = init
   const body = init?.body
   if (isStream(body)) {
-    if (body.locked) throw notReplayable('is a ReadableStream that is locked or was already read')
+    if (body.locked) throw notReplayable('is a locked or read ReadableStream')
     const bytes = await raceAbort(new Response(body).arrayBuffer(), signal)
     requestInit = { ...init, body: bytes }
   } else if (input instanceof Request && input.bodyUsed && (body === undefined || body === null)) {
-    throw notReplayable('of the Request was already read')
+    throw notReplayable('of the Request was read')
   }
   let request = new Request(input, requestInit)
   const method = request.method.toUpperCase()

@@ -101,7 +101,7 @@ function checkOptions(options: DPoPFetchOptions) {
   const keySource = hasMethods(keys, ['load']) ? (keys as KeyPairSource) : undefined
   const fixedPair = keys as CryptoKeyPair
   if (!keySource && (typeof fixedPair?.privateKey !== 'object' || typeof fixedPair.publicKey !== 'object')) {
-    throw invalidArgument('"options.keys" must be a CryptoKeyPair or a key store (an object with load()).')
+    throw invalidArgument('"options.keys" must be a CryptoKeyPair or a key store.')
   }
   const allowed = parseOrigins(options.origins)
   for (const name of ['getAccessToken', 'onInvalidToken', 'fetch'] as const) {

@@ -64,15 +64,15 @@ function isCrossOrigin(response: Response, origin: string): boolean {
 function hidden(origin: string, status: number, header: string): ServerResponseError {
   return new ServerResponseError(
     'ERR_CORS_HEADER_HIDDEN',
-    `The API at ${origin} answered ${status}, but the browser hid its ${header} header (CORS). The API must send ` +
-      '"Access-Control-Expose-Headers: WWW-Authenticate, DPoP-Nonce" (and Date, for clock correction).',
+    `The API at ${origin} answered ${status}; CORS hid its ${header} header. The API must send ` +
+      '"Access-Control-Expose-Headers: WWW-Authenticate, DPoP-Nonce, Date".',
     { status },
   )
 }
 
 function unsupported(origin: string, alg: string, algs: readonly string[]): DPoPError {
   const names = algs.slice(0, 12).map((a) => a.slice(0, 20)).join(', ')
-  return new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The API at ${origin} accepts DPoP proofs signed with ${names}, not ${alg}: use a key of one of those (dpop-spa signs ES256 and EdDSA).`)
+  return new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The API at ${origin} accepts proofs signed with ${names}, not ${alg}: use a key of one of those (ES256, EdDSA).`)
 }
 
 /**

@@ -45,16 +45,15 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308])
 export function checkToken(value: unknown, from: string): string | undefined {
   if (value === undefined || value === '') return undefined
   // Never echo the value: it may be a token.
-  if (typeof value !== 'string' || !TOKEN.test(value)) throw invalidArgument(`${from} must return an access token (printable ASCII, no spaces) or undefined.`)
+  if (typeof value !== 'string' || !TOKEN.test(value)) throw invalidArgument(`${from} must return an access token (printable ASCII) or undefined.`)
   return value
 }
 
 function redirected(origin: string, status: number): ServerResponseError {
   return new ServerResponseError(
     'ERR_REDIRECT',
-    `The API at ${origin} answered a signed request with a redirect. dpop-spa does not follow redirects of signed ` +
-      'requests: the proof names the first URL, and the token and proof must not travel to another origin. ' +
-      'Call the final URL directly, or pass redirect: "manual" to handle the redirect yourself.',
+    `The API at ${origin} answered with a redirect; dpop-spa does not follow redirects of signed requests (the proof ` +
+      'names one URL, the token must not travel). Call the final URL, or pass redirect: "manual" to handle it.',
     { status },
   )
 }
@@ -114,7 +113,7 @@ export function signedRequests(
     // The URL checked is the URL sent: a Request look-alike whose `url` names an API origin
     // while it converts to another URL must not get a token for the origin it names.
     if (replay && !isSameTarget(replay.request.url, target)) {
-      throw invalidArgument('The request\'s "url" and the URL it is sent to differ; pass a real Request or a URL string.')
+      throw invalidArgument('The Request\'s "url" is not the URL it sends to: pass a real Request or a URL string.')
     }
     let token = firstToken === lastToken ? lastToken : checkToken(firstToken, '"options.getAccessToken"')
     // Upper-case: the wire method and the proof's `htm`.

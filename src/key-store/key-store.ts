@@ -166,7 +166,7 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
   let memoryPair: CryptoKeyPair | undefined
 
   const unavailable = () =>
-    new KeyStoreError('ERR_KEY_STORE_UNAVAILABLE', `No IndexedDB here, so the key cannot persist: serve the app from a normal page, or ${USE_MEMORY}.`)
+    new KeyStoreError('ERR_KEY_STORE_UNAVAILABLE', `No IndexedDB here: serve the app from a normal page, or ${USE_MEMORY}.`)
 
   // Only failures of the storage itself may fall back to memory; never crypto failures.
   const canFallBack = (e: unknown) =>

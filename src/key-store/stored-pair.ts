@@ -64,6 +64,6 @@ export async function loadOrCreatePair(use: UseStore, alg: DPoPAlgorithm): Promi
     return value
   }, use)
   const winner = await get<unknown>(record, use)
-  if (!fits(winner, alg)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The stored key pair could not be read back. Reload; if it persists, clear site data.')
+  if (!fits(winner, alg)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The stored key pair could not be read back: reload, or else clear site data.')
   return [{ privateKey: winner.privateKey, publicKey: winner.publicKey }, replaced]
 }

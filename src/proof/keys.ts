@@ -64,7 +64,7 @@ export function jwsAlgorithmOf(key: CryptoKey): DPoPAlgorithm | undefined {
 export function algorithmOf(key: CryptoKey): { alg: DPoPAlgorithm; sign: EcdsaParams | Algorithm } {
   const alg = jwsAlgorithmOf(key)
   if (alg) return { alg, sign: alg === 'ES256' ? ES256_SIGN : ED25519 }
-  throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `A ${key.algorithm.name} key cannot sign proofs; use an ES256 or EdDSA pair from generateKeyPair().`)
+  throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `A ${key.algorithm.name} key cannot sign proofs: use generateKeyPair().`)
 }
 
 /** @internal Checks an `alg` option. Throws ERR_UNSUPPORTED_ALGORITHM naming the option. */
@@ -121,7 +121,7 @@ export function publicJwk(jwk: JsonWebKey): PublicJwk {
   const out: Record<string, unknown> = {}
   for (const m of members ?? []) out[m] = (jwk as Record<string, unknown>)[m]
   if (!members || !members.every((m) => typeof out[m] === 'string' && out[m] !== '')) {
-    throw invalidArgument('The JWK must be an EC, OKP or RSA public key with all its members.')
+    throw invalidArgument('The JWK must be a whole EC, OKP or RSA public key.')
   }
   return out as unknown as PublicJwk
 }

@@ -58,7 +58,7 @@ function signerOf(keyPair: CryptoKeyPair): SignerState | Promise<SignerState> {
   if (hit && (hit instanceof Promise || hit.key === keyPair.privateKey)) return hit
   const { privateKey, publicKey } = (keyPair ?? {}) as Partial<CryptoKeyPair>
   if (!(privateKey instanceof CryptoKey) || privateKey.type !== 'private' || !(publicKey instanceof CryptoKey)) {
-    throw invalidArgument('"keyPair" must be a CryptoKeyPair, e.g. from generateKeyPair() or keyStore.load().')
+    throw invalidArgument('"keyPair" must be a CryptoKeyPair from generateKeyPair() or keyStore.load().')
   }
   const p = prepare(keyPair)
   signers.set(keyPair, p)
@@ -177,9 +177,9 @@ export async function createProof(keyPair: CryptoKeyPair, claims: ProofClaims): 
   const { htm, accessToken, nonce } = claims
   if (typeof htm !== 'string' || !METHOD.test(htm)) throw invalidArgument('"htm" must be an HTTP method.')
   const htu = typeof claims.htu === 'string' ? (htuCache.get(claims.htu) ?? cacheHtu(claims.htu)) : normalizeHtu(claims.htu)
-  if (nonce !== undefined && (typeof nonce !== 'string' || !NONCE.test(nonce))) throw invalidArgument('"nonce" must be a non-empty NQCHAR string (RFC 9449 §8.1).')
+  if (nonce !== undefined && (typeof nonce !== 'string' || !NONCE.test(nonce))) throw invalidArgument('"nonce" must be a DPoP-Nonce value (RFC 9449 §8.1).')
   const time = claims.now ?? Date.now()
-  if (!Number.isFinite(time)) throw invalidArgument('"now" must be a finite number of milliseconds.')
+  if (!Number.isFinite(time)) throw invalidArgument('"now" must be a number of milliseconds.')
   // Once the key and the token have been seen, both are plain values and the sign is the
   // only await on the path (awaiting settled promises still costs turns of the microtask
   // queue). The first proof of a key or token starts both and awaits them together.
@@ -212,7 +212,7 @@ export async function createProof(keyPair: CryptoKeyPair, claims: ProofClaims): 
   try {
     signature = await s.subtle.sign(s.sign, keyPair.privateKey, input.subarray(0, signingInput.length))
   } catch (cause) {
-    throw new DPoPError('ERR_PROOF_FAILED', 'WebCrypto could not sign (was the key deleted?). Load or create the key pair again.', { cause })
+    throw new DPoPError('ERR_PROOF_FAILED', 'WebCrypto could not sign (key deleted?): load the key pair again.', { cause })
   }
   return `${signingInput}.${encodeBase64url(signature)}`
 }
