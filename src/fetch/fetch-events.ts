@@ -85,6 +85,17 @@ export type DPoPFetchEvent =
     source: 'date' | 'iat'
   }
 
+/**
+ * @internal The `proof` event of one attempt: the proof's header and claims, decoded, never its
+ * signature. A proof is ASCII throughout (base64url members, a method token, a serialized URL,
+ * NQCHAR nonce, digits), so `atob` alone decodes its parts.
+ */
+export function proofEvent(proof: string, method: string, url: string, attempt: number): DPoPFetchEvent {
+  type ProofEvent = Extract<DPoPFetchEvent, { type: 'proof' }>
+  const [header, claims] = proof.split('.', 2).map((part): unknown => JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/')))) as
+    [ProofEvent['header'], ProofEvent['claims']]
+  return { type: 'proof', method, url, attempt, header, claims }
+}
 
 /**
  * @internal The emitter for `options.debug`: `true` logs with `console.debug`, a function

@@ -7,10 +7,9 @@
  * and a retry where retry.ts decides so. Internal to the signed fetch.
  */
 import { raceAbort } from '../base/abort.js'
-import { decodeJwtPart } from '../base/base64url.js'
 import { noCors, prepareReplayable, type ReplayableRequest } from './body.js'
 import { offsetFromDate, type DPoPClock } from '../server-state/clock.js'
-import type { DPoPFetchEvent } from './fetch-events.js'
+import { proofEvent, type DPoPFetchEvent } from './fetch-events.js'
 import { DPoPError, ServerResponseError, invalidArgument } from '../base/errors.js'
 import { markSent } from './install.js'
 import { jwsAlgorithmOf } from '../proof/keys.js'
@@ -156,9 +155,7 @@ export function signedRequests(
       } else {
         sent = authorization ? { Authorization: authorization, DPoP: proof } : { DPoP: proof }
       }
-      if (emit) {
-        emit({ type: 'proof', method, url: htu, attempt, header: decodeJwtPart(proof, 0), claims: decodeJwtPart(proof, 1) } as DPoPFetchEvent)
-      }
+      emit?.(proofEvent(proof, method, htu, attempt))
       const request = replay ? replay.attempt() : { ...init, method, headers: sent, redirect }
       markSent(request)
       // Local times, for the response's Date.
