@@ -94,27 +94,6 @@ function hasMethods(value: unknown, names: readonly string[]): boolean {
   return typeof value === 'object' && value !== null && names.every((n) => isFunction((value as Record<string, unknown>)[n]))
 }
 
-/** The options, checked once at the boundary (STYLE 4): the hot path carries no checks. */
-function checkOptions(options: DPoPFetchOptions) {
-  if (typeof options !== 'object' || options === null) throw invalidArgument('"options" must be an object.')
-  const { keys } = options
-  const keySource = hasMethods(keys, ['load']) ? (keys as KeyPairSource) : undefined
-  const fixedPair = keys as CryptoKeyPair
-  if (!keySource && (typeof fixedPair?.privateKey !== 'object' || typeof fixedPair.publicKey !== 'object')) {
-    throw invalidArgument('"options.keys" must be a CryptoKeyPair or a key store.')
-  }
-  const allowed = parseOrigins(options.origins)
-  for (const name of ['getAccessToken', 'onInvalidToken', 'fetch'] as const) {
-    if (options[name] !== undefined && !isFunction(options[name])) throw invalidArgument(`"options.${name}" must be a function.`)
-  }
-  const clock = options.clock ?? defaultClock()
-  if (!hasMethods(clock, ['now', 'local', 'offset', 'observeDate', 'correct', 'adjust'])) throw invalidArgument('"options.clock" must be a clock from createClock().')
-  const nonces = options.nonces ?? defaultNonceCache()
-  if (!hasMethods(nonces, ['get', 'set'])) throw invalidArgument('"options.nonces" must be a nonce cache from createNonceCache().')
-  const emit = debugEmitter(options.debug ?? DPOP_FETCH_DEFAULTS.debug)
-  return { keySource, fixedPair, allowed, clock, nonces, emit }
-}
-
 /**
  * Single flight per rejected token (RFC 6750 `invalid_token`): concurrent 401s for one token
  * share one `onInvalidToken` call, and a 401 that arrives after it finished reuses its answer.
@@ -193,12 +172,26 @@ function createRenewal(onInvalidToken: NonNullable<DPoPFetchOptions['onInvalidTo
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-7.1
  */
 export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
-  const { keySource, fixedPair, allowed, clock, nonces, emit } = checkOptions(options)
-  const { onInvalidToken } = options
+  // The options, checked once at the boundary (STYLE 4): the hot path carries no checks.
+  if (typeof options !== 'object' || options === null) throw invalidArgument('"options" must be an object.')
+  const { keys, onInvalidToken } = options
+  const keySource = hasMethods(keys, ['load']) ? (keys as KeyPairSource) : undefined
+  const fixedPair = keys as CryptoKeyPair
+  if (!keySource && (typeof fixedPair?.privateKey !== 'object' || typeof fixedPair.publicKey !== 'object')) {
+    throw invalidArgument('"options.keys" must be a CryptoKeyPair or a key store.')
+  }
+  const targetOf = createTargets(parseOrigins(options.origins))
+  for (const name of ['getAccessToken', 'onInvalidToken', 'fetch'] as const) {
+    if (options[name] !== undefined && !isFunction(options[name])) throw invalidArgument(`"options.${name}" must be a function.`)
+  }
+  const clock = options.clock ?? defaultClock()
+  if (!hasMethods(clock, ['now', 'local', 'offset', 'observeDate', 'correct', 'adjust'])) throw invalidArgument('"options.clock" must be a clock from createClock().')
+  const nonces = options.nonces ?? defaultNonceCache()
+  if (!hasMethods(nonces, ['get', 'set'])) throw invalidArgument('"options.nonces" must be a nonce cache from createNonceCache().')
+  const emit = debugEmitter(options.debug ?? DPOP_FETCH_DEFAULTS.debug)
   // Lazy, so a page can install or replace fetch after creating us; unwrapped, so an
   // installed wrapper never ends up calling itself.
   const underlying = (): typeof fetch => unwrap(options.fetch ?? globalThis.fetch)
-  const targetOf = createTargets(allowed)
   const sendSigned = signedRequests(
     keySource ? (signal) => raceAbort(keySource.load(signal ? { signal } : undefined), signal) : () => fixedPair,
     options.getAccessToken,
