@@ -31,9 +31,9 @@ export function anySignal(signals: readonly AbortSignal[]): AbortSignal {
   const controller = new AbortController()
   const onAbort = (): void => {
     for (const s of signals) s.removeEventListener('abort', onAbort)
-    controller.abort(signals.find((s) => s.aborted)?.reason)
+    controller.abort(signals.find((signal) => signal.aborted)?.reason)
   }
   for (const s of signals) s.addEventListener('abort', onAbort)
-  if (signals.some((s) => s.aborted)) onAbort()
+  if (signals.some((signal) => signal.aborted)) onAbort()
   return controller.signal
 }

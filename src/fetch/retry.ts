@@ -71,7 +71,7 @@ function hidden(origin: string, status: number, header: string): ServerResponseE
 }
 
 function unsupported(origin: string, alg: string, algs: readonly string[]): DPoPError {
-  const names = algs.slice(0, 12).map((a) => a.slice(0, 20)).join(', ')
+  const names = algs.slice(0, 12).map((name) => name.slice(0, 20)).join(', ')
   return new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The API at ${origin} accepts proofs signed with ${names}, not ${alg}: use a key of one of those (ES256, EdDSA).`)
 }
 

@@ -64,7 +64,7 @@ function signerOf(keyPair: CryptoKeyPair): SignerState | Promise<SignerState> {
   signers.set(keyPair, p)
   // Settled, the state is a plain value: later proofs await nothing but the sign. A failed
   // export must not stay cached.
-  p.then((s) => { if (signers.get(keyPair) === p) signers.set(keyPair, s) }, () => signers.delete(keyPair))
+  p.then((state) => { if (signers.get(keyPair) === p) signers.set(keyPair, state) }, () => signers.delete(keyPair))
   return p
 }
 

@@ -216,7 +216,7 @@ export function readDPoPChallenge(challenges: readonly Challenge[]): DPoPChallen
   const algs = params.algs
   if (typeof error === 'string') info.error = error
   if (typeof description === 'string') info.errorDescription = description
-  if (typeof algs === 'string') info.algs = algs.split(' ').filter((a) => a !== '')
+  if (typeof algs === 'string') info.algs = algs.split(' ').filter((name) => name !== '')
   return info
 }
 

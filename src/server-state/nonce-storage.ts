@@ -60,12 +60,12 @@ export function rememberNonces(
     // Unreadable or none: start with none, as a new tab does.
   }
   for (const entry of Array.isArray(stored) ? stored.slice(-MAX_STORED) : []) {
-    const [o, n, t] = Array.isArray(entry) ? (entry as unknown[]) : []
-    const age = typeof t === 'number' ? now() - t : NaN
+    const [storedOrigin, storedNonce, storedAt] = Array.isArray(entry) ? (entry as unknown[]) : []
+    const age = typeof storedAt === 'number' ? now() - storedAt : NaN
     try {
       // cache.set checks the nonce itself (RFC 9449 §8.1 characters, length).
-      if (age >= 0 && age < NONCE_MAX_AGE_MS && new URL(o as string).origin === o && cache.set(o, n as string)) {
-        setBounded(learned, o, [o, n as string, t as number], MAX_STORED)
+      if (age >= 0 && age < NONCE_MAX_AGE_MS && new URL(storedOrigin as string).origin === storedOrigin && cache.set(storedOrigin, storedNonce as string)) {
+        setBounded(learned, storedOrigin, [storedOrigin, storedNonce as string, storedAt as number], MAX_STORED)
       }
     } catch {
       // Not a URL: skip it.
