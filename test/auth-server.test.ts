@@ -10,7 +10,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import * as oauth from 'oauth4webapi'
 import { generateProof } from 'dpop'
 import { calculateJwkThumbprint, createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, type JSONWebKeySet } from 'jose'
-import { startAuthServer, type AuthServerHandle, type AuthServerStats } from '../demo/auth-server/server.ts'
+import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
+import { startAuthServer, type AuthServerHandle } from '../demo/auth-server/server.ts'
 
 const SPA_ORIGIN = 'http://localhost:5199'
 const REDIRECT_URI = `${SPA_ORIGIN}/e2e/fixtures/callback.html`
