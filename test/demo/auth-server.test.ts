@@ -1,7 +1,7 @@
 // @vitest-environment node
 /**
- * The test authorization server (demo/auth-server/server.ts), driven headlessly by
- * independent implementations: oauth4webapi for OAuth, panva/dpop and oauth4webapi for
+ * The test authorization server (demo/auth-server/: server.ts and the parts it wires),
+ * driven headlessly by independent implementations: oauth4webapi for OAuth, panva/dpop and oauth4webapi for
  * DPoP proofs, jose for keys, thumbprints and access-token verification. None of
  * dpop-spa's own code is involved, so these tests say whether the server behaves like a
  * DPoP authorization server, not whether it agrees with us.
@@ -10,8 +10,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import * as oauth from 'oauth4webapi'
 import { generateProof } from 'dpop'
 import { calculateJwkThumbprint, createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, type JSONWebKeySet } from 'jose'
-import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
-import { startAuthServer, type AuthServerHandle } from '../demo/auth-server/server.ts'
+import type { AuthServerStats } from '../../demo/auth-server/recorder.ts'
+import { startAuthServer, type AuthServerHandle } from '../../demo/auth-server/server.ts'
 
 const SPA_ORIGIN = 'http://localhost:5199'
 const REDIRECT_URI = `${SPA_ORIGIN}/e2e/fixtures/callback.html`
