@@ -6,6 +6,7 @@
  * dpop-spa's own code is involved, so these tests say whether the server behaves like a
  * DPoP authorization server, not whether it agrees with us.
  */
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import * as oauth from 'oauth4webapi'
 import { generateProof } from 'dpop'
@@ -437,5 +438,15 @@ describe('start-up', () => {
   it('names the option that is wrong', async () => {
     await expect(startAuthServer({ port: 0, redirectUris: ['/callback'] })).rejects.toThrow(/"options\.redirectUris"/)
     await expect(startAuthServer({ port: 0, accessTokenTtl: 0 })).rejects.toThrow(/"options\.accessTokenTtl"/)
+  })
+})
+
+describe('the provider configuration', () => {
+  it('stands alone: provider.ts imports nothing of the test parts', () => {
+    // The part an app author copies; the test switches reach it only through ProviderHooks.
+    const source = readFileSync(new URL('../../demo/auth-server/provider.ts', import.meta.url), 'utf8')
+    const imports = [...source.matchAll(/^import [^'"]*['"]([^'"]+)['"]/gm)].map((m) => m[1])
+    expect(imports.sort()).toEqual(['jose', 'node:crypto', 'oidc-provider'])
+    expect(source).not.toContain('__control')
   })
 })
