@@ -19,7 +19,10 @@
  *   its key's algorithm.
  * - PKCE required, S256 only (oidc-provider 9 supports no other method); `response_types`
  *   is `code` only: the SPA uses the authorization code flow and nothing else. Pushed
- *   authorization requests (RFC 9126) are on, and can be required (`requirePar`).
+ *   authorization requests (RFC 9126) are on, and can be required (`requirePar`). With DPoP
+ *   on, oidc-provider binds the code to the `dpop_jkt` the SPA sends (RFC 9449 §10; a pushed
+ *   request also carries a proof from that key), so only the key that started the login can
+ *   redeem the code.
  * - `features.resourceIndicators`: the API (`apiAudience`) is the default resource and
  *   `useGrantedResource` is on, so the code exchange and every refresh (which send no
  *   `resource`) yield an ES256 JWT access token for the API carrying `cnf.jkt`, which the
