@@ -10,7 +10,8 @@
 import type { AuthorizationServer } from 'oauth4webapi'
 import { DPoPError, KeyStoreError, OAuthError, ServerResponseError, type KeyStoreErrorCode, type ServerResponseErrorCode } from '../base/errors.js'
 import type { DPoPAlgorithm } from '../proof/keys.js'
-import type { LogoutReason, Session } from './session.js'
+import type { LogoutReason } from './events.js'
+import type { Session } from './session.js'
 
 /** @internal What the worker needs to refresh the session of one client. Plain data. */
 export interface RefreshRequest {
