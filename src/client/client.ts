@@ -14,7 +14,9 @@ import { checkAlgorithm } from '../proof/keys.js'
 import { createClock } from '../server-state/clock.js'
 import { createNonceCache } from '../server-state/nonces.js'
 import { defaultSessionStorage, rememberNonces } from '../server-state/nonce-storage.js'
-import { createDPoPFetch, type DPoPFetch } from '../fetch/dpop-fetch.js'
+import { DPOP_FETCH_DEFAULTS, signedFetch, type DPoPFetch } from '../fetch/dpop-fetch.js'
+import { debugEmitter } from '../fetch/fetch-events.js'
+import { parseOrigins } from '../fetch/targets.js'
 import { installDPoPFetch, uninstalledFetch } from '../fetch/install.js'
 import type { DPoPClientEvent } from '../session/events.js'
 import { createLoginFlow, type LoginOptions, type RedirectResult } from '../session/login.js'
@@ -147,6 +149,9 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   if (worker !== undefined && (typeof worker !== 'object' || worker === null)) throw invalidArgument('"config.refreshWorker" must be a ServiceWorkerRegistration or the promise of one (navigator.serviceWorker.register(...)).')
   // A registration that fails is announced by the page's own refresh taking over; not unhandled.
   if (worker instanceof Promise) worker.catch(() => undefined)
+  const allowed = parseOrigins(config.apiOrigins)
+  if (config.fetch !== undefined && typeof config.fetch !== 'function') throw invalidArgument('"config.fetch" must be a function.')
+  const debugging = debugEmitter(config.debug ?? DPOP_FETCH_DEFAULTS.debug)
   // Every bound checked here, before anything waits on the network or IndexedDB.
   const bounds = Object.fromEntries(BOUNDS.map((n) => [n, positive(config, n)])) as Record<(typeof BOUNDS)[number], number>
 
@@ -216,15 +221,11 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   if (ended) emit({ type: 'logout', reason: 'storage-fallback' })
   await sessions.restore()
 
-  const dpopFetch = createDPoPFetch({
-    keys,
-    origins: config.apiOrigins,
+  // The SDK's own key store, clock and nonces need no check: the signed fetch without its checks.
+  const dpopFetch = signedFetch({ keySource: keys, allowed, clock, nonces, emit: debugging }, {
     getAccessToken: ({ signal }) => tokens.getAccessToken(signal ? { signal } : {}),
     onInvalidToken: ({ token }) => tokens.onInvalidToken(token),
     ...(config.fetch ? { fetch: config.fetch } : {}),
-    clock,
-    nonces,
-    ...(config.debug !== undefined ? { debug: config.debug } : {}),
   })
 
   return {
