@@ -198,7 +198,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   if (Array.isArray(accepted) && accepted.length > 0 && !accepted.includes(alg)) {
     keys.close()
     const names = accepted.filter((listed): listed is string => typeof listed === 'string').slice(0, 12).map((listed) => listed.slice(0, 20))
-    throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The authorization server accepts DPoP proofs signed with ${names.join(', ')}, not ${alg}: set "alg" to one of them that dpop-spa signs (ES256, EdDSA).`)
+    throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The server accepts DPoP proofs in ${names.join(', ')}, not ${alg}: set "alg" to one of them (dpop-spa signs ES256, EdDSA).`)
   }
 
   const { clientId, redirectUri, postLogoutRedirectUri } = config

@@ -67,13 +67,13 @@ export function toDPoPError(e: unknown, doing: string): DPoPError {
     return refused(c?.parameters.error ?? 'invalid_request', c?.parameters.error_description)
   }
   if (e instanceof OperationProcessingError || e instanceof UnsupportedOperationError) {
-    return new ServerResponseError('ERR_INVALID_RESPONSE', `Invalid answer to ${doing} (${e.message}): check the authorization server's settings for this client.`, { cause })
+    return new ServerResponseError('ERR_INVALID_RESPONSE', `Invalid answer to ${doing} (${e.message}): check the server's settings for this client.`, { cause })
   }
   if (e instanceof TypeError) {
     return new DPoPError('ERR_NETWORK', `No answer to ${doing}: check the network, the issuer URL and the server's CORS settings.`, { cause })
   }
   if (e instanceof DOMException && e.name === 'TimeoutError') {
-    return new DPoPError('ERR_TIMEOUT', `The authorization server did not answer ${doing} in time: check that it is up and reachable, then try again.`, { cause })
+    return new DPoPError('ERR_TIMEOUT', `No answer in time to ${doing}: check that the authorization server is up, then try again.`, { cause })
   }
   // The caller's own abort goes back as it came, like fetch does.
   if (e instanceof DOMException && e.name === 'AbortError') throw e

@@ -143,7 +143,7 @@ export function createLoginFlow(server: AuthorizationServerRequests, keys: KeySt
   /** RFC 9126 with a proof from the same key (RFC 9449 §10.1); the browser then carries only request_uri. */
   const push = async (url: URL, signal: AbortSignal | undefined): Promise<void> => {
     if (!as.pushed_authorization_request_endpoint) {
-      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'Pushed authorization requests are required or asked for, but the server metadata has no pushed_authorization_request_endpoint.')
+      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'PAR is required or asked for, but the metadata has no pushed_authorization_request_endpoint.')
     }
     const keyPair = await keys.load()
     const pushed = await server.request(
@@ -172,7 +172,7 @@ export function createLoginFlow(server: AuthorizationServerRequests, keys: KeySt
       return next
     }
     if (next.user && info.sub !== next.user.sub) {
-      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The UserInfo response names another user (sub) than the ID token; nothing was stored. Check the server, then log in again.')
+      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'UserInfo names another user (sub) than the ID token; nothing was stored. Log in again.')
     }
     return { ...next, user: { ...next.user, ...info } }
   }
@@ -188,7 +188,7 @@ export function createLoginFlow(server: AuthorizationServerRequests, keys: KeySt
       cause = e
     }
     if (result.refresh_token) await server.revoke(result.refresh_token, 'refresh_token', keyPair, undefined)
-    throw new DPoPError('ERR_USER_REFUSED', 'The app refused this user (config.verifyUser); the login ended and nothing was stored.', cause === undefined ? undefined : { cause })
+    throw new DPoPError('ERR_USER_REFUSED', 'The app refused this user (config.verifyUser); nothing was stored.', cause === undefined ? undefined : { cause })
   }
 
   return {
@@ -222,7 +222,7 @@ export function createLoginFlow(server: AuthorizationServerRequests, keys: KeySt
       const state = params.get('state')
       const tx = state ? await sessions.takeTransaction(state) : undefined
       if (!tx || Date.now() - tx.createdAt > TRANSACTION_MAX_AGE_MS) {
-        throw new DPoPError('ERR_STATE_MISMATCH', 'Unknown or expired state: this response matches no login started here. Call login() again.')
+        throw new DPoPError('ERR_STATE_MISMATCH', 'Unknown or expired state: no login started here matches. Call login() again.')
       }
       let callback: URLSearchParams
       try {

@@ -86,7 +86,7 @@ export function askWorker(worker: ServiceWorker, request: RefreshRequest, timeou
     const { port1, port2 } = new MessageChannel()
     const timer = setTimeout(() => {
       port1.close()
-      reject(new DPoPError('ERR_TIMEOUT', `The refresh worker did not answer within ${timeoutMs} ms: check that the service worker calls serveRefreshes() from dpop-spa/sw, or leave "refreshWorker" out.`))
+      reject(new DPoPError('ERR_TIMEOUT', `The refresh worker did not answer in ${timeoutMs} ms: call serveRefreshes() (dpop-spa/sw) in the service worker, or leave "refreshWorker" out.`))
     }, timeoutMs)
     port1.onmessage = (event: MessageEvent<RefreshReply>) => {
       clearTimeout(timer)

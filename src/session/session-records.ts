@@ -29,7 +29,7 @@ const TX_PREFIX = 'tx:'
 /** A failed write of a refreshed session, as the `error` event reports it (the cause names what IndexedDB said). */
 const storageError = (e: unknown): DPoPError =>
   new KeyStoreError(e instanceof KeyStoreError ? e.code : 'ERR_KEY_STORE_FAILED',
-    'The refreshed tokens could not be stored (IndexedDB failed): this tab and the others keep using them and the write is tried again. A reload before it succeeds signs out.',
+    'The refreshed tokens could not be stored (IndexedDB failed): they stay in use and the write is retried. A reload before it succeeds signs out.',
     { cause: e instanceof Error ? e : undefined })
 
 type TabMessage =

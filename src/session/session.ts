@@ -73,7 +73,7 @@ export function sessionFromTokens(result: TokenEndpointResponse, jkt: string, pr
   for (const other of [named, previous?.user?.sub]) {
     const sub = claims?.sub ?? named
     if (other !== undefined && sub !== undefined && other !== sub) {
-      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The authorization server named two different users (sub) for one session; nothing was stored. Check the server, then log in again.')
+      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The server named two different users (sub) for one session; nothing was stored. Log in again.')
     }
   }
   return {

@@ -151,8 +151,8 @@ export function createTokenManager(name: string, server: AuthorizationServerRequ
         const reason = lost ? 'refresh-lost' : 'invalid_grant'
         await sessions.end(reason)
         throw new OAuthError(e.error, e.errorDescription, lost
-          ? 'The answer to an earlier refresh was lost (reload, closed tab or dropped connection) and the server had rotated the refresh token; the session ended in every tab. Log in again. Servers that do not rotate DPoP-bound refresh tokens, or the refresh worker (dpop-spa/sw), avoid this.'
-          : 'The refresh token was refused (invalid_grant); the session ended in every tab. Log in again.', { cause: e })
+          ? 'An earlier refresh lost its answer (reload, closed tab, dropped connection) and the server had rotated the refresh token: the session ended in every tab. Log in again; the refresh worker (dpop-spa/sw) avoids this.'
+          : 'The refresh token was refused (invalid_grant): the session ended in every tab. Log in again.', { cause: e })
       }
       throw e
     }
@@ -227,7 +227,7 @@ export function createTokenManager(name: string, server: AuthorizationServerRequ
       const oldKey = bound && (await keyPairThumbprint(bound)) === session?.jkt ? bound : undefined
       let failure: Error | undefined
       await sessions.end('user', () => keys.rotate()).catch((e: unknown) => {
-        failure = e instanceof Error ? e : new KeyStoreError('ERR_KEY_STORE_FAILED', 'The key could not be replaced at sign-out (IndexedDB failed); the session was forgotten all the same. Reload and sign out again to replace the key.')
+        failure = e instanceof Error ? e : new KeyStoreError('ERR_KEY_STORE_FAILED', 'The key could not be replaced at sign-out (IndexedDB failed); the session is gone. Reload and sign out again to replace the key.')
       })
       // Then revocation: best effort, bounded; a failure is an `error` event, nothing more.
       for (const [token, hint] of [[session?.refreshToken, 'refresh_token'], [session?.accessToken, 'access_token']] as const) {
