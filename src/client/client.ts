@@ -153,7 +153,7 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   if (config.fetch !== undefined && typeof config.fetch !== 'function') throw invalidArgument('"config.fetch" must be a function.')
   const debugging = debugEmitter(config.debug ?? DPOP_FETCH_DEFAULTS.debug)
   // Every bound checked here, before anything waits on the network or IndexedDB.
-  const bounds = Object.fromEntries(BOUNDS.map((n) => [n, positive(config, n)])) as Record<(typeof BOUNDS)[number], number>
+  const bounds = Object.fromEntries(BOUNDS.map((bound) => [bound, positive(config, bound)])) as Record<(typeof BOUNDS)[number], number>
 
   const events = createEventBus()
   const { emit } = events

@@ -29,7 +29,7 @@ export function createEventBus() {
         if (early.push(event) > EARLY_EVENTS) early.shift()
         return
       }
-      for (const l of listeners) deliver(l, event)
+      for (const listener of listeners) deliver(listener, event)
     },
     subscribe: (listener: (event: DPoPClientEvent) => void): (() => void) => {
       listeners.add(listener)

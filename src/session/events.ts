@@ -73,5 +73,5 @@ export type DPoPClientEvent =
   }
 
 const REASONS: ReadonlySet<unknown> = new Set<LogoutReason>(['user', 'other-tab', 'invalid_grant', 'refresh-lost', 'key-mismatch', 'expired', 'storage-fallback'])
-/** @internal Whether `v` is a reason this version knows (from another tab or the worker: untrusted). */
-export const isLogoutReason = (v: unknown): v is LogoutReason => REASONS.has(v)
+/** @internal Whether `value` is a reason this version knows (from another tab or the worker: untrusted). */
+export const isLogoutReason = (value: unknown): value is LogoutReason => REASONS.has(value)

@@ -216,7 +216,7 @@ export function createLoginFlow(server: AuthorizationServerRequests, keys: KeySt
       // so a reload never replays it.
       if (typeof history !== 'undefined' && typeof location !== 'undefined' && url.href === location.href) {
         const clean = new URL(url)
-        for (const p of AUTH_RESPONSE_PARAMS) clean.searchParams.delete(p)
+        for (const param of AUTH_RESPONSE_PARAMS) clean.searchParams.delete(param)
         history.replaceState(history.state, '', clean)
       }
       const state = params.get('state')

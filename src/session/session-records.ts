@@ -128,11 +128,11 @@ export function createSessionRecords(name: string, store: IdbStore | undefined, 
   const sweep = async (): Promise<void> => {
     const now = Date.now()
     const all = store ? await entries(store.use) : [...memory.entries()]
-    const stale = all.filter(([k, v]) => {
-      const createdAt = (v as Partial<Transaction> | undefined)?.createdAt
-      return typeof k === 'string' && k.startsWith(TX_PREFIX) && !(typeof createdAt === 'number' && Math.abs(now - createdAt) <= TRANSACTION_MAX_AGE_MS)
+    const stale = all.filter(([key, value]) => {
+      const createdAt = (value as Partial<Transaction> | undefined)?.createdAt
+      return typeof key === 'string' && key.startsWith(TX_PREFIX) && !(typeof createdAt === 'number' && Math.abs(now - createdAt) <= TRANSACTION_MAX_AGE_MS)
     })
-    await Promise.all(stale.map(([k]) => remove(k as string)))
+    await Promise.all(stale.map(([key]) => remove(key as string)))
   }
 
   const stored = async (): Promise<Session | undefined> => {

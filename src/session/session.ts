@@ -39,18 +39,18 @@ export const TRANSACTION_MAX_AGE_MS = 15 * 60_000
 // RFC 6750 b64token is narrower; anything that fits an Authorization header value is accepted.
 const TOKEN = /^[\x21-\x7e]{1,16384}$/
 const JKT = /^[A-Za-z0-9_-]{43}$/
-const isToken = (v: unknown): v is string => typeof v === 'string' && TOKEN.test(v)
-const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0
-const isUser = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as UserClaims).sub === 'string'
+const isToken = (value: unknown): value is string => typeof value === 'string' && TOKEN.test(value)
+const isTime = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value) && value >= 0
+const isUser = (value: unknown): boolean => typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as UserClaims).sub === 'string'
 
 /**
- * @internal Whether `v` is a session as this version writes it: every field of the right
+ * @internal Whether `value` is a session as this version writes it: every field of the right
  * type, tokens that fit an Authorization header. Stored sessions and sessions from other
  * tabs are checked alike (and then against this key's thumbprint), like user input.
  */
-export function isSession(v: unknown): v is Session {
-  if (typeof v !== 'object' || v === null) return false
-  const fields = v as Record<keyof Session, unknown>
+export function isSession(value: unknown): value is Session {
+  if (typeof value !== 'object' || value === null) return false
+  const fields = value as Record<keyof Session, unknown>
   return fields.v === 1 && isToken(fields.accessToken) && (fields.refreshToken === undefined || isToken(fields.refreshToken)) &&
     isTime(fields.expiresAt) && isTime(fields.lifetimeMs) && (fields.idToken === undefined || isToken(fields.idToken)) &&
     (fields.user === undefined || isUser(fields.user)) && typeof fields.jkt === 'string' && JKT.test(fields.jkt) &&
