@@ -3,7 +3,7 @@
 // login form, call the API, reload, watch a refresh, replay the stolen token, sign out. What the
 // page says is checked against what the servers saw, so a page that only claims success fails.
 // The page is read and clicked through `evaluate`, which every engine's driver offers.
-import type { AuthServerStats } from '../demo/auth-server/server.ts'
+import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
 import { expect, test, type Tab } from './driver.ts'
 import { PORTS } from './ports.ts'
 const DEMO_PORTS = PORTS.demo

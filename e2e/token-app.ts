@@ -4,7 +4,7 @@
  * dev login form that every driver can do (the form is filled and submitted in the page).
  */
 import { expect } from '@playwright/test'
-import type { AuthServerStats } from '../demo/auth-server/server.ts'
+import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
 import type { Tab } from './driver.ts'
 import { submitDevLogin } from './dom.ts'
 import { PORTS } from './ports.ts'

@@ -2,7 +2,7 @@
 // (DPoP on, nonces required, PKCE, rotating refresh tokens, 6 s access tokens) and the
 // verifying API. Every count below is read at the authorization server, not from our own logs.
 import type { Stats as ApiStats } from '../demo/api/request-log.ts'
-import type { AuthServerStats } from '../demo/auth-server/server.ts'
+import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
 import type { DPoPFetchEvent } from '../src/index.ts'
 import { expect, test, type Tab } from './driver.ts'
 import { AS, API, STRICT, expectStatus, openApp, refreshes, resetAuthServer, signIn, stats, submitLoginForm, thumbprint } from './token-app.ts'
