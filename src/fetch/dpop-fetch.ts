@@ -206,7 +206,27 @@ function createRenewal(onInvalidToken: NonNullable<DPoPFetchOptions['onInvalidTo
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-7.1
  */
 export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
-  const { keySource, fixedPair, allowed, clock, nonces, emit } = checkOptions(options)
+  return signedFetch(checkOptions(options), options)
+}
+
+/** @internal The parts of a signed fetch, checked (or built by the SDK itself). */
+export interface SignedFetchParts {
+  readonly keySource: KeyPairSource | undefined
+  /** The key pair, when there is no `keySource`. */
+  readonly fixedPair?: CryptoKeyPair
+  readonly allowed: ReadonlySet<string>
+  readonly clock: DPoPClock
+  readonly nonces: NonceCache
+  readonly emit: ((event: DPoPFetchEvent) => void) | undefined
+}
+
+/**
+ * @internal {@link createDPoPFetch} without its checks: `createDPoPClient` passes its own key
+ * store, clock, nonces and callbacks, which need none (the app's origins, `fetch` and `debug`
+ * it checks itself).
+ */
+export function signedFetch(parts: SignedFetchParts, options: Pick<DPoPFetchOptions, 'getAccessToken' | 'onInvalidToken' | 'fetch'>): DPoPFetch {
+  const { keySource, fixedPair, allowed, clock, nonces, emit } = parts
   const { getAccessToken, onInvalidToken } = options
   // Lazy, so a page can install or replace fetch after creating us; unwrapped, so an
   // installed wrapper never ends up calling itself.
@@ -240,7 +260,7 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
     const asked = init?.redirect ?? (isRequest(input) ? input.redirect : undefined)
     const redirect: RequestRedirect = asked === 'error' ? 'error' : 'manual'
     const preparing = bare ? undefined : prepareReplayable(isRequest(input) ? input : target.href, { ...init, redirect }, signal)
-    const loading = keySource ? raceAbort(keySource.load(signal ? { signal } : undefined), signal) : fixedPair
+    const loading = keySource ? raceAbort(keySource.load(signal ? { signal } : undefined), signal) : fixedPair!
     const tokenAsked = getAccessToken?.(signal ? { signal } : {})
     const pending = typeof (tokenAsked as Partial<PromiseLike<unknown>> | undefined)?.then === 'function'
     // Await only what is pending: settled values still cost turns of the microtask queue.
