@@ -88,7 +88,8 @@ export default defineConfig<DriverOptions>({
   retries: 0,
   timeout: 60_000,
   reporter: process.env.CI ? [['list']] : [['list']],
-  outputDir: 'test-results',
+  // A second concurrent run (e2e/run-engines.ts) keeps its artifacts apart: Playwright empties this folder when it starts.
+  outputDir: process.env.DPOP_TEST_OUTPUT_DIR ?? 'test-results',
   use: {
     baseURL: `http://localhost:${VITE_PORT}`,
     headless: true,

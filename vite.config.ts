@@ -23,13 +23,18 @@ export default defineConfig({
       output: { chunkFileNames: 'chunks/[name]-[hash].js' },
     },
   },
+  // Two browser-test runs at once (e2e/run-engines.ts) each have their own dep-optimizer cache.
+  cacheDir: process.env.DPOP_TEST_VITE_CACHE ?? 'node_modules/.vite',
   server: {
     host: 'localhost',
     strictPort: true,
   },
   // Browser-test fixtures import these from node_modules; bundling them when the server
   // starts keeps Vite from reloading a page mid-test when it first meets one.
+  // The dependency scan reads the test pages only: examples/ import 'dpop-spa' by its package
+  // name, which resolves in their own Vite builds, not here.
   optimizeDeps: {
+    entries: ['e2e/fixtures/**/*.html'],
     include: ['axios', 'ky', 'ofetch', 'eventsource', 'react', 'react-dom/client', 'vue'],
   },
   test: {

@@ -186,7 +186,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const server = await createViteServer({
       configFile: false,
       root: here,
-      cacheDir: join(projectRoot, 'node_modules/.vite-demo'),
+      cacheDir: join(projectRoot, `${process.env.DPOP_TEST_VITE_CACHE ?? 'node_modules/.vite'}-demo`),
       logLevel: 'warn',
       clearScreen: false,
       appType: 'spa',

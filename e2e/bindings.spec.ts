@@ -2,7 +2,7 @@
 // (e2e/fixtures/vue-app.ts), each in a real page served by Vite against oidc-provider and the
 // verifying API: login, an API call, a second tab logging out (the first re-renders as signed
 // out), and signing in again (the second re-renders as signed in). One scenario, both bindings.
-import type { AuthServerStats } from '../demo/auth-server/server.ts'
+import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
 import { expect, test, type Tab } from './driver.ts'
 import { click, expectText, submitDevLogin } from './dom.ts'
 import { AS, API, resetAuthServer } from './token-app.ts'

@@ -3,7 +3,7 @@
 // login form, call the API, reload, watch a refresh, replay the stolen token, sign out. What the
 // page says is checked against what the servers saw, so a page that only claims success fails.
 // The page is read and clicked through `evaluate`, which every engine's driver offers.
-import type { AuthServerStats } from '../demo/auth-server/server.ts'
+import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
 import { expect, test, type Tab } from './driver.ts'
 import { PORTS } from './ports.ts'
 const DEMO_PORTS = PORTS.demo
@@ -67,7 +67,8 @@ const where = (tab: Tab) => tab.evaluate(() => {
 async function signIn(tab: Tab, login: string, shot?: string): Promise<void> {
   await click(tab, q('#sign-in'))
   // The authorization server remembers the browser's session: the second sign-in may come straight back.
-  await expect.poll(() => where(tab)).toMatch(/^(form|back)$/)
+  // Navigations through the authorization server: 15 s, not the default 5, on a loaded machine.
+  await expect.poll(() => where(tab), { timeout: 15_000 }).toMatch(/^(form|back)$/)
   if ((await where(tab)) === 'form') {
     expect(new URL(await tab.url()).origin).toBe(AS)
     await tab.evaluate((login) => {
@@ -76,7 +77,7 @@ async function signIn(tab: Tab, login: string, shot?: string): Promise<void> {
     }, login)
     if (shot) await tab.screenshot(shot)
     await click(tab, q('button[type="submit"]'))
-    await expect.poll(() => where(tab)).toMatch(/^(consent|back)$/)
+    await expect.poll(() => where(tab), { timeout: 15_000 }).toMatch(/^(consent|back)$/)
     if ((await where(tab)) === 'consent') await click(tab, q('button', 'ontinue'))
   }
   await expectText(tab, '#status[data-state="signed-in"]', 'Signed in')

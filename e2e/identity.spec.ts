@@ -3,7 +3,7 @@
 // refusing a user before anything is stored. Counted at the server.
 import { expect, test } from './driver.ts'
 import { expectStatus, openApp, resetAuthServer, signIn, stats, submitLoginForm, thumbprint } from './token-app.ts'
-import type { AuthServerStats } from '../demo/auth-server/server.ts'
+import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
 import { PORTS } from './ports.ts'
 
 /** The token stack's server without a default resource: its access tokens are for UserInfo. */

@@ -296,6 +296,7 @@ test.afterAll(async () => {
     ...variants.map((variant) => `| ${variant} | ${verifiers.map((v) => cell(v, variant)).join(' | ')} |`),
   ].join('\n')
   console.log(`\ninterop (statuses the server answered, in order):\n${table}`)
-  mkdirSync('test-results', { recursive: true })
-  writeFileSync('test-results/interop.json', JSON.stringify(rows, null, 1))
+  const dir = process.env.DPOP_TEST_OUTPUT_DIR ?? 'test-results'
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(`${dir}/interop.json`, JSON.stringify(rows, null, 1))
 })

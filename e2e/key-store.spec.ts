@@ -71,6 +71,8 @@ test('what IndexedDB holds is the CryptoKeyPair itself, never a JWK with private
 })
 
 test('two pages racing load-or-create end with one thumbprint', async ({ driver }) => {
+  // Three rounds of four tabs: about 35 s in Firefox on an idle machine, so twice the default.
+  test.setTimeout(120_000)
   for (let round = 0; round < 3; round++) {
     const name = `e2e-race-${round}`
     const pages = [await driver.newTab(), await driver.newTab(), await driver.newTab()]

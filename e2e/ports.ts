@@ -4,9 +4,11 @@
  * None is a port `npm run demo` uses (5173, 5310, 5301), so a demo left running never
  * makes `npm test` fail with "port in use".
  */
+const variables = new Map<string, number>()
 const port = (name: string, fallback: number): number => {
   const value = Number(process.env[name] ?? fallback)
   if (!Number.isInteger(value) || value < 1 || value > 65535) throw new Error(`${name} must be a port number, got ${process.env[name]}`)
+  variables.set(name, value)
   return value
 }
 
@@ -44,3 +46,6 @@ export const PORTS = {
   /** WebKitWebDriver of `npm run bench`'s per-engine section. */
   benchWebdriver: port('DPOP_BENCH_WEBDRIVER_PORT', 5754),
 } as const
+
+/** Every test port's environment variable and its value in this process (e2e/run-engines.ts moves them all). */
+export const PORT_VARIABLES: ReadonlyMap<string, number> = variables

@@ -10,7 +10,9 @@
 // every refresh token; the page alone against that server (the default set-up); the page
 // alone against a server that rotates DPoP-bound refresh tokens only near their expiry
 // (oidc-provider's default, RFC 9700 §4.14.2).
-import type { AuthServerStats, RefreshFault, RefreshRotation } from '../demo/auth-server/server.ts'
+import type { RefreshFault } from '../demo/auth-server/control.ts'
+import type { RefreshRotation } from '../demo/auth-server/provider.ts'
+import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
 import { expect, test, type Driver, type Tab } from './driver.ts'
 import { AS, API, expectStatus, openApp, resetAuthServer, signIn, stats } from './token-app.ts'
 

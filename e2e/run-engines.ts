@@ -4,10 +4,21 @@
  * and which it skips, and why. Arguments are passed on to `playwright test`
  * (`npm run test:browser -- e2e/tokens.spec.ts`). `DPOP_TEST_ENGINES=firefox` runs one engine.
  * Exits non-zero when no engine at all can run, so a bare machine does not pass silently.
+ *
+ * Two runs at once: Firefox, the slowest engine, in one `playwright test` and the others in a
+ * second, each with its own servers on its own ports (every test port moved by
+ * {@link SECOND_RUN_PORT_OFFSET}), its own output folder and its own Vite cache, so neither
+ * sees the other's server state (the tests flip switches on their servers). Most of a browser
+ * test is waiting (token lifetimes, held answers, page loads), so two runs on two cores take
+ * about half the time of one. `DPOP_TEST_SERIAL=1` runs one `playwright test` for all engines.
  */
-import { spawnSync } from 'node:child_process'
-import { detectEngines, selectedEngines } from './engines.ts'
+import { spawn } from 'node:child_process'
+import { detectEngines, selectedEngines, type EngineName } from './engines.ts'
 import { atprotoRuntime } from './atproto/runtime.ts'
+import { PORT_VARIABLES } from './ports.ts'
+
+/** How far the second run's ports sit from the first's (no test port is within it of another). */
+export const SECOND_RUN_PORT_OFFSET = 3000
 
 const engines = detectEngines()
 const selected = selectedEngines()
@@ -23,5 +34,33 @@ if (selected.length === 0) {
   console.error('browser tests: no browser engine to run; install one (see CONTRIBUTING.md, Development)')
   process.exit(1)
 }
-const result = spawnSync('npx', ['playwright', 'test', ...process.argv.slice(2)], { stdio: 'inherit' })
-process.exit(result.status ?? 1)
+
+const groups: EngineName[][] =
+  process.env.DPOP_TEST_SERIAL === '1' || !selected.includes('firefox') || selected.length === 1
+    ? [selected]
+    : [['firefox'], selected.filter((e) => e !== 'firefox')]
+
+/** One `playwright test` for `group`; the n-th run's ports, output and Vite cache are its own. */
+function run(group: EngineName[], n: number): Promise<number> {
+  const env: NodeJS.ProcessEnv = { ...process.env, DPOP_TEST_ENGINES: group.join(',') }
+  // Each run empties its own output folder when it starts, so neither is the other's parent.
+  if (groups.length > 1) env.DPOP_TEST_OUTPUT_DIR = `test-results/run-${n + 1}`
+  if (n > 0) {
+    for (const [variable, value] of PORT_VARIABLES) env[variable] = String(value + n * SECOND_RUN_PORT_OFFSET)
+    env.DPOP_TEST_VITE_CACHE = `node_modules/.vite-run-${n + 1}`
+  }
+  if (groups.length > 1) console.log(`browser tests: run ${n + 1}: ${group.join(', ')}`)
+  return new Promise((resolve) => {
+    const child = spawn('npx', ['playwright', 'test', ...process.argv.slice(2)], { stdio: 'inherit', env })
+    child.on('error', () => resolve(1))
+    child.on('exit', (code) => resolve(code ?? 1))
+  })
+}
+
+const started = Date.now()
+const codes = await Promise.all(groups.map(run))
+if (groups.length > 1) {
+  groups.forEach((g, i) => console.log(`browser tests: run ${i + 1} (${g.join(', ')}): ${codes[i] === 0 ? 'passed' : `FAILED (exit ${codes[i]})`}`))
+  console.log(`browser tests: ${((Date.now() - started) / 60_000).toFixed(1)} min in all`)
+}
+process.exit(codes.find((c) => c !== 0) ?? 0)

@@ -4,7 +4,8 @@
 // (Auth0, Okta), no nonces at all (Keycloak), a stale nonce answered with use_dpop_nonce
 // (Duende), a 10 s proof window with a device clock minutes off (Keycloak, Curity).
 // docs/servers.md says what to configure on each.
-import type { AuthServerConfig, AuthServerStats } from '../demo/auth-server/server.ts'
+import type { AuthServerConfig } from '../demo/auth-server/control.ts'
+import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
 import { expect, test, type Tab } from './driver.ts'
 import { AS, expectStatus, openApp, resetAuthServer, signIn, stats, submitLoginForm } from './token-app.ts'
 

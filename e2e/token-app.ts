@@ -4,7 +4,7 @@
  * dev login form that every driver can do (the form is filled and submitted in the page).
  */
 import { expect } from '@playwright/test'
-import type { AuthServerStats } from '../demo/auth-server/server.ts'
+import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
 import type { Tab } from './driver.ts'
 import { submitDevLogin } from './dom.ts'
 import { PORTS } from './ports.ts'
@@ -19,12 +19,21 @@ export const STRICT = `http://localhost:${PORTS.strictAs}`
 export const stats = async (): Promise<AuthServerStats> => (await fetch(`${AS}/__control/stats`)).json() as Promise<AuthServerStats>
 export const refreshes = (s: AuthServerStats): number => s.tokenRequests.refresh_token?.succeeded ?? 0
 
+/** Access token lifetime of the token stack (e2e/token-stack.ts), seconds. */
+export const ACCESS_TOKEN_TTL = 6
+
 /** Clean authorization server: no stats, no sessions; answers DPoP, rotates every refresh token, loses no answer. */
 export async function resetAuthServer(): Promise<void> {
-  for (const [path, body] of [['reset', undefined], ['config', { answerBearer: false, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '', refreshFault: null, refreshRotation: 'always' }]] as const) {
+  for (const [path, body] of [['reset', undefined], ['config', { answerBearer: false, accessTokenTtl: ACCESS_TOKEN_TTL, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '', refreshFault: null, refreshRotation: 'always' }]] as const) {
     const r = await fetch(`${AS}/__control/${path}`, { method: 'POST', ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) })
     expect(r.ok, path).toBe(true)
   }
+}
+
+/** Changes the token stack's authorization server for this test (undone by {@link resetAuthServer}). */
+export async function configureAuthServer(change: Record<string, unknown>): Promise<void> {
+  const r = await fetch(`${AS}/__control/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(change) })
+  expect(r.ok, 'config').toBe(true)
 }
 
 /**

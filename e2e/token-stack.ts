@@ -17,6 +17,7 @@ export const TOKEN_STACK = {
   strictAsPort: PORTS.strictAs,
   /** A third: no default resource, so a login without `resource` gets a token UserInfo takes. */
   identityAsPort: PORTS.identityAs,
+  /** Seconds; e2e/token-app.ts (ACCESS_TOKEN_TTL) restores it before each test. */
   accessTokenTtl: 6,
 } as const
 

@@ -26,4 +26,7 @@ export type { DPoPFetch, DPoPFetchEvent, DPoPFetchOptions, DPoPRetryReason, KeyP
 export type { DPoPClient } from './client/client.js'
 export type { DPoPClientConfig } from './client/client-config.js'
 export type { XHRGuardOptions } from './fetch/xhr-guard.js'
-export type { DPoPClientEvent, LoginOptions, LogoutOptions, LogoutReason, RedirectResult, UserClaims, UserInfoMode, VerifyUser, VerifyUserContext } from './session/tokens.js'
+export type { DPoPClientEvent, LogoutReason } from './session/events.js'
+export type { LoginOptions, RedirectResult } from './session/login.js'
+export type { LogoutOptions } from './session/tokens.js'
+export type { UserClaims, UserInfoMode, VerifyUser, VerifyUserContext } from './session/user.js'

@@ -8,10 +8,10 @@ import { createContext, createElement, useContext, useEffect, useMemo, useState,
 import { createDPoPClient, type DPoPClient } from './client/client.js'
 import type { DPoPClientConfig } from './client/client-config.js'
 import { invalidArgument } from './base/errors.js'
-import { createSessionStore, type DPoPSessionActions, type DPoPSessionSnapshot, type SessionStore } from './bindings/session-store.js'
-import type { RedirectResult } from './session/tokens.js'
+import { createSnapshotStore, type DPoPSessionActions, type DPoPSessionSnapshot, type SnapshotStore } from './bindings/snapshot-store.js'
+import type { RedirectResult } from './session/login.js'
 
-export type { DPoPSessionActions, DPoPSessionSnapshot } from './bindings/session-store.js'
+export type { DPoPSessionActions, DPoPSessionSnapshot } from './bindings/snapshot-store.js'
 
 /** Props of {@link DPoPProvider}: give exactly one of `config` and `client`. */
 export interface DPoPProviderProps {
@@ -45,7 +45,7 @@ export interface DPoPAuthState extends DPoPSessionSnapshot, DPoPSessionActions {
 // Clients the providers created from a config: shared by StrictMode's double render, closed
 // when the last provider using them unmounts (on a timer, so a StrictMode remount keeps them).
 const owned = new WeakMap<DPoPClientConfig, { client: Promise<DPoPClient>; users: number; timer?: ReturnType<typeof setTimeout> }>()
-const Context = createContext<SessionStore | undefined>(undefined)
+const Context = createContext<SnapshotStore | undefined>(undefined)
 
 /**
  * Provides one DPoP client to the components below it: creates it from `config` (or takes
@@ -83,7 +83,7 @@ export function DPoPProvider(props: DPoPProviderProps): ReactElement {
     } else {
       source = Promise.resolve(props.client as DPoPClient | Promise<DPoPClient>)
     }
-    return createSessionStore(source, props.handleRedirect ?? true)
+    return createSnapshotStore(source, props.handleRedirect ?? true)
   })
   // The latest callback, without restarting anything when an inline function changes.
   useEffect(() => { store.onRedirect = props.onRedirect })
@@ -99,7 +99,7 @@ export function DPoPProvider(props: DPoPProviderProps): ReactElement {
       if (entry && --entry.users === 0) {
         entry.timer = setTimeout(() => {
           owned.delete(config)
-          entry.client.then((c) => c.close(), () => undefined)
+          entry.client.then((client) => client.close(), () => undefined)
         }, 0)
       }
     }

@@ -14,8 +14,10 @@ import { defaultClock, type DPoPClock } from './server-state/clock.js'
 import { defaultIndexedDB, openIdbStore } from './browser/idb.js'
 import { openKeyStore } from './key-store/key-store.js'
 import { defaultNonceCache } from './server-state/nonces.js'
+import { createAuthorizationServerRequests, linkServer } from './session/authorization-server.js'
+import type { DPoPClientEvent, LogoutReason } from './session/events.js'
 import { isRefreshRequest, type RefreshReply, type RefreshRequest } from './session/refresh-worker.js'
-import type { LogoutReason } from './session/session.js'
+import { createSessionRecords } from './session/session-records.js'
 import { createTokenManager } from './session/tokens.js'
 
 /** The `message` event of a service worker, as {@link serveRefreshes} uses it. */
@@ -66,51 +68,28 @@ export function serveRefreshes(scope: RefreshWorkerScope = globalThis): () => vo
   return () => scope.removeEventListener('message', onMessage)
 }
 
-async function refresh(r: RefreshRequest): Promise<RefreshReply> {
+async function refresh(request: RefreshRequest): Promise<RefreshReply> {
   let ended: LogoutReason | undefined
+  const { name, alg, as, storageTimeoutMs, requestTimeoutMs } = request
   const factory = defaultIndexedDB()
   if (!factory) return { ok: false, code: 'ERR_KEY_STORE_UNAVAILABLE', message: 'The refresh worker has no IndexedDB: leave "refreshWorker" out.', error: undefined, ended }
-  const keys = await openKeyStore({ name: r.name, alg: r.alg, persist: false, preload: false, timeoutMs: r.storageTimeoutMs, indexedDB: factory })
-  const store = openIdbStore(`dpop-spa:${r.name}:session`, factory, r.storageTimeoutMs)
-  let clock = clocks.get(r.as.issuer)
-  if (!clock) clocks.set(r.as.issuer, (clock = defaultClock()))
-  const c = clock
-  const send: typeof fetch = async (input, init) => {
-    const startedAt = c.local()
-    const response = await fetch(input, init)
-    if (!response.redirected) c.observeDate(response.headers.get('Date'), startedAt, c.local())
-    return response
-  }
-  const tokens = createTokenManager({
-    name: r.name,
-    alg: r.alg,
-    as: r.as,
-    clientId: r.clientId,
-    // Login and logout never run here.
-    redirectUri: r.as.issuer,
-    postLogoutRedirectUri: undefined,
-    scope: '',
-    resource: r.resource,
-    keys,
-    store,
-    fetch: send,
-    insecure: r.insecure,
-    clock: c,
-    nonces,
-    refreshLeewayMs: r.refreshLeewayMs,
-    lockTimeoutMs: r.lockTimeoutMs,
-    requestTimeoutMs: r.requestTimeoutMs,
-    revocationTimeoutMs: r.requestTimeoutMs,
-    fallbackLifetimeMs: r.fallbackLifetimeMs,
-    emit: (e) => { if (e.type === 'logout') ended = e.reason },
-  })
+  const keys = await openKeyStore({ name, alg, persist: false, preload: false, timeoutMs: storageTimeoutMs, indexedDB: factory })
+  const store = openIdbStore(`dpop-spa:${name}:session`, factory, storageTimeoutMs)
+  let clock = clocks.get(as.issuer)
+  if (!clock) clocks.set(as.issuer, (clock = defaultClock()))
+  const emit = (event: DPoPClientEvent) => { if (event.type === 'logout') ended = event.reason }
+  // Login and logout never run here: the identity needs no redirect URI or scope.
+  const server = createAuthorizationServerRequests(as, { clientId: request.clientId, redirectUri: as.issuer, scope: '', resource: request.resource },
+    linkServer(undefined, request.insecure, clock, nonces), requestTimeoutMs, requestTimeoutMs)
+  const sessions = createSessionRecords(name, store, alg, () => keys.thumbprint(), emit)
+  const tokens = createTokenManager(name, server, keys, sessions, request, emit)
   try {
-    return { ok: true, session: await tokens.refreshStored(r.failedToken), ended }
+    return { ok: true, session: await tokens.refreshStored(request.failedToken), ended }
   } catch (e) {
     const error = isDPoPError(e) ? e : new DPoPError('ERR_NETWORK', 'The refresh worker failed unexpectedly.')
     return { ok: false, code: error.code, message: error.message, error: error instanceof OAuthError ? error.error : undefined, ended }
   } finally {
-    tokens.close()
+    sessions.close()
     store.close()
     keys.close()
   }

@@ -8,10 +8,11 @@ import { computed, inject, shallowRef, type App, type ComputedRef, type Injectio
 import { createDPoPClient, type DPoPClient } from './client/client.js'
 import type { DPoPClientConfig } from './client/client-config.js'
 import { invalidArgument } from './base/errors.js'
-import { createSessionStore, type DPoPSessionActions, type DPoPSessionSnapshot } from './bindings/session-store.js'
-import type { RedirectResult, UserClaims } from './session/tokens.js'
+import { createSnapshotStore, type DPoPSessionActions, type DPoPSessionSnapshot } from './bindings/snapshot-store.js'
+import type { RedirectResult } from './session/login.js'
+import type { UserClaims } from './session/user.js'
 
-export type { DPoPSessionActions, DPoPSessionSnapshot } from './bindings/session-store.js'
+export type { DPoPSessionActions, DPoPSessionSnapshot } from './bindings/snapshot-store.js'
 
 /** Options of {@link createDPoP}: give exactly one of `config` and `client`. */
 export interface DPoPPluginOptions {
@@ -71,7 +72,7 @@ export function createDPoP(options: DPoPPluginOptions): Plugin {
     install(app: App) {
       const owned = options.config !== undefined
       const source = owned ? createDPoPClient(options.config as DPoPClientConfig) : Promise.resolve(options.client as DPoPClient | Promise<DPoPClient>)
-      const store = createSessionStore(source, options.handleRedirect ?? true)
+      const store = createSnapshotStore(source, options.handleRedirect ?? true)
       store.onRedirect = options.onRedirect
       const session = shallowRef(store.getSnapshot())
       const unsubscribe = store.subscribe(() => { session.value = store.getSnapshot() })
@@ -86,7 +87,7 @@ export function createDPoP(options: DPoPPluginOptions): Plugin {
       app.onUnmount(() => {
         stop()
         unsubscribe()
-        if (owned) source.then((c) => c.close(), () => undefined)
+        if (owned) source.then((client) => client.close(), () => undefined)
       })
     },
   }

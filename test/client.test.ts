@@ -47,6 +47,26 @@ describe('createDPoPClient', () => {
     auth.close()
   })
 
+  it('a bad apiOrigins, fetch or debug is refused before any request is made', async () => {
+    const seen: string[] = []
+    const recording: typeof fetch = async (url) => {
+      seen.push(url instanceof Request ? url.url : url.toString())
+      return Response.json(metadata)
+    }
+    const bad: Partial<DPoPClientConfig>[] = [
+      { apiOrigins: ['https://api.example/path'] },
+      { debug: 'yes' as never },
+    ]
+    for (const extra of bad) {
+      const refused = await createDPoPClient(config(recording, extra)).catch((e: unknown) => e)
+      expect(isDPoPError(refused, 'ERR_INVALID_ARGUMENT'), JSON.stringify(extra)).toBe(true)
+    }
+    const noFetch = await createDPoPClient(config(recording, { fetch: 'fetch' as never })).catch((e: unknown) => e)
+    expect(isDPoPError(noFetch, 'ERR_INVALID_ARGUMENT')).toBe(true)
+    expect((noFetch as Error).message).toContain('fetch')
+    expect(seen).toEqual([])
+  })
+
   it('negotiates the algorithm: fails with ERR_UNSUPPORTED_ALGORITHM naming what the server accepts', async () => {
     const only = (algs: string[]) => async () => Response.json({ ...metadata, dpop_signing_alg_values_supported: algs })
     const refused = await createDPoPClient(config(only(['ES256', 'PS256']), { alg: 'EdDSA' })).catch((e: unknown) => e)

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
 import { ISSUER, REDIRECT, fakeAs, harness, nextId, type Harness } from './support/fake-as.ts'
 import { isDPoPError } from '../src/base/errors.ts'
-import type { UserClaims, VerifyUserContext } from '../src/session/session.ts'
+import type { UserClaims, VerifyUserContext } from '../src/session/user.ts'
 
 /** The login of Harness.login(), but returning what handleRedirect() resolved to. */
 async function loginResult(h: Harness) {

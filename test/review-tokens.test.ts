@@ -5,12 +5,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { IDBFactory } from 'fake-indexeddb'
 import { del, get, set } from 'idb-keyval'
-import { createDPoPClient, EARLY_EVENTS, type DPoPClient } from '../src/client/client.ts'
+import { createDPoPClient, type DPoPClient } from '../src/client/client.ts'
+import { EARLY_EVENTS } from '../src/client/event-bus.ts'
 import type { DPoPClientConfig } from '../src/client/client-config.ts'
 import { OAuthError, isDPoPError } from '../src/base/errors.ts'
 import { openIdbStore } from '../src/browser/idb.ts'
-import { createSessionStore } from '../src/bindings/session-store.ts'
-import type { DPoPClientEvent } from '../src/session/session.ts'
+import { createSnapshotStore } from '../src/bindings/snapshot-store.ts'
+import type { DPoPClientEvent } from '../src/session/events.ts'
 import { ISSUER, REDIRECT, as, fakeAs, harness, nextId, type FakeAs } from './support/fake-as.ts'
 
 const clients: DPoPClient[] = []
@@ -255,7 +256,7 @@ describe('item 11: the bindings show what the client holds after a failed redire
     expect(reloaded.isAuthenticated()).toBe(true)
     // A stale authorization response in the address bar (a bookmark, the back button).
     vi.stubGlobal('location', { href: `${REDIRECT}?code=old&state=unknown` })
-    const store = createSessionStore(Promise.resolve(reloaded), true)
+    const store = createSnapshotStore(Promise.resolve(reloaded), true)
     const changed = new Promise<void>((resolve) => store.subscribe(resolve))
     const stop = store.start()
     await changed

@@ -1,7 +1,8 @@
 /**
  * The demo's resource server: an API that accepts only DPoP-bound access tokens and
- * checks every proof itself with jose (RFC 9449 §4.3, §7.1). It also serves the browser
- * tests of the signed fetch, which drive it through `/__control/*` (test mode only).
+ * checks every proof itself with jose (RFC 9449 §4.3, §7.1); verify-proof.ts is the proof
+ * check to model an API on. It also serves the browser tests of the signed fetch, which drive
+ * it through `/__control/*`: those test-only routes live in control.ts, wired in test mode only.
  *
  * Run it: `npx tsx demo/api/server.ts --port 5301 [--other-port 5302]`
  */
@@ -11,6 +12,8 @@ import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createJwtTokenVerifier, createTestTokens, type JwtTokenOptions, type TestTokens, type TokenInfo, type TokenVerifier } from './access-tokens.ts'
 import { AuthError, type CheckName } from './auth-error.ts'
+import { BodyTooLarge, readBody, sendJson } from './body.ts'
+import { answerRedirect, createControlRoutes } from './control.ts'
 import { createCors } from './cors.ts'
 import { closeServer, listen } from './listen.ts'
 import { createNonceIssuer } from './nonces.ts'
@@ -104,41 +107,6 @@ const DEFAULTS = {
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('base64url')
 
-class BodyTooLarge extends Error {}
-
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length
-      if (size > max) {
-        reject(new BodyTooLarge())
-        req.destroy()
-        return
-      }
-      chunks.push(chunk)
-    })
-    req.on('end', () => resolve(Buffer.concat(chunks)))
-    req.on('error', reject)
-  })
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  res.statusCode = status
-  res.setHeader('Content-Type', 'application/json')
-  res.setHeader('Cache-Control', 'no-store')
-  res.end(JSON.stringify(body))
-}
-
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const raw = (await readBody(req, 64 * 1024)).toString('utf8')
-  if (raw === '') return {}
-  const value: unknown = JSON.parse(raw)
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError('body must be a JSON object')
-  return value as Record<string, unknown>
-}
-
 // Best-effort claims of a proof for the request log, also for rejected proofs.
 function peekProof(dpop: readonly string[]): Record<string, unknown> | undefined {
   if (dpop.length !== 1) return undefined
@@ -160,10 +128,7 @@ function peekProof(dpop: readonly string[]): Record<string, unknown> | undefined
  * verified like any other),
  * `* /hidden/echo` (like /api/echo, but its CORS does not expose DPoP-Nonce/WWW-Authenticate),
  * `* /api/redirect?to=URL&status=302` (test mode: redirects without checking anything).
- * Control routes (test mode): `GET /__control/health`, `GET /__control/stats`,
- * `POST /__control/reset`, `POST /__control/rotate-nonce {after?}`, `POST /__control/clock {offsetMs}`,
- * `POST /__control/token {jkt, expiresIn?, sub?}`, `POST /__control/revoke {access_token?}`,
- * `POST /__control/sse-close`.
+ * Control routes (test mode): `/__control/*`, listed in control.ts.
  *
  * @throws {Error} code EADDRINUSE, "port N is in use; set DPOP_API_PORT (or --port) to another port".
  * @throws {TypeError} for a bad option.
@@ -197,7 +162,6 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const tokenMode = options.tokens ?? 'test'
   const testTokens = createTestTokens({ now })
   const verifyToken: TokenVerifier = tokenMode === 'test' ? testTokens.verify : createJwtTokenVerifier({ ...tokenMode.jwt, now })
-  const control = options.control ?? tokenMode === 'test'
   const requests: RequestLog = createRequestLog()
   // Pending "rotate after N more API requests" thresholds, as absolute counts.
   let apiRequests = 0
@@ -206,6 +170,18 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   // Open server-sent-event streams, ended by /__control/sse-close and reset().
   const streams = new Set<ServerResponse>()
   let events = 0
+  // The test-only routes, wired in test mode only (control.ts).
+  const handleControl = (options.control ?? tokenMode === 'test')
+    ? createControlRoutes({
+        api: () => api,
+        testTokens: tokenMode === 'test',
+        scheduleRotation(after) {
+          rotateAt = [...rotateAt, apiRequests + after].sort((a, b) => a - b)
+          return apiRequests + after
+        },
+        now,
+      })
+    : undefined
 
   /** RFC 9449 §7.1 + RFC 6750 §3: the challenge, the JSON body, and a nonce whenever it helps. */
   const reject = (res: ServerResponse, error: AuthError, sentNonce: unknown): Outcome => {
@@ -251,14 +227,9 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       nonces.rotate()
     }
     const route = url.pathname
-    if (route === '/api/redirect' && control) {
-      // Test mode: a redirect as a hostile or misconfigured API would send it, with a nonce
-      // and a Date decades off that a client must not credit to anyone.
-      const status = Number(url.searchParams.get('status') ?? 302)
-      res.statusCode = [301, 302, 303, 307, 308].includes(status) ? status : 302
-      res.setHeader('Location', url.searchParams.get('to') ?? '/')
-      res.setHeader('DPoP-Nonce', 'nonce-from-a-redirect')
-      res.end()
+    if (route === '/api/redirect' && handleControl) {
+      // Test mode only (control.ts).
+      answerRedirect(res, url)
       return { outcome: 'redirect', body }
     }
     const known = route === '/api/echo' || route === '/api/me' || route === '/api/events' || route === '/api/always-challenge' || route === '/hidden/echo'
@@ -313,45 +284,6 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     return { outcome: 'ok', body }
   }
 
-  const handleControl = async (req: IncomingMessage, res: ServerResponse, route: string): Promise<void> => {
-    const post = req.method === 'POST'
-    if (route === '/__control/health') return sendJson(res, 200, { ok: true })
-    if (route === '/__control/stats') return sendJson(res, 200, requests.stats())
-    if (!post) return sendJson(res, 405, { error: 'method_not_allowed' })
-    const input = await readJson(req)
-    switch (route) {
-      case '/__control/reset':
-        api.reset()
-        return sendJson(res, 200, { ok: true })
-      case '/__control/rotate-nonce': {
-        const after = input.after
-        if (after === undefined) return sendJson(res, 200, { nonce: api.rotateNonce() })
-        if (typeof after !== 'number' || !Number.isInteger(after) || after < 1) return sendJson(res, 400, { error: '"after" must be a positive integer' })
-        rotateAt = [...rotateAt, apiRequests + after].sort((a, b) => a - b)
-        return sendJson(res, 200, { scheduledAt: apiRequests + after })
-      }
-      case '/__control/clock': {
-        const offsetMs = input.offsetMs
-        if (typeof offsetMs !== 'number' || !Number.isFinite(offsetMs)) return sendJson(res, 400, { error: '"offsetMs" must be a number' })
-        api.setClockOffset(offsetMs)
-        return sendJson(res, 200, { offsetMs, now: now() })
-      }
-      case '/__control/token':
-        if (tokenMode !== 'test') return sendJson(res, 404, { error: 'not_in_test_mode' })
-        try {
-          return sendJson(res, 200, api.mintToken({ jkt: input.jkt as string, expiresIn: input.expiresIn as number | undefined, sub: input.sub as string | undefined }))
-        } catch (error) {
-          return sendJson(res, 400, { error: (error as Error).message })
-        }
-      case '/__control/sse-close':
-        return sendJson(res, 200, { closed: api.closeStreams() })
-      case '/__control/revoke':
-        return sendJson(res, 200, { revoked: api.revokeTokens(typeof input.access_token === 'string' ? input.access_token : undefined) })
-      default:
-        return sendJson(res, 404, { error: 'not_found' })
-    }
-  }
-
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     // The Date header reflects the server's own (possibly offset) clock: the SDK learns the offset from it.
     res.setHeader('Date', new Date(now()).toUTCString())
@@ -359,7 +291,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     const url = new URL(req.url ?? '/', origin)
     const route = url.pathname
     if (route.startsWith('/__control/')) {
-      if (!control) return sendJson(res, 404, { error: 'not_found' })
+      if (!handleControl) return sendJson(res, 404, { error: 'not_found' })
       return handleControl(req, res, route)
     }
     const isApi = route.startsWith('/api/') || route.startsWith('/hidden/')

@@ -1,5 +1,5 @@
 /**
- * The slice of oidc-provider 9 that demo/auth-server/server.ts uses. The package ships no
+ * The slice of oidc-provider 9 that demo/auth-server/ uses. The package ships no
  * types and no @types package is installed; declaring only what we call keeps the server
  * type-checked without pretending to describe the whole library. Configuration stays a
  * loose record: oidc-provider validates it at construction and throws on unknown shapes.

@@ -6,7 +6,7 @@ import type { AuthorizationServer } from 'oauth4webapi'
 import type { DPoPFetchOptions } from '../fetch/dpop-fetch.js'
 import { invalidArgument } from '../base/errors.js'
 import type { DPoPAlgorithm } from '../proof/keys.js'
-import type { UserInfoMode, VerifyUser } from '../session/session.js'
+import type { UserInfoMode, VerifyUser } from '../session/user.js'
 
 /** Configuration of {@link createDPoPClient}. */
 export interface DPoPClientConfig {

@@ -4,7 +4,7 @@
  * signed fetch together.
  */
 import type { AuthorizationServer } from 'oauth4webapi'
-import { discover } from '../session/authorization-server.js'
+import { createAuthorizationServerRequests, discover, linkServer } from '../session/authorization-server.js'
 import { BOUNDS, CLIENT_DEFAULTS, assertUrl, positive, type DPoPClientConfig } from './client-config.js'
 import { DPoPError, ServerResponseError, invalidArgument } from '../base/errors.js'
 import { defaultIndexedDB, openIdbStore } from '../browser/idb.js'
@@ -14,16 +14,16 @@ import { checkAlgorithm } from '../proof/keys.js'
 import { defaultClock } from '../server-state/clock.js'
 import { defaultNonceCache } from '../server-state/nonces.js'
 import { defaultSessionStorage, rememberNonces } from '../server-state/nonce-storage.js'
-import { createDPoPFetch, type DPoPFetch } from '../fetch/dpop-fetch.js'
+import { DPOP_FETCH_DEFAULTS, signedFetch, type DPoPFetch } from '../fetch/dpop-fetch.js'
+import { debugEmitter } from '../fetch/fetch-events.js'
+import { parseOrigins } from '../fetch/targets.js'
 import { installDPoPFetch, uninstalledFetch } from '../fetch/install.js'
-import {
-  createTokenManager,
-  type DPoPClientEvent,
-  type LoginOptions,
-  type LogoutOptions,
-  type RedirectResult,
-  type UserClaims,
-} from '../session/tokens.js'
+import type { DPoPClientEvent } from '../session/events.js'
+import { createLoginFlow, type LoginOptions, type RedirectResult } from '../session/login.js'
+import { createSessionRecords } from '../session/session-records.js'
+import { createTokenManager, type LogoutOptions } from '../session/tokens.js'
+import type { UserClaims } from '../session/user.js'
+import { createEventBus } from './event-bus.js'
 
 /** The client returned by {@link createDPoPClient}. */
 export interface DPoPClient {
@@ -102,43 +102,6 @@ export interface DPoPClient {
   close(): void
 }
 
-/** @internal How many events are kept for the first listener: the latest ones. */
-export const EARLY_EVENTS = 16
-
-/**
- * The client's listeners. Events from before the first listener ever (a session dropped at
- * start-up, a storage fallback) are kept for it, the latest {@link EARLY_EVENTS} only; after
- * that an event nobody listens to is gone, never replayed stale. A throwing listener never
- * breaks token handling, live or replayed.
- */
-function createEventBus() {
-  const listeners = new Set<(event: DPoPClientEvent) => void>()
-  let early: DPoPClientEvent[] | undefined = []
-  const deliver = (listener: (event: DPoPClientEvent) => void, event: DPoPClientEvent): void => {
-    try {
-      listener(event)
-    } catch {
-      // ignored on purpose
-    }
-  }
-  return {
-    emit: (event: DPoPClientEvent): void => {
-      if (early) {
-        if (early.push(event) > EARLY_EVENTS) early.shift()
-        return
-      }
-      for (const l of listeners) deliver(l, event)
-    },
-    subscribe: (listener: (event: DPoPClientEvent) => void): (() => void) => {
-      listeners.add(listener)
-      const replay = early ?? []
-      early = undefined
-      for (const event of replay) deliver(listener, event)
-      return () => { listeners.delete(listener) }
-    },
-  }
-}
-
 /**
  * Creates the DPoP client of an app: opens the key store (loading the key at once, in
  * parallel with discovery), discovers the authorization server, restores the session from
@@ -186,8 +149,11 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   if (worker !== undefined && (typeof worker !== 'object' || worker === null)) throw invalidArgument('"config.refreshWorker" must be a ServiceWorkerRegistration or the promise of one (navigator.serviceWorker.register(...)).')
   // A registration that fails is announced by the page's own refresh taking over; not unhandled.
   if (worker instanceof Promise) worker.catch(() => undefined)
+  const allowed = parseOrigins(config.apiOrigins)
+  if (config.fetch !== undefined && typeof config.fetch !== 'function') throw invalidArgument('"config.fetch" must be a function.')
+  const debugging = debugEmitter(config.debug ?? DPOP_FETCH_DEFAULTS.debug)
   // Every bound checked here, before anything waits on the network or IndexedDB.
-  const bounds = Object.fromEntries(BOUNDS.map((n) => [n, positive(config, n)])) as Record<(typeof BOUNDS)[number], number>
+  const bounds = Object.fromEntries(BOUNDS.map((bound) => [bound, positive(config, bound)])) as Record<(typeof BOUNDS)[number], number>
 
   const events = createEventBus()
   const { emit } = events
@@ -216,26 +182,13 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
 
   // Authorization-server requests bypass an installed signed fetch (auth.install()): with the
   // AS on an API origin it would otherwise add the access token to token requests, and a
-  // refresh would wait for itself.
-  // They also teach the clock shared with the signed fetch (from `Date`, where the server's
-  // CORS exposes it): their own origin's offset, which token-request proofs use, and the
-  // default offset, which an API origin's proofs use until that origin answers with a `Date`
-  // itself. So the first API request after start-up is already signed on a server's time.
-  // A response that a redirect produced says nothing about this server.
+  // refresh would wait for itself. What their answers teach (the clock, the nonces), both
+  // shared with the signed fetch, is learned in the link (authorization-server.ts).
   const clock = defaultClock()
-  const send = uninstalledFetch(config.fetch)
-  const asFetch: typeof fetch = async (input, init) => {
-    const startedAt = clock.local()
-    const response = await send(input, init)
-    if (!response.redirected) {
-      const date = response.headers.get('Date')
-      const endedAt = clock.local()
-      clock.observeDate(date, startedAt, endedAt, new URL(input instanceof Request ? input.url : input).origin)
-      clock.observeDate(date, startedAt, endedAt)
-    }
-    return response
-  }
-  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, asFetch, insecure, bounds.requestTimeoutMs, scope, config.discovery)
+  // Shared by the signed fetch and the token requests, and kept across page loads of this tab.
+  const nonces = rememberNonces(defaultNonceCache(), config.nonceStorage === undefined ? defaultSessionStorage() : config.nonceStorage ?? undefined, `dpop-spa:${name}:nonces`)
+  const link = linkServer(uninstalledFetch(config.fetch), insecure, clock, nonces)
+  const discovering = config.metadata ? Promise.resolve(config.metadata) : discover(issuer, link, bounds.requestTimeoutMs, scope, config.discovery)
   const [as] = await Promise.all([discovering, keyReady])
   if (!as.authorization_endpoint || !as.token_endpoint) {
     throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The server metadata lacks authorization_endpoint or token_endpoint.')
@@ -244,68 +197,40 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
   const accepted: unknown = as.dpop_signing_alg_values_supported
   if (Array.isArray(accepted) && accepted.length > 0 && !accepted.includes(alg)) {
     keys.close()
-    const names = accepted.filter((a): a is string => typeof a === 'string').slice(0, 12).map((a) => a.slice(0, 20))
-    throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The authorization server accepts DPoP proofs signed with ${names.join(', ')}, not ${alg}: set "alg" to one of them that dpop-spa signs (ES256, EdDSA).`)
+    const names = accepted.filter((listed): listed is string => typeof listed === 'string').slice(0, 12).map((listed) => listed.slice(0, 20))
+    throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The server accepts DPoP proofs in ${names.join(', ')}, not ${alg}: set "alg" to one of them (dpop-spa signs ES256, EdDSA).`)
   }
 
-  // Shared by the signed fetch and the token requests, and kept across page loads of this tab.
-  const nonces = rememberNonces(defaultNonceCache(), config.nonceStorage === undefined ? defaultSessionStorage() : config.nonceStorage ?? undefined, `dpop-spa:${name}:nonces`)
-
+  const { clientId, redirectUri, postLogoutRedirectUri } = config
+  const server = createAuthorizationServerRequests(as, { clientId, redirectUri, scope, resource, postLogoutRedirectUri }, link, bounds.requestTimeoutMs, bounds.revocationTimeoutMs)
   // Tokens live beside the key; when the key is memory-only, so are they.
   const store = keys.storage === 'indexeddb' && factory ? openIdbStore(`dpop-spa:${name}:session`, factory, timeoutMs) : undefined
-  const tokens = createTokenManager({
-    name,
-    alg,
-    as,
-    clientId: config.clientId,
-    redirectUri: config.redirectUri,
-    postLogoutRedirectUri: config.postLogoutRedirectUri,
-    scope,
-    resource,
-    keys,
-    store,
-    fetch: asFetch,
-    insecure,
-    par: config.par === true,
-    clock,
-    nonces,
+  const sessions = createSessionRecords(name, store, alg, () => keys.thumbprint(), emit)
+  const fallbackLifetimeMs = bounds.fallbackLifetimeSeconds * 1000
+  const timing = {
     refreshLeewayMs: bounds.refreshLeewaySeconds * 1000,
     lockTimeoutMs: bounds.lockTimeoutMs,
     requestTimeoutMs: bounds.requestTimeoutMs,
-    revocationTimeoutMs: bounds.revocationTimeoutMs,
-    fallbackLifetimeMs: bounds.fallbackLifetimeSeconds * 1000,
-    userInfo: config.userInfo ?? 'auto',
-    ...(config.verifyUser ? { verifyUser: config.verifyUser } : {}),
-    emit,
-    worker: config.refreshWorker && store ? {
-      registration: config.refreshWorker,
-      request: {
-        type: 'dpop-spa:refresh', v: 1, name, alg, as, clientId: config.clientId, resource, insecure,
-        refreshLeewayMs: bounds.refreshLeewaySeconds * 1000,
-        lockTimeoutMs: bounds.lockTimeoutMs,
-        requestTimeoutMs: bounds.requestTimeoutMs,
-        fallbackLifetimeMs: bounds.fallbackLifetimeSeconds * 1000,
-        storageTimeoutMs: bounds.storageTimeoutMs,
-      },
-    } : undefined,
-  })
+    fallbackLifetimeMs,
+  }
+  const flow = createLoginFlow(server, keys, sessions, fallbackLifetimeMs, { par: config.par, userInfo: config.userInfo, verifyUser: config.verifyUser }, emit)
+  const tokens = createTokenManager(name, server, keys, sessions, timing, emit, config.refreshWorker && store ? {
+    registration: config.refreshWorker,
+    request: { type: 'dpop-spa:refresh', v: 1, name, alg, as, clientId, resource, insecure, ...timing, storageTimeoutMs: timeoutMs },
+  } : undefined)
   if (ended) emit({ type: 'logout', reason: 'storage-fallback' })
-  await tokens.restore()
+  await sessions.restore()
 
-  const dpopFetch = createDPoPFetch({
-    keys,
-    origins: config.apiOrigins,
+  // The SDK's own key store, clock and nonces need no check: the signed fetch without its checks.
+  const dpopFetch = signedFetch(keys, allowed, clock, nonces, debugging, {
     getAccessToken: ({ signal }) => tokens.getAccessToken(signal ? { signal } : {}),
     onInvalidToken: ({ token }) => tokens.onInvalidToken(token),
     ...(config.fetch ? { fetch: config.fetch } : {}),
-    clock,
-    nonces,
-    ...(config.debug !== undefined ? { debug: config.debug } : {}),
   })
 
   return {
-    login: (options) => tokens.login(options),
-    handleRedirect: (url) => tokens.handleRedirect(url ?? location.href),
+    login: flow.login,
+    handleRedirect: (url) => flow.handleRedirect(url ?? location.href),
     fetch: dpopFetch,
     install: () => installDPoPFetch(dpopFetch),
     async logout(options) {
@@ -317,14 +242,14 @@ export async function createDPoPClient(config: DPoPClientConfig): Promise<DPoPCl
         if (memory && factory) await endStoredSession(name, factory, timeoutMs).catch(() => undefined)
       }
     },
-    isAuthenticated: () => tokens.isAuthenticated(),
-    getUser: () => tokens.getUser(),
-    getAccessToken: (options) => tokens.getAccessToken(options),
+    isAuthenticated: () => sessions.current() !== undefined,
+    getUser: () => sessions.current()?.user,
+    getAccessToken: tokens.getAccessToken,
     subscribe: events.subscribe,
     keys,
     authorizationServer: as,
     close() {
-      tokens.close()
+      sessions.close()
       store?.close()
       keys.close()
     },

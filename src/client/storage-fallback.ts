@@ -8,7 +8,7 @@
  */
 import { clear, del, get } from 'idb-keyval'
 import { openIdbStore } from '../browser/idb.js'
-import { SESSION_RECORDS } from '../session/session.js'
+import { SESSION_RECORDS } from '../session/session-records.js'
 
 const marker = (name: string): string => `dpop-spa:${name}:fallback`
 

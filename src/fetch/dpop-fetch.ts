@@ -174,13 +174,11 @@ function createRenewal(onInvalidToken: NonNullable<DPoPFetchOptions['onInvalidTo
 export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
   // The options, checked once at the boundary (STYLE 4): the hot path carries no checks.
   if (typeof options !== 'object' || options === null) throw invalidArgument('"options" must be an object.')
-  const { keys, onInvalidToken } = options
-  const keySource = hasMethods(keys, ['load']) ? (keys as KeyPairSource) : undefined
-  const fixedPair = keys as CryptoKeyPair
-  if (!keySource && (typeof fixedPair?.privateKey !== 'object' || typeof fixedPair.publicKey !== 'object')) {
+  const { keys } = options
+  if (!hasMethods(keys, ['load']) && (typeof (keys as CryptoKeyPair)?.privateKey !== 'object' || typeof (keys as CryptoKeyPair).publicKey !== 'object')) {
     throw invalidArgument('"options.keys" must be a CryptoKeyPair or a key store.')
   }
-  const targetOf = createTargets(parseOrigins(options.origins))
+  const allowed = parseOrigins(options.origins)
   for (const name of ['getAccessToken', 'onInvalidToken', 'fetch'] as const) {
     if (options[name] !== undefined && !isFunction(options[name])) throw invalidArgument(`"options.${name}" must be a function.`)
   }
@@ -188,13 +186,38 @@ export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
   if (!hasMethods(clock, ['now', 'local', 'offset', 'observeDate', 'correct', 'adjust'])) throw invalidArgument('"options.clock" must be a clock from createClock().')
   const nonces = options.nonces ?? defaultNonceCache()
   if (!hasMethods(nonces, ['get', 'set'])) throw invalidArgument('"options.nonces" must be a nonce cache from createNonceCache().')
-  const emit = debugEmitter(options.debug ?? DPOP_FETCH_DEFAULTS.debug)
+  return signedFetch(keys, allowed, clock, nonces, debugEmitter(options.debug ?? DPOP_FETCH_DEFAULTS.debug), options)
+}
+
+/**
+ * @internal {@link createDPoPFetch} without its checks: `createDPoPClient` passes its own key
+ * store, clock, nonces and callbacks, which need none (the app's origins, `fetch` and `debug`
+ * it checks itself).
+ * @param keys - a key source (an object whose `load` is a function) or the key pair.
+ * @param allowed - the exact API origins.
+ * @param clock - the clock every request learns into and signs on.
+ * @param nonces - the nonce cache every request learns into.
+ * @param emit - the debug emitter, or `undefined`.
+ * @param callbacks - the token callbacks and the fetch to send with, as in {@link DPoPFetchOptions}.
+ */
+export function signedFetch(
+  keys: KeyPairSource | CryptoKeyPair,
+  allowed: ReadonlySet<string>,
+  clock: DPoPClock,
+  nonces: NonceCache,
+  emit: ((event: DPoPFetchEvent) => void) | undefined,
+  callbacks: Pick<DPoPFetchOptions, 'getAccessToken' | 'onInvalidToken' | 'fetch'>,
+): DPoPFetch {
+  const { onInvalidToken } = callbacks
+  const targetOf = createTargets(allowed)
   // Lazy, so a page can install or replace fetch after creating us; unwrapped, so an
   // installed wrapper never ends up calling itself.
-  const underlying = (): typeof fetch => unwrap(options.fetch ?? globalThis.fetch)
+  const underlying = (): typeof fetch => unwrap(callbacks.fetch ?? globalThis.fetch)
   const sendSigned = signedRequests(
-    keySource ? (signal) => raceAbort(keySource.load(signal ? { signal } : undefined), signal) : () => fixedPair,
-    options.getAccessToken,
+    typeof (keys as KeyPairSource).load === 'function'
+      ? (signal) => raceAbort((keys as KeyPairSource).load(signal ? { signal } : undefined), signal)
+      : () => keys as CryptoKeyPair,
+    callbacks.getAccessToken,
     onInvalidToken && createRenewal(onInvalidToken),
     underlying,
     clock,

@@ -67,13 +67,13 @@ export function toDPoPError(e: unknown, doing: string): DPoPError {
     return refused(c?.parameters.error ?? 'invalid_request', c?.parameters.error_description)
   }
   if (e instanceof OperationProcessingError || e instanceof UnsupportedOperationError) {
-    return new ServerResponseError('ERR_INVALID_RESPONSE', `Invalid answer to ${doing} (${e.message}): check the authorization server's settings for this client.`, { cause })
+    return new ServerResponseError('ERR_INVALID_RESPONSE', `Invalid answer to ${doing} (${e.message}): check the server's settings for this client.`, { cause })
   }
   if (e instanceof TypeError) {
     return new DPoPError('ERR_NETWORK', `No answer to ${doing}: check the network, the issuer URL and the server's CORS settings.`, { cause })
   }
   if (e instanceof DOMException && e.name === 'TimeoutError') {
-    return new DPoPError('ERR_TIMEOUT', `The authorization server did not answer ${doing} in time: check that it is up and reachable, then try again.`, { cause })
+    return new DPoPError('ERR_TIMEOUT', `No answer in time to ${doing}: check that the authorization server is up, then try again.`, { cause })
   }
   // The caller's own abort goes back as it came, like fetch does.
   if (e instanceof DOMException && e.name === 'AbortError') throw e
@@ -102,13 +102,57 @@ export function checkBoundTokens(result: TokenEndpointResponse, jkt: string): vo
 }
 
 /**
+ * @internal How requests reach the authorization server, and what its answers teach: `send`
+ * learns the server's clock from every answer's `Date` (where its CORS exposes it), into the
+ * clock shared with the signed fetch; the nonces (`DPoP-Nonce`) are learned by the proof-signed
+ * requests below. Both in this module only.
+ */
+export interface ServerLink {
+  /** Sends one request; unwrapped from any installed signed fetch by the caller. */
+  readonly send: typeof fetch
+  /** Plain http to a loopback issuer (checked by the caller). */
+  readonly insecure: boolean
+  /** The clock shared with the signed fetch: `iat` of token-request proofs, ID token times. */
+  readonly clock: DPoPClock
+  /** Nonces shared with the signed fetch. */
+  readonly nonces: NonceCache
+}
+
+/**
+ * @internal The link to the authorization server over `send` (`fetch` read at call time by
+ * default). Its answers teach `clock` the server origin's offset, which token-request proofs
+ * use, and the default offset, which an API origin's proofs use until that origin answers with
+ * a `Date` itself: so the first API request after start-up is already signed on a server's
+ * time. A response that a redirect produced says nothing about this server.
+ */
+export function linkServer(send: typeof fetch | undefined, insecure: boolean, clock: DPoPClock, nonces: NonceCache): ServerLink {
+  const through = send ?? ((input, init) => fetch(input, init))
+  return {
+    async send(input, init) {
+      const startedAt = clock.local()
+      const response = await through(input, init)
+      if (!response.redirected) {
+        const date = response.headers.get('Date')
+        const endedAt = clock.local()
+        clock.observeDate(date, startedAt, endedAt, new URL(input instanceof Request ? input.url : input).origin)
+        clock.observeDate(date, startedAt, endedAt)
+      }
+      return response
+    },
+    insecure,
+    clock,
+    nonces,
+  }
+}
+
+/**
  * @internal Discovers the server's metadata. With `kind` given, that document only; otherwise
  * the one `scope` points to first (OpenID Connect Discovery with `openid`, else RFC 8414's
  * `/.well-known/oauth-authorization-server`), then the other: a plain OAuth server costs no
  * failed request (a 404, and a CORS error in the console) when the scope has no `openid`.
  * @throws {DPoPError} `ERR_NETWORK`, `ERR_TIMEOUT`, `ERR_INVALID_RESPONSE`.
  */
-export async function discover(issuer: URL, send: typeof fetch, insecure: boolean, timeoutMs: number, scope: string, kind?: 'oidc' | 'oauth'): Promise<AuthorizationServer> {
+export async function discover(issuer: URL, link: ServerLink, timeoutMs: number, scope: string, kind?: 'oidc' | 'oauth'): Promise<AuthorizationServer> {
   const order = kind === 'oidc' ? ['oidc'] as const
     : kind === 'oauth' ? ['oauth2'] as const
       : scope.split(' ').includes('openid') ? ['oidc', 'oauth2'] as const : ['oauth2', 'oidc'] as const
@@ -119,8 +163,8 @@ export async function discover(issuer: URL, send: typeof fetch, insecure: boolea
         algorithm,
         signal: timeoutSignal(timeoutMs),
         // oauth4webapi calls it as fetch(url, init): the same contract, typed differently.
-        [customFetch]: send as never,
-        ...(insecure ? { [allowInsecureRequests]: true } : {}),
+        [customFetch]: link.send as never,
+        ...(link.insecure ? { [allowInsecureRequests]: true } : {}),
       })
       return await processDiscoveryResponse(issuer, response)
     } catch (e) {
@@ -130,26 +174,23 @@ export async function discover(issuer: URL, send: typeof fetch, insecure: boolea
   throw toDPoPError(first, 'the discovery of the authorization server')
 }
 
-/** @internal What the token manager needs to talk to one authorization server. */
-export interface AuthorizationServerOptions {
-  readonly as: AuthorizationServer
+/** @internal The client at the authorization server: who it is and what it asks for. */
+export interface ClientIdentity {
   readonly clientId: string
+  readonly redirectUri: string
+  readonly scope: string
+  /** RFC 8707 resource indicators, on the authorization and token requests. */
   readonly resource: readonly string[]
-  /** Sends every request; unwrapped from any installed signed fetch by the caller. */
-  readonly fetch: typeof fetch | undefined
-  readonly insecure: boolean
-  /** The clock shared with the signed fetch: `iat` of token-request proofs, ID token times. */
-  readonly clock: DPoPClock
-  /** Nonces shared with the signed fetch. */
-  readonly nonces: NonceCache
-  /** The bound on each discovery, token and PAR request (`CLIENT_DEFAULTS.requestTimeoutMs`). */
-  readonly requestTimeoutMs: number
-  /** The bound on each revocation (`CLIENT_DEFAULTS.revocationTimeoutMs`). */
-  readonly revocationTimeoutMs: number
+  /** Where the end-session endpoint sends the user back. */
+  readonly postLogoutRedirectUri?: string | undefined
 }
 
 /** @internal */
 export interface AuthorizationServerRequests {
+  /** The server's metadata. */
+  readonly as: AuthorizationServer
+  /** This client at the server. */
+  readonly id: ClientIdentity
   readonly client: Client
   readonly clientAuth: ClientAuth
   /** oauth4webapi request options: bounded, signed by `keyPair` when given, `resource` added. */
@@ -158,7 +199,7 @@ export interface AuthorizationServerRequests {
     additionalParameters?: [string, string][]
   }
   /** One token-endpoint (or PAR) call, retried once on `use_dpop_nonce` (RFC 9449 §8) with a fresh proof. */
-  call<T>(doing: string, make: () => Promise<Response>, process: (r: Response) => Promise<T>): Promise<T>
+  request<T>(what: string, makeRequest: () => Promise<Response>, readResponse: (response: Response) => Promise<T>): Promise<T>
   /**
    * Revokes a token, best effort, signed by `keyPair` (the key the token is bound to) when
    * given, with one `use_dpop_nonce` retry; both attempts together are bounded by
@@ -174,26 +215,29 @@ export interface AuthorizationServerRequests {
   userInfo(accessToken: string, keyPair: CryptoKeyPair): Promise<Record<string, unknown> & { sub: string }>
 }
 
-/** @internal */
-export function createAuthorizationServerRequests(o: AuthorizationServerOptions): AuthorizationServerRequests {
-  const client: Client = { client_id: o.clientId, token_endpoint_auth_method: 'none' }
-  const send = o.fetch ?? ((input, init) => fetch(input, init))
+/**
+ * @internal The requests of client `id` to the server `as` over `link`: each bounded by
+ * `requestTimeoutMs` (a revocation by `revocationTimeoutMs`).
+ */
+export function createAuthorizationServerRequests(as: AuthorizationServer, id: ClientIdentity, link: ServerLink, requestTimeoutMs: number, revocationTimeoutMs: number): AuthorizationServerRequests {
+  const { send, insecure, clock, nonces } = link
+  const client: Client = { client_id: id.clientId, token_endpoint_auth_method: 'none' }
   // ID tokens come from the token endpoint: its origin's clock is the one to check them with.
-  const tokenOrigin = o.as.token_endpoint ? new URL(o.as.token_endpoint).origin : undefined
+  const tokenOrigin = as.token_endpoint ? new URL(as.token_endpoint).origin : undefined
 
   // Token requests get their proof here, through oauth4webapi's customFetch, rather than
   // from its DPoP handle: that would bundle a second JWS signer (about 1.2 kB gzip) beside
   // createProof, and keep nonces apart from the signed fetch's. RFC 9449 §4.2 claims as
-  // always; the nonce (§8) is learned from every answer and the retry is call()'s.
+  // always; the nonce (§8) is learned from every answer and the retry is request()'s.
   const withProof = (keyPair: CryptoKeyPair, through: typeof fetch = send): typeof fetch => async (url, init) => {
     const { origin } = new URL(url as string)
     // The authorization server's own clock: an API's Date never moves it.
-    const proof = await createProof(keyPair, { htm: init?.method ?? 'POST', htu: url as string, nonce: o.nonces.get(origin), now: o.clock.now(origin) })
+    const proof = await createProof(keyPair, { htm: init?.method ?? 'POST', htu: url as string, nonce: nonces.get(origin), now: clock.now(origin) })
     // oauth4webapi hands over its headers as a plain object with lower-case names.
     const response = await through(url, { ...init, headers: { ...(init?.headers as Record<string, string>), dpop: proof } })
     // Learned from any answer of that server (2xx included, §8.2), never from a redirect's target.
     const nonce = response.redirected ? null : response.headers.get('DPoP-Nonce')
-    if (nonce !== null) o.nonces.set(origin, nonce)
+    if (nonce !== null) nonces.set(origin, nonce)
     return response
   }
 
@@ -202,57 +246,59 @@ export function createAuthorizationServerRequests(o: AuthorizationServerOptions)
     return signal ? anySignal([signal, timeout]) : timeout
   }
   const common = {
-    ...(o.insecure ? { [allowInsecureRequests]: true } : {}),
-    ...(o.resource.length ? { additionalParameters: o.resource.map((r) => ['resource', r] as [string, string]) } : {}),
+    ...(insecure ? { [allowInsecureRequests]: true } : {}),
+    ...(id.resource.length ? { additionalParameters: id.resource.map((uri) => ['resource', uri] as [string, string]) } : {}),
   }
 
-  const call = async <T>(doing: string, make: () => Promise<Response>, process: (r: Response) => Promise<T>): Promise<T> => {
+  const request = async <T>(what: string, makeRequest: () => Promise<Response>, readResponse: (response: Response) => Promise<T>): Promise<T> => {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await process(await make())
+        return await readResponse(await makeRequest())
       } catch (e) {
         if (attempt === 0 && isDPoPNonceError(e)) continue
-        throw toDPoPError(e, doing)
+        throw toDPoPError(e, what)
       }
     }
   }
 
   return {
+    as,
+    id,
     client,
     clientAuth: None(),
     options(keyPair, signal) {
       // oauth4webapi checks ID token times against the client's clock skew (seconds).
-      client[clockSkew] = Math.round(o.clock.offset(tokenOrigin) / 1000)
+      client[clockSkew] = Math.round(clock.offset(tokenOrigin) / 1000)
       return {
         ...common,
-        signal: bounded(o.requestTimeoutMs, signal),
+        signal: bounded(requestTimeoutMs, signal),
         [customFetch]: keyPair ? withProof(keyPair) : send,
       }
     },
-    call,
+    request,
     userInfo(accessToken, keyPair) {
-      const url = o.as.userinfo_endpoint!
+      const url = as.userinfo_endpoint!
       const { origin } = new URL(url)
-      return call('the userinfo request', async () => {
-        const proof = await createProof(keyPair, { htm: 'GET', htu: url, accessToken, nonce: o.nonces.get(origin), now: o.clock.now() })
+      return request('the userinfo request', async () => {
+        const proof = await createProof(keyPair, { htm: 'GET', htu: url, accessToken, nonce: nonces.get(origin), now: clock.now() })
         // Never followed: the token and its proof are for this URL only.
-        const response = await send(url, { headers: { authorization: `DPoP ${accessToken}`, dpop: proof, accept: 'application/json' }, redirect: 'error', signal: bounded(o.requestTimeoutMs, undefined) })
+        const response = await send(url, { headers: { authorization: `DPoP ${accessToken}`, dpop: proof, accept: 'application/json' }, redirect: 'error', signal: bounded(requestTimeoutMs, undefined) })
         const nonce = response.headers.get('DPoP-Nonce')
-        if (nonce !== null) o.nonces.set(origin, nonce)
+        if (nonce !== null) nonces.set(origin, nonce)
         return response
-      }, (r) => processUserInfoResponse(o.as, client, skipSubjectCheck, r))
+      }, (response) => processUserInfoResponse(as, client, skipSubjectCheck, response))
     },
     async revoke(token, hint, keyPair, signal) {
-      if (!o.as.revocation_endpoint || signal?.aborted) return undefined
+      if (!as.revocation_endpoint || signal?.aborted) return undefined
       // One bound for the request and its nonce retry: a logout never waits longer than that.
-      const bound = bounded(o.revocationTimeoutMs, signal)
+      const bound = bounded(revocationTimeoutMs, signal)
       // keepalive: an end-session redirect right after must not cancel it.
       const keepalive: typeof fetch = (url, init) => send(url, { ...init, keepalive: true })
       try {
-        await call(
+        await request(
           'the token revocation',
-          () => revocationRequest(o.as, client, None(), token, {
-            ...(o.insecure ? { [allowInsecureRequests]: true } : {}),
+          () => revocationRequest(as, client, None(), token, {
+            ...(insecure ? { [allowInsecureRequests]: true } : {}),
             signal: bound,
             // Servers that bind a public client's tokens to its key (atproto) revoke only
             // on a proof from that key; without one they answer 200 and revoke nothing.

@@ -15,14 +15,16 @@ import {
   processPushedAuthorizationResponse,
   pushedAuthorizationRequest,
   validateAuthResponse,
-  type AuthorizationServer,
   type TokenEndpointResponse,
 } from 'oauth4webapi'
 import { toDPoPError, type AuthorizationServerRequests } from './authorization-server.js'
 import { DPoPError, OAuthError, ServerResponseError, invalidArgument, isDPoPError } from '../base/errors.js'
 import type { KeyStore } from '../key-store/key-store.js'
 import { keyPairThumbprint } from '../proof/proof.js'
-import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type DPoPClientEvent, type Session, type SessionStore, type UserClaims, type UserInfoMode, type VerifyUser } from './session.js'
+import type { DPoPClientEvent } from './events.js'
+import type { SessionRecords } from './session-records.js'
+import { TRANSACTION_MAX_AGE_MS, sessionFromTokens, type Session } from './session.js'
+import type { UserClaims, UserInfoMode, VerifyUser } from './user.js'
 
 /** Options of `login()`. */
 export interface LoginOptions {
@@ -70,22 +72,14 @@ export function appPath(returnTo: unknown, appUrl: string): string | undefined {
   return url.pathname + url.search + url.hash
 }
 
-/** @internal */
-export interface LoginFlowOptions {
-  readonly as: AuthorizationServer
-  readonly clientId: string
-  readonly redirectUri: string
-  readonly scope: string
-  readonly resource: readonly string[]
-  readonly par: boolean | undefined
-  readonly keys: KeyStore
-  readonly server: AuthorizationServerRequests
-  readonly sessions: SessionStore
-  /** Lifetime of an access token whose response has no `expires_in`. */
-  readonly fallbackLifetimeMs: number
-  readonly userInfo?: UserInfoMode
-  readonly verifyUser?: VerifyUser
-  readonly emit: (event: DPoPClientEvent) => void
+/** @internal What the app asked of its logins (`DPoPClientConfig`). */
+export interface LoginChoices {
+  /** Push the authorization request (RFC 9126) even when the server does not require it. */
+  readonly par?: boolean | undefined
+  /** When to ask the UserInfo endpoint. @default 'auto' */
+  readonly userInfo?: UserInfoMode | undefined
+  /** The app's check of the user before the session is stored. */
+  readonly verifyUser?: VerifyUser | undefined
 }
 
 // The ID token claims that say nothing about who the user is (OpenID Connect Core §2, §3.1.3.6).
@@ -96,29 +90,32 @@ const TOKENS = new Set(['access_token', 'refresh_token', 'id_token'])
 
 /** @internal */
 export interface LoginFlow {
-  login(options?: LoginOptions): Promise<void>
-  handleRedirect(url: string | URL): Promise<RedirectResult | undefined>
+  readonly login: (options?: LoginOptions) => Promise<void>
+  readonly handleRedirect: (url: string | URL) => Promise<RedirectResult | undefined>
 }
 
-/** @internal */
-export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
-  const { server, sessions } = o
-  const { client, clientAuth } = server
-  const openid = o.scope.split(' ').includes('openid')
-  const appUrl = (): string => (typeof location !== 'undefined' && typeof location.href === 'string' ? location.href : o.redirectUri)
+/**
+ * @internal The login of the client `server.id` at `server.as`, bound to `keys`, kept in
+ * `sessions`; `fallbackLifetimeMs` is the lifetime of an access token without `expires_in`;
+ * background failures (an optional UserInfo request) go to `emit`.
+ */
+export function createLoginFlow(server: AuthorizationServerRequests, keys: KeyStore, sessions: SessionRecords, fallbackLifetimeMs: number, choices: LoginChoices, emit: (event: DPoPClientEvent) => void): LoginFlow {
+  const { as, id, client, clientAuth } = server
+  const openid = id.scope.split(' ').includes('openid')
+  const appUrl = (): string => (typeof location !== 'undefined' && typeof location.href === 'string' ? location.href : id.redirectUri)
 
   /** The authorization request's parameters: PKCE S256, state, nonce, and the code bound to the key. */
   const authorizationParams = async (params: URLSearchParams, options: LoginOptions, jkt: string) => {
     const codeVerifier = generateRandomCodeVerifier()
     const state = generateRandomState()
     const nonce = openid ? generateRandomNonce() : undefined
-    for (const [k, v] of Object.entries(options.extraParams ?? {})) params.set(k, v)
+    for (const [name, value] of Object.entries(options.extraParams ?? {})) params.set(name, value)
     if (options.prompt) params.set('prompt', options.prompt)
     if (options.loginHint) params.set('login_hint', options.loginHint)
-    params.set('client_id', o.clientId)
-    params.set('redirect_uri', o.redirectUri)
+    params.set('client_id', id.clientId)
+    params.set('redirect_uri', id.redirectUri)
     params.set('response_type', 'code')
-    params.set('scope', o.scope)
+    params.set('scope', id.scope)
     params.set('code_challenge', await calculatePKCECodeChallenge(codeVerifier))
     params.set('code_challenge_method', 'S256')
     params.set('state', state)
@@ -127,7 +124,7 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
     // RFC 9449 §10: bind the authorization code to our key.
     params.set('dpop_jkt', jkt)
     params.delete('resource')
-    for (const r of o.resource) params.append('resource', r)
+    for (const uri of id.resource) params.append('resource', uri)
     return { codeVerifier, state, nonce }
   }
 
@@ -137,81 +134,81 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
    */
   const openidRefused = (e: unknown): unknown => {
     if (!openid || !(e instanceof OAuthError) || !(e.error === 'invalid_scope' || (e.error === 'invalid_request' && /\b(nonce|openid)\b/i.test(e.errorDescription ?? '')))) return e
-    const listed = (Array.isArray(o.as.scopes_supported) ? o.as.scopes_supported : [])
-      .filter((v): v is string => typeof v === 'string' && v !== 'openid' && /^[\x21\x23-\x5b\x5d-\x7e]{1,40}$/.test(v)).slice(0, 10)
+    const listed = (Array.isArray(as.scopes_supported) ? as.scopes_supported : [])
+      .filter((scope): scope is string => typeof scope === 'string' && scope !== 'openid' && /^[\x21\x23-\x5b\x5d-\x7e]{1,40}$/.test(scope)).slice(0, 10)
     return new OAuthError(e.error, e.errorDescription, `The authorization server refused OpenID Connect (${e.error}${e.errorDescription ? `: ${e.errorDescription}` : ''}). ` +
       `Set "scope" in createDPoPClient without "openid" (the default), to scopes this server knows${listed.length ? `; it lists: ${listed.join(' ')}` : ''}.`, { cause: e })
   }
 
   /** RFC 9126 with a proof from the same key (RFC 9449 §10.1); the browser then carries only request_uri. */
   const push = async (url: URL, signal: AbortSignal | undefined): Promise<void> => {
-    if (!o.as.pushed_authorization_request_endpoint) {
-      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'Pushed authorization requests are required or asked for, but the server metadata has no pushed_authorization_request_endpoint.')
+    if (!as.pushed_authorization_request_endpoint) {
+      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'PAR is required or asked for, but the metadata has no pushed_authorization_request_endpoint.')
     }
-    const keyPair = await o.keys.load()
-    const pushed = await server.call(
+    const keyPair = await keys.load()
+    const pushed = await server.request(
       'the pushed authorization request',
-      () => pushedAuthorizationRequest(o.as, client, clientAuth, url.searchParams, server.options(keyPair, signal)),
-      (r) => processPushedAuthorizationResponse(o.as, client, r),
+      () => pushedAuthorizationRequest(as, client, clientAuth, url.searchParams, server.options(keyPair, signal)),
+      (response) => processPushedAuthorizationResponse(as, client, response),
     ).catch((e: unknown) => { throw openidRefused(e) })
     // The endpoint's own query stays (Azure AD B2C names its policy there: `?p=`).
-    url.search = new URL(o.as.authorization_endpoint!).search
-    url.searchParams.set('client_id', o.clientId)
+    url.search = new URL(as.authorization_endpoint!).search
+    url.searchParams.set('client_id', id.clientId)
     url.searchParams.set('request_uri', pushed.request_uri)
   }
 
   /** The UserInfo claims merged into the user, when `userInfo` asks for them; `sub` must not change. */
   const withUserInfo = async (next: Session, keyPair: CryptoKeyPair): Promise<Session> => {
-    const mode = o.userInfo ?? 'auto'
-    const wanted = mode === 'always' || (mode === 'auto' && o.scope.split(' ').some((s) => CLAIM_SCOPES.has(s)) &&
+    const mode = choices.userInfo ?? 'auto'
+    const wanted = mode === 'always' || (mode === 'auto' && id.scope.split(' ').some((scope) => CLAIM_SCOPES.has(scope)) &&
       !Object.keys(next.user ?? {}).some((claim) => !PROTOCOL_CLAIMS.has(claim)))
-    if (!openid || !wanted || !o.as.userinfo_endpoint) return next
+    if (!openid || !wanted || !as.userinfo_endpoint) return next
     let info: Record<string, unknown> & { sub: string }
     try {
       info = await server.userInfo(next.accessToken, keyPair)
     } catch (e) {
       if (mode === 'always' || !isDPoPError(e)) throw e
-      o.emit({ type: 'error', error: e })
+      emit({ type: 'error', error: e })
       return next
     }
     if (next.user && info.sub !== next.user.sub) {
-      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The UserInfo response names another user (sub) than the ID token; nothing was stored. Check the server, then log in again.')
+      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'UserInfo names another user (sub) than the ID token; nothing was stored. Log in again.')
     }
     return { ...next, user: { ...next.user, ...info } }
   }
 
   /** The app's verdict on the user; a refusal stores nothing and revokes what was issued. */
   const verify = async (next: Session, result: TokenEndpointResponse, keyPair: CryptoKeyPair): Promise<void> => {
-    if (!o.verifyUser) return
-    const tokenResponse = Object.fromEntries(Object.entries(result).filter(([k]) => !TOKENS.has(k)))
+    if (!choices.verifyUser) return
+    const tokenResponse = Object.fromEntries(Object.entries(result).filter(([member]) => !TOKENS.has(member)))
     let cause: unknown
     try {
-      if ((await o.verifyUser(next.user, { issuer: o.as.issuer, scope: next.scope, tokenResponse })) !== false) return
+      if ((await choices.verifyUser(next.user, { issuer: as.issuer, scope: next.scope, tokenResponse })) !== false) return
     } catch (e) {
       cause = e
     }
     if (result.refresh_token) await server.revoke(result.refresh_token, 'refresh_token', keyPair, undefined)
-    throw new DPoPError('ERR_USER_REFUSED', 'The app refused this user (config.verifyUser); the login ended and nothing was stored.', cause === undefined ? undefined : { cause })
+    throw new DPoPError('ERR_USER_REFUSED', 'The app refused this user (config.verifyUser); nothing was stored.', cause === undefined ? undefined : { cause })
   }
 
   return {
-    async login(options = {}) {
+    login: async (options = {}) => {
       const { signal } = options
       const returnTo = options.returnTo === undefined ? undefined : appPath(options.returnTo, appUrl())
       if (options.returnTo !== undefined && returnTo === undefined) {
         throw invalidArgument('"options.returnTo" must be a path or URL of this app (same origin), e.g. "/orders?page=2".')
       }
       await sessions.sweep().catch(() => undefined)
-      const jkt = await o.keys.thumbprint(signal ? { signal } : undefined)
-      const url = new URL(o.as.authorization_endpoint!)
+      const jkt = await keys.thumbprint(signal ? { signal } : undefined)
+      const url = new URL(as.authorization_endpoint!)
       const { codeVerifier, state, nonce } = await authorizationParams(url.searchParams, options, jkt)
-      if (o.par || o.as.require_pushed_authorization_requests === true) await push(url, signal)
+      if (choices.par || as.require_pushed_authorization_requests === true) await push(url, signal)
       await sessions.saveTransaction({ state, codeVerifier, nonce, jkt, returnTo, createdAt: Date.now() })
       signal?.throwIfAborted()
-      ;(options.redirect ?? ((u: URL) => location.assign(u)))(url)
+      ;(options.redirect ?? ((to: URL) => location.assign(to)))(url)
     },
 
-    async handleRedirect(input) {
+    handleRedirect: async (input) => {
       const url = new URL(input)
       const params = url.searchParams
       if (!params.has('code') && !params.has('error')) return undefined
@@ -219,34 +216,34 @@ export function createLoginFlow(o: LoginFlowOptions): LoginFlow {
       // so a reload never replays it.
       if (typeof history !== 'undefined' && typeof location !== 'undefined' && url.href === location.href) {
         const clean = new URL(url)
-        for (const p of AUTH_RESPONSE_PARAMS) clean.searchParams.delete(p)
+        for (const param of AUTH_RESPONSE_PARAMS) clean.searchParams.delete(param)
         history.replaceState(history.state, '', clean)
       }
       const state = params.get('state')
       const tx = state ? await sessions.takeTransaction(state) : undefined
       if (!tx || Date.now() - tx.createdAt > TRANSACTION_MAX_AGE_MS) {
-        throw new DPoPError('ERR_STATE_MISMATCH', 'Unknown or expired state: this response matches no login started here. Call login() again.')
+        throw new DPoPError('ERR_STATE_MISMATCH', 'Unknown or expired state: no login started here matches. Call login() again.')
       }
       let callback: URLSearchParams
       try {
-        callback = validateAuthResponse(o.as, client, params, tx.state)
+        callback = validateAuthResponse(as, client, params, tx.state)
       } catch (e) {
         throw openidRefused(toDPoPError(e, 'the login'))
       }
-      const keyPair = await o.keys.load()
+      const keyPair = await keys.load()
       const jkt = await keyPairThumbprint(keyPair)
       if (jkt !== tx.jkt) {
         throw new DPoPError('ERR_LOGIN_REQUIRED', 'The key changed during login (another tab logged out). Log in again.')
       }
-      const result = await server.call(
+      const result = await server.request(
         'the code exchange',
-        () => authorizationCodeGrantRequest(o.as, client, clientAuth, callback, o.redirectUri, tx.codeVerifier, server.options(keyPair)),
-        (r) => processAuthorizationCodeResponse(o.as, client, r, {
+        () => authorizationCodeGrantRequest(as, client, clientAuth, callback, id.redirectUri, tx.codeVerifier, server.options(keyPair)),
+        (response) => processAuthorizationCodeResponse(as, client, response, {
           expectedNonce: tx.nonce ?? expectNoNonce,
           requireIdToken: openid,
         }),
       )
-      const next = await withUserInfo(sessionFromTokens(result, jkt, undefined, o.fallbackLifetimeMs, o.as.issuer), keyPair)
+      const next = await withUserInfo(sessionFromTokens(result, jkt, undefined, fallbackLifetimeMs, as.issuer), keyPair)
       await verify(next, result, keyPair)
       await sessions.commit(next, true)
       // Checked again on the way out: the record may come from an older version of the app.

@@ -10,7 +10,8 @@
 import type { AuthorizationServer } from 'oauth4webapi'
 import { DPoPError, KeyStoreError, OAuthError, ServerResponseError, type KeyStoreErrorCode, type ServerResponseErrorCode } from '../base/errors.js'
 import type { DPoPAlgorithm } from '../proof/keys.js'
-import type { LogoutReason, Session } from './session.js'
+import type { LogoutReason } from './events.js'
+import type { Session } from './session.js'
 
 /** @internal What the worker needs to refresh the session of one client. Plain data. */
 export interface RefreshRequest {
@@ -37,20 +38,20 @@ export type RefreshReply =
   | { readonly ok: false; readonly code: string; readonly message: string; readonly error: string | undefined; readonly ended: LogoutReason | undefined }
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/
-const ms = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0
-const str = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 16_384
+const ms = (value: unknown) => typeof value === 'number' && Number.isFinite(value) && value > 0
+const str = (value: unknown) => typeof value === 'string' && value.length > 0 && value.length <= 16_384
 
-/** @internal Whether `m` is a refresh request as this version sends it (checked like user input). */
-export function isRefreshRequest(m: unknown): m is RefreshRequest {
-  if (typeof m !== 'object' || m === null) return false
-  const r = m as Record<keyof RefreshRequest, unknown>
-  const as = r.as as Partial<AuthorizationServer> | undefined
-  return r.type === 'dpop-spa:refresh' && r.v === 1 && typeof r.name === 'string' && NAME.test(r.name) &&
-    (r.alg === 'ES256' || r.alg === 'EdDSA') && typeof as === 'object' && as !== null && str(as.issuer) &&
-    str(as.token_endpoint) && URL.canParse(as.token_endpoint!) && str(r.clientId) &&
-    Array.isArray(r.resource) && r.resource.every(str) && typeof r.insecure === 'boolean' &&
-    ms(r.refreshLeewayMs) && ms(r.lockTimeoutMs) && ms(r.requestTimeoutMs) && ms(r.fallbackLifetimeMs) &&
-    ms(r.storageTimeoutMs) && (r.failedToken === undefined || str(r.failedToken))
+/** @internal Whether `message` is a refresh request as this version sends it (checked like user input). */
+export function isRefreshRequest(message: unknown): message is RefreshRequest {
+  if (typeof message !== 'object' || message === null) return false
+  const request = message as Record<keyof RefreshRequest, unknown>
+  const as = request.as as Partial<AuthorizationServer> | undefined
+  return request.type === 'dpop-spa:refresh' && request.v === 1 && typeof request.name === 'string' && NAME.test(request.name) &&
+    (request.alg === 'ES256' || request.alg === 'EdDSA') && typeof as === 'object' && as !== null && str(as.issuer) &&
+    str(as.token_endpoint) && URL.canParse(as.token_endpoint!) && str(request.clientId) &&
+    Array.isArray(request.resource) && request.resource.every(str) && typeof request.insecure === 'boolean' &&
+    ms(request.refreshLeewayMs) && ms(request.lockTimeoutMs) && ms(request.requestTimeoutMs) && ms(request.fallbackLifetimeMs) &&
+    ms(request.storageTimeoutMs) && (request.failedToken === undefined || str(request.failedToken))
 }
 
 /**
@@ -59,15 +60,15 @@ export function isRefreshRequest(m: unknown): m is RefreshRequest {
  */
 export async function activeWorker(registration: ServiceWorkerRegistration | Promise<ServiceWorkerRegistration>, timeoutMs: number): Promise<ServiceWorker | undefined> {
   try {
-    const r = await registration
-    if (r.active) return r.active
-    const next = r.installing ?? r.waiting
+    const registered = await registration
+    if (registered.active) return registered.active
+    const next = registered.installing ?? registered.waiting
     if (!next) return undefined
     return await new Promise<ServiceWorker | undefined>((resolve) => {
       const timer = setTimeout(() => resolve(undefined), timeoutMs)
       next.addEventListener('statechange', () => {
         if (next.state === 'activated') { clearTimeout(timer); resolve(next) }
-        if (next.state === 'redundant') { clearTimeout(timer); resolve(r.active ?? undefined) }
+        if (next.state === 'redundant') { clearTimeout(timer); resolve(registered.active ?? undefined) }
       })
     })
   } catch {
@@ -85,7 +86,7 @@ export function askWorker(worker: ServiceWorker, request: RefreshRequest, timeou
     const { port1, port2 } = new MessageChannel()
     const timer = setTimeout(() => {
       port1.close()
-      reject(new DPoPError('ERR_TIMEOUT', `The refresh worker did not answer within ${timeoutMs} ms: check that the service worker calls serveRefreshes() from dpop-spa/sw, or leave "refreshWorker" out.`))
+      reject(new DPoPError('ERR_TIMEOUT', `The refresh worker did not answer in ${timeoutMs} ms: call serveRefreshes() (dpop-spa/sw) in the service worker, or leave "refreshWorker" out.`))
     }, timeoutMs)
     port1.onmessage = (event: MessageEvent<RefreshReply>) => {
       clearTimeout(timer)

@@ -4,30 +4,23 @@
  * that signs out locally first, then revokes.
  *
  * It decides when, how often and in which tab; `authorization-server.ts` makes the requests
- * and `session.ts` keeps and shares the session.
+ * and `session-records.ts` keeps and shares the session. The login itself is `login.ts`.
  */
 import {
   processRefreshTokenResponse,
   refreshTokenGrantRequest,
-  type AuthorizationServer,
   type TokenEndpointResponse,
 } from 'oauth4webapi'
 import { raceAbort } from '../base/abort.js'
-import { createAuthorizationServerRequests } from './authorization-server.js'
-import type { DPoPClock } from '../server-state/clock.js'
+import type { AuthorizationServerRequests } from './authorization-server.js'
 import { KeyStoreError, OAuthError, isDPoPError } from '../base/errors.js'
-import type { IdbStore } from '../browser/idb.js'
 import type { KeyStore } from '../key-store/key-store.js'
-import { createLoginFlow, type LoginOptions, type RedirectResult } from './login.js'
 import { activeWorker, askWorker, type RefreshRequest } from './refresh-worker.js'
-import type { NonceCache } from '../server-state/nonces.js'
 import { keyPairThumbprint } from '../proof/proof.js'
-import { createSessionStore, isLogoutReason, isSession, sessionFromTokens, type DPoPClientEvent, type Session, type UserClaims, type UserInfoMode, type VerifyUser } from './session.js'
-import type { DPoPAlgorithm } from '../proof/keys.js'
+import { isLogoutReason, type DPoPClientEvent } from './events.js'
+import type { SessionRecords } from './session-records.js'
+import { isSession, sessionFromTokens, type Session } from './session.js'
 import { withLock } from '../browser/tabs.js'
-
-export type { LoginOptions, RedirectResult } from './login.js'
-export type { DPoPClientEvent, LogoutReason, UserClaims, UserInfoMode, VerifyUser, VerifyUserContext } from './session.js'
 
 /** Options of `logout()`. */
 export interface LogoutOptions {
@@ -54,77 +47,50 @@ export interface LogoutOptions {
   signal?: AbortSignal
 }
 
-/** @internal */
-export interface TokenManagerOptions {
-  readonly name: string
-  /** The key's algorithm (each has its own session record). @default 'ES256' */
-  readonly alg?: DPoPAlgorithm | undefined
-  readonly as: AuthorizationServer
-  readonly clientId: string
-  readonly redirectUri: string
-  readonly postLogoutRedirectUri: string | undefined
-  readonly scope: string
-  readonly resource: readonly string[]
-  readonly keys: KeyStore
-  readonly store: IdbStore | undefined
-  readonly fetch: typeof fetch | undefined
-  readonly insecure: boolean
-  /** Push the authorization request (RFC 9126) even when the server does not require it. */
-  readonly par?: boolean
-  /** The clock shared with the signed fetch. */
-  readonly clock: DPoPClock
-  /** Nonces shared with the signed fetch. */
-  readonly nonces: NonceCache
+/** @internal The waits and lifetimes of refreshes (`DPoPClientConfig`, in ms). */
+export interface RefreshTiming {
+  /** Refresh this long before expiry (at most a quarter of the token's life). */
   readonly refreshLeewayMs: number
+  /** How long to wait for another tab's refresh. */
   readonly lockTimeoutMs: number
-  /** Bound on each authorization-server request. */
+  /** The bound on each authorization-server request (the refresh worker's wait is made of it). */
   readonly requestTimeoutMs: number
-  /** Bound on each revocation request. */
-  readonly revocationTimeoutMs: number
   /** Lifetime of an access token whose response has no `expires_in`. */
   readonly fallbackLifetimeMs: number
-  /** When to ask the UserInfo endpoint at login (`DPoPClientConfig.userInfo`). */
-  readonly userInfo?: UserInfoMode
-  /** The app's check of the user before a login's session is stored. */
-  readonly verifyUser?: VerifyUser
-  readonly emit: (event: DPoPClientEvent) => void
-  /**
-   * The refresh worker (`dpop-spa/sw`) that makes refresh-token requests, so that their
-   * answers outlive this page; without it (or while it is not active) the page refreshes.
-   */
-  readonly worker?: {
-    readonly registration: ServiceWorkerRegistration | Promise<ServiceWorkerRegistration>
-    readonly request: Omit<RefreshRequest, 'failedToken'>
-  } | undefined
+}
+
+/**
+ * @internal The refresh worker (`dpop-spa/sw`) that makes refresh-token requests, so that
+ * their answers outlive this page; without it (or while it is not active) the page refreshes.
+ */
+export interface RefreshWorkerLink {
+  readonly registration: ServiceWorkerRegistration | Promise<ServiceWorkerRegistration>
+  readonly request: Omit<RefreshRequest, 'failedToken'>
 }
 
 /** @internal */
 export interface TokenManager {
-  restore(): Promise<void>
-  login(options?: LoginOptions): Promise<void>
-  handleRedirect(url: string | URL): Promise<RedirectResult | undefined>
-  getAccessToken(options?: { signal?: AbortSignal }): Promise<string | undefined>
+  readonly getAccessToken: (options?: { signal?: AbortSignal }) => Promise<string | undefined>
   /** A resource server said `invalid_token` for `failedToken`: refresh once (shared). */
   onInvalidToken(failedToken: string | undefined, signal?: AbortSignal): Promise<string | undefined>
   logout(options?: LogoutOptions): Promise<void>
-  isAuthenticated(): boolean
-  getUser(): UserClaims | undefined
   /** The refresh worker's entry: refresh the stored session under the cross-tab lock; the session after it. */
   refreshStored(failedToken: string | undefined): Promise<Session | undefined>
-  close(): void
 }
 
-/** @internal */
-export function createTokenManager(o: TokenManagerOptions): TokenManager {
-  const server = createAuthorizationServerRequests(o)
-  const { client, clientAuth } = server
-  const sessions = createSessionStore({ name: o.name, store: o.store, thumbprint: () => o.keys.thumbprint(), emit: o.emit, alg: o.alg })
-  const flow = createLoginFlow({ ...o, par: o.par === true, server, sessions })
+/**
+ * @internal The tokens of the app `name` (its refresh lock is `dpop-spa:<name>:refresh`):
+ * refreshed through `server` (or `worker`, when given and active) with `keys`, kept in
+ * `sessions`, on `timing`; background failures go to `emit`.
+ */
+export function createTokenManager(name: string, server: AuthorizationServerRequests, keys: KeyStore, sessions: SessionRecords, timing: RefreshTiming, emit: (event: DPoPClientEvent) => void, worker?: RefreshWorkerLink): TokenManager {
+  const { as, id, client, clientAuth } = server
+  const { refreshLeewayMs, lockTimeoutMs, requestTimeoutMs, fallbackLifetimeMs } = timing
   let refreshing: Promise<string | undefined> | undefined
 
   // Refresh this long before expiry: the configured leeway, but at most a quarter of the
   // token's life, so that very short-lived tokens are not refreshed on every request.
-  const expiring = (s: Session) => s.expiresAt - Date.now() <= Math.min(o.refreshLeewayMs, s.lifetimeMs / 4)
+  const expiring = (session: Session) => session.expiresAt - Date.now() <= Math.min(refreshLeewayMs, session.lifetimeMs / 4)
 
   /** The refresh itself, run under the cross-tab lock. */
   const refreshLocked = async (failedToken: string | undefined): Promise<string | undefined> => {
@@ -138,7 +104,7 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       if (sessions.current()) await sessions.end('other-tab')
       return undefined
     }
-    const keyPair = await o.keys.load()
+    const keyPair = await keys.load()
     const jkt = await keyPairThumbprint(keyPair)
     // Tokens bound to another key are useless here, and refreshing them with this key
     // would only make the server revoke the grant.
@@ -158,10 +124,10 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
     // The record says whether an earlier refresh with this token lost its answer (a reload,
     // a closed tab, a dropped connection): a refusal then means the server had rotated.
     const lost = await sessions.beginRefresh(refreshToken)
-    const exchange = () => server.call(
+    const exchange = () => server.request(
       'the token refresh',
-      () => refreshTokenGrantRequest(o.as, client, clientAuth, refreshToken, server.options(keyPair)),
-      (r) => processRefreshTokenResponse(o.as, client, r),
+      () => refreshTokenGrantRequest(as, client, clientAuth, refreshToken, server.options(keyPair)),
+      (response) => processRefreshTokenResponse(as, client, response),
     )
     let result: TokenEndpointResponse
     try {
@@ -185,36 +151,36 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
         const reason = lost ? 'refresh-lost' : 'invalid_grant'
         await sessions.end(reason)
         throw new OAuthError(e.error, e.errorDescription, lost
-          ? 'The answer to an earlier refresh was lost (reload, closed tab or dropped connection) and the server had rotated the refresh token; the session ended in every tab. Log in again. Servers that do not rotate DPoP-bound refresh tokens, or the refresh worker (dpop-spa/sw), avoid this.'
-          : 'The refresh token was refused (invalid_grant); the session ended in every tab. Log in again.', { cause: e })
+          ? 'An earlier refresh lost its answer (reload, closed tab, dropped connection) and the server had rotated the refresh token: the session ended in every tab. Log in again; the refresh worker (dpop-spa/sw) avoids this.'
+          : 'The refresh token was refused (invalid_grant): the session ended in every tab. Log in again.', { cause: e })
       }
       throw e
     }
-    const next = sessionFromTokens(result, jkt, stored, o.fallbackLifetimeMs, o.as.issuer)
+    const next = sessionFromTokens(result, jkt, stored, fallbackLifetimeMs, as.issuer)
     await sessions.commit(next, false)
     return next.accessToken
   }
 
-  const lockName = `dpop-spa:${o.name}:refresh`
-  const inPage = (failedToken: string | undefined) => withLock(lockName, o.lockTimeoutMs, () => refreshLocked(failedToken))
+  const lockName = `dpop-spa:${name}:refresh`
+  const inPage = (failedToken: string | undefined) => withLock(lockName, lockTimeoutMs, () => refreshLocked(failedToken))
 
   // The refresh worker takes the same lock and does the same as inPage() in a service
   // worker, whose requests a reload or a closed tab does not cancel. Its answer is the
   // session after the refresh, checked here like a session from another tab.
-  let worker: Promise<ServiceWorker | undefined> | undefined
-  const viaWorker = async (failedToken: string | undefined): Promise<string | undefined> => {
-    const w = o.worker && (await (worker ??= activeWorker(o.worker.registration, o.lockTimeoutMs)))
-    if (!o.worker || !w) return inPage(failedToken)
+  let active: Promise<ServiceWorker | undefined> | undefined
+  const viaWorker = async (link: RefreshWorkerLink, failedToken: string | undefined): Promise<string | undefined> => {
+    const serviceWorker = await (active ??= activeWorker(link.registration, lockTimeoutMs))
+    if (!serviceWorker) return inPage(failedToken)
     let reply
     try {
-      reply = await askWorker(w, { ...o.worker.request, failedToken }, o.lockTimeoutMs + 3 * o.requestTimeoutMs)
+      reply = await askWorker(serviceWorker, { ...link.request, failedToken }, lockTimeoutMs + 3 * requestTimeoutMs)
     } catch (e) {
       const { ended } = e as { ended?: unknown }
       if (isLogoutReason(ended)) sessions.ended(ended)
       throw e
     }
     const next = reply.session
-    if (reply.ended !== undefined || !isSession(next) || next.jkt !== (await o.keys.thumbprint())) {
+    if (reply.ended !== undefined || !isSession(next) || next.jkt !== (await keys.thumbprint())) {
       sessions.ended(isLogoutReason(reply.ended) ? reply.ended : 'other-tab')
       return undefined
     }
@@ -225,31 +191,27 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
   /** Single-flight in this tab, one at a time across tabs. */
   const refresh = (failedToken: string | undefined, signal?: AbortSignal): Promise<string | undefined> => {
     if (!refreshing) {
-      const p = o.worker ? viaWorker(failedToken) : inPage(failedToken)
-      refreshing = p
-      p.catch((e: unknown) => { if (isDPoPError(e)) o.emit({ type: 'error', error: e }) }).finally(() => { if (refreshing === p) refreshing = undefined })
+      const flight = worker ? viaWorker(worker, failedToken) : inPage(failedToken)
+      refreshing = flight
+      flight.catch((e: unknown) => { if (isDPoPError(e)) emit({ type: 'error', error: e }) }).finally(() => { if (refreshing === flight) refreshing = undefined })
     }
     return raceAbort(refreshing, signal)
   }
 
   return {
-    restore: () => sessions.restore(),
-    login: (options) => flow.login(options),
-    handleRedirect: (url) => flow.handleRedirect(url),
-
-    async getAccessToken(options = {}) {
-      const s = sessions.current()
-      if (!s) return undefined
-      if (!expiring(s)) return s.accessToken
+    getAccessToken: async (options = {}) => {
+      const session = sessions.current()
+      if (!session) return undefined
+      if (!expiring(session)) return session.accessToken
       return refresh(undefined, options.signal)
     },
 
     onInvalidToken(failedToken, signal) {
-      const s = sessions.current()
-      if (!s) return Promise.resolve(undefined)
+      const session = sessions.current()
+      if (!session) return Promise.resolve(undefined)
       // A token other than the failed one is already here: use it, no refresh.
-      if (failedToken !== undefined && s.accessToken !== failedToken) return Promise.resolve(s.accessToken)
-      return refresh(failedToken ?? s.accessToken, signal)
+      if (failedToken !== undefined && session.accessToken !== failedToken) return Promise.resolve(session.accessToken)
+      return refresh(failedToken ?? session.accessToken, signal)
     },
 
     async logout(options = {}) {
@@ -257,26 +219,26 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       // Local state goes first, and nothing below can undo it: this tab, every other tab and
       // a reload are signed out before any request to the server is made. The new key means
       // a stolen refresh token and the old key stop working together.
-      const s = sessions.current() ?? (await sessions.stored().catch(() => undefined))
+      const session = sessions.current() ?? (await sessions.stored().catch(() => undefined))
       // The key the tokens are bound to, held in this closure only (never stored again) until
       // revocation ends: servers that bind a public client's tokens revoke them only on a
       // proof from that key (atproto). The rotation below replaces it everywhere else.
-      const bound = s ? await o.keys.load().catch(() => undefined) : undefined
-      const oldKey = bound && (await keyPairThumbprint(bound)) === s?.jkt ? bound : undefined
+      const bound = session ? await keys.load().catch(() => undefined) : undefined
+      const oldKey = bound && (await keyPairThumbprint(bound)) === session?.jkt ? bound : undefined
       let failure: Error | undefined
-      await sessions.end('user', () => o.keys.rotate()).catch((e: unknown) => {
-        failure = e instanceof Error ? e : new KeyStoreError('ERR_KEY_STORE_FAILED', 'The key could not be replaced at sign-out (IndexedDB failed); the session was forgotten all the same. Reload and sign out again to replace the key.')
+      await sessions.end('user', () => keys.rotate()).catch((e: unknown) => {
+        failure = e instanceof Error ? e : new KeyStoreError('ERR_KEY_STORE_FAILED', 'The key could not be replaced at sign-out (IndexedDB failed); the session is gone. Reload and sign out again to replace the key.')
       })
       // Then revocation: best effort, bounded; a failure is an `error` event, nothing more.
-      for (const [token, hint] of [[s?.refreshToken, 'refresh_token'], [s?.accessToken, 'access_token']] as const) {
+      for (const [token, hint] of [[session?.refreshToken, 'refresh_token'], [session?.accessToken, 'access_token']] as const) {
         const error = token ? await server.revoke(token, hint, oldKey, signal) : undefined
-        if (error) o.emit({ type: 'error', error })
+        if (error) emit({ type: 'error', error })
       }
-      if (options.redirect && o.as.end_session_endpoint) {
-        const url = new URL(o.as.end_session_endpoint)
-        url.searchParams.set('client_id', o.clientId)
-        if (s?.idToken && options.idTokenHint !== false) url.searchParams.set('id_token_hint', s.idToken)
-        const back = options.postLogoutRedirectUri ?? o.postLogoutRedirectUri
+      if (options.redirect && as.end_session_endpoint) {
+        const url = new URL(as.end_session_endpoint)
+        url.searchParams.set('client_id', id.clientId)
+        if (session?.idToken && options.idTokenHint !== false) url.searchParams.set('id_token_hint', session.idToken)
+        const back = options.postLogoutRedirectUri ?? id.postLogoutRedirectUri
         if (back) url.searchParams.set('post_logout_redirect_uri', back)
         location.assign(url)
       }
@@ -287,8 +249,5 @@ export function createTokenManager(o: TokenManagerOptions): TokenManager {
       await inPage(failedToken)
       return sessions.current()
     },
-    isAuthenticated: () => sessions.current() !== undefined,
-    getUser: () => sessions.current()?.user,
-    close: () => sessions.close(),
   }
 }

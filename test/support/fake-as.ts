@@ -12,7 +12,20 @@ import { openIdbStore } from '../../src/browser/idb.ts'
 import { CLIENT_DEFAULTS } from '../../src/client/client-config.ts'
 import { createClock } from '../../src/server-state/clock.ts'
 import { createNonceCache } from '../../src/server-state/nonces.ts'
-import { createTokenManager, type DPoPClientEvent, type TokenManager, type TokenManagerOptions } from '../../src/session/tokens.ts'
+import { createAuthorizationServerRequests, linkServer } from '../../src/session/authorization-server.ts'
+import type { DPoPClientEvent } from '../../src/session/events.ts'
+import { createLoginFlow, type LoginChoices, type LoginFlow } from '../../src/session/login.ts'
+import { createSessionRecords } from '../../src/session/session-records.ts'
+import { createTokenManager, type TokenManager } from '../../src/session/tokens.ts'
+import type { UserClaims } from '../../src/session/user.ts'
+
+/** The token manager, the login flow and the session records of one client, as the client wires them. */
+export type Tokens = TokenManager & LoginFlow & {
+  restore(): Promise<void>
+  isAuthenticated(): boolean
+  getUser(): UserClaims | undefined
+  close(): void
+}
 
 export const ISSUER = 'https://as.example'
 export const REDIRECT = 'https://app.example/cb'
@@ -188,13 +201,13 @@ export async function fakeAs(): Promise<FakeAs> {
 export interface Harness {
   server: FakeAs
   keys: KeyStore
-  tokens: TokenManager
+  tokens: Tokens
   events: DPoPClientEvent[]
   redirects: URL[]
   login(): Promise<void>
 }
 
-const opened: TokenManager[] = []
+const opened: Tokens[] = []
 afterEach(() => { for (const t of opened.splice(0)) t.close() })
 
 export async function harness(options: {
@@ -202,7 +215,7 @@ export async function harness(options: {
   /** The key's algorithm, the `par` option, and metadata over the default `as`. */
   alg?: 'ES256' | 'EdDSA'; par?: boolean; metadata?: Partial<AuthorizationServer>
   /** The identity options of the client config. */
-  userInfo?: TokenManagerOptions['userInfo']; verifyUser?: TokenManagerOptions['verifyUser']
+  userInfo?: LoginChoices['userInfo']; verifyUser?: LoginChoices['verifyUser']
 } = {}): Promise<Harness> {
   const idb = options.idb ?? new IDBFactory()
   const server = options.server ?? (await fakeAs())
@@ -210,16 +223,25 @@ export async function harness(options: {
   const keys = await openKeyStore({ name, indexedDB: idb, persist: false, ...(options.alg ? { alg: options.alg } : {}) })
   const events: DPoPClientEvent[] = []
   const redirects: URL[] = []
-  const tokens = createTokenManager({
-    name, ...(options.alg ? { alg: options.alg } : {}), as: { ...as, ...options.metadata }, clientId: 'spa', ...(options.par ? { par: true } : {}), redirectUri: REDIRECT, postLogoutRedirectUri: undefined,
-    scope: options.scope ?? 'openid api', resource: options.resource ?? [],
-    keys, store: openIdbStore(`dpop-spa:${name}:session`, idb, 5000), fetch: (i, init) => server.fetch(i, init), insecure: false,
-    clock: createClock(), nonces: createNonceCache(), refreshLeewayMs: 30_000, lockTimeoutMs: 5000, emit: (e) => events.push(e),
-    requestTimeoutMs: options.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs,
-    revocationTimeoutMs: CLIENT_DEFAULTS.revocationTimeoutMs,
-    fallbackLifetimeMs: CLIENT_DEFAULTS.fallbackLifetimeSeconds * 1000,
-    ...(options.userInfo ? { userInfo: options.userInfo } : {}), ...(options.verifyUser ? { verifyUser: options.verifyUser } : {}),
-  })
+  const requestTimeoutMs = options.requestTimeoutMs ?? CLIENT_DEFAULTS.requestTimeoutMs
+  const fallbackLifetimeMs = CLIENT_DEFAULTS.fallbackLifetimeSeconds * 1000
+  const emit = (e: DPoPClientEvent) => { events.push(e) }
+  const requests = createAuthorizationServerRequests({ ...as, ...options.metadata },
+    { clientId: 'spa', redirectUri: REDIRECT, scope: options.scope ?? 'openid api', resource: options.resource ?? [] },
+    linkServer((i, init) => server.fetch(i, init), false, createClock(), createNonceCache()), requestTimeoutMs, CLIENT_DEFAULTS.revocationTimeoutMs)
+  const sessions = createSessionRecords(name, openIdbStore(`dpop-spa:${name}:session`, idb, 5000), options.alg, () => keys.thumbprint(), emit)
+  const flow = createLoginFlow(requests, keys, sessions, fallbackLifetimeMs, {
+    ...(options.par ? { par: true } : {}), ...(options.userInfo ? { userInfo: options.userInfo } : {}), ...(options.verifyUser ? { verifyUser: options.verifyUser } : {}),
+  }, emit)
+  const manager = createTokenManager(name, requests, keys, sessions, { refreshLeewayMs: 30_000, lockTimeoutMs: 5000, requestTimeoutMs, fallbackLifetimeMs }, emit)
+  const tokens: Tokens = {
+    ...manager,
+    ...flow,
+    restore: () => sessions.restore(),
+    isAuthenticated: () => sessions.current() !== undefined,
+    getUser: () => sessions.current()?.user,
+    close: () => sessions.close(),
+  }
   opened.push(tokens)
   await tokens.restore()
   return {

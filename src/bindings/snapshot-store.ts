@@ -5,7 +5,10 @@
  */
 import type { DPoPClient } from '../client/client.js'
 import type { DPoPFetch } from '../fetch/dpop-fetch.js'
-import type { DPoPClientEvent, LoginOptions, LogoutOptions, RedirectResult, UserClaims } from '../session/tokens.js'
+import type { DPoPClientEvent } from '../session/events.js'
+import type { LoginOptions, RedirectResult } from '../session/login.js'
+import type { LogoutOptions } from '../session/tokens.js'
+import type { UserClaims } from '../session/user.js'
 
 /** The session as the UI bindings show it. A new object whenever something in it changes. */
 export interface DPoPSessionSnapshot {
@@ -44,7 +47,7 @@ export interface DPoPSessionActions {
 }
 
 /** @internal */
-export interface SessionStore {
+export interface SnapshotStore {
   readonly subscribe: (onChange: () => void) => () => void
   /** The current snapshot; the same object until something changed. */
   readonly getSnapshot: () => DPoPSessionSnapshot
@@ -61,18 +64,18 @@ const redirects = new WeakMap<DPoPClient, Promise<RedirectResult | undefined>>()
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)))
 
 /** @internal A store over `source`; nothing happens until `start()`. */
-export function createSessionStore(source: Promise<DPoPClient>, handleRedirect: boolean): SessionStore {
+export function createSnapshotStore(source: Promise<DPoPClient>, handleRedirect: boolean): SnapshotStore {
   let client: DPoPClient | undefined
   let status: DPoPSessionSnapshot['status'] = 'loading'
   let error: Error | undefined
   let lastEvent: DPoPClientEvent | undefined
   let snapshot: DPoPSessionSnapshot = { status, isAuthenticated: false, user: undefined, error, lastEvent, client }
   const listeners = new Set<() => void>()
-  const notify = () => { for (const l of listeners) l() }
+  const notify = () => { for (const listener of listeners) listener() }
   // Rejections are shown through the snapshot; this keeps them from being reported as unhandled.
   source.catch(() => undefined)
 
-  const store: SessionStore = {
+  const store: SnapshotStore = {
     onRedirect: undefined,
     subscribe(onChange) {
       listeners.add(onChange)
@@ -86,33 +89,33 @@ export function createSessionStore(source: Promise<DPoPClient>, handleRedirect: 
       const ready = status === 'loading' ? undefined : client
       const isAuthenticated = ready?.isAuthenticated() ?? false
       const user = ready?.getUser()
-      const s = snapshot
-      if (s.status !== status || s.isAuthenticated !== isAuthenticated || s.user !== user || s.error !== error || s.lastEvent !== lastEvent || s.client !== client) {
+      const last = snapshot
+      if (last.status !== status || last.isAuthenticated !== isAuthenticated || last.user !== user || last.error !== error || last.lastEvent !== lastEvent || last.client !== client) {
         snapshot = { status, isAuthenticated, user, error, lastEvent, client }
       }
       return snapshot
     },
     actions: {
-      login: (options) => source.then((c) => c.login(options)),
-      logout: (options) => source.then((c) => c.logout(options)),
-      fetch: (input, init) => source.then((c) => c.fetch(input, init)),
+      login: (options) => source.then((client) => client.login(options)),
+      logout: (options) => source.then((client) => client.logout(options)),
+      fetch: (input, init) => source.then((client) => client.fetch(input, init)),
     },
     start() {
       let active = true
       let unsubscribe: (() => void) | undefined
       source
-        .then((c) => {
+        .then((created) => {
           if (!active) return undefined
-          client = c
-          unsubscribe = c.subscribe((event) => {
+          client = created
+          unsubscribe = created.subscribe((event) => {
             lastEvent = event
             notify()
           })
           if (!handleRedirect) return { done: undefined }
-          let once = redirects.get(c)
+          let once = redirects.get(created)
           if (!once) {
-            once = c.handleRedirect()
-            redirects.set(c, once)
+            once = created.handleRedirect()
+            redirects.set(created, once)
           }
           return once.then((result) => ({ done: result }))
         })

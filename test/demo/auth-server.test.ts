@@ -1,16 +1,18 @@
 // @vitest-environment node
 /**
- * The test authorization server (demo/auth-server/server.ts), driven headlessly by
- * independent implementations: oauth4webapi for OAuth, panva/dpop and oauth4webapi for
+ * The test authorization server (demo/auth-server/: server.ts and the parts it wires),
+ * driven headlessly by independent implementations: oauth4webapi for OAuth, panva/dpop and oauth4webapi for
  * DPoP proofs, jose for keys, thumbprints and access-token verification. None of
  * dpop-spa's own code is involved, so these tests say whether the server behaves like a
  * DPoP authorization server, not whether it agrees with us.
  */
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import * as oauth from 'oauth4webapi'
 import { generateProof } from 'dpop'
 import { calculateJwkThumbprint, createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, type JSONWebKeySet } from 'jose'
-import { startAuthServer, type AuthServerHandle, type AuthServerStats } from '../demo/auth-server/server.ts'
+import type { AuthServerStats } from '../../demo/auth-server/recorder.ts'
+import { startAuthServer, type AuthServerHandle } from '../../demo/auth-server/server.ts'
 
 const SPA_ORIGIN = 'http://localhost:5199'
 const REDIRECT_URI = `${SPA_ORIGIN}/e2e/fixtures/callback.html`
@@ -436,5 +438,15 @@ describe('start-up', () => {
   it('names the option that is wrong', async () => {
     await expect(startAuthServer({ port: 0, redirectUris: ['/callback'] })).rejects.toThrow(/"options\.redirectUris"/)
     await expect(startAuthServer({ port: 0, accessTokenTtl: 0 })).rejects.toThrow(/"options\.accessTokenTtl"/)
+  })
+})
+
+describe('the provider configuration', () => {
+  it('stands alone: provider.ts imports nothing of the test parts', () => {
+    // The part an app author copies; the test switches reach it only through ProviderHooks.
+    const source = readFileSync(new URL('../../demo/auth-server/provider.ts', import.meta.url), 'utf8')
+    const imports = [...source.matchAll(/^import [^'"]*['"]([^'"]+)['"]/gm)].map((m) => m[1])
+    expect(imports.sort()).toEqual(['jose', 'node:crypto', 'oidc-provider'])
+    expect(source).not.toContain('__control')
   })
 })

@@ -11,9 +11,9 @@ import { createServer, request as httpRequest, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, base64url, type JWK, type CryptoKey as JoseKey } from 'jose'
-import { startApiServer, type ApiServer } from '../demo/api/server.ts'
-import { createReplayCache } from '../demo/api/replay.ts'
-import { createNonceIssuer } from '../demo/api/nonces.ts'
+import { startApiServer, type ApiServer } from '../../demo/api/server.ts'
+import { createReplayCache } from '../../demo/api/replay.ts'
+import { createNonceIssuer } from '../../demo/api/nonces.ts'
 
 interface KeyPair {
   privateKey: JoseKey
