@@ -149,15 +149,17 @@ export default defineConfig<DriverOptions>({
       stderr: 'pipe',
     },
     ...('node' in atproto
-      ? [{
-          // atproto's OAuth server + its resource server, under Node >= 22.19, for e2e/atproto.spec.ts.
-          command: `"${atproto.node}" e2e/atproto/server.ts`,
-          url: `http://localhost:${PORTS.atproto.as}/__control/health`,
-          reuseExistingServer: !process.env.CI,
-          timeout: 60_000,
-          stdout: 'ignore' as const,
-          stderr: 'pipe' as const,
-        }]
+      ? [
+          {
+            // atproto's OAuth server + its resource server, under Node >= 22.19, for e2e/atproto.spec.ts.
+            command: `"${atproto.node}" e2e/atproto/server.ts`,
+            url: `http://localhost:${PORTS.atproto.as}/__control/health`,
+            reuseExistingServer: !process.env.CI,
+            timeout: 60_000,
+            stdout: 'ignore' as const,
+            stderr: 'pipe' as const,
+          },
+        ]
       : []),
   ],
 })

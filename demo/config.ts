@@ -26,7 +26,9 @@ declare const __DPOP_DEMO_CONFIG__: DemoConfig | undefined
  */
 export function demoConfig(): DemoConfig {
   if (typeof __DPOP_DEMO_CONFIG__ === 'undefined') {
-    throw new Error('No demo configuration: start the demo with `npm run demo`, which serves this page.')
+    throw new Error(
+      'No demo configuration: start the demo with `npm run demo`, which serves this page.',
+    )
   }
   return __DPOP_DEMO_CONFIG__
 }

@@ -4,7 +4,13 @@
  * access token from a client without the key. It uses dpop-spa the way an app does:
  * `import { createDPoPClient } from 'dpop-spa'`.
  */
-import { createDPoPClient, isDPoPError, type DPoPClient, type DPoPClientEvent, type DPoPFetchEvent } from 'dpop-spa'
+import {
+  createDPoPClient,
+  isDPoPError,
+  type DPoPClient,
+  type DPoPClientEvent,
+  type DPoPFetchEvent,
+} from 'dpop-spa'
 import { createAsLoggingFetch } from './as-fetch.ts'
 import { demoConfig } from './config.ts'
 import { createLogView, type LogEntry } from './log-view.ts'
@@ -53,14 +59,24 @@ function onFetchEvent(event: DPoPFetchEvent): void {
       add({
         kind: 'request',
         text: `${event.method} ${event.url}${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}: DPoP proof${event.claims.nonce ? ' with nonce' : ' without nonce'}${event.claims.ath ? ', ath binds it to the token' : ''}`,
-        details: { 'proof header': shortenValues(event.header), 'proof claims': shortenValues(event.claims) },
+        details: {
+          'proof header': shortenValues(event.header),
+          'proof claims': shortenValues(event.claims),
+        },
       })
       return
     case 'response':
-      add({ kind: 'response', text: `${event.method} ${event.url} → ${event.status}`, status: event.status })
+      add({
+        kind: 'response',
+        text: `${event.method} ${event.url} → ${event.status}`,
+        status: event.status,
+      })
       return
     case 'nonce':
-      add({ kind: 'nonce', text: `DPoP-Nonce from ${event.origin} learned (${shorten(event.nonce)})` })
+      add({
+        kind: 'nonce',
+        text: `DPoP-Nonce from ${event.origin} learned (${shorten(event.nonce)})`,
+      })
       return
     case 'retry':
       add({
@@ -69,7 +85,10 @@ function onFetchEvent(event: DPoPFetchEvent): void {
       })
       return
     case 'clock':
-      add({ kind: 'clock', text: `server clock is ${Math.round(event.offsetMs / 1000)} s off this device (learned from ${event.source === 'date' ? 'the Date header' : 'an iat rejection'}); proofs use the server's time` })
+      add({
+        kind: 'clock',
+        text: `server clock is ${Math.round(event.offsetMs / 1000)} s off this device (learned from ${event.source === 'date' ? 'the Date header' : 'an iat rejection'}); proofs use the server's time`,
+      })
       return
   }
 }
@@ -77,10 +96,16 @@ function onFetchEvent(event: DPoPFetchEvent): void {
 function onClientEvent(event: DPoPClientEvent): void {
   switch (event.type) {
     case 'login':
-      add({ kind: 'login', text: `signed in as ${event.user?.sub ?? '(unknown)'}${event.fromOtherTab ? ' (in another tab)' : ''}` })
+      add({
+        kind: 'login',
+        text: `signed in as ${event.user?.sub ?? '(unknown)'}${event.fromOtherTab ? ' (in another tab)' : ''}`,
+      })
       break
     case 'refresh':
-      add({ kind: 'refresh', text: `access token refreshed${event.fromOtherTab ? ' by another tab' : ''} with a DPoP-bound refresh token; new one expires at ${new Date(event.expiresAt).toLocaleTimeString([], { hour12: false })}` })
+      add({
+        kind: 'refresh',
+        text: `access token refreshed${event.fromOtherTab ? ' by another tab' : ''} with a DPoP-bound refresh token; new one expires at ${new Date(event.expiresAt).toLocaleTimeString([], { hour12: false })}`,
+      })
       break
     case 'logout':
       add({ kind: 'logout', text: `signed out (${event.reason})` })
@@ -89,7 +114,10 @@ function onClientEvent(event: DPoPClientEvent): void {
       add({ kind: 'error', text: `${event.error.code}: ${event.error.message}` })
       break
     case 'storage-fallback':
-      add({ kind: 'error', text: `IndexedDB failed (${event.error.code}); this page runs on a memory key until it reloads` })
+      add({
+        kind: 'error',
+        text: `IndexedDB failed (${event.error.code}); this page runs on a memory key until it reloads`,
+      })
       break
   }
   void render()
@@ -97,7 +125,11 @@ function onClientEvent(event: DPoPClientEvent): void {
 }
 
 function reportError(what: string, error: unknown): void {
-  const text = isDPoPError(error) ? `${error.code}: ${error.message}` : error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+  const text = isDPoPError(error)
+    ? `${error.code}: ${error.message}`
+    : error instanceof Error
+      ? `${error.name}: ${error.message}`
+      : String(error)
   add({ kind: 'error', text: `${what}: ${text}` })
 }
 
@@ -134,7 +166,10 @@ async function render(): Promise<void> {
       () => 'exported (this should never happen)',
       (e: unknown) => `refused: ${e instanceof Error ? e.name : String(e)}`,
     )
-    ui.storage.textContent = auth.keys.storage === 'indexeddb' ? 'IndexedDB (the CryptoKey object itself, not its bytes)' : 'memory only'
+    ui.storage.textContent =
+      auth.keys.storage === 'indexeddb'
+        ? 'IndexedDB (the CryptoKey object itself, not its bytes)'
+        : 'memory only'
   } catch (error) {
     reportError('reading the key', error)
   }
@@ -152,7 +187,10 @@ async function renderTokenBinding(): Promise<void> {
     const [token, thumbprint] = await Promise.all([auth.getAccessToken(), auth.keys.thumbprint()])
     const claims = token ? jwtClaims(token) : undefined
     const jkt = (claims?.cnf as { jkt?: unknown } | undefined)?.jkt
-    ui.tokenBinding.textContent = typeof jkt === 'string' ? `cnf.jkt = ${jkt} ${jkt === thumbprint ? '(this browser\'s key)' : '(NOT this key)'}` : '—'
+    ui.tokenBinding.textContent =
+      typeof jkt === 'string'
+        ? `cnf.jkt = ${jkt} ${jkt === thumbprint ? "(this browser's key)" : '(NOT this key)'}`
+        : '—'
     expiresAt = typeof claims?.exp === 'number' ? claims.exp * 1000 : undefined
     tick()
   } catch (error) {
@@ -166,7 +204,10 @@ function tick(): void {
     return
   }
   const left = Math.round((expiresAt - Date.now()) / 1000)
-  ui.tokenExpiry.textContent = left > 0 ? `in ${left} s (refreshed shortly before, on the next call)` : 'expired; the next call refreshes it first'
+  ui.tokenExpiry.textContent =
+    left > 0
+      ? `in ${left} s (refreshed shortly before, on the next call)`
+      : 'expired; the next call refreshes it first'
 }
 
 async function showResponse(response: Response): Promise<void> {
@@ -198,10 +239,10 @@ async function callApi(method: 'GET' | 'POST'): Promise<void> {
       method === 'GET'
         ? await auth.fetch(`${config.apiOrigin}/api/me`)
         : await auth.fetch(`${config.apiOrigin}/api/echo`, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify({ hello: 'DPoP', sentAt: new Date().toISOString() }),
-        })
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ hello: 'DPoP', sentAt: new Date().toISOString() }),
+          })
     await showResponse(response)
     await renderTokenBinding()
   } catch (error) {
@@ -219,15 +260,23 @@ async function replay(): Promise<void> {
       add({ kind: 'error', text: 'no access token to steal: sign in first' })
       return
     }
-    add({ kind: 'thief', text: 'copied the access token; replaying it from a client without this browser\'s key' })
+    add({
+      kind: 'thief',
+      text: "copied the access token; replaying it from a client without this browser's key",
+    })
     const url = `${config.apiOrigin}/api/me`
     for (const outcome of await replayStolenToken(token, url)) {
-      const reason = outcome.body ? `${outcome.body.error ?? ''} (check: ${outcome.body.check ?? '?'}): ${outcome.body.error_description ?? ''}` : 'no JSON body'
+      const reason = outcome.body
+        ? `${outcome.body.error ?? ''} (check: ${outcome.body.check ?? '?'}): ${outcome.body.error_description ?? ''}`
+        : 'no JSON body'
       add({
         kind: 'thief',
         text: `GET ${url} with ${outcome.attempt} → ${outcome.status} ${reason}`,
         status: outcome.status,
-        details: { ...(outcome.body ? { 'API error body': outcome.body } : {}), 'nonce challenge answered first': outcome.neededNonce },
+        details: {
+          ...(outcome.body ? { 'API error body': outcome.body } : {}),
+          'nonce challenge answered first': outcome.neededNonce,
+        },
       })
       const row = document.createElement('li')
       row.dataset.status = String(outcome.status)
@@ -260,7 +309,11 @@ async function main(): Promise<void> {
   auth.subscribe(onClientEvent)
   try {
     const result = await auth.handleRedirect()
-    if (result) add({ kind: 'info', text: 'authorization code exchanged with a DPoP proof; tokens are bound to this browser\'s key' })
+    if (result)
+      add({
+        kind: 'info',
+        text: "authorization code exchanged with a DPoP proof; tokens are bound to this browser's key",
+      })
   } catch (error) {
     reportError('sign-in failed', error)
   }
@@ -272,31 +325,53 @@ const run = (what: string, task: () => Promise<void>) => () => {
   task().catch((error: unknown) => reportError(what, error))
 }
 
-ui.signIn.addEventListener('click', run('sign in', async () => {
-  if (!auth) return
-  add({ kind: 'info', text: 'redirecting to the authorization server (PKCE S256, dpop_jkt binds the code to this key)' })
-  await auth.login()
-}))
-ui.callGet.addEventListener('click', run('GET', () => callApi('GET')))
-ui.callPost.addEventListener('click', run('POST', () => callApi('POST')))
+ui.signIn.addEventListener(
+  'click',
+  run('sign in', async () => {
+    if (!auth) return
+    add({
+      kind: 'info',
+      text: 'redirecting to the authorization server (PKCE S256, dpop_jkt binds the code to this key)',
+    })
+    await auth.login()
+  }),
+)
+ui.callGet.addEventListener(
+  'click',
+  run('GET', () => callApi('GET')),
+)
+ui.callPost.addEventListener(
+  'click',
+  run('POST', () => callApi('POST')),
+)
 ui.replay.addEventListener('click', run('replay', replay))
-ui.signOut.addEventListener('click', run('sign out', async () => {
-  if (!auth) return
-  const before = await auth.keys.thumbprint()
-  await auth.logout()
-  const after = await auth.keys.thumbprint()
-  add({ kind: 'info', text: `refresh token revoked, tokens forgotten, key replaced: ${shorten(before)} → ${shorten(after)}` })
-  ui.result.textContent = ''
-  ui.replayResult.replaceChildren()
-  await render()
-}))
+ui.signOut.addEventListener(
+  'click',
+  run('sign out', async () => {
+    if (!auth) return
+    const before = await auth.keys.thumbprint()
+    await auth.logout()
+    const after = await auth.keys.thumbprint()
+    add({
+      kind: 'info',
+      text: `refresh token revoked, tokens forgotten, key replaced: ${shorten(before)} → ${shorten(after)}`,
+    })
+    ui.result.textContent = ''
+    ui.replayResult.replaceChildren()
+    await render()
+  }),
+)
 ui.clearLog.addEventListener('click', () => log.clear())
 
 // "Keep calling": shows refreshes and nonce rotations without clicking.
 let autoTimer: ReturnType<typeof setInterval> | undefined
 ui.autoCall.addEventListener('change', () => {
   if (autoTimer !== undefined) clearInterval(autoTimer)
-  autoTimer = ui.autoCall.checked ? setInterval(() => { if (auth?.isAuthenticated()) void callApi('GET') }, 3000) : undefined
+  autoTimer = ui.autoCall.checked
+    ? setInterval(() => {
+        if (auth?.isAuthenticated()) void callApi('GET')
+      }, 3000)
+    : undefined
 })
 setInterval(tick, 1000)
 

@@ -13,9 +13,14 @@ function decodePart(part: string | undefined): Record<string, unknown> | undefin
   if (!part) return undefined
   try {
     const b64 = part.replace(/-/g, '+').replace(/_/g, '/')
-    const bytes = Uint8Array.from(atob(b64.padEnd(b64.length + ((4 - (b64.length % 4)) % 4), '=')), (c) => c.charCodeAt(0))
+    const bytes = Uint8Array.from(
+      atob(b64.padEnd(b64.length + ((4 - (b64.length % 4)) % 4), '=')),
+      (c) => c.charCodeAt(0),
+    )
     const value: unknown = JSON.parse(new TextDecoder().decode(bytes))
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined
   } catch {
     return undefined
   }
@@ -34,7 +39,12 @@ export function shortenValues(value: unknown, keep = 12): unknown {
   if (typeof value === 'string') return shorten(value, keep)
   if (Array.isArray(value)) return value.map((v) => shortenValues(v, keep))
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === 'htu' || k === 'htm' || k === 'typ' || k === 'alg' ? v : shortenValues(v, keep)]))
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [
+        k,
+        k === 'htu' || k === 'htm' || k === 'typ' || k === 'alg' ? v : shortenValues(v, keep),
+      ]),
+    )
   }
   return value
 }

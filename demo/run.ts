@@ -45,7 +45,12 @@ export interface DemoOptions {
 }
 
 /** Defaults of {@link DemoOptions}. */
-export const DEMO_DEFAULTS = { port: 5173, asPort: 5310, apiPort: 5301, accessTokenTtl: 60 } as const
+export const DEMO_DEFAULTS = {
+  port: 5173,
+  asPort: 5310,
+  apiPort: 5301,
+  accessTokenTtl: 60,
+} as const
 
 /** The running demo. */
 export interface Demo {
@@ -65,7 +70,10 @@ export class PortInUseError extends Error {
     readonly envVar: string,
     options?: { cause?: unknown },
   ) {
-    super(`port ${port} is in use; set ${envVar} to another port (for example ${envVar}=${port + 1000} npm run demo)`, options)
+    super(
+      `port ${port} is in use; set ${envVar} to another port (for example ${envVar}=${port + 1000} npm run demo)`,
+      options,
+    )
     this.name = 'PortInUseError'
   }
 }
@@ -78,7 +86,10 @@ function intFromEnv(name: string, fallback: number, min: number, max: number): n
   const raw = process.env[name]
   if (raw === undefined || raw.trim() === '') return fallback
   const value = Number(raw)
-  if (!Number.isInteger(value) || value < min || value > max) throw new TypeError(`${name} must be an integer from ${min} to ${max}; got ${JSON.stringify(raw)}`)
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new TypeError(
+      `${name} must be an integer from ${min} to ${max}; got ${JSON.stringify(raw)}`,
+    )
   return value
 }
 
@@ -101,14 +112,19 @@ function probe(port: number, host: string, envVar: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const server = createNetServer()
     server.once('error', (error: NodeJS.ErrnoException) => {
-      reject(error.code === 'EADDRINUSE' || error.code === 'EACCES' ? new PortInUseError(port, envVar, { cause: error }) : error)
+      reject(
+        error.code === 'EADDRINUSE' || error.code === 'EACCES'
+          ? new PortInUseError(port, envVar, { cause: error })
+          : error,
+      )
     })
     server.listen(port, host, () => server.close(() => resolve()))
   })
 }
 
 const isInUse = (error: unknown): boolean =>
-  (error as { code?: unknown } | null)?.code === 'EADDRINUSE' || (error instanceof Error && /already in use|is in use/.test(error.message))
+  (error as { code?: unknown } | null)?.code === 'EADDRINUSE' ||
+  (error instanceof Error && /already in use|is in use/.test(error.message))
 
 /**
  * Starts the authorization server, the API and the SPA, in that order.
@@ -122,9 +138,14 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const asPort = options.asPort ?? env.asPort
   const apiPort = options.apiPort ?? env.apiPort
   const accessTokenTtl = options.accessTokenTtl ?? env.accessTokenTtl
-  const ports: [number, string][] = [[asPort, DEMO_ENV.asPort], [apiPort, DEMO_ENV.apiPort], [port, DEMO_ENV.port]]
+  const ports: [number, string][] = [
+    [asPort, DEMO_ENV.asPort],
+    [apiPort, DEMO_ENV.apiPort],
+    [port, DEMO_ENV.port],
+  ]
   for (const [p, name] of ports) {
-    if (ports.filter(([q]) => q === p).length > 1) throw new TypeError(`${name}: port ${p} is given to two servers; each needs its own`)
+    if (ports.filter(([q]) => q === p).length > 1)
+      throw new TypeError(`${name}: port ${p} is given to two servers; each needs its own`)
   }
   for (const [p, name] of ports) await probe(p, HOST, name)
 
@@ -136,7 +157,11 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     // Last started, first closed: the SPA stops before the servers it talks to.
     for (const s of opened.splice(0).reverse()) await s.close().catch(() => undefined)
   }
-  const start = async <T extends { close(): Promise<void> }>(envVar: string, p: number, run: () => Promise<T>): Promise<T> => {
+  const start = async <T extends { close(): Promise<void> }>(
+    envVar: string,
+    p: number,
+    run: () => Promise<T>,
+  ): Promise<T> => {
     try {
       const s = await run()
       opened.push(s)
@@ -186,7 +211,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     const server = await createViteServer({
       configFile: false,
       root: here,
-      cacheDir: join(projectRoot, `${process.env.DPOP_TEST_VITE_CACHE ?? 'node_modules/.vite'}-demo`),
+      cacheDir: join(
+        projectRoot,
+        `${process.env.DPOP_TEST_VITE_CACHE ?? 'node_modules/.vite'}-demo`,
+      ),
       logLevel: 'warn',
       clearScreen: false,
       appType: 'spa',
@@ -196,7 +224,13 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       // Pre-bundled at start-up: a dependency discovered on the first page load makes Vite
       // reload the page, which would throw away a sign-in in progress.
       optimizeDeps: { entries: ['index.html'], include: ['oauth4webapi', 'idb-keyval'] },
-      server: { host: HOST, port, strictPort: true, fs: { allow: [projectRoot] }, headers: { 'Content-Security-Policy': contentSecurityPolicy(config, port) } },
+      server: {
+        host: HOST,
+        port,
+        strictPort: true,
+        fs: { allow: [projectRoot] },
+        headers: { 'Content-Security-Policy': contentSecurityPolicy(config, port) },
+      },
     })
     try {
       await server.listen()
@@ -217,7 +251,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
  * `<base>` tricks. Vite's dev client needs its own WebSocket (`ws://` on the page's port);
  * a production build drops that source.
  */
-export function contentSecurityPolicy(config: Pick<DemoConfig, 'issuer' | 'apiOrigin'>, port: number): string {
+export function contentSecurityPolicy(
+  config: Pick<DemoConfig, 'issuer' | 'apiOrigin'>,
+  port: number,
+): string {
   return [
     "default-src 'none'",
     "script-src 'self'",
@@ -234,7 +271,9 @@ export function contentSecurityPolicy(config: Pick<DemoConfig, 'issuer' | 'apiOr
 async function main(): Promise<void> {
   let demo: Demo
   try {
-    demo = await startDemo({ log: process.env.DPOP_DEMO_VERBOSE ? (line) => console.log(line) : undefined })
+    demo = await startDemo({
+      log: process.env.DPOP_DEMO_VERBOSE ? (line) => console.log(line) : undefined,
+    })
   } catch (error) {
     console.error(`dpop-spa demo: ${error instanceof Error ? error.message : String(error)}`)
     process.exit(1)
@@ -267,4 +306,5 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'))
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main()
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href)
+  await main()

@@ -32,9 +32,18 @@ async function post(path: string, body: unknown = {}): Promise<unknown> {
 /** `reply[key]`, checked to be a `type`; throws naming the control route otherwise. */
 function member(path: string, reply: unknown, key: string, type: 'string'): string
 function member(path: string, reply: unknown, key: string, type: 'number'): number
-function member(path: string, reply: unknown, key: string, type: 'string' | 'number'): string | number {
-  const value: unknown = typeof reply === 'object' && reply !== null ? (reply as Record<string, unknown>)[key] : undefined
-  if (typeof value === type && (typeof value === 'string' || typeof value === 'number')) return value
+function member(
+  path: string,
+  reply: unknown,
+  key: string,
+  type: 'string' | 'number',
+): string | number {
+  const value: unknown =
+    typeof reply === 'object' && reply !== null
+      ? (reply as Record<string, unknown>)[key]
+      : undefined
+  if (typeof value === type && (typeof value === 'string' || typeof value === 'number'))
+    return value
   throw new Error(`control ${path}: "${key}" is not a ${type} in ${JSON.stringify(reply)}`)
 }
 
@@ -47,7 +56,12 @@ export async function resetServers(): Promise<void> {
 
 /** Mints a test access token bound to `jkt`. */
 export async function mintToken(jkt: string, expiresIn?: number): Promise<string> {
-  return member('token', await post('token', expiresIn === undefined ? { jkt } : { jkt, expiresIn }), 'access_token', 'string')
+  return member(
+    'token',
+    await post('token', expiresIn === undefined ? { jkt } : { jkt, expiresIn }),
+    'access_token',
+    'string',
+  )
 }
 
 /** Revokes every token (or one). */
@@ -104,7 +118,13 @@ export interface EchoReply {
 
 /** `data` checked to be an `/api/echo` reply, as JSON parsed in the page. Throws naming what arrived otherwise. */
 export function echoReply(data: unknown): EchoReply {
-  if (typeof data === 'object' && data !== null && 'body' in data && typeof data.body === 'string' && 'contentType' in data) {
+  if (
+    typeof data === 'object' &&
+    data !== null &&
+    'body' in data &&
+    typeof data.body === 'string' &&
+    'contentType' in data
+  ) {
     const { body, contentType } = data
     if (typeof contentType === 'string' || contentType === null) return { body, contentType }
   }
@@ -112,7 +132,10 @@ export function echoReply(data: unknown): EchoReply {
 }
 
 /** Opens `path` (a fixture with `window.dpop`), makes a key pair there (`window.keys`) and mints a token bound to it. */
-export async function openWithKey(page: Tab, path: string): Promise<{ jkt: string; token: string }> {
+export async function openWithKey(
+  page: Tab,
+  path: string,
+): Promise<{ jkt: string; token: string }> {
   await page.goto(path)
   await page.waitFor(() => window.harnessReady === true)
   const jkt = await page.evaluate(async () => {

@@ -10,7 +10,10 @@ import { AS, API, resetAuthServer } from './token-app.ts'
 /** Code exchanges at the server, and why any was refused. */
 const codeExchanges = async () => {
   const s = (await (await fetch(`${AS}/__control/stats`)).json()) as AuthServerStats
-  return { ...(s.tokenRequests.authorization_code ?? { succeeded: 0, failed: 0 }), errors: s.tokenErrors }
+  return {
+    ...(s.tokenRequests.authorization_code ?? { succeeded: 0, failed: 0 }),
+    errors: s.tokenErrors,
+  }
 }
 
 test.beforeEach(async () => {
@@ -29,7 +32,9 @@ for (const binding of ['react', 'vue'] as const) {
     await expectText(page, '#user', user)
   }
 
-  test(`${binding}: login, API call, logout in a second tab re-renders the first, login again re-renders the second`, async ({ driver }) => {
+  test(`${binding}: login, API call, logout in a second tab re-renders the first, login again re-renders the second`, async ({
+    driver,
+  }) => {
     const page = driver.page
     await page.goto(APP)
     await expectText(page, '#status', 'signed-out')
@@ -38,9 +43,15 @@ for (const binding of ['react', 'vue'] as const) {
     // handleRedirect ran once (under StrictMode's double effects, for React): one code exchange (after the
     // token endpoint's one use_dpop_nonce challenge; a second exchange of the same code would
     // add an invalid_grant or another challenge), onRedirect called once with the returnTo.
-    expect(await codeExchanges()).toEqual({ succeeded: 1, failed: 1, errors: { use_dpop_nonce: 1 } })
+    expect(await codeExchanges()).toEqual({
+      succeeded: 1,
+      failed: 1,
+      errors: { use_dpop_nonce: 1 },
+    })
     await expectText(page, '#error', '')
-    expect(await page.evaluate(() => window.redirects)).toEqual([{ returnTo: '/after-login', user: expect.objectContaining({ sub: 'alice' }) }])
+    expect(await page.evaluate(() => window.redirects)).toEqual([
+      { returnTo: '/after-login', user: expect.objectContaining({ sub: 'alice' }) },
+    ])
     expect(new URL(await page.url()).searchParams.has('code')).toBe(false)
     await expectText(page, '#event', 'login')
 
@@ -58,7 +69,8 @@ for (const binding of ['react', 'vue'] as const) {
     await expectText(page, '#status', 'signed-out')
     await expectText(page, '#user', '')
     await expectText(page, '#event', 'logout:other-tab')
-    if (binding === 'react') expect(await page.evaluate(() => window.renders)).toBeGreaterThan(rendersBefore)
+    if (binding === 'react')
+      expect(await page.evaluate(() => window.renders)).toBeGreaterThan(rendersBefore)
     // Signed out means signed out: the API call now goes without a token and is refused.
     await click(page, '#call')
     await expectText(page, '#result', /^401/)
@@ -68,7 +80,11 @@ for (const binding of ['react', 'vue'] as const) {
     await expectText(second, '#status', 'signed-in')
     await expectText(second, '#user', 'bob')
     // The second exchange reuses the nonce this tab kept from the first (sessionStorage): no challenge.
-    expect(await codeExchanges()).toEqual({ succeeded: 2, failed: 1, errors: { use_dpop_nonce: 1 } })
+    expect(await codeExchanges()).toEqual({
+      succeeded: 2,
+      failed: 1,
+      errors: { use_dpop_nonce: 1 },
+    })
     await click(page, '#call')
     await expectText(page, '#result', '200 bob')
     await click(second, '#call')
@@ -76,15 +92,19 @@ for (const binding of ['react', 'vue'] as const) {
     // Page errors as the page recorded them (e2e/fixtures/simulate.js), in every engine.
     expect(await page.evaluate(() => window.pageErrors)).toEqual([])
     expect(await second.evaluate(() => window.pageErrors)).toEqual([])
-
   })
 }
 
-test('react: useDPoP outside a provider, or a provider without config or client: a typed DPoPError', async ({ driver }) => {
+test('react: useDPoP outside a provider, or a provider without config or client: a typed DPoPError', async ({
+  driver,
+}) => {
   const page = driver.page
   await page.goto('/e2e/fixtures/react.html?misuse=1')
   await expect.poll(() => page.evaluate(() => window.misuse?.length)).toBe(2)
-  expect(await page.evaluate(() => window.misuse)).toEqual(['DPoPError ERR_INVALID_ARGUMENT', 'DPoPError ERR_INVALID_ARGUMENT'])
+  expect(await page.evaluate(() => window.misuse)).toEqual([
+    'DPoPError ERR_INVALID_ARGUMENT',
+    'DPoPError ERR_INVALID_ARGUMENT',
+  ])
 })
 
 test('vue: useDPoP in an app without the plugin: a typed DPoPError', async ({ driver }) => {

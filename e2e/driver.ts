@@ -66,7 +66,12 @@ export interface Driver {
 
 const DEFAULT_WAIT = 20_000
 
-async function poll<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number, what: string): Promise<void> {
+async function poll<T>(
+  probe: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {
@@ -78,7 +83,10 @@ async function poll<T>(probe: () => Promise<T>, done: (value: T) => boolean, tim
       // A navigation in progress destroys the page's context: look again.
       last = e instanceof Error ? e.message : e
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${String(last).slice(0, 300)}`)
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}; last: ${String(last).slice(0, 300)}`,
+      )
     await new Promise((r) => setTimeout(r, 50))
   }
 }
@@ -87,21 +95,44 @@ async function poll<T>(probe: () => Promise<T>, done: (value: T) => boolean, tim
 
 function playwrightTab(page: Page): Tab {
   const tab: Tab = {
-    goto: async (url) => { await page.goto(url) },
-    reload: async () => { await page.reload() },
+    goto: async (url) => {
+      await page.goto(url)
+    },
+    reload: async () => {
+      await page.reload()
+    },
     url: async () => page.url(),
-    evaluate: (<R, A>(fn: (arg: A) => R | Promise<R>, arg?: A) => page.evaluate(fn as (arg: unknown) => R, arg)),
+    evaluate: <R, A>(fn: (arg: A) => R | Promise<R>, arg?: A) =>
+      page.evaluate(fn as (arg: unknown) => R, arg),
     waitFor: (fn, arg, timeoutMs = DEFAULT_WAIT) =>
-      poll(() => page.evaluate(fn as (a: unknown) => unknown, arg as unknown), Boolean, timeoutMs, `${fn.toString().slice(0, 80)}`),
-    waitForUrl: (test, timeoutMs = DEFAULT_WAIT) => poll(async () => page.url(), (u) => test(new URL(u)), timeoutMs, 'a URL'),
-    screenshot: async (path) => { await page.screenshot({ path, fullPage: true }) },
+      poll(
+        () => page.evaluate(fn as (a: unknown) => unknown, arg as unknown),
+        Boolean,
+        timeoutMs,
+        `${fn.toString().slice(0, 80)}`,
+      ),
+    waitForUrl: (test, timeoutMs = DEFAULT_WAIT) =>
+      poll(
+        async () => page.url(),
+        (u) => test(new URL(u)),
+        timeoutMs,
+        'a URL',
+      ),
+    screenshot: async (path) => {
+      await page.screenshot({ path, fullPage: true })
+    },
     close: () => page.close(),
   }
   return tab
 }
 
 function playwrightDriver(engine: EngineName, context: BrowserContext, first: Page): Driver {
-  return { engine, page: playwrightTab(first), newTab: async () => playwrightTab(await context.newPage()), playwright: first }
+  return {
+    engine,
+    page: playwrightTab(first),
+    newTab: async () => playwrightTab(await context.newPage()),
+    playwright: first,
+  }
 }
 
 // ---------------------------------------------------------------- WebDriver (WebKitGTK)
@@ -114,7 +145,10 @@ function bounded<T>(promise: Promise<T>, what: string, ms = STEP_MS): Promise<T>
   return Promise.race([
     promise,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`WebDriver: ${what} did not answer within ${ms} ms`)), ms)
+      timer = setTimeout(
+        () => reject(new Error(`WebDriver: ${what} did not answer within ${ms} ms`)),
+        ms,
+      )
     }),
   ]).finally(() => clearTimeout(timer))
 }
@@ -128,25 +162,49 @@ export interface WebDriverServer {
 async function startWebDriverServer(port: number): Promise<WebDriverServer> {
   const driverPath = webkitDriverPath()
   if (!driverPath) throw new Error('WebKitWebDriver not found')
-  const command = process.env.DISPLAY && !process.env.DPOP_TEST_FORCE_XVFB ? [driverPath, `--port=${port}`] : ['xvfb-run', '-a', driverPath, `--port=${port}`]
-  const child: ChildProcess = spawn(command[0]!, command.slice(1), { detached: true, stdio: ['ignore', 'ignore', 'pipe'] })
+  const command =
+    process.env.DISPLAY && !process.env.DPOP_TEST_FORCE_XVFB
+      ? [driverPath, `--port=${port}`]
+      : ['xvfb-run', '-a', driverPath, `--port=${port}`]
+  const child: ChildProcess = spawn(command[0]!, command.slice(1), {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
   let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000) })
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-2000)
+  })
   const url = `http://127.0.0.1:${port}`
   const stop = async () => {
     if (child.exitCode !== null || child.pid === undefined) return
     const exited = new Promise<void>((r) => child.once('exit', () => r()))
-    try { process.kill(-child.pid, 'SIGTERM') } catch { /* already gone */ }
+    try {
+      process.kill(-child.pid, 'SIGTERM')
+    } catch {
+      /* already gone */
+    }
     await bounded(exited, 'stopping WebKitWebDriver', 5_000).catch(() => {
-      try { process.kill(-child.pid!, 'SIGKILL') } catch { /* already gone */ }
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {
+        /* already gone */
+      }
     })
   }
   try {
-    await poll(async () => {
-      if (child.exitCode !== null) throw Object.assign(new Error(`WebKitWebDriver exited (${child.exitCode}): ${stderr}`), { fatal: true })
-      const r = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2_000) })
-      return ((await r.json()) as { value?: { ready?: boolean } }).value?.ready === true
-    }, Boolean, 20_000, `WebKitWebDriver on port ${port}`)
+    await poll(
+      async () => {
+        if (child.exitCode !== null)
+          throw Object.assign(new Error(`WebKitWebDriver exited (${child.exitCode}): ${stderr}`), {
+            fatal: true,
+          })
+        const r = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2_000) })
+        return ((await r.json()) as { value?: { ready?: boolean } }).value?.ready === true
+      },
+      Boolean,
+      20_000,
+      `WebKitWebDriver on port ${port}`,
+    )
   } catch (e) {
     await stop()
     throw new Error(`${e instanceof Error ? e.message : String(e)} ${stderr}`)
@@ -184,8 +242,13 @@ function webDriverDriver(session: WebDriver, baseURL: string, firstHandle: strin
     const evaluate = async <R, A>(fn: (arg: A) => R | Promise<R>, arg?: A): Promise<R> => {
       const script = ASYNC_WRAPPER.replace('%FN%', fn.toString())
       const result = await serial(handle, `evaluate ${fn.toString().slice(0, 60)}`, () =>
-        session.executeAsyncScript<{ ok: boolean; json?: string | null; error?: string } | null>(script, arg === undefined ? null : arg))
-      if (!result || typeof result !== 'object') throw new Error(`WebDriver: the page returned ${String(result)} (navigated away?)`)
+        session.executeAsyncScript<{ ok: boolean; json?: string | null; error?: string } | null>(
+          script,
+          arg === undefined ? null : arg,
+        ),
+      )
+      if (!result || typeof result !== 'object')
+        throw new Error(`WebDriver: the page returned ${String(result)} (navigated away?)`)
       if (!result.ok) throw new Error(`page error: ${result.error}`)
       return (typeof result.json === 'string' ? JSON.parse(result.json) : undefined) as R
     }
@@ -195,20 +258,33 @@ function webDriverDriver(session: WebDriver, baseURL: string, firstHandle: strin
       url: () => serial(handle, 'url', () => session.getCurrentUrl()),
       evaluate: evaluate,
       waitFor: (fn, arg, timeoutMs = DEFAULT_WAIT) =>
-        poll(() => evaluate(fn as (a: unknown) => unknown, arg as unknown), Boolean, timeoutMs, fn.toString().slice(0, 80)),
-      waitForUrl: (test, timeoutMs = DEFAULT_WAIT) => poll(() => tab.url(), (u) => test(new URL(u)), timeoutMs, 'a URL'),
-      screenshot: (path) => serial(handle, 'screenshot', async () => {
-        await mkdir(dirname(path), { recursive: true })
-        await writeFile(path, Buffer.from(await session.takeScreenshot(), 'base64'))
-      }),
-      close: () => serial(handle, 'close', async () => {
-        await session.close()
-        const rest = await session.getAllWindowHandles()
-        if (rest[0]) {
-          await session.switchTo().window(rest[0])
-          current = rest[0]
-        }
-      }),
+        poll(
+          () => evaluate(fn as (a: unknown) => unknown, arg as unknown),
+          Boolean,
+          timeoutMs,
+          fn.toString().slice(0, 80),
+        ),
+      waitForUrl: (test, timeoutMs = DEFAULT_WAIT) =>
+        poll(
+          () => tab.url(),
+          (u) => test(new URL(u)),
+          timeoutMs,
+          'a URL',
+        ),
+      screenshot: (path) =>
+        serial(handle, 'screenshot', async () => {
+          await mkdir(dirname(path), { recursive: true })
+          await writeFile(path, Buffer.from(await session.takeScreenshot(), 'base64'))
+        }),
+      close: () =>
+        serial(handle, 'close', async () => {
+          await session.close()
+          const rest = await session.getAllWindowHandles()
+          if (rest[0]) {
+            await session.switchTo().window(rest[0])
+            current = rest[0]
+          }
+        }),
     }
     return tab
   }
@@ -240,7 +316,10 @@ async function openWebDriverSession(server: WebDriverServer): Promise<WebDriver>
       .build(),
     'new WebKit session',
   )
-  await bounded(session.manage().setTimeouts({ script: STEP_MS - 2_000, pageLoad: STEP_MS - 2_000 }), 'setting timeouts')
+  await bounded(
+    session.manage().setTimeouts({ script: STEP_MS - 2_000, pageLoad: STEP_MS - 2_000 }),
+    'setting timeouts',
+  )
   return session
 }
 
@@ -259,7 +338,10 @@ export interface LaunchOptions {
 }
 
 /** Starts one engine outside the test runner and opens one tab; `close()` stops everything. */
-export async function launchDriver(engine: EngineName, options: LaunchOptions): Promise<{ driver: Driver; close(): Promise<void> }> {
+export async function launchDriver(
+  engine: EngineName,
+  options: LaunchOptions,
+): Promise<{ driver: Driver; close(): Promise<void> }> {
   if (engine === 'webkit') {
     const server = await startWebDriverServer(options.webdriverPort ?? 5754)
     try {
@@ -278,7 +360,11 @@ export async function launchDriver(engine: EngineName, options: LaunchOptions): 
     }
   }
   const type = engine === 'firefox' ? playwrightFirefox : playwrightChromium
-  const browser = await type.launch({ headless: true, ...options.launchOptions, ...(options.channel ? { channel: options.channel } : {}) })
+  const browser = await type.launch({
+    headless: true,
+    ...options.launchOptions,
+    ...(options.channel ? { channel: options.channel } : {}),
+  })
   const context = await browser.newContext({ baseURL: options.baseURL })
   const page = await context.newPage()
   return { driver: playwrightDriver(engine, context, page), close: () => browser.close() }
@@ -296,17 +382,28 @@ interface WorkerFixtures {
 export const test = base.extend<{ driver: Driver }, WorkerFixtures>({
   driverKind: ['playwright', { scope: 'worker', option: true }],
   webdriverPort: [5744, { scope: 'worker', option: true }],
-  engineBrowser: [async ({ driverKind, webdriverPort, playwright, browserName, launchOptions, channel, headless }, use, workerInfo) => {
-    if (driverKind === 'webdriver') {
-      const server = await startWebDriverServer(webdriverPort + workerInfo.parallelIndex)
-      await use(server)
-      await server.stop()
-    } else {
-      const browser = await playwright[browserName].launch({ ...launchOptions, ...(channel ? { channel } : {}), headless })
-      await use(browser)
-      await browser.close()
-    }
-  }, { scope: 'worker', timeout: 60_000 }],
+  engineBrowser: [
+    async (
+      { driverKind, webdriverPort, playwright, browserName, launchOptions, channel, headless },
+      use,
+      workerInfo,
+    ) => {
+      if (driverKind === 'webdriver') {
+        const server = await startWebDriverServer(webdriverPort + workerInfo.parallelIndex)
+        await use(server)
+        await server.stop()
+      } else {
+        const browser = await playwright[browserName].launch({
+          ...launchOptions,
+          ...(channel ? { channel } : {}),
+          headless,
+        })
+        await use(browser)
+        await browser.close()
+      }
+    },
+    { scope: 'worker', timeout: 60_000 },
+  ],
   driver: async ({ engineBrowser, baseURL }, use, testInfo) => {
     const engine = testInfo.project.name as EngineName
     if ('newContext' in engineBrowser) {

@@ -67,7 +67,9 @@ export function webkitDriverPath(): string | undefined {
 
 /** The MiniBrowser binary WebKitWebDriver should start, when found. */
 export function miniBrowserPath(): string | undefined {
-  return [process.env.WEBKIT_MINIBROWSER_PATH, ...MINIBROWSER_CANDIDATES].find((p): p is string => !!p && existsSync(p))
+  return [process.env.WEBKIT_MINIBROWSER_PATH, ...MINIBROWSER_CANDIDATES].find(
+    (p): p is string => !!p && existsSync(p),
+  )
 }
 
 /** Every engine, with what it lacks on this machine. */
@@ -78,12 +80,28 @@ export function detectEngines(): EngineStatus[] {
   const mini = miniBrowserPath()
   const display = !!process.env.DISPLAY || !!onPath('xvfb-run')
   return [
-    chromium ? { name: 'chromium', executable: chromium } : playwrightOwnChromium() ? { name: 'chromium', executable: playwrightChromium.executablePath() } : { name: 'chromium', missing: 'no /usr/bin/chromium (apt-get install chromium, or set CHROMIUM_PATH)' },
-    firefox ? { name: 'firefox', executable: firefox } : { name: 'firefox', missing: 'no /usr/bin/firefox-esr (apt-get install firefox-esr, or set FIREFOX_PATH)' },
+    chromium
+      ? { name: 'chromium', executable: chromium }
+      : playwrightOwnChromium()
+        ? { name: 'chromium', executable: playwrightChromium.executablePath() }
+        : {
+            name: 'chromium',
+            missing: 'no /usr/bin/chromium (apt-get install chromium, or set CHROMIUM_PATH)',
+          },
+    firefox
+      ? { name: 'firefox', executable: firefox }
+      : {
+          name: 'firefox',
+          missing: 'no /usr/bin/firefox-esr (apt-get install firefox-esr, or set FIREFOX_PATH)',
+        },
     !driver
       ? { name: 'webkit', missing: 'no WebKitWebDriver (apt-get install webkit2gtk-driver)' }
       : !mini
-        ? { name: 'webkit', missing: 'no MiniBrowser next to WebKitWebDriver (apt-get install webkit2gtk-driver, or set WEBKIT_MINIBROWSER_PATH)' }
+        ? {
+            name: 'webkit',
+            missing:
+              'no MiniBrowser next to WebKitWebDriver (apt-get install webkit2gtk-driver, or set WEBKIT_MINIBROWSER_PATH)',
+          }
         : !display
           ? { name: 'webkit', missing: 'no display and no xvfb-run (apt-get install xvfb xauth)' }
           : { name: 'webkit', executable: driver },
@@ -95,7 +113,9 @@ export function detectEngines(): EngineStatus[] {
  * (comma-separated, e.g. `firefox` or `chromium,webkit`) when set.
  */
 export function selectedEngines(): EngineName[] {
-  const wanted = process.env.DPOP_TEST_ENGINES?.split(',').map((s) => s.trim()).filter(Boolean)
+  const wanted = process.env.DPOP_TEST_ENGINES?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   return detectEngines()
     .filter((e) => !e.missing && (!wanted || wanted.includes(e.name)))
     .map((e) => e.name)
@@ -105,12 +125,22 @@ export function selectedEngines(): EngineName[] {
 export function engineVersion(name: EngineName): string | undefined {
   try {
     if (name === 'webkit') {
-      const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', 'libwebkit2gtk-4.1-0'], { encoding: 'utf8', timeout: 5_000 }).trim()
+      const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', 'libwebkit2gtk-4.1-0'], {
+        encoding: 'utf8',
+        timeout: 5_000,
+      }).trim()
       return v ? `WebKitGTK ${v.replace(/-.*$/, '')}` : undefined
     }
     const binary = name === 'chromium' ? chromiumPath() : firefoxPath()
     if (!binary) return undefined
-    return execFileSync(binary, ['--version'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim().replace(/^Mozilla /, '').replace(/ built on.*$/, '')
+    return execFileSync(binary, ['--version'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .trim()
+      .replace(/^Mozilla /, '')
+      .replace(/ built on.*$/, '')
   } catch {
     return undefined
   }

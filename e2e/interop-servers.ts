@@ -21,7 +21,11 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import express, { type NextFunction, type Request as ExpressRequest, type Response as ExpressResponse } from 'express'
+import express, {
+  type NextFunction,
+  type Request as ExpressRequest,
+  type Response as ExpressResponse,
+} from 'express'
 import { auth } from 'express-oauth2-jwt-bearer'
 import { createSolidTokenVerifier, type RequestMethod } from '@solid/access-token-verifier'
 import { SignJWT, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose'
@@ -50,7 +54,9 @@ export interface InteropRecord {
   method: string
   url: string
   scheme?: string
-  proof?: { htm?: unknown; htu?: unknown; iat?: unknown; jti?: unknown; nonce?: unknown; alg?: unknown } | undefined
+  proof?:
+    | { htm?: unknown; htu?: unknown; iat?: unknown; jti?: unknown; nonce?: unknown; alg?: unknown }
+    | undefined
   status: number
   wwwAuthenticate?: string | undefined
   dpopNonce?: string | undefined
@@ -146,7 +152,12 @@ function listen(server: Server, port: number): Promise<void> {
 
 // The authorization server's signing key: tokens are minted here, verifiers fetch the JWKS.
 const signing = await generateKeyPair('ES256')
-const publicJwk = { ...(await exportJWK(signing.publicKey)), kid: 'interop-1', alg: 'ES256', use: 'sig' }
+const publicJwk = {
+  ...(await exportJWK(signing.publicKey)),
+  kid: 'interop-1',
+  alg: 'ES256',
+  use: 'sig',
+}
 
 async function mint(jkt: string): Promise<string> {
   return new SignJWT({ client_id: 'interop-spa', scope: 'read write', webid: WEBID, cnf: { jkt } })
@@ -173,7 +184,11 @@ const issuer = createServer((req, res) => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value))
     }
     if (url.pathname === '/.well-known/openid-configuration') {
-      return json(200, { issuer: ISSUER, jwks_uri: `${ISSUER}/jwks`, dpop_signing_alg_values_supported: ['ES256', 'EdDSA'] })
+      return json(200, {
+        issuer: ISSUER,
+        jwks_uri: `${ISSUER}/jwks`,
+        dpop_signing_alg_values_supported: ['ES256', 'EdDSA'],
+      })
     }
     if (url.pathname === '/jwks') return json(200, { keys: [publicJwk] })
     if (url.pathname === '/profile/card') {
@@ -219,12 +234,20 @@ app.use((req, res, next) => {
 app.use('/nonce', (req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
   res.setHeader('DPoP-Nonce', nonces.auth0)
   if (proofOf(req.headers.dpop)?.nonce === nonces.auth0) return next()
-  res.status(400).json({ error: 'use_dpop_nonce', error_description: 'Authorization server requires nonce in DPoP proof' })
+  res.status(400).json({
+    error: 'use_dpop_nonce',
+    error_description: 'Authorization server requires nonce in DPoP proof',
+  })
 })
-app.use(auth({ issuer: ISSUER, jwksUri: `${ISSUER}/jwks`, audience: AUDIENCE, tokenSigningAlg: 'ES256' }))
+app.use(
+  auth({ issuer: ISSUER, jwksUri: `${ISSUER}/jwks`, audience: AUDIENCE, tokenSigningAlg: 'ES256' }),
+)
 app.use(express.text({ type: '*/*' }))
 app.all(/.*/, (req, res) => {
-  res.set('Cache-Control', 'no-store').type('application/json').send(accepted(req.method, req.originalUrl, typeof req.body === 'string' ? req.body : ''))
+  res
+    .set('Cache-Control', 'no-store')
+    .type('application/json')
+    .send(accepted(req.method, req.originalUrl, typeof req.body === 'string' ? req.body : ''))
 })
 const auth0 = createServer(app)
 
@@ -238,27 +261,41 @@ const o4w = createServer((req, res) => {
     // How a Node resource server hands a request to oauth4webapi: its URL as the client saw it.
     const url = `http://${req.headers.host ?? ''}${req.url ?? '/'}`
     const headers = new Headers()
-    for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string') headers.set(name, value)
+    for (const [name, value] of Object.entries(req.headers))
+      if (typeof value === 'string') headers.set(name, value)
     if (url.includes('/nonce/')) {
       res.setHeader('DPoP-Nonce', nonces.oauth4webapi)
       if (proofOf(req.headers.dpop)?.nonce !== nonces.oauth4webapi) {
-        res.writeHead(401, { 'www-authenticate': 'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"' })
+        res.writeHead(401, {
+          'www-authenticate':
+            'DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof"',
+        })
         return res.end()
       }
     }
     try {
-      await oauth.validateJwtAccessToken(as, new Request(url, { method: req.method ?? 'GET', headers }), AUDIENCE, {
-        requireDPoP: true,
-        [oauth.allowInsecureRequests]: true,
-      })
+      await oauth.validateJwtAccessToken(
+        as,
+        new Request(url, { method: req.method ?? 'GET', headers }),
+        AUDIENCE,
+        {
+          requireDPoP: true,
+          [oauth.allowInsecureRequests]: true,
+        },
+      )
     } catch (e) {
       // invalid_token when the token itself is wrong, invalid_dpop_proof for the proof.
       const message = e instanceof Error ? e.message : String(e)
       const error = /DPoP|jkt|confirmation/i.test(message) ? 'invalid_dpop_proof' : 'invalid_token'
-      res.writeHead(401, { 'www-authenticate': `DPoP error="${error}", algs="ES256 EdDSA"`, 'content-type': 'application/json' })
+      res.writeHead(401, {
+        'www-authenticate': `DPoP error="${error}", algs="ES256 EdDSA"`,
+        'content-type': 'application/json',
+      })
       return res.end(JSON.stringify({ error, reason: message }))
     }
-    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(accepted(req.method ?? '', req.url ?? '', body))
+    res
+      .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+      .end(accepted(req.method ?? '', req.url ?? '', body))
   })().catch((e: unknown) => {
     res.writeHead(500).end(String(e))
   })
@@ -280,9 +317,13 @@ const solid = createServer((req, res) => {
     } catch (e) {
       // The Community Solid Server's DPoPWebIdExtractor turns any failure into a 400.
       res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' })
-      return res.end(`Error verifying WebID via DPoP-bound access token: ${e instanceof Error ? e.message : String(e)}`)
+      return res.end(
+        `Error verifying WebID via DPoP-bound access token: ${e instanceof Error ? e.message : String(e)}`,
+      )
     }
-    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(accepted(req.method ?? '', req.url ?? '', body))
+    res
+      .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+      .end(accepted(req.method ?? '', req.url ?? '', body))
   })().catch((e: unknown) => {
     res.writeHead(500).end(String(e))
   })
@@ -292,7 +333,9 @@ await listen(issuer, INTEROP_PORTS.issuer)
 await listen(auth0, INTEROP_PORTS.auth0)
 await listen(o4w, INTEROP_PORTS.oauth4webapi)
 await listen(solid, INTEROP_PORTS.solid)
-console.log(`interop: issuer ${ISSUER}, auth0 :${INTEROP_PORTS.auth0}, oauth4webapi :${INTEROP_PORTS.oauth4webapi}, solid :${INTEROP_PORTS.solid}`)
+console.log(
+  `interop: issuer ${ISSUER}, auth0 :${INTEROP_PORTS.auth0}, oauth4webapi :${INTEROP_PORTS.oauth4webapi}, solid :${INTEROP_PORTS.solid}`,
+)
 const stop = () => {
   for (const s of [issuer, auth0, o4w, solid]) s.close()
   process.exit(0)

@@ -11,7 +11,11 @@ import { PORTS as TEST_PORTS } from './ports.ts'
 
 const BASE = TEST_PORTS.interop
 const CONTROL = `http://127.0.0.1:${BASE}/__control`
-const PORTS: Record<VerifierName, number> = { auth0: BASE + 1, oauth4webapi: BASE + 2, solid: BASE + 3 }
+const PORTS: Record<VerifierName, number> = {
+  auth0: BASE + 1,
+  oauth4webapi: BASE + 2,
+  solid: BASE + 3,
+}
 const HARNESS = '/e2e/fixtures/harness.html'
 const TEN_MINUTES = 600_000
 
@@ -19,7 +23,10 @@ const TEN_MINUTES = 600_000
 // nonce: our nonce layer sits in front; replayRefused: keeps a jti cache; bearerProofRefused:
 // refuses a bound token sent as Bearer even with a valid proof (RFC 9449 §7.1 wants DPoP).
 // eddsa: takes EdDSA (Ed25519) proofs.
-const EXPECTED: Record<VerifierName, { nonce: boolean; replayRefused: boolean; bearerProofRefused: boolean; eddsa: boolean }> = {
+const EXPECTED: Record<
+  VerifierName,
+  { nonce: boolean; replayRefused: boolean; bearerProofRefused: boolean; eddsa: boolean }
+> = {
   auth0: { nonce: true, replayRefused: false, bearerProofRefused: true, eddsa: true },
   oauth4webapi: { nonce: true, replayRefused: false, bearerProofRefused: true, eddsa: true },
   solid: { nonce: false, replayRefused: true, bearerProofRefused: false, eddsa: false },
@@ -32,18 +39,29 @@ interface Row {
   /** Statuses of the requests the server saw, in order. */
   statuses: number[]
   /** The refusal the server answered (the first non-2xx), as sent. */
-  refusal?: { status: number; wwwAuthenticate?: string | undefined; contentType?: string | undefined; body: string }
+  refusal?: {
+    status: number
+    wwwAuthenticate?: string | undefined
+    contentType?: string | undefined
+    body: string
+  }
 }
 
 async function control(path: string, body?: unknown): Promise<unknown> {
-  const response = await fetch(`${CONTROL}/${path}`, body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) })
+  const response = await fetch(
+    `${CONTROL}/${path}`,
+    body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) },
+  )
   if (!response.ok) throw new Error(`interop control ${path} answered ${response.status}`)
   return response.json()
 }
 const serverLog = async (): Promise<InteropRecord[]> => (await control('log')) as InteropRecord[]
 
 /** A page with the library, a key pair, a token bound to it, and `w.signed(origin, extra)` making signed fetches. */
-async function openPage(browser: Browser, alg: 'ES256' | 'EdDSA' = 'ES256'): Promise<{ page: Page }> {
+async function openPage(
+  browser: Browser,
+  alg: 'ES256' | 'EdDSA' = 'ES256',
+): Promise<{ page: Page }> {
   const page = await browser.newPage()
   await page.goto(HARNESS)
   await page.waitForFunction(() => window.harnessReady === true)
@@ -77,7 +95,13 @@ async function openPage(browser: Browser, alg: 'ES256' | 'EdDSA' = 'ES256'): Pro
 }
 
 /** One call through a fresh signed fetch for `origins`, with the device clock `skewMs` off. */
-function signedCall(page: Page, origins: string[], url: string, init?: RequestInit, skewMs = 0): Promise<PageReply> {
+function signedCall(
+  page: Page,
+  origins: string[],
+  url: string,
+  init?: RequestInit,
+  skewMs = 0,
+): Promise<PageReply> {
   return page.evaluate(
     ({ origins, url, init, skewMs }) => {
       const w = window
@@ -88,23 +112,42 @@ function signedCall(page: Page, origins: string[], url: string, init?: RequestIn
 }
 
 /** A hand-made request: `scheme` token, and a proof for `proofUrl` signed by `key`, or none. */
-function rawCall(page: Page, url: string, opts: { scheme: 'DPoP' | 'Bearer'; proofFor?: string; key?: 'keys' | 'otherKeys'; twice?: boolean }): Promise<PageReply[]> {
+function rawCall(
+  page: Page,
+  url: string,
+  opts: {
+    scheme: 'DPoP' | 'Bearer'
+    proofFor?: string
+    key?: 'keys' | 'otherKeys'
+    twice?: boolean
+  },
+): Promise<PageReply[]> {
   return page.evaluate(
     async ({ url, opts }) => {
       const w = window
       const headers: Record<string, string> = { Authorization: `${opts.scheme} ${w.token}` }
       if (opts.proofFor) {
-        headers.DPoP = await w.dpop.createProof(w[opts.key ?? 'keys'], { htm: 'GET', htu: opts.proofFor, accessToken: w.token })
+        headers.DPoP = await w.dpop.createProof(w[opts.key ?? 'keys'], {
+          htm: 'GET',
+          htu: opts.proofFor,
+          accessToken: w.token,
+        })
       }
       const replies = []
-      for (let i = 0; i < (opts.twice ? 2 : 1); i++) replies.push(await w.reply(() => fetch(url, { headers })))
+      for (let i = 0; i < (opts.twice ? 2 : 1); i++)
+        replies.push(await w.reply(() => fetch(url, { headers })))
       return replies
     },
     { url, opts },
   )
 }
 
-async function recordRow(verifier: VerifierName, variant: string, since: number, pass: () => void): Promise<InteropRecord[]> {
+async function recordRow(
+  verifier: VerifierName,
+  variant: string,
+  since: number,
+  pass: () => void,
+): Promise<InteropRecord[]> {
   const seen = (await serverLog()).filter((r) => r.seq > since && r.verifier === verifier)
   const refused = seen.find((r) => r.status >= 300)
   const row: Row = {
@@ -112,7 +155,16 @@ async function recordRow(verifier: VerifierName, variant: string, since: number,
     variant,
     result: 'FAIL',
     statuses: seen.map((r) => r.status),
-    ...(refused ? { refusal: { status: refused.status, wwwAuthenticate: refused.wwwAuthenticate, contentType: refused.contentType, body: refused.body.slice(0, 160) } } : {}),
+    ...(refused
+      ? {
+          refusal: {
+            status: refused.status,
+            wwwAuthenticate: refused.wwwAuthenticate,
+            contentType: refused.contentType,
+            body: refused.body.slice(0, 160),
+          },
+        }
+      : {}),
   }
   // The response is in the failure message, so a failing verifier shows what it said.
   try {
@@ -144,7 +196,17 @@ for (const verifier of ['auth0', 'oauth4webapi', 'solid'] as const) {
     })
 
     /** A signed call that must end 200 after at most `maxAttempts` requests, all reaching this verifier. */
-    async function accepted(variant: string, url: string, opts: { init?: RequestInit; skewMs?: number; origins?: string[]; maxAttempts?: number; path?: string } = {}) {
+    async function accepted(
+      variant: string,
+      url: string,
+      opts: {
+        init?: RequestInit
+        skewMs?: number
+        origins?: string[]
+        maxAttempts?: number
+        path?: string
+      } = {},
+    ) {
       const since = await lastSeq()
       const reply = await signedCall(page, opts.origins ?? [origin], url, opts.init, opts.skewMs)
       return recordRow(verifier, variant, since, () => {
@@ -165,7 +227,9 @@ for (const verifier of ['auth0', 'oauth4webapi', 'solid'] as const) {
     })
 
     test('GET with a query', async () => {
-      const { seen } = await accepted('query', `${origin}/api/items?a=1&b=x%20y`, { path: '/api/items?a=1&b=x%20y' })
+      const { seen } = await accepted('query', `${origin}/api/items?a=1&b=x%20y`, {
+        path: '/api/items?a=1&b=x%20y',
+      })
       expect(seen[0]?.proof?.htu).toBe(`${origin}/api/items`)
     })
 
@@ -174,7 +238,9 @@ for (const verifier of ['auth0', 'oauth4webapi', 'solid'] as const) {
     })
 
     test('upper-case scheme and host', async () => {
-      const { seen } = await accepted('upper-case host', `HTTP://LOCALHOST:${port}/api/items`, { path: '/api/items' })
+      const { seen } = await accepted('upper-case host', `HTTP://LOCALHOST:${port}/api/items`, {
+        path: '/api/items',
+      })
       expect(seen[0]?.proof?.htu).toBe(`${origin}/api/items`)
     })
 
@@ -184,11 +250,17 @@ for (const verifier of ['auth0', 'oauth4webapi', 'solid'] as const) {
       await page.route('http://localhost/**', async (route) => {
         const request = route.request()
         const target = request.url().replace('http://localhost/', `${origin}/`)
-        const response = await route.fetch({ url: target, headers: { ...request.headers(), host: 'localhost' } })
+        const response = await route.fetch({
+          url: target,
+          headers: { ...request.headers(), host: 'localhost' },
+        })
         await route.fulfill({ response })
       })
       try {
-        const { seen } = await accepted('explicit :80', 'http://localhost:80/api/items', { origins: ['http://localhost'], path: '/api/items' })
+        const { seen } = await accepted('explicit :80', 'http://localhost:80/api/items', {
+          origins: ['http://localhost'],
+          path: '/api/items',
+        })
         expect(seen[0]?.proof?.htu).toBe('http://localhost/api/items')
       } finally {
         await page.unroute('http://localhost/**')
@@ -208,14 +280,20 @@ for (const verifier of ['auth0', 'oauth4webapi', 'solid'] as const) {
 
     if (EXPECTED[verifier].nonce) {
       test('nonce required (a layer in front of the verifier): one retry with the nonce', async () => {
-        const { seen } = await accepted('nonce', `${origin}/nonce/items`, { maxAttempts: 2, path: '/nonce/items' })
+        const { seen } = await accepted('nonce', `${origin}/nonce/items`, {
+          maxAttempts: 2,
+          path: '/nonce/items',
+        })
         expect(seen).toHaveLength(2)
         expect(seen[0]?.proof?.nonce).toBeUndefined()
         expect(seen[1]?.proof?.nonce).toBe(seen[0]?.dpopNonce)
       })
     }
 
-    for (const [name, skewMs] of [['device clock +10 min', TEN_MINUTES], ['device clock −10 min', -TEN_MINUTES]] as const) {
+    for (const [name, skewMs] of [
+      ['device clock +10 min', TEN_MINUTES],
+      ['device clock −10 min', -TEN_MINUTES],
+    ] as const) {
       test(`${name}: the first refusal corrects the clock, one retry succeeds`, async () => {
         const { seen } = await accepted(name, `${origin}/api/items`, { skewMs, maxAttempts: 2 })
         // The accepted proof is on the server's clock.
@@ -223,7 +301,9 @@ for (const verifier of ['auth0', 'oauth4webapi', 'solid'] as const) {
       })
     }
 
-    test(`EdDSA (Ed25519) key: ${EXPECTED[verifier].eddsa ? 'accepted' : 'refused (the verifier takes no EdDSA)'}`, async ({ browser }) => {
+    test(`EdDSA (Ed25519) key: ${EXPECTED[verifier].eddsa ? 'accepted' : 'refused (the verifier takes no EdDSA)'}`, async ({
+      browser,
+    }) => {
       await page.close()
       ;({ page } = await openPage(browser, 'EdDSA'))
       const since = await lastSeq()
@@ -240,18 +320,25 @@ for (const verifier of ['auth0', 'oauth4webapi', 'solid'] as const) {
     test('negative: no proof', async () => {
       const since = await lastSeq()
       const [reply] = await rawCall(page, `${origin}/api/items`, { scheme: 'DPoP' })
-      await recordRow(verifier, 'no proof', since, () => expect(reply?.status).toBeGreaterThanOrEqual(400))
+      await recordRow(verifier, 'no proof', since, () =>
+        expect(reply?.status).toBeGreaterThanOrEqual(400),
+      )
     })
 
     test('negative: Bearer scheme, no proof', async () => {
       const since = await lastSeq()
       const [reply] = await rawCall(page, `${origin}/api/items`, { scheme: 'Bearer' })
-      await recordRow(verifier, 'Bearer', since, () => expect(reply?.status).toBeGreaterThanOrEqual(400))
+      await recordRow(verifier, 'Bearer', since, () =>
+        expect(reply?.status).toBeGreaterThanOrEqual(400),
+      )
     })
 
     test('quirk: Bearer scheme with a valid proof', async () => {
       const since = await lastSeq()
-      const [reply] = await rawCall(page, `${origin}/api/items`, { scheme: 'Bearer', proofFor: `${origin}/api/items` })
+      const [reply] = await rawCall(page, `${origin}/api/items`, {
+        scheme: 'Bearer',
+        proofFor: `${origin}/api/items`,
+      })
       await recordRow(verifier, 'Bearer + valid proof', since, () => {
         if (EXPECTED[verifier].bearerProofRefused) expect(reply?.status).toBeGreaterThanOrEqual(400)
         else expect(reply?.status).toBe(200)
@@ -260,19 +347,34 @@ for (const verifier of ['auth0', 'oauth4webapi', 'solid'] as const) {
 
     test('negative: proof for another URL', async () => {
       const since = await lastSeq()
-      const [reply] = await rawCall(page, `${origin}/api/items`, { scheme: 'DPoP', proofFor: `${origin}/api/other` })
-      await recordRow(verifier, 'proof for another URL', since, () => expect(reply?.status).toBeGreaterThanOrEqual(400))
+      const [reply] = await rawCall(page, `${origin}/api/items`, {
+        scheme: 'DPoP',
+        proofFor: `${origin}/api/other`,
+      })
+      await recordRow(verifier, 'proof for another URL', since, () =>
+        expect(reply?.status).toBeGreaterThanOrEqual(400),
+      )
     })
 
     test('negative: proof from another key', async () => {
       const since = await lastSeq()
-      const [reply] = await rawCall(page, `${origin}/api/items`, { scheme: 'DPoP', proofFor: `${origin}/api/items`, key: 'otherKeys' })
-      await recordRow(verifier, 'proof from another key', since, () => expect(reply?.status).toBeGreaterThanOrEqual(400))
+      const [reply] = await rawCall(page, `${origin}/api/items`, {
+        scheme: 'DPoP',
+        proofFor: `${origin}/api/items`,
+        key: 'otherKeys',
+      })
+      await recordRow(verifier, 'proof from another key', since, () =>
+        expect(reply?.status).toBeGreaterThanOrEqual(400),
+      )
     })
 
     test('quirk: the same proof sent twice (jti replay cache)', async () => {
       const since = await lastSeq()
-      const replies = await rawCall(page, `${origin}/api/items`, { scheme: 'DPoP', proofFor: `${origin}/api/items`, twice: true })
+      const replies = await rawCall(page, `${origin}/api/items`, {
+        scheme: 'DPoP',
+        proofFor: `${origin}/api/items`,
+        twice: true,
+      })
       await recordRow(verifier, 'same proof twice', since, () => {
         expect(replies[0]?.status).toBe(200)
         if (EXPECTED[verifier].replayRefused) expect(replies[1]?.status).toBeGreaterThanOrEqual(400)
@@ -293,7 +395,9 @@ test.afterAll(async () => {
   const table = [
     `| variant | ${verifiers.join(' | ')} |`,
     `|---|${verifiers.map(() => '---').join('|')}|`,
-    ...variants.map((variant) => `| ${variant} | ${verifiers.map((v) => cell(v, variant)).join(' | ')} |`),
+    ...variants.map(
+      (variant) => `| ${variant} | ${verifiers.map((v) => cell(v, variant)).join(' | ')} |`,
+    ),
   ].join('\n')
   console.log(`\ninterop (statuses the server answered, in order):\n${table}`)
   const dir = process.env.DPOP_TEST_OUTPUT_DIR ?? 'test-results'

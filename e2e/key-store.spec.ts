@@ -32,38 +32,53 @@ test('the key survives a reload and the private key cannot be exported', async (
         results.push(`${format}: ${(e as Error).name}`)
       }
     }
-    return { results, extractable: pair.privateKey.extractable, publicExtractable: pair.publicKey.extractable }
+    return {
+      results,
+      extractable: pair.privateKey.extractable,
+      publicExtractable: pair.publicKey.extractable,
+    }
   })
   // The error's name is the same in every engine (its message is not).
-  expect(exported).toEqual({ results: ['jwk: InvalidAccessError', 'pkcs8: InvalidAccessError'], extractable: false, publicExtractable: true })
+  expect(exported).toEqual({
+    results: ['jwk: InvalidAccessError', 'pkcs8: InvalidAccessError'],
+    extractable: false,
+    publicExtractable: true,
+  })
   await page.reload()
   await open(page)
   expect(await thumbprint(page)).toBe(first)
   // Still the stored key: not extractable after the round trip through IndexedDB either.
-  expect(await page.evaluate(async () => (await window.store.load()).privateKey.extractable)).toBe(false)
+  expect(await page.evaluate(async () => (await window.store.load()).privateKey.extractable)).toBe(
+    false,
+  )
 })
 
-test('what IndexedDB holds is the CryptoKeyPair itself, never a JWK with private members', async ({ driver }) => {
+test('what IndexedDB holds is the CryptoKeyPair itself, never a JWK with private members', async ({
+  driver,
+}) => {
   const page = driver.page
   await open(page, 'e2e-shape')
   await thumbprint(page)
-  const stored = await page.evaluate(() => new Promise<Record<string, string>>((resolve, reject) => {
-    const req = indexedDB.open('dpop-spa:e2e-shape:keys')
-    req.onsuccess = () => {
-      const get = req.result.transaction('keyval').objectStore('keyval').get('keypair')
-      get.onsuccess = () => {
-        const v = get.result
-        resolve({
-          privateKey: Object.prototype.toString.call(v.privateKey),
-          publicKey: Object.prototype.toString.call(v.publicKey),
-          privateExtractable: String(v.privateKey.extractable),
-          json: JSON.stringify(v),
-        })
-        req.result.close()
-      }
-      get.onerror = () => reject(get.error)
-    }
-  }))
+  const stored = await page.evaluate(
+    () =>
+      new Promise<Record<string, string>>((resolve, reject) => {
+        const req = indexedDB.open('dpop-spa:e2e-shape:keys')
+        req.onsuccess = () => {
+          const get = req.result.transaction('keyval').objectStore('keyval').get('keypair')
+          get.onsuccess = () => {
+            const v = get.result
+            resolve({
+              privateKey: Object.prototype.toString.call(v.privateKey),
+              publicKey: Object.prototype.toString.call(v.publicKey),
+              privateExtractable: String(v.privateKey.extractable),
+              json: JSON.stringify(v),
+            })
+            req.result.close()
+          }
+          get.onerror = () => reject(get.error)
+        }
+      }),
+  )
   expect(stored.privateKey).toBe('[object CryptoKey]')
   expect(stored.publicKey).toBe('[object CryptoKey]')
   expect(stored.privateExtractable).toBe('false')
@@ -85,7 +100,10 @@ test('two pages racing load-or-create end with one thumbprint', async ({ driver 
         w.racing = new Promise<string>((resolve, reject) => {
           const ch = new BroadcastChannel('race-start')
           ch.onmessage = () => {
-            w.dpop.openKeyStore({ name: n }).then((s) => s.thumbprint()).then(resolve, reject)
+            w.dpop
+              .openKeyStore({ name: n })
+              .then((s) => s.thumbprint())
+              .then(resolve, reject)
           }
         })
         return true
@@ -93,16 +111,20 @@ test('two pages racing load-or-create end with one thumbprint', async ({ driver 
     }
     const starter = await driver.newTab()
     await starter.goto(HARNESS)
-    await starter.evaluate(() => { new BroadcastChannel('race-start').postMessage('go') })
+    await starter.evaluate(() => {
+      new BroadcastChannel('race-start').postMessage('go')
+    })
     const prints: string[] = []
     for (const p of pages) prints.push(await p.evaluate(() => window.racing))
     expect(prints).toHaveLength(3)
     expect(new Set(prints).size).toBe(1)
     // At the database: one record, the winner's.
-    expect(await starter.evaluate(async (n) => {
-      const w = window
-      return (await w.dpop.openKeyStore({ name: n, preload: false })).thumbprint()
-    }, name)).toBe(prints[0])
+    expect(
+      await starter.evaluate(async (n) => {
+        const w = window
+        return (await w.dpop.openKeyStore({ name: n, preload: false })).thumbprint()
+      }, name),
+    ).toBe(prints[0])
     for (const p of [...pages, starter]) await p.close()
   }
 })
@@ -130,21 +152,36 @@ test('delete() leaves nothing behind in IndexedDB', async ({ driver }) => {
   await open(page, 'e2e-delete')
   await thumbprint(page)
   // indexedDB.databases() is missing in some engines' older versions: read the record instead.
-  const hasRecord = () => page.evaluate(() => new Promise<boolean>((resolve, reject) => {
-    const req = indexedDB.open('dpop-spa:e2e-delete:keys')
-    req.onupgradeneeded = () => { req.transaction?.abort() } // the database is gone: do not recreate it
-    req.onsuccess = () => {
-      const get = req.result.transaction('keyval').objectStore('keyval').count('keypair')
-      get.onsuccess = () => { resolve(get.result > 0); req.result.close() }
-      get.onerror = () => reject(get.error)
-    }
-    req.onerror = () => resolve(false)
-  }))
+  const hasRecord = () =>
+    page.evaluate(
+      () =>
+        new Promise<boolean>((resolve, reject) => {
+          const req = indexedDB.open('dpop-spa:e2e-delete:keys')
+          req.onupgradeneeded = () => {
+            req.transaction?.abort()
+          } // the database is gone: do not recreate it
+          req.onsuccess = () => {
+            const get = req.result.transaction('keyval').objectStore('keyval').count('keypair')
+            get.onsuccess = () => {
+              resolve(get.result > 0)
+              req.result.close()
+            }
+            get.onerror = () => reject(get.error)
+          }
+          req.onerror = () => resolve(false)
+        }),
+    )
   expect(await hasRecord()).toBe(true)
   await page.evaluate(async () => window.store.delete())
   // Where the engine lists databases, the key's is gone (asked before hasRecord's open, which
   // WebKit counts as a database even when its upgrade is aborted).
-  expect(await page.evaluate(async () => (typeof indexedDB.databases === 'function' ? (await indexedDB.databases()).map((d) => d.name) : []))).not.toContain('dpop-spa:e2e-delete:keys')
+  expect(
+    await page.evaluate(async () =>
+      typeof indexedDB.databases === 'function'
+        ? (await indexedDB.databases()).map((d) => d.name)
+        : [],
+    ),
+  ).not.toContain('dpop-spa:e2e-delete:keys')
   expect(await hasRecord()).toBe(false)
 })
 
@@ -154,6 +191,8 @@ test('persistent storage is asked for and the answer is exposed', async ({ drive
   const persisted = await page.evaluate(async () => window.store.persisted())
   expect(typeof persisted).toBe('boolean')
   // Engines without navigator.storage.persisted (older WebKit) answer false.
-  const actual = await page.evaluate(() => (typeof navigator.storage?.persisted === 'function' ? navigator.storage.persisted() : false))
+  const actual = await page.evaluate(() =>
+    typeof navigator.storage?.persisted === 'function' ? navigator.storage.persisted() : false,
+  )
   expect(persisted).toBe(actual)
 })

@@ -22,7 +22,17 @@ import type ky from 'ky'
 import type { ofetch } from 'ofetch'
 import type { EventSource } from 'eventsource'
 import type * as Dpop from '../src/index.ts'
-import type { DPoPClient, DPoPClientEvent, DPoPErrorCode, DPoPFetch, DPoPFetchEvent, DPoPFetchOptions, KeyStore, RedirectResult, UserClaims } from '../src/index.ts'
+import type {
+  DPoPClient,
+  DPoPClientEvent,
+  DPoPErrorCode,
+  DPoPFetch,
+  DPoPFetchEvent,
+  DPoPFetchOptions,
+  KeyStore,
+  RedirectResult,
+  UserClaims,
+} from '../src/index.ts'
 
 /** An error as a page reports it to the test: plain data, since an Error does not cross to Node. */
 export interface PageError {
@@ -95,7 +105,12 @@ declare global {
     /** Specs: set to end simulate.js's `idb-lost` failure (storage works again). */
     idbRecovered?: boolean
     /** clients.ts: the HTTP clients, from node_modules. */
-    libs: { axios: typeof axios; ky: typeof ky; ofetch: typeof ofetch; EventSource: typeof EventSource }
+    libs: {
+      axios: typeof axios
+      ky: typeof ky
+      ofetch: typeof ofetch
+      EventSource: typeof EventSource
+    }
 
     /** React and Vue fixtures: what `onRedirect` received, in order. */
     redirects: (RedirectResult | undefined)[]

@@ -7,7 +7,8 @@
 const variables = new Map<string, number>()
 const port = (name: string, fallback: number): number => {
   const value = Number(process.env[name] ?? fallback)
-  if (!Number.isInteger(value) || value < 1 || value > 65535) throw new Error(`${name} must be a port number, got ${process.env[name]}`)
+  if (!Number.isInteger(value) || value < 1 || value > 65535)
+    throw new Error(`${name} must be a port number, got ${process.env[name]}`)
   variables.set(name, value)
   return value
 }

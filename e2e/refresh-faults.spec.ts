@@ -22,8 +22,16 @@ const HOLD_MS = 6_000
 const TTL = 4
 const WORKER = '&sw=1'
 
-async function configure(change: { refreshFault?: RefreshFault | null; refreshRotation?: RefreshRotation; accessTokenTtl?: number }): Promise<void> {
-  const r = await fetch(`${AS}/__control/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(change) })
+async function configure(change: {
+  refreshFault?: RefreshFault | null
+  refreshRotation?: RefreshRotation
+  accessTokenTtl?: number
+}): Promise<void> {
+  const r = await fetch(`${AS}/__control/config`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(change),
+  })
   expect(r.ok, await r.text()).toBe(true)
 }
 
@@ -44,34 +52,49 @@ const loginGrant = (s: AuthServerStats): string => {
 }
 
 /** Waits until the server recorded an event of `type` (the fault happened: the grant rotated first). */
-const serverSaw = (type: string) => expect.poll(async () => (await stats()).events.some((e) => e.type === type), { timeout: 20_000, intervals: [100] }).toBe(true)
+const serverSaw = (type: string) =>
+  expect
+    .poll(async () => (await stats()).events.some((e) => e.type === type), {
+      timeout: 20_000,
+      intervals: [100],
+    })
+    .toBe(true)
 
 /** The access token's `exp` (s), read in the page without refreshing. */
-const tokenExp = (tab: Tab) => tab.evaluate(async () => {
-  const token = await window.auth.getAccessToken()
-  if (token === undefined) return 0
-  return JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).exp as number
-})
+const tokenExp = (tab: Tab) =>
+  tab.evaluate(async () => {
+    const token = await window.auth.getAccessToken()
+    if (token === undefined) return 0
+    return JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')))
+      .exp as number
+  })
 
 async function waitForExpiry(tab: Tab): Promise<void> {
   const exp = await tokenExp(tab)
-  await expect.poll(() => Date.now(), { timeout: 20_000, intervals: [250] }).toBeGreaterThan(exp * 1000 + 250)
+  await expect
+    .poll(() => Date.now(), { timeout: 20_000, intervals: [250] })
+    .toBeGreaterThan(exp * 1000 + 250)
 }
 
 /** Starts one API call in the tab without waiting for it (it needs a refresh: the token has expired). */
-const startCall = (tab: Tab) => tab.evaluate((api) => {
-  window.calls = window.auth.fetch(`${api}/api/me`).then((r) => [r.status], () => [0])
-}, API)
+const startCall = (tab: Tab) =>
+  tab.evaluate((api) => {
+    window.calls = window.auth.fetch(`${api}/api/me`).then(
+      (r) => [r.status],
+      () => [0],
+    )
+  }, API)
 
 /** One API call; its status, or the error's code (0 when it threw something else), bounded. */
-const call = (tab: Tab) => tab.evaluate(async (api) => {
-  try {
-    const r = await window.auth.fetch(`${api}/api/me`, { signal: AbortSignal.timeout(15_000) })
-    return String(r.status)
-  } catch (e) {
-    return (e as { code?: string }).code ?? (e as Error).name
-  }
-}, API)
+const call = (tab: Tab) =>
+  tab.evaluate(async (api) => {
+    try {
+      const r = await window.auth.fetch(`${api}/api/me`, { signal: AbortSignal.timeout(15_000) })
+      return String(r.status)
+    } catch (e) {
+      return (e as { code?: string }).code ?? (e as Error).name
+    }
+  }, API)
 
 interface Outcome {
   signedIn: boolean
@@ -86,7 +109,13 @@ interface Outcome {
 }
 
 /** What the user gets after the fault, in `tab`, measured at the server and in the page. */
-async function outcome(label: string, engine: string, tab: Tab, grant: string, started: number): Promise<Outcome> {
+async function outcome(
+  label: string,
+  engine: string,
+  tab: Tab,
+  grant: string,
+  started: number,
+): Promise<Outcome> {
   const nextCall = await call(tab)
   let afterExpiry = 'n/a'
   if (await tab.evaluate(() => window.auth.isAuthenticated())) {
@@ -100,9 +129,18 @@ async function outcome(label: string, engine: string, tab: Tab, grant: string, s
     nextCall,
     afterExpiry,
     sameGrant: !s.grantsRevoked.includes(grant) && lastRefresh?.grantId === grant,
-    logouts: await tab.evaluate(() => window.events.flatMap((e) => (e.type === 'logout' ? [e.reason] : []))),
+    logouts: await tab.evaluate(() =>
+      window.events.flatMap((e) => (e.type === 'logout' ? [e.reason] : [])),
+    ),
     reuse: s.refreshTokenReuse,
-    refused: s.events.filter((e) => e.type === 'grant.error' && e.grantType === 'refresh_token' && e.error !== 'use_dpop_nonce').map((e) => `${e.error} (${e.errorDetail ?? e.errorDescription ?? ''})`),
+    refused: s.events
+      .filter(
+        (e) =>
+          e.type === 'grant.error' &&
+          e.grantType === 'refresh_token' &&
+          e.error !== 'use_dpop_nonce',
+      )
+      .map((e) => `${e.error} (${e.errorDetail ?? e.errorDescription ?? ''})`),
     ms: Date.now() - started,
   }
   console.log(`[${engine}] ${label}: ${JSON.stringify(o)}`)
@@ -111,13 +149,24 @@ async function outcome(label: string, engine: string, tab: Tab, grant: string, s
 
 const kept = (o: Outcome) => {
   expect(o.logouts).toEqual([])
-  expect(o).toMatchObject({ signedIn: true, nextCall: '200', afterExpiry: '200', sameGrant: true, reuse: 0 })
+  expect(o).toMatchObject({
+    signedIn: true,
+    nextCall: '200',
+    afterExpiry: '200',
+    sameGrant: true,
+    reuse: 0,
+  })
 }
 
 /** Signs in; the grant of the login. With the worker, waits until it is active (its first start compiles it). */
 async function start(tab: Tab, query = ''): Promise<string> {
   await signIn(tab, 'alice', query)
-  if (query === WORKER) await tab.waitFor(() => navigator.serviceWorker.getRegistration('/e2e/fixtures/').then((r) => !!r?.active), undefined, 60_000)
+  if (query === WORKER)
+    await tab.waitFor(
+      () => navigator.serviceWorker.getRegistration('/e2e/fixtures/').then((r) => !!r?.active),
+      undefined,
+      60_000,
+    )
   return loginGrant(await stats())
 }
 
@@ -146,7 +195,11 @@ async function f1(driver: Driver, query: string, label: string): Promise<Outcome
 }
 
 /** F3: the server rotates, then destroys the connection without answering. */
-async function f3(driver: Driver, query: string, label: string): Promise<{ first: string; o: Outcome }> {
+async function f3(
+  driver: Driver,
+  query: string,
+  label: string,
+): Promise<{ first: string; o: Outcome }> {
   const page = driver.page
   const grant = await start(page, query)
   await configure({ refreshFault: { mode: 'drop', ms: 0, count: 1 } })
@@ -154,7 +207,16 @@ async function f3(driver: Driver, query: string, label: string): Promise<{ first
   const t0 = Date.now()
   const first = await call(page)
   console.log(`[${driver.engine}] F3 first call, ${label}: ${first}`)
-  return { first, o: await outcome(`F3 connection dropped after rotation, ${label}`, driver.engine, page, grant, t0) }
+  return {
+    first,
+    o: await outcome(
+      `F3 connection dropped after rotation, ${label}`,
+      driver.engine,
+      page,
+      grant,
+      t0,
+    ),
+  }
 }
 
 /**
@@ -177,11 +239,15 @@ test.describe('refresh worker, rotation always on', () => {
   // F5 began, on a loaded 2-core machine; it passed in every other run. One retry, in a fresh
   // browser session, for the worker's start-up only: a fault outcome that is wrong fails twice.
   test.describe.configure({ retries: 1 })
-  test('F1: the page reloads while the refresh answer is held; the user stays signed in on the same grant', async ({ driver }) => {
+  test('F1: the page reloads while the refresh answer is held; the user stays signed in on the same grant', async ({
+    driver,
+  }) => {
     kept(await f1(driver, WORKER, 'worker'))
   })
 
-  test('F2: the refreshing tab closes while the answer is held; the other tab stays signed in', async ({ driver }) => {
+  test('F2: the refreshing tab closes while the answer is held; the other tab stays signed in', async ({
+    driver,
+  }) => {
     const page = driver.page
     const grant = await start(page, WORKER)
     const other = await openSecond(() => driver.newTab(), WORKER)
@@ -191,10 +257,14 @@ test.describe('refresh worker, rotation always on', () => {
     await serverSaw('fault.hold')
     const t0 = Date.now()
     await page.close()
-    kept(await outcome('F2 refreshing tab closed while held, worker', driver.engine, other, grant, t0))
+    kept(
+      await outcome('F2 refreshing tab closed while held, worker', driver.engine, other, grant, t0),
+    )
   })
 
-  test('F5: two tabs refresh at once while the refreshing one reloads; both stay signed in', async ({ driver }) => {
+  test('F5: two tabs refresh at once while the refreshing one reloads; both stay signed in', async ({
+    driver,
+  }) => {
     const page = driver.page
     const grant = await start(page, WORKER)
     const other = await openSecond(() => driver.newTab(), WORKER)
@@ -209,20 +279,30 @@ test.describe('refresh worker, rotation always on', () => {
     await page.waitFor(() => window.ready === true)
     const waiting = await other.evaluate(() => window.calls)
     console.log(`[${driver.engine}] F5 the waiting tab's call, worker: ${JSON.stringify(waiting)}`)
-    const reloaded = await outcome('F5 two tabs, refreshing one reloads, worker', driver.engine, page, grant, t0)
+    const reloaded = await outcome(
+      'F5 two tabs, refreshing one reloads, worker',
+      driver.engine,
+      page,
+      grant,
+      t0,
+    )
     const stayed = await outcome('F5 (the other tab), worker', driver.engine, other, grant, t0)
     expect(waiting).toEqual([200])
     kept(reloaded)
     kept(stayed)
   })
 
-  test('F3: the connection drops after the server rotated; the session ends within seconds, nothing hangs', async ({ driver }) => {
+  test('F3: the connection drops after the server rotated; the session ends within seconds, nothing hangs', async ({
+    driver,
+  }) => {
     endsAtOnce(await f3(driver, WORKER, 'worker'))
   })
 })
 
 test.describe('the page alone, rotation always on', () => {
-  test('F1: a reload while the answer is held ends the session as refresh-lost, not as a generic invalid_grant', async ({ driver }) => {
+  test('F1: a reload while the answer is held ends the session as refresh-lost, not as a generic invalid_grant', async ({
+    driver,
+  }) => {
     const o = await f1(driver, '', 'page')
     // Firefox lets the reloading document take the answer in (measured): nothing is lost there.
     if (o.signedIn) kept(o)
@@ -232,7 +312,9 @@ test.describe('the page alone, rotation always on', () => {
     }
   })
 
-  test('F4: the IndexedDB write of the new tokens fails after the server answered; the tab stays signed in and stores them later', async ({ driver }) => {
+  test('F4: the IndexedDB write of the new tokens fails after the server answered; the tab stays signed in and stores them later', async ({
+    driver,
+  }) => {
     const page = driver.page
     const grant = await start(page)
     // The next write of the session fails, as a full disk or an evicted database would.
@@ -254,7 +336,11 @@ test.describe('the page alone, rotation always on', () => {
     const o = await outcome('F4 IndexedDB write failed, page', driver.engine, page, grant, t0)
     expect(first).toBe('200')
     kept(o)
-    expect(await page.evaluate(() => window.events.some((e) => e.type === 'error' && e.code === 'ERR_KEY_STORE_QUOTA'))).toBe(true)
+    expect(
+      await page.evaluate(() =>
+        window.events.some((e) => e.type === 'error' && e.code === 'ERR_KEY_STORE_QUOTA'),
+      ),
+    ).toBe(true)
     // A reload finds the session of the last refresh, not the one before the failed write
     // (whose rotated refresh token the server would take as reuse and revoke the grant).
     await page.reload()
@@ -276,7 +362,9 @@ test.describe('the page alone, rotation near expiry (RFC 9700 §4.14.2)', () => 
     kept(await f1(driver, '', 'near-expiry'))
   })
 
-  test('F3: a dropped answer loses nothing; the next refresh sends the same refresh token', async ({ driver }) => {
+  test('F3: a dropped answer loses nothing; the next refresh sends the same refresh token', async ({
+    driver,
+  }) => {
     const { o } = await f3(driver, '', 'near-expiry')
     kept(o)
   })

@@ -23,15 +23,24 @@ export const SECOND_RUN_PORT_OFFSET = 3000
 const engines = detectEngines()
 const selected = selectedEngines()
 for (const e of engines) {
-  if (selected.includes(e.name)) console.log(`browser tests: ${e.name.padEnd(8)} runs   (${e.executable})`)
+  if (selected.includes(e.name))
+    console.log(`browser tests: ${e.name.padEnd(8)} runs   (${e.executable})`)
   else if (e.missing) console.log(`browser tests: ${e.name.padEnd(8)} SKIPPED: ${e.missing}`)
-  else console.log(`browser tests: ${e.name.padEnd(8)} SKIPPED: not in DPOP_TEST_ENGINES=${process.env.DPOP_TEST_ENGINES}`)
+  else
+    console.log(
+      `browser tests: ${e.name.padEnd(8)} SKIPPED: not in DPOP_TEST_ENGINES=${process.env.DPOP_TEST_ENGINES}`,
+    )
 }
 const atproto = atprotoRuntime()
-if ('node' in atproto) console.log(`browser tests: atproto  runs   (its server on Node ${atproto.version}: ${atproto.node})`)
+if ('node' in atproto)
+  console.log(
+    `browser tests: atproto  runs   (its server on Node ${atproto.version}: ${atproto.node})`,
+  )
 else console.log(`browser tests: atproto  SKIPPED: ${atproto.missing}`)
 if (selected.length === 0) {
-  console.error('browser tests: no browser engine to run; install one (see CONTRIBUTING.md, Development)')
+  console.error(
+    'browser tests: no browser engine to run; install one (see CONTRIBUTING.md, Development)',
+  )
   process.exit(1)
 }
 
@@ -46,12 +55,16 @@ function run(group: EngineName[], n: number): Promise<number> {
   // Each run empties its own output folder when it starts, so neither is the other's parent.
   if (groups.length > 1) env.DPOP_TEST_OUTPUT_DIR = `test-results/run-${n + 1}`
   if (n > 0) {
-    for (const [variable, value] of PORT_VARIABLES) env[variable] = String(value + n * SECOND_RUN_PORT_OFFSET)
+    for (const [variable, value] of PORT_VARIABLES)
+      env[variable] = String(value + n * SECOND_RUN_PORT_OFFSET)
     env.DPOP_TEST_VITE_CACHE = `node_modules/.vite-run-${n + 1}`
   }
   if (groups.length > 1) console.log(`browser tests: run ${n + 1}: ${group.join(', ')}`)
   return new Promise((resolve) => {
-    const child = spawn('npx', ['playwright', 'test', ...process.argv.slice(2)], { stdio: 'inherit', env })
+    const child = spawn('npx', ['playwright', 'test', ...process.argv.slice(2)], {
+      stdio: 'inherit',
+      env,
+    })
     child.on('error', () => resolve(1))
     child.on('exit', (code) => resolve(code ?? 1))
   })
@@ -60,7 +73,11 @@ function run(group: EngineName[], n: number): Promise<number> {
 const started = Date.now()
 const codes = await Promise.all(groups.map(run))
 if (groups.length > 1) {
-  groups.forEach((g, i) => console.log(`browser tests: run ${i + 1} (${g.join(', ')}): ${codes[i] === 0 ? 'passed' : `FAILED (exit ${codes[i]})`}`))
+  groups.forEach((g, i) =>
+    console.log(
+      `browser tests: run ${i + 1} (${g.join(', ')}): ${codes[i] === 0 ? 'passed' : `FAILED (exit ${codes[i]})`}`,
+    ),
+  )
   console.log(`browser tests: ${((Date.now() - started) / 60_000).toFixed(1)} min in all`)
 }
 process.exit(codes.find((c) => c !== 0) ?? 0)

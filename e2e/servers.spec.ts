@@ -7,14 +7,27 @@
 import type { AuthServerConfig } from '../demo/auth-server/control.ts'
 import type { AuthServerStats } from '../demo/auth-server/recorder.ts'
 import { expect, test, type Tab } from './driver.ts'
-import { AS, expectStatus, openApp, resetAuthServer, signIn, stats, submitLoginForm } from './token-app.ts'
+import {
+  AS,
+  expectStatus,
+  openApp,
+  resetAuthServer,
+  signIn,
+  stats,
+  submitLoginForm,
+} from './token-app.ts'
 
 test.beforeEach(async () => {
   await resetAuthServer()
 })
 
 const control = async (path: 'reset' | 'config', body?: Partial<AuthServerConfig>) => {
-  const r = await fetch(`${AS}/__control/${path}`, { method: 'POST', ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) })
+  const r = await fetch(`${AS}/__control/${path}`, {
+    method: 'POST',
+    ...(body
+      ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
+      : {}),
+  })
   expect(r.ok, path).toBe(true)
 }
 /** Forgets the recorded stats only (sessions, grants and nonces live on). */
@@ -22,7 +35,8 @@ const resetStats = () => control('reset')
 
 /** Requests per endpoint since the last reset: pushed requests, code exchanges, refreshes; and how many met use_dpop_nonce. */
 function counts(s: AuthServerStats) {
-  const all = (grant: string) => (s.tokenRequests[grant]?.succeeded ?? 0) + (s.tokenRequests[grant]?.failed ?? 0)
+  const all = (grant: string) =>
+    (s.tokenRequests[grant]?.succeeded ?? 0) + (s.tokenRequests[grant]?.failed ?? 0)
   return {
     par: s.pushedRequests.length + Object.values(s.pushedRequestErrors).reduce((a, b) => a + b, 0),
     parNonceRetries: s.pushedRequestErrors.use_dpop_nonce ?? 0,
@@ -37,7 +51,9 @@ function counts(s: AuthServerStats) {
 
 /** Signs in again from the signed-in page (prompt=login shows the form again). */
 async function signInAgain(tab: Tab, user: string): Promise<void> {
-  await tab.evaluate(() => { void window.auth.login({ prompt: 'login' }) })
+  await tab.evaluate(() => {
+    void window.auth.login({ prompt: 'login' })
+  })
   await submitLoginForm(tab, user)
   await expectStatus(tab, 'signed-in')
 }
@@ -47,24 +63,37 @@ async function signInAgain(tab: Tab, user: string): Promise<void> {
  * and gets a new one. Every refresh of that page is counted: in a slow engine the token may
  * already have expired when the page starts, and its first refresh then runs at start-up.
  */
-async function refreshAfterReload(tab: Tab, load: () => Promise<void> = () => tab.reload()): Promise<void> {
+async function refreshAfterReload(
+  tab: Tab,
+  load: () => Promise<void> = () => tab.reload(),
+): Promise<void> {
   await resetStats()
   await load()
   await tab.waitFor(() => window.ready === true)
   await expectStatus(tab, 'signed-in')
   const exp = await tab.evaluate(async () => {
     const token = await window.auth.getAccessToken()
-    return JSON.parse(atob(token!.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).exp as number
+    return JSON.parse(atob(token!.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/')))
+      .exp as number
   })
-  await expect.poll(() => Date.now(), { timeout: 20_000, intervals: [250] }).toBeGreaterThan(exp * 1000 + 250)
-  await tab.evaluate(async () => { await window.auth.getAccessToken() })
+  await expect
+    .poll(() => Date.now(), { timeout: 20_000, intervals: [250] })
+    .toBeGreaterThan(exp * 1000 + 250)
+  await tab.evaluate(async () => {
+    await window.auth.getAccessToken()
+  })
 }
 
 /** The nonces this tab keeps for `name`, as [origin, nonce, learnedAt]. */
 const storedNonces = (tab: Tab, name: string) =>
-  tab.evaluate((key) => JSON.parse(sessionStorage.getItem(key) ?? '[]') as [string, string, number][], `dpop-spa:${name}:nonces`)
+  tab.evaluate(
+    (key) => JSON.parse(sessionStorage.getItem(key) ?? '[]') as [string, string, number][],
+    `dpop-spa:${name}:nonces`,
+  )
 
-test('nonces survive page loads: a login costs one pushed request and one code exchange, the first refresh after a reload one request', async ({ driver }) => {
+test('nonces survive page loads: a login costs one pushed request and one code exchange, the first refresh after a reload one request', async ({
+  driver,
+}) => {
   const page = driver.page
   // First contact of a new tab: the pushed request meets use_dpop_nonce (nothing to know it
   // from); the code exchange after the redirect reuses the nonce that answer carried.
@@ -82,7 +111,9 @@ test('nonces survive page loads: a login costs one pushed request and one code e
   const refresh = counts(await stats())
   console.log(`[${driver.engine}] first refresh after a reload:`, JSON.stringify(refresh))
   expect.soft(refresh.refresh).toBeGreaterThan(0)
-  expect.soft(refresh).toMatchObject({ refreshFailed: 0, tokenNonceRetries: 0, otherTokenErrors: 0 })
+  expect
+    .soft(refresh)
+    .toMatchObject({ refreshFailed: 0, tokenNonceRetries: 0, otherTokenErrors: 0 })
 
   // A new page again (the user comes back later in this tab), then a login.
   await page.reload()
@@ -91,10 +122,18 @@ test('nonces survive page loads: a login costs one pushed request and one code e
   await signInAgain(page, 'alice')
   const again = counts(await stats())
   console.log(`[${driver.engine}] login with a fresh nonce:`, JSON.stringify(again))
-  expect.soft(again).toMatchObject({ par: 1, parNonceRetries: 0, code: 1, tokenNonceRetries: 0, otherTokenErrors: 0 })
+  expect.soft(again).toMatchObject({
+    par: 1,
+    parNonceRetries: 0,
+    code: 1,
+    tokenNonceRetries: 0,
+    otherTokenErrors: 0,
+  })
 })
 
-test('a nonce demanded on the first token request of every client (Auth0, Okta): one use_dpop_nonce, one retry, signed in', async ({ driver }) => {
+test('a nonce demanded on the first token request of every client (Auth0, Okta): one use_dpop_nonce, one retry, signed in', async ({
+  driver,
+}) => {
   const page = driver.page
   // No PAR: the code exchange is this tab's first request to the server.
   await signIn(page, 'bob', '&name=e2e-nonce-first')
@@ -104,14 +143,23 @@ test('a nonce demanded on the first token request of every client (Auth0, Okta):
   expect(await page.evaluate(() => window.auth.getUser()?.sub)).toBe('bob')
 })
 
-test('a stale nonce from an earlier page is answered with use_dpop_nonce (Duende): replaced, one retry, refreshed', async ({ driver }) => {
+test('a stale nonce from an earlier page is answered with use_dpop_nonce (Duende): replaced, one retry, refreshed', async ({
+  driver,
+}) => {
   const page = driver.page
   await signIn(page, 'carol', '&name=e2e-nonce-stale')
   // An earlier page kept a nonce the server no longer accepts (recent by our clock). Written
   // from a page of the app's origin without the client, so no answer can overwrite it.
   await page.goto('/e2e/fixtures/harness.html')
   await page.waitFor(() => window.harnessReady === true)
-  await page.evaluate(({ key, as }) => sessionStorage.setItem(key, JSON.stringify([[as, 'expired-nonce-from-an-earlier-page', Date.now()]])), { key: 'dpop-spa:e2e-nonce-stale:nonces', as: AS })
+  await page.evaluate(
+    ({ key, as }) =>
+      sessionStorage.setItem(
+        key,
+        JSON.stringify([[as, 'expired-nonce-from-an-earlier-page', Date.now()]]),
+      ),
+    { key: 'dpop-spa:e2e-nonce-stale:nonces', as: AS },
+  )
   await refreshAfterReload(page, () => openApp(page, '&name=e2e-nonce-stale'))
   const c = counts(await stats())
   console.log(`[${driver.engine}] refresh with a stale stored nonce:`, JSON.stringify(c))
@@ -124,26 +172,40 @@ test('a stale nonce from an earlier page is answered with use_dpop_nonce (Duende
   expect(await page.evaluate(() => window.events.filter((e) => e.type === 'error'))).toEqual([])
 })
 
-test('a server without nonces (Keycloak): no DPoP-Nonce ever, one request per step, nothing kept for it', async ({ driver }) => {
+test('a server without nonces (Keycloak): no DPoP-Nonce ever, one request per step, nothing kept for it', async ({
+  driver,
+}) => {
   await control('config', { nonces: 'never' })
   const page = driver.page
   await signIn(page, 'dave', '&par=1&name=e2e-no-nonces')
   const login = counts(await stats())
   console.log(`[${driver.engine}] login without nonces:`, JSON.stringify(login))
-  expect(login).toMatchObject({ par: 1, parNonceRetries: 0, code: 1, tokenNonceRetries: 0, otherTokenErrors: 0 })
+  expect(login).toMatchObject({
+    par: 1,
+    parNonceRetries: 0,
+    code: 1,
+    tokenNonceRetries: 0,
+    otherTokenErrors: 0,
+  })
   await refreshAfterReload(page)
   const refresh = counts(await stats())
   expect(refresh.refresh).toBeGreaterThan(0)
   expect(refresh).toMatchObject({ refreshFailed: 0, tokenNonceRetries: 0, otherTokenErrors: 0 })
-  expect((await storedNonces(page, 'e2e-no-nonces')).filter(([origin]) => origin === AS)).toEqual([])
+  expect((await storedNonces(page, 'e2e-no-nonces')).filter(([origin]) => origin === AS)).toEqual(
+    [],
+  )
 })
 
-test('a 10 s proof window (Keycloak, Curity) and a device clock 5 minutes slow: every proof is on the server\'s time', async ({ driver }) => {
+test("a 10 s proof window (Keycloak, Curity) and a device clock 5 minutes slow: every proof is on the server's time", async ({
+  driver,
+}) => {
   await control('config', { iatWindowSec: 10 })
   const page = driver.page
   // ?clock= makes the fixture's Date.now() run 5 minutes slow (e2e/fixtures/simulate.js).
   await openApp(page, '&par=1&name=e2e-window&clock=-300000')
-  expect(await page.evaluate(() => Math.round((Date.now() - new Date().getTime()) / 60_000))).toBe(-5)
+  expect(await page.evaluate(() => Math.round((Date.now() - new Date().getTime()) / 60_000))).toBe(
+    -5,
+  )
   await signInAgain(page, 'erin')
   await refreshAfterReload(page)
   const c = counts(await stats())

@@ -68,7 +68,11 @@ async function open(page: Tab): Promise<{ jkt: string; token: string }> {
 }
 
 /** One call through `w.api`, answered in the page. */
-function call(page: Tab, url: string, init?: { method?: string; body?: string }): Promise<PageReply> {
+function call(
+  page: Tab,
+  url: string,
+  init?: { method?: string; body?: string },
+): Promise<PageReply> {
   return page.evaluate(({ url, init }) => window.reply(() => window.api(url, init)), { url, init })
 }
 
@@ -84,7 +88,9 @@ test.beforeEach(async () => {
   await resetServers()
 })
 
-test('origins: only the configured origin gets Authorization and DPoP; other origins and URL tricks get nothing', async ({ driver }) => {
+test('origins: only the configured origin gets Authorization and DPoP; other origins and URL tricks get nothing', async ({
+  driver,
+}) => {
   const page = driver.page
   await open(page)
   const urls = [
@@ -105,11 +111,18 @@ test('origins: only the configured origin gets Authorization and DPoP; other ori
 
   const other = await otherRequests()
   // Not vacuous: the other origin did receive the plain calls.
-  expect(other.filter((r) => r.method === 'GET').map((r) => r.url).sort()).toEqual(['/plain', '/same-host-other-port', '/scheme-relative'])
+  expect(
+    other
+      .filter((r) => r.method === 'GET')
+      .map((r) => r.url)
+      .sort(),
+  ).toEqual(['/plain', '/same-host-other-port', '/scheme-relative'])
   for (const r of other) {
     expect(r.headers.authorization, r.url).toBeUndefined()
     expect(r.headers.dpop, r.url).toBeUndefined()
-    expect(r.headers['access-control-request-headers'] ?? '', r.url).not.toMatch(/authorization|dpop/i)
+    expect(r.headers['access-control-request-headers'] ?? '', r.url).not.toMatch(
+      /authorization|dpop/i,
+    )
   }
   const api = (await apiRequests()).filter((r) => r.outcome !== 'preflight')
   const unsigned = api.filter((r) => r.headers.host === `127.0.0.1:${API_PORT}`)
@@ -126,13 +139,20 @@ test('origins: only the configured origin gets Authorization and DPoP; other ori
   expect(withToken.every((r) => r.headers.host === `localhost:${API_PORT}`)).toBe(true)
 })
 
-test('use_dpop_nonce: retried exactly once with a fresh proof (new jti, the nonce from the challenge)', async ({ driver }) => {
+test('use_dpop_nonce: retried exactly once with a fresh proof (new jti, the nonce from the challenge)', async ({
+  driver,
+}) => {
   const page = driver.page
   const { token } = await open(page)
   const reply = await call(page, ECHO)
   expect(reply.status).toBe(200)
   const seen = await apiRequestsTo('/api/echo')
-  console.log('nonce retry: server saw', seen.length, 'requests:', seen.map((r) => r.outcome).join(', '))
+  console.log(
+    'nonce retry: server saw',
+    seen.length,
+    'requests:',
+    seen.map((r) => r.outcome).join(', '),
+  )
   expect(seen.map((r) => r.outcome)).toEqual(['use_dpop_nonce', 'ok'])
   const [first, second] = seen as [Recorded, Recorded]
   expect(first.proof?.nonce).toBeUndefined()
@@ -172,7 +192,9 @@ async function rotateNonceLater(page: Tab): Promise<string> {
   return reply.nonce as string
 }
 
-test('a server that challenges twice: the caller gets the 401, the server saw exactly 2 requests', async ({ driver }) => {
+test('a server that challenges twice: the caller gets the 401, the server saw exactly 2 requests', async ({
+  driver,
+}) => {
   const page = driver.page
   await open(page)
   const reply = await call(page, `${API}/api/always-challenge`)
@@ -184,7 +206,9 @@ test('a server that challenges twice: the caller gets the 401, the server saw ex
   expect(new Set(seen.map((r) => r.proof?.jti)).size).toBe(2)
 })
 
-test('200 requests in flight while the nonce rotates: all succeed, at most one retry each', async ({ driver }) => {
+test('200 requests in flight while the nonce rotates: all succeed, at most one retry each', async ({
+  driver,
+}) => {
   const page = driver.page
   await open(page)
   await warmUp(page)
@@ -194,7 +218,9 @@ test('200 requests in flight while the nonce rotates: all succeed, at most one r
   await rotateNonceAfter(120)
   const statuses = await page.evaluate(async (url) => {
     const w = window
-    return Promise.all(Array.from({ length: 200 }, (_, i) => w.api(`${url}?i=${i}`).then((r: Response) => r.status)))
+    return Promise.all(
+      Array.from({ length: 200 }, (_, i) => w.api(`${url}?i=${i}`).then((r: Response) => r.status)),
+    )
   }, ECHO)
   const seen = since(await apiRequestsTo('/api/echo'), start)
   const perRequest = new Map<string, number>()
@@ -202,7 +228,9 @@ test('200 requests in flight while the nonce rotates: all succeed, at most one r
   const retried = [...perRequest.values()].filter((n) => n === 2).length
   const most = Math.max(...perRequest.values())
   const challenged = seen.filter((r) => r.outcome === 'use_dpop_nonce').length
-  console.log(`concurrency: 200 calls → server saw ${seen.length} requests, ${challenged} nonce challenges, ${retried} calls retried, max ${most} per call`)
+  console.log(
+    `concurrency: 200 calls → server saw ${seen.length} requests, ${challenged} nonce challenges, ${retried} calls retried, max ${most} per call`,
+  )
   expect(statuses.filter((s) => s === 200)).toHaveLength(200)
   expect(perRequest.size).toBe(200)
   expect(seen.length).toBeLessThanOrEqual(400)
@@ -212,14 +240,19 @@ test('200 requests in flight while the nonce rotates: all succeed, at most one r
   expect(seen.filter((r) => r.outcome !== 'ok' && r.outcome !== 'use_dpop_nonce')).toEqual([])
 })
 
-test('a device clock 10 minutes behind the server: corrected from Date, the call succeeds', async ({ driver }) => {
+test('a device clock 10 minutes behind the server: corrected from Date, the call succeeds', async ({
+  driver,
+}) => {
   const page = driver.page
   await open(page)
   await setServerClock(10 * 60_000)
   const first = await call(page, ECHO)
   expect(first.status).toBe(200)
   const seen = await apiRequestsTo('/api/echo')
-  console.log('clock skew: server saw', seen.map((r) => `${r.outcome}${r.check ? `(${r.check})` : ''}`).join(', '))
+  console.log(
+    'clock skew: server saw',
+    seen.map((r) => `${r.outcome}${r.check ? `(${r.check})` : ''}`).join(', '),
+  )
   expect(seen.length).toBeLessThanOrEqual(3)
   expect(seen.at(-1)?.outcome).toBe('ok')
   // The accepted proof's iat is on the server's clock, not the device's.
@@ -231,7 +264,9 @@ test('a device clock 10 minutes behind the server: corrected from Date, the call
   expect(since(await apiRequestsTo('/api/echo'), start).map((r) => r.outcome)).toEqual(['ok'])
 })
 
-test('a 4xx body is read only when small JSON that arrives quickly: a body that never ends does not hold the call, text/plain is not read, the caller gets every byte', async ({ driver }) => {
+test('a 4xx body is read only when small JSON that arrives quickly: a body that never ends does not hold the call, text/plain is not read, the caller gets every byte', async ({
+  driver,
+}) => {
   const page = driver.page
   await open(page)
   // The engine's own Response.clone(), stream tee and reader cancel decide here; the answers
@@ -242,27 +277,59 @@ test('a 4xx body is read only when small JSON that arrives quickly: a body that 
       let sent = 0
       return { api: w.make({ fetch: async () => make(++sent) }), sent: () => sent }
     }
-    const nonceHeaders = (n: number, type: string) => ({ 'Content-Type': type, 'DPoP-Nonce': `nonce-${n}` })
-    const stalled = answered((n) => new Response(new ReadableStream<Uint8Array>({
-      start(controller) { controller.enqueue(new TextEncoder().encode('{"error":"use_dpop_')) },
-    }), { status: 400, headers: nonceHeaders(n, 'application/json') }))
+    const nonceHeaders = (n: number, type: string) => ({
+      'Content-Type': type,
+      'DPoP-Nonce': `nonce-${n}`,
+    })
+    const stalled = answered(
+      (n) =>
+        new Response(
+          new ReadableStream<Uint8Array>({
+            start(controller) {
+              controller.enqueue(new TextEncoder().encode('{"error":"use_dpop_'))
+            },
+          }),
+          { status: 400, headers: nonceHeaders(n, 'application/json') },
+        ),
+    )
     const started = performance.now()
     const first = await Promise.race([
       stalled.api(echo).then((r) => r.status),
       new Promise((resolve) => setTimeout(() => resolve('still waiting after 6 s'), 6000)),
     ])
     const ms = Math.round(performance.now() - started)
-    const plain = answered((n) => new Response('{"error":"use_dpop_nonce"}', { status: 404, headers: nonceHeaders(n, 'text/plain') }))
+    const plain = answered(
+      (n) =>
+        new Response('{"error":"use_dpop_nonce"}', {
+          status: 404,
+          headers: nonceHeaders(n, 'text/plain'),
+        }),
+    )
     const plainResponse = await plain.api(echo, { method: 'POST', body: 'once' })
     const big = JSON.stringify({ error: 'use_dpop_nonce', padding: 'x'.repeat(100_000) })
-    const large = answered((n) => new Response(big, { status: 400, headers: nonceHeaders(n, 'application/json') }))
+    const large = answered(
+      (n) => new Response(big, { status: 400, headers: nonceHeaders(n, 'application/json') }),
+    )
     const largeResponse = await large.api(echo, { method: 'POST', body: 'once' })
-    const small = answered((n) => n === 1 ? new Response('{"error":"use_dpop_nonce"}', { status: 400, headers: nonceHeaders(n, 'application/json') }) : new Response('ok'))
+    const small = answered((n) =>
+      n === 1
+        ? new Response('{"error":"use_dpop_nonce"}', {
+            status: 400,
+            headers: nonceHeaders(n, 'application/json'),
+          })
+        : new Response('ok'),
+    )
     const smallResponse = await small.api(echo, { method: 'POST', body: 'once' })
     return {
-      first, ms, stalledSent: stalled.sent(),
+      first,
+      ms,
+      stalledSent: stalled.sent(),
       plain: { status: plainResponse.status, sent: plain.sent(), body: await plainResponse.text() },
-      large: { status: largeResponse.status, sent: large.sent(), intact: (await largeResponse.text()) === big },
+      large: {
+        status: largeResponse.status,
+        sent: large.sent(),
+        intact: (await largeResponse.text()) === big,
+      },
       small: { status: smallResponse.status, sent: small.sent() },
     }
   }, ECHO)
@@ -277,10 +344,20 @@ test('a 4xx body is read only when small JSON that arrives quickly: a body that 
   expect(seen.small).toEqual({ status: 200, sent: 2 })
 })
 
-test('bodies arrive byte-identical (and with the same Content-Type) after a nonce retry', async ({ driver }) => {
+test('bodies arrive byte-identical (and with the same Content-Type) after a nonce retry', async ({
+  driver,
+}) => {
   const page = driver.page
   await open(page)
-  const kinds = ['json', 'blob', 'arraybuffer', 'formdata', 'urlsearchparams', 'request', 'stream'] as const
+  const kinds = [
+    'json',
+    'blob',
+    'arraybuffer',
+    'formdata',
+    'urlsearchparams',
+    'request',
+    'stream',
+  ] as const
   for (const kind of kinds) {
     // A fresh signed fetch per kind: its first attempt is always challenged for a nonce.
     const start = await lastSeq()
@@ -296,12 +373,19 @@ test('bodies arrive byte-identical (and with the same Content-Type) after a nonc
           case 'json': {
             const text = JSON.stringify({ hello: 'wörld ✓', n: 1 })
             expected = b64(new TextEncoder().encode(text))
-            response = await api(url, { method: 'POST', body: text, headers: { 'Content-Type': 'application/json' } })
+            response = await api(url, {
+              method: 'POST',
+              body: text,
+              headers: { 'Content-Type': 'application/json' },
+            })
             break
           }
           case 'blob':
             expected = b64(bytes)
-            response = await api(url, { method: 'PUT', body: new Blob([bytes], { type: 'application/octet-stream' }) })
+            response = await api(url, {
+              method: 'PUT',
+              body: new Blob([bytes], { type: 'application/octet-stream' }),
+            })
             break
           case 'arraybuffer':
             expected = b64(bytes)
@@ -316,11 +400,20 @@ test('bodies arrive byte-identical (and with the same Content-Type) after a nonc
           }
           case 'urlsearchparams':
             expected = b64(new TextEncoder().encode('a=1&b=%C3%A9+x'))
-            response = await api(url, { method: 'POST', body: new URLSearchParams({ a: '1', b: 'é x' }) })
+            response = await api(url, {
+              method: 'POST',
+              body: new URLSearchParams({ a: '1', b: 'é x' }),
+            })
             break
           case 'request':
             expected = b64(bytes)
-            response = await api(new Request(url, { method: 'POST', body: bytes, headers: { 'Content-Type': 'application/x-test' } }))
+            response = await api(
+              new Request(url, {
+                method: 'POST',
+                body: bytes,
+                headers: { 'Content-Type': 'application/x-test' },
+              }),
+            )
             break
           case 'stream': {
             expected = b64(bytes)
@@ -332,7 +425,12 @@ test('bodies arrive byte-identical (and with the same Content-Type) after a nonc
               },
             })
             // `duplex`, required for a stream body, is not in TypeScript's RequestInit yet.
-            const init: RequestInit & { duplex: 'half' } = { method: 'POST', body: stream, duplex: 'half', headers: { 'Content-Type': 'application/x-stream' } }
+            const init: RequestInit & { duplex: 'half' } = {
+              method: 'POST',
+              body: stream,
+              duplex: 'half',
+              headers: { 'Content-Type': 'application/x-stream' },
+            }
             response = await api(url, init)
             break
           }
@@ -343,7 +441,10 @@ test('bodies arrive byte-identical (and with the same Content-Type) after a nonc
     )
     expect(result.status, kind).toBe(200)
     const seen = since(await apiRequestsTo('/api/echo'), start)
-    expect(seen.map((r) => r.outcome), kind).toEqual(['use_dpop_nonce', 'ok'])
+    expect(
+      seen.map((r) => r.outcome),
+      kind,
+    ).toEqual(['use_dpop_nonce', 'ok'])
     const [first, second] = seen as [Recorded, Recorded]
     expect(first.bodyLength, kind).toBeGreaterThan(0)
     expect(second.bodySha256, kind).toBe(first.bodySha256)
@@ -357,13 +458,16 @@ test('bodies arrive byte-identical (and with the same Content-Type) after a nonc
       expect(text).toContain('filename="f.bin"')
     }
     if (kind === 'json') expect(echo.contentType).toBe('application/json')
-    if (kind === 'urlsearchparams') expect(echo.contentType).toMatch(/^application\/x-www-form-urlencoded/)
+    if (kind === 'urlsearchparams')
+      expect(echo.contentType).toMatch(/^application\/x-www-form-urlencoded/)
     if (kind === 'request') expect(echo.contentType).toBe('application/x-test')
     if (kind === 'stream') expect(echo.contentType).toBe('application/x-stream')
   }
 })
 
-test('CORS hides WWW-Authenticate: a typed ERR_CORS_HEADER_HIDDEN error naming the header', async ({ driver }) => {
+test('CORS hides WWW-Authenticate: a typed ERR_CORS_HEADER_HIDDEN error naming the header', async ({
+  driver,
+}) => {
   const page = driver.page
   const { token } = await open(page)
   const reply = await call(page, `${API}/hidden/echo`)
@@ -377,7 +481,9 @@ test('CORS hides WWW-Authenticate: a typed ERR_CORS_HEADER_HIDDEN error naming t
   expect((await apiRequestsTo('/hidden/echo')).map((r) => r.outcome)).toEqual(['use_dpop_nonce'])
 })
 
-test('invalid_token: one onInvalidToken call for 12 concurrent requests, each retried with the new token', async ({ driver }) => {
+test('invalid_token: one onInvalidToken call for 12 concurrent requests, each retried with the new token', async ({
+  driver,
+}) => {
   const page = driver.page
   const { jkt, token: oldToken } = await open(page)
   await warmUp(page)
@@ -387,11 +493,15 @@ test('invalid_token: one onInvalidToken call for 12 concurrent requests, each re
   const start = await lastSeq()
   const statuses = await page.evaluate(async (url) => {
     const w = window
-    return Promise.all(Array.from({ length: 12 }, (_, i) => w.api(`${url}?n=${i}`).then((r: Response) => r.status)))
+    return Promise.all(
+      Array.from({ length: 12 }, (_, i) => w.api(`${url}?n=${i}`).then((r: Response) => r.status)),
+    )
   }, ECHO)
   const calls = await page.evaluate(() => window.invalidTokenCalls)
   const seen = since(await apiRequestsTo('/api/echo'), start)
-  console.log(`invalid_token: 12 calls → onInvalidToken called ${calls}×, server saw ${seen.length} (${seen.filter((r) => r.outcome === 'invalid_token').length} invalid_token)`)
+  console.log(
+    `invalid_token: 12 calls → onInvalidToken called ${calls}×, server saw ${seen.length} (${seen.filter((r) => r.outcome === 'invalid_token').length} invalid_token)`,
+  )
   expect(statuses).toEqual(Array(12).fill(200))
   expect(calls).toBe(1)
   const rejected = seen.filter((r) => r.outcome === 'invalid_token')
@@ -403,7 +513,9 @@ test('invalid_token: one onInvalidToken call for 12 concurrent requests, each re
   expect(seen).toHaveLength(24)
 })
 
-test('installDPoPFetch twice signs once per attempt; restoring puts the original fetch back', async ({ driver }) => {
+test('installDPoPFetch twice signs once per attempt; restoring puts the original fetch back', async ({
+  driver,
+}) => {
   const page = driver.page
   await open(page)
   await warmUp(page)
@@ -427,7 +539,14 @@ test('installDPoPFetch twice signs once per attempt; restoring puts the original
     },
     { echo: ECHO, other: OTHER },
   )
-  expect(result).toEqual({ installed: true, signed: 200, proofs: 1, passThrough: 200, restored: true, afterRestore: 401 })
+  expect(result).toEqual({
+    installed: true,
+    signed: 200,
+    proofs: 1,
+    passThrough: 200,
+    restored: true,
+    afterRestore: 401,
+  })
   const seen = since(await apiRequestsTo('/api/echo'), start)
   expect(seen.map((r) => r.outcome)).toEqual(['ok', 'unauthenticated'])
   expect(seen[0]?.headers.dpop).toEqual(expect.any(String)) // one DPoP field, not a list
@@ -449,7 +568,10 @@ test('no token in any thrown error message or debug event', async ({ driver }) =
           await f()
           out.push({ code: 'NO_ERROR', message: '' })
         } catch (e: any) {
-          out.push({ code: String(e?.code), message: `${e?.name}: ${e?.message} ${e?.cause ? String(e.cause) : ''}` })
+          out.push({
+            code: String(e?.code),
+            message: `${e?.name}: ${e?.message} ${e?.cause ? String(e.cause) : ''}`,
+          })
         }
       }
       // A CORS-hidden challenge.
@@ -469,22 +591,41 @@ test('no token in any thrown error message or debug event', async ({ driver }) =
     { echo: ECHO, hidden: `${API}/hidden/echo`, token },
   )
   console.log('errors:', errors.errors.map((e) => e.code).join(', '))
-  expect(errors.errors.map((e) => e.code)).toEqual(['ERR_CORS_HEADER_HIDDEN', 'ERR_INVALID_ARGUMENT', 'ERR_INVALID_ARGUMENT', 'ERR_BODY_NOT_REPLAYABLE'])
+  expect(errors.errors.map((e) => e.code)).toEqual([
+    'ERR_CORS_HEADER_HIDDEN',
+    'ERR_INVALID_ARGUMENT',
+    'ERR_INVALID_ARGUMENT',
+    'ERR_BODY_NOT_REPLAYABLE',
+  ])
   for (const e of errors.errors) expect(e.message).not.toContain(token)
   expect(errors.events.length).toBeGreaterThan(100)
   expect(errors.events).not.toContain(token)
 })
 
-test('redirects: a signed request is never followed to another origin or the same one; ERR_REDIRECT, or the opaque redirect when asked', async ({ driver }) => {
+test('redirects: a signed request is never followed to another origin or the same one; ERR_REDIRECT, or the opaque redirect when asked', async ({
+  driver,
+}) => {
   const page = driver.page
   await open(page)
   await warmUp(page)
-  const nonceBefore = await page.evaluate(() => window.events.filter((e) => e.type === 'nonce').length)
-  const redirect = (to: string, status = 302) => `${API}/api/redirect?status=${status}&to=${encodeURIComponent(to)}`
+  const nonceBefore = await page.evaluate(
+    () => window.events.filter((e) => e.type === 'nonce').length,
+  )
+  const redirect = (to: string, status = 302) =>
+    `${API}/api/redirect?status=${status}&to=${encodeURIComponent(to)}`
   const crossOrigin = await call(page, redirect(`${OTHER}/landing`))
   const sameOrigin = await call(page, redirect(`${ECHO}?moved`, 307))
-  const manual = await page.evaluate((url) => window.api(url, { redirect: 'manual' }).then((r: Response) => ({ type: r.type, status: r.status })), redirect(`${OTHER}/manual`))
-  const post = await call(page, redirect(`${OTHER}/post`, 308), { method: 'POST', body: 'secret body' })
+  const manual = await page.evaluate(
+    (url) =>
+      window
+        .api(url, { redirect: 'manual' })
+        .then((r: Response) => ({ type: r.type, status: r.status })),
+    redirect(`${OTHER}/manual`),
+  )
+  const post = await call(page, redirect(`${OTHER}/post`, 308), {
+    method: 'POST',
+    body: 'secret body',
+  })
   expect(crossOrigin.error?.code).toBe('ERR_REDIRECT')
   expect(crossOrigin.error?.message).toMatch(/does not follow redirects/)
   expect(sameOrigin.error?.code).toBe('ERR_REDIRECT')
@@ -496,7 +637,9 @@ test('redirects: a signed request is never followed to another origin or the sam
   expect(api.filter((r) => r.path === '/api/redirect')).toHaveLength(4)
   expect(api.filter((r) => r.query === 'moved')).toEqual([])
   // The redirect's DPoP-Nonce was not learned (no nonce event since the warm-up).
-  const nonceAfter = await page.evaluate(() => window.events.filter((e) => e.type === 'nonce').length)
+  const nonceAfter = await page.evaluate(
+    () => window.events.filter((e) => e.type === 'nonce').length,
+  )
   expect(nonceAfter).toBe(nonceBefore)
   // Still signed and working afterwards.
   expect((await call(page, ECHO)).status).toBe(200)

@@ -17,7 +17,9 @@ async function openHarness(tab: Tab, simulate: string) {
   expect(await tab.evaluate(() => window.simulated)).toBe(simulate)
 }
 
-test('DataCloneError (Lockdown Mode, private modes): ERR_KEY_STORE_UNSUPPORTED, or the memory key the app asked for', async ({ driver }) => {
+test('DataCloneError (Lockdown Mode, private modes): ERR_KEY_STORE_UNSUPPORTED, or the memory key the app asked for', async ({
+  driver,
+}) => {
   const page = driver.page
   await openHarness(page, 'dataclone')
   const result = await page.evaluate(async () => {
@@ -28,21 +30,31 @@ test('DataCloneError (Lockdown Mode, private modes): ERR_KEY_STORE_UNSUPPORTED, 
     const pair = await memory.load()
     return {
       isDPoPError: w.dpop.isDPoPError(error),
-      name: error?.name, code: error?.code, message: String(error?.message), causeName: error?.cause?.name,
-      memoryStorage: memory.storage, memoryExtractable: pair.privateKey.extractable,
+      name: error?.name,
+      code: error?.code,
+      message: String(error?.message),
+      causeName: error?.cause?.name,
+      memoryStorage: memory.storage,
+      memoryExtractable: pair.privateKey.extractable,
       memoryThumbprint: await memory.thumbprint(),
     }
   })
   expect(result).toMatchObject({
-    isDPoPError: true, name: 'KeyStoreError', code: 'ERR_KEY_STORE_UNSUPPORTED', causeName: 'DataCloneError',
-    memoryStorage: 'memory', memoryExtractable: false,
+    isDPoPError: true,
+    name: 'KeyStoreError',
+    code: 'ERR_KEY_STORE_UNSUPPORTED',
+    causeName: 'DataCloneError',
+    memoryStorage: 'memory',
+    memoryExtractable: false,
   })
   expect(result.message).toContain('fallback')
   expect(result.memoryThumbprint).toMatch(/^[A-Za-z0-9_-]{43}$/)
 })
 
 for (const simulate of ['no-indexeddb', 'idb-denied']) {
-  test(`${simulate}: ERR_KEY_STORE_UNAVAILABLE, not a raw DOMException; memory key on request`, async ({ driver }) => {
+  test(`${simulate}: ERR_KEY_STORE_UNAVAILABLE, not a raw DOMException; memory key on request`, async ({
+    driver,
+  }) => {
     const page = driver.page
     await openHarness(page, simulate)
     const result = await page.evaluate(async () => {
@@ -51,26 +63,50 @@ for (const simulate of ['no-indexeddb', 'idb-denied']) {
       const error = await store.load().catch((e: any) => e)
       const memory = await w.dpop.openKeyStore({ name: 'e2e-none', fallback: 'memory' })
       const pair: CryptoKeyPair = await memory.load()
-      return { name: error?.name, code: error?.code, storage: memory.storage, extractable: pair.privateKey.extractable, persisted: await memory.persisted() }
+      return {
+        name: error?.name,
+        code: error?.code,
+        storage: memory.storage,
+        extractable: pair.privateKey.extractable,
+        persisted: await memory.persisted(),
+      }
     })
-    expect(result).toEqual({ name: 'KeyStoreError', code: 'ERR_KEY_STORE_UNAVAILABLE', storage: 'memory', extractable: false, persisted: false })
+    expect(result).toEqual({
+      name: 'KeyStoreError',
+      code: 'ERR_KEY_STORE_UNAVAILABLE',
+      storage: 'memory',
+      extractable: false,
+      persisted: false,
+    })
   })
 }
 
-test('the client on a DataCloneError browser: typed start-up error, or a memory-key client when opted in', async ({ driver }) => {
+test('the client on a DataCloneError browser: typed start-up error, or a memory-key client when opted in', async ({
+  driver,
+}) => {
   const page = driver.page
   await openApp(page, '&simulate=dataclone&name=e2e-dataclone')
-  expect(await page.evaluate(() => window.startError ?? null)).toMatchObject({ name: 'KeyStoreError', code: 'ERR_KEY_STORE_UNSUPPORTED' })
+  expect(await page.evaluate(() => window.startError ?? null)).toMatchObject({
+    name: 'KeyStoreError',
+    code: 'ERR_KEY_STORE_UNSUPPORTED',
+  })
   await openApp(page, '&simulate=dataclone&name=e2e-dataclone&fallback=memory')
   const opted = await page.evaluate(async () => {
     const w = window
-    return { startError: w.startError ?? null, storage: w.auth?.keys.storage, jkt: await w.auth?.keys.thumbprint(), status: document.getElementById('status')?.textContent }
+    return {
+      startError: w.startError ?? null,
+      storage: w.auth?.keys.storage,
+      jkt: await w.auth?.keys.thumbprint(),
+      status: document.getElementById('status')?.textContent,
+    }
   })
   expect(opted).toMatchObject({ startError: null, storage: 'memory', status: 'signed-out' })
   expect(opted.jkt).toMatch(/^[A-Za-z0-9_-]{43}$/)
 })
 
-test('Safari ITP deletes the key database while the session database stays: logout key-mismatch, signed out, a new key', async ({ driver }) => {
+test('Safari ITP deletes the key database while the session database stays: logout key-mismatch, signed out, a new key', async ({
+  driver,
+}) => {
   const page = driver.page
   await resetAuthServer()
   await signIn(page, 'itp-user', '&name=e2e-itp')
@@ -90,7 +126,10 @@ test('Safari ITP deletes the key database while the session database stays: logo
       const req = indexedDB.open('dpop-spa:e2e-itp:session')
       req.onsuccess = () => {
         const get = req.result.transaction('keyval').objectStore('keyval').count('session')
-        get.onsuccess = () => { resolve(get.result === 1); req.result.close() }
+        get.onsuccess = () => {
+          resolve(get.result === 1)
+          req.result.close()
+        }
       }
     })
     return { session, appState: localStorage.getItem('app-state') }
@@ -109,7 +148,12 @@ test('Safari ITP deletes the key database while the session database stays: logo
       token: (await w.auth.getAccessToken()) ?? null,
     }
   })
-  expect(after).toMatchObject({ status: 'signed-out', authenticated: false, startError: null, token: null })
+  expect(after).toMatchObject({
+    status: 'signed-out',
+    authenticated: false,
+    startError: null,
+    token: null,
+  })
   expect(after.events).toEqual([{ type: 'logout', reason: 'key-mismatch' }])
   expect(after.jkt).not.toBe(oldJkt)
   // The dropped session is gone from storage too: the next reload starts clean, without another event.
@@ -126,7 +170,9 @@ test('Safari ITP deletes the key database while the session database stays: logo
 // storageFallback: 'memory'. The page is told (a storage-fallback event); a logout there must
 // stick: the next normal load does not restore the old session, whose key is gone.
 for (const recovered of [true, false]) {
-  test(`a logout on a memory-fallback page sticks (storage ${recovered ? 'back by then' : 'still failing then: the next load ends it'})`, async ({ driver }) => {
+  test(`a logout on a memory-fallback page sticks (storage ${recovered ? 'back by then' : 'still failing then: the next load ends it'})`, async ({
+    driver,
+  }) => {
     const page = driver.page
     const name = `e2e-lost-${recovered ? 'a' : 'b'}`
     await resetAuthServer()
@@ -141,7 +187,9 @@ for (const recovered of [true, false]) {
       startError: window.startError ?? null,
     }))
     expect(memory).toMatchObject({ status: 'signed-out', storage: 'memory', startError: null })
-    expect(memory.events).toEqual([expect.objectContaining({ type: 'storage-fallback', code: 'ERR_KEY_STORE_UNAVAILABLE' })])
+    expect(memory.events).toEqual([
+      expect.objectContaining({ type: 'storage-fallback', code: 'ERR_KEY_STORE_UNAVAILABLE' }),
+    ])
     await page.evaluate(async (back) => {
       if (back) window.idbRecovered = true
       await window.auth.logout()
@@ -166,7 +214,9 @@ for (const recovered of [true, false]) {
   })
 }
 
-test('an object store deleted by same-origin script is re-created: no permanent memory fallback', async ({ driver }) => {
+test('an object store deleted by same-origin script is re-created: no permanent memory fallback', async ({
+  driver,
+}) => {
   const page = driver.page
   await resetAuthServer()
   await openApp(page, '&name=e2e-nostore&simulate=&fallback=memory')
@@ -183,7 +233,10 @@ test('an object store deleted by same-origin script is re-created: no permanent 
     await new Promise<void>((resolve, reject) => {
       const req = indexedDB.open('dpop-spa:e2e-nostore:keys', version + 1)
       req.onupgradeneeded = () => req.result.deleteObjectStore('keyval')
-      req.onsuccess = () => { req.result.close(); resolve() }
+      req.onsuccess = () => {
+        req.result.close()
+        resolve()
+      }
       req.onerror = () => reject(req.error)
       req.onblocked = () => reject(new Error('blocked'))
     })
@@ -191,7 +244,11 @@ test('an object store deleted by same-origin script is re-created: no permanent 
   for (let load = 0; load < 2; load++) {
     await page.reload()
     await page.waitFor(() => window.ready === true)
-    const state = await page.evaluate(async () => ({ storage: window.auth.keys.storage, events: window.events, jkt: await window.auth.keys.thumbprint() }))
+    const state = await page.evaluate(async () => ({
+      storage: window.auth.keys.storage,
+      events: window.events,
+      jkt: await window.auth.keys.thumbprint(),
+    }))
     expect(state.storage).toBe('indexeddb')
     expect(state.events).toEqual([])
     expect(state.jkt).toMatch(/^[A-Za-z0-9_-]{43}$/)

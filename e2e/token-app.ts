@@ -16,23 +16,49 @@ export const CLIENT = `/e2e/fixtures/client.html?as=${new URL(AS).port}&api=${ne
 export const STRICT = `http://localhost:${PORTS.strictAs}`
 
 /** What the authorization server recorded since its last reset. */
-export const stats = async (): Promise<AuthServerStats> => (await fetch(`${AS}/__control/stats`)).json() as Promise<AuthServerStats>
-export const refreshes = (s: AuthServerStats): number => s.tokenRequests.refresh_token?.succeeded ?? 0
+export const stats = async (): Promise<AuthServerStats> =>
+  (await fetch(`${AS}/__control/stats`)).json() as Promise<AuthServerStats>
+export const refreshes = (s: AuthServerStats): number =>
+  s.tokenRequests.refresh_token?.succeeded ?? 0
 
 /** Access token lifetime of the token stack (e2e/token-stack.ts), seconds. */
 export const ACCESS_TOKEN_TTL = 6
 
 /** Clean authorization server: no stats, no sessions; answers DPoP, rotates every refresh token, loses no answer. */
 export async function resetAuthServer(): Promise<void> {
-  for (const [path, body] of [['reset', undefined], ['config', { answerBearer: false, accessTokenTtl: ACCESS_TOKEN_TTL, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '', refreshFault: null, refreshRotation: 'always' }]] as const) {
-    const r = await fetch(`${AS}/__control/${path}`, { method: 'POST', ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) })
+  for (const [path, body] of [
+    ['reset', undefined],
+    [
+      'config',
+      {
+        answerBearer: false,
+        accessTokenTtl: ACCESS_TOKEN_TTL,
+        revocationDelayMs: 0,
+        nonces: 'always',
+        iatWindowSec: 0,
+        tokenType: '',
+        refreshFault: null,
+        refreshRotation: 'always',
+      },
+    ],
+  ] as const) {
+    const r = await fetch(`${AS}/__control/${path}`, {
+      method: 'POST',
+      ...(body
+        ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
+        : {}),
+    })
     expect(r.ok, path).toBe(true)
   }
 }
 
 /** Changes the token stack's authorization server for this test (undone by {@link resetAuthServer}). */
 export async function configureAuthServer(change: Record<string, unknown>): Promise<void> {
-  const r = await fetch(`${AS}/__control/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(change) })
+  const r = await fetch(`${AS}/__control/config`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(change),
+  })
   expect(r.ok, 'config').toBe(true)
 }
 
@@ -48,7 +74,13 @@ export async function openApp(tab: Tab, query = ''): Promise<void> {
 /** The text of `#status` once it is `expected`. */
 export async function expectStatus(tab: Tab, expected: string): Promise<void> {
   // A navigation in progress makes evaluate throw: look again.
-  await expect.poll(() => tab.evaluate(() => document.getElementById('status')?.textContent ?? '').catch(() => '(navigating)')).toBe(expected)
+  await expect
+    .poll(() =>
+      tab
+        .evaluate(() => document.getElementById('status')?.textContent ?? '')
+        .catch(() => '(navigating)'),
+    )
+    .toBe(expected)
 }
 
 /** Fills and submits oidc-provider's dev login form; waits for the way back to the client fixture. */
@@ -61,10 +93,13 @@ export async function submitLoginForm(tab: Tab, user: string, as = AS): Promise<
 export async function signIn(tab: Tab, user = 'alice', query = '', as = AS): Promise<void> {
   await openApp(tab, query)
   // prompt=login: the server shows its login form even when it still has a session cookie.
-  await tab.evaluate(() => { void window.auth.login({ prompt: 'login' }) })
+  await tab.evaluate(() => {
+    void window.auth.login({ prompt: 'login' })
+  })
   await submitLoginForm(tab, user, as)
   await expectStatus(tab, 'signed-in')
 }
 
 /** The key's thumbprint as the client sees it. */
-export const thumbprint = (tab: Tab): Promise<string> => tab.evaluate(() => window.auth.keys.thumbprint())
+export const thumbprint = (tab: Tab): Promise<string> =>
+  tab.evaluate(() => window.auth.keys.thumbprint())

@@ -37,7 +37,11 @@ const strict = await startAuthServer({
 }).catch(fail)
 const as = await startAuthServer({
   port: TOKEN_STACK.asPort,
-  redirectUris: [`${app}/e2e/fixtures/client.html`, `${app}/e2e/fixtures/react.html`, `${app}/e2e/fixtures/vue.html`],
+  redirectUris: [
+    `${app}/e2e/fixtures/client.html`,
+    `${app}/e2e/fixtures/react.html`,
+    `${app}/e2e/fixtures/vue.html`,
+  ],
   apiAudience: apiOrigin,
   accessTokenTtl: TOKEN_STACK.accessTokenTtl,
   // atproto's rule: a bound refresh token is revoked only on a proof from its key.
@@ -58,7 +62,13 @@ const api = await startApiServer({
   // /__control/stats and reset: tests read what the API saw (the proofs' iat, for one).
   control: true,
 }).catch(fail)
-console.log(`token stack: ${as.issuer} ${api.url}, strict ${strict.issuer}, identity ${identity.issuer}`)
-const stop = () => { void Promise.all([as.close(), api.close(), strict.close(), identity.close()]).finally(() => process.exit(0)) }
+console.log(
+  `token stack: ${as.issuer} ${api.url}, strict ${strict.issuer}, identity ${identity.issuer}`,
+)
+const stop = () => {
+  void Promise.all([as.close(), api.close(), strict.close(), identity.close()]).finally(() =>
+    process.exit(0),
+  )
+}
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)

@@ -4,11 +4,26 @@
  * `useSyncExternalStore`; React is a peer dependency of this entry point only.
  * @packageDocumentation
  */
-import { createContext, createElement, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactElement, type ReactNode } from 'react'
+import {
+  createContext,
+  createElement,
+  useContext,
+  useEffect,
+  useMemo,
+  useState,
+  useSyncExternalStore,
+  type ReactElement,
+  type ReactNode,
+} from 'react'
 import { createDPoPClient, type DPoPClient } from './client/client.js'
 import type { DPoPClientConfig } from './client/client-config.js'
 import { invalidArgument } from './base/errors.js'
-import { createSnapshotStore, type DPoPSessionActions, type DPoPSessionSnapshot, type SnapshotStore } from './bindings/snapshot-store.js'
+import {
+  createSnapshotStore,
+  type DPoPSessionActions,
+  type DPoPSessionSnapshot,
+  type SnapshotStore,
+} from './bindings/snapshot-store.js'
 import type { RedirectResult } from './session/login.js'
 
 export type { DPoPSessionActions, DPoPSessionSnapshot } from './bindings/snapshot-store.js'
@@ -44,7 +59,10 @@ export interface DPoPAuthState extends DPoPSessionSnapshot, DPoPSessionActions {
 
 // Clients the providers created from a config: shared by StrictMode's double render, closed
 // when the last provider using them unmounts (on a timer, so a StrictMode remount keeps them).
-const owned = new WeakMap<DPoPClientConfig, { client: Promise<DPoPClient>; users: number; timer?: ReturnType<typeof setTimeout> }>()
+const owned = new WeakMap<
+  DPoPClientConfig,
+  { client: Promise<DPoPClient>; users: number; timer?: ReturnType<typeof setTimeout> }
+>()
 const Context = createContext<SnapshotStore | undefined>(undefined)
 
 /**
@@ -86,7 +104,9 @@ export function DPoPProvider(props: DPoPProviderProps): ReactElement {
     return createSnapshotStore(source, props.handleRedirect ?? true)
   })
   // The latest callback, without restarting anything when an inline function changes.
-  useEffect(() => { store.onRedirect = props.onRedirect })
+  useEffect(() => {
+    store.onRedirect = props.onRedirect
+  })
   useEffect(() => {
     const entry = config && owned.get(config)
     if (entry) {
@@ -99,7 +119,10 @@ export function DPoPProvider(props: DPoPProviderProps): ReactElement {
       if (entry && --entry.users === 0) {
         entry.timer = setTimeout(() => {
           owned.delete(config)
-          entry.client.then((client) => client.close(), () => undefined)
+          entry.client.then(
+            (client) => client.close(),
+            () => undefined,
+          )
         }, 0)
       }
     }

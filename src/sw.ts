@@ -16,7 +16,11 @@ import { openKeyStore } from './key-store/key-store.js'
 import { defaultNonceCache } from './server-state/nonces.js'
 import { createAuthorizationServerRequests, linkServer } from './session/authorization-server.js'
 import type { DPoPClientEvent, LogoutReason } from './session/events.js'
-import { isRefreshRequest, type RefreshReply, type RefreshRequest } from './session/refresh-worker.js'
+import {
+  isRefreshRequest,
+  type RefreshReply,
+  type RefreshRequest,
+} from './session/refresh-worker.js'
 import { createSessionRecords } from './session/session-records.js'
 import { createTokenManager } from './session/tokens.js'
 
@@ -72,22 +76,51 @@ async function refresh(request: RefreshRequest): Promise<RefreshReply> {
   let ended: LogoutReason | undefined
   const { name, alg, as, storageTimeoutMs, requestTimeoutMs } = request
   const factory = defaultIndexedDB()
-  if (!factory) return { ok: false, code: 'ERR_KEY_STORE_UNAVAILABLE', message: 'The refresh worker has no IndexedDB: leave "refreshWorker" out.', error: undefined, ended }
-  const keys = await openKeyStore({ name, alg, persist: false, preload: false, timeoutMs: storageTimeoutMs, indexedDB: factory })
+  if (!factory)
+    return {
+      ok: false,
+      code: 'ERR_KEY_STORE_UNAVAILABLE',
+      message: 'The refresh worker has no IndexedDB: leave "refreshWorker" out.',
+      error: undefined,
+      ended,
+    }
+  const keys = await openKeyStore({
+    name,
+    alg,
+    persist: false,
+    preload: false,
+    timeoutMs: storageTimeoutMs,
+    indexedDB: factory,
+  })
   const store = openIdbStore(`dpop-spa:${name}:session`, factory, storageTimeoutMs)
   let clock = clocks.get(as.issuer)
   if (!clock) clocks.set(as.issuer, (clock = defaultClock()))
-  const emit = (event: DPoPClientEvent) => { if (event.type === 'logout') ended = event.reason }
+  const emit = (event: DPoPClientEvent) => {
+    if (event.type === 'logout') ended = event.reason
+  }
   // Login and logout never run here: the identity needs no redirect URI or scope.
-  const server = createAuthorizationServerRequests(as, { clientId: request.clientId, redirectUri: as.issuer, scope: '', resource: request.resource },
-    linkServer(undefined, request.insecure, clock, nonces), requestTimeoutMs, requestTimeoutMs)
+  const server = createAuthorizationServerRequests(
+    as,
+    { clientId: request.clientId, redirectUri: as.issuer, scope: '', resource: request.resource },
+    linkServer(undefined, request.insecure, clock, nonces),
+    requestTimeoutMs,
+    requestTimeoutMs,
+  )
   const sessions = createSessionRecords(name, store, alg, () => keys.thumbprint(), emit)
   const tokens = createTokenManager(name, server, keys, sessions, request, emit)
   try {
     return { ok: true, session: await tokens.refreshStored(request.failedToken), ended }
   } catch (e) {
-    const error = isDPoPError(e) ? e : new DPoPError('ERR_NETWORK', 'The refresh worker failed unexpectedly.')
-    return { ok: false, code: error.code, message: error.message, error: error instanceof OAuthError ? error.error : undefined, ended }
+    const error = isDPoPError(e)
+      ? e
+      : new DPoPError('ERR_NETWORK', 'The refresh worker failed unexpectedly.')
+    return {
+      ok: false,
+      code: error.code,
+      message: error.message,
+      error: error instanceof OAuthError ? error.error : undefined,
+      ended,
+    }
   } finally {
     sessions.close()
     store.close()

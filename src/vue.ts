@@ -4,11 +4,24 @@
  * is a peer dependency of this entry point only.
  * @packageDocumentation
  */
-import { computed, inject, shallowRef, type App, type ComputedRef, type InjectionKey, type Plugin, type ShallowRef } from 'vue'
+import {
+  computed,
+  inject,
+  shallowRef,
+  type App,
+  type ComputedRef,
+  type InjectionKey,
+  type Plugin,
+  type ShallowRef,
+} from 'vue'
 import { createDPoPClient, type DPoPClient } from './client/client.js'
 import type { DPoPClientConfig } from './client/client-config.js'
 import { invalidArgument } from './base/errors.js'
-import { createSnapshotStore, type DPoPSessionActions, type DPoPSessionSnapshot } from './bindings/snapshot-store.js'
+import {
+  createSnapshotStore,
+  type DPoPSessionActions,
+  type DPoPSessionSnapshot,
+} from './bindings/snapshot-store.js'
 import type { RedirectResult } from './session/login.js'
 import type { UserClaims } from './session/user.js'
 
@@ -65,17 +78,25 @@ const KEY: InjectionKey<DPoPVueState> = Symbol('dpop-spa')
  * ```
  */
 export function createDPoP(options: DPoPPluginOptions): Plugin {
-  if (typeof options !== 'object' || options === null || (options.config === undefined) === (options.client === undefined)) {
+  if (
+    typeof options !== 'object' ||
+    options === null ||
+    (options.config === undefined) === (options.client === undefined)
+  ) {
     throw invalidArgument('createDPoP() needs exactly one of "config" and "client".')
   }
   return {
     install(app: App) {
       const owned = options.config !== undefined
-      const source = owned ? createDPoPClient(options.config as DPoPClientConfig) : Promise.resolve(options.client as DPoPClient | Promise<DPoPClient>)
+      const source = owned
+        ? createDPoPClient(options.config as DPoPClientConfig)
+        : Promise.resolve(options.client as DPoPClient | Promise<DPoPClient>)
       const store = createSnapshotStore(source, options.handleRedirect ?? true)
       store.onRedirect = options.onRedirect
       const session = shallowRef(store.getSnapshot())
-      const unsubscribe = store.subscribe(() => { session.value = store.getSnapshot() })
+      const unsubscribe = store.subscribe(() => {
+        session.value = store.getSnapshot()
+      })
       const stop = store.start()
       app.provide(KEY, {
         session,
@@ -87,7 +108,11 @@ export function createDPoP(options: DPoPPluginOptions): Plugin {
       app.onUnmount(() => {
         stop()
         unsubscribe()
-        if (owned) source.then((client) => client.close(), () => undefined)
+        if (owned)
+          source.then(
+            (client) => client.close(),
+            () => undefined,
+          )
       })
     },
   }
@@ -107,6 +132,7 @@ export function createDPoP(options: DPoPPluginOptions): Plugin {
  */
 export function useDPoP(): DPoPVueState {
   const state = inject(KEY, undefined)
-  if (!state) throw invalidArgument('useDPoP() needs app.use(createDPoP(...)) and must be called in setup().')
+  if (!state)
+    throw invalidArgument('useDPoP() needs app.use(createDPoP(...)) and must be called in setup().')
   return state
 }

@@ -5,20 +5,41 @@ import { anySignal, timeoutSignal } from '../src/base/abort.ts'
 
 const statics = { any: AbortSignal.any, timeout: AbortSignal.timeout }
 const remove = (): void => {
-  Object.defineProperty(AbortSignal, 'any', { value: undefined, configurable: true, writable: true })
-  Object.defineProperty(AbortSignal, 'timeout', { value: undefined, configurable: true, writable: true })
+  Object.defineProperty(AbortSignal, 'any', {
+    value: undefined,
+    configurable: true,
+    writable: true,
+  })
+  Object.defineProperty(AbortSignal, 'timeout', {
+    value: undefined,
+    configurable: true,
+    writable: true,
+  })
 }
 afterEach(() => {
-  Object.defineProperty(AbortSignal, 'any', { value: statics.any, configurable: true, writable: true })
-  Object.defineProperty(AbortSignal, 'timeout', { value: statics.timeout, configurable: true, writable: true })
+  Object.defineProperty(AbortSignal, 'any', {
+    value: statics.any,
+    configurable: true,
+    writable: true,
+  })
+  Object.defineProperty(AbortSignal, 'timeout', {
+    value: statics.timeout,
+    configurable: true,
+    writable: true,
+  })
 })
 
-describe.each([['native', (): void => undefined], ['fallback', remove]] as const)('%s', (_, setup) => {
+describe.each([
+  ['native', (): void => undefined],
+  ['fallback', remove],
+] as const)('%s', (_, setup) => {
   it('timeoutSignal aborts with a TimeoutError DOMException after the time', async () => {
     setup()
     const signal = timeoutSignal(30)
     expect(signal.aborted).toBe(false)
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+    await new Promise<void>((resolve) =>
+      signal.addEventListener('abort', () => resolve(), { once: true }),
+    )
     expect(signal.reason).toBeInstanceOf(DOMException)
     expect((signal.reason as DOMException).name).toBe('TimeoutError')
   })
@@ -43,7 +64,9 @@ describe.each([['native', (): void => undefined], ['fallback', remove]] as const
     setup()
     const caller = new AbortController()
     const signal = anySignal([caller.signal, timeoutSignal(20)])
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))
+    await new Promise<void>((resolve) =>
+      signal.addEventListener('abort', () => resolve(), { once: true }),
+    )
     expect((signal.reason as DOMException).name).toBe('TimeoutError')
   })
 })

@@ -9,7 +9,13 @@ const httpDate = (ms: number) => new Date(ms).toUTCString()
 function fakeClock(start = LOCAL) {
   let t = start
   const clock = createClock({ now: () => t })
-  return { clock, advance: (ms: number) => { t += ms }, local: () => t }
+  return {
+    clock,
+    advance: (ms: number) => {
+      t += ms
+    },
+    local: () => t,
+  }
 }
 
 describe('createClock', () => {
@@ -76,7 +82,15 @@ describe('createClock', () => {
 
   it('ignores missing, garbage and non-IMF-fixdate Date headers', () => {
     const { clock } = fakeClock()
-    for (const bad of [null, '', '1', 'yesterday', '2030-01-01T00:00:00Z', 'Sunday, 06-Nov-94 08:49:37 GMT', 'Wed, 32 Jan 2030 00:00:00 GMT']) {
+    for (const bad of [
+      null,
+      '',
+      '1',
+      'yesterday',
+      '2030-01-01T00:00:00Z',
+      'Sunday, 06-Nov-94 08:49:37 GMT',
+      'Wed, 32 Jan 2030 00:00:00 GMT',
+    ]) {
       expect(clock.observeDate(bad, LOCAL, LOCAL)).toBe(false)
     }
     expect(clock.observeDate(httpDate(LOCAL + 600_000), LOCAL + 10, LOCAL)).toBe(false) // response before request
@@ -90,7 +104,11 @@ describe('createClock', () => {
     expect(clock.now()).toBe(LOCAL - 90_000)
     for (const bad of [Number.NaN, Infinity, '5' as unknown as number]) {
       let caught: unknown
-      try { clock.adjust(bad) } catch (e) { caught = e }
+      try {
+        clock.adjust(bad)
+      } catch (e) {
+        caught = e
+      }
       expect(isDPoPError(caught, 'ERR_INVALID_ARGUMENT')).toBe(true)
     }
   })
@@ -105,7 +123,10 @@ describe('createClock', () => {
 describe('offsetFromDate', () => {
   it('assumes the middle of the round trip and half a second of truncation', () => {
     const server = Date.UTC(2025, 0, 15, 12, 10, 0)
-    expect(offsetFromDate(httpDate(server), LOCAL, LOCAL + 2000)).toEqual({ offsetMs: server + 500 - (LOCAL + 1000), uncertaintyMs: 1500 })
+    expect(offsetFromDate(httpDate(server), LOCAL, LOCAL + 2000)).toEqual({
+      offsetMs: server + 500 - (LOCAL + 1000),
+      uncertaintyMs: 1500,
+    })
   })
 })
 
@@ -181,7 +202,12 @@ describe('only IMF-fixdate is read (issue 19)', () => {
   it('other date forms of a plausible time (an hour ahead) are ignored: ISO 8601, RFC 850, a lower-case or numeric zone', () => {
     const { clock } = fakeClock()
     const hourAhead = new Date(LOCAL + 3_600_000) // Sun, 15 Jan 2025 13:00:00 GMT
-    for (const other of [hourAhead.toISOString(), 'Wednesday, 15-Jan-25 13:00:00 GMT', 'Wed, 15 Jan 2025 13:00:00 gmt', 'Wed, 15 Jan 2025 13:00:00 +0000']) {
+    for (const other of [
+      hourAhead.toISOString(),
+      'Wednesday, 15-Jan-25 13:00:00 GMT',
+      'Wed, 15 Jan 2025 13:00:00 gmt',
+      'Wed, 15 Jan 2025 13:00:00 +0000',
+    ]) {
       expect(Date.parse(other)).toBe(hourAhead.getTime()) // each is a date JavaScript would take
       expect(clock.observeDate(other, LOCAL, LOCAL), other).toBe(false)
       expect(clock.correct(other, LOCAL, LOCAL), other).toBe(false)

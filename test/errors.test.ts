@@ -3,7 +3,14 @@
 // and isDPoPError narrows by code (checked by the compiler in the last test).
 import { readFileSync, readdirSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { DPoPError, KeyStoreError, OAuthError, ServerResponseError, isDPoPError, type DPoPErrorCode } from '../src/base/errors.ts'
+import {
+  DPoPError,
+  KeyStoreError,
+  OAuthError,
+  ServerResponseError,
+  isDPoPError,
+  type DPoPErrorCode,
+} from '../src/base/errors.ts'
 
 const classOf: Record<DPoPErrorCode, string> = {
   ERR_INVALID_ARGUMENT: 'DPoPError',
@@ -31,16 +38,23 @@ const classOf: Record<DPoPErrorCode, string> = {
 describe('error codes and classes', () => {
   it('every code thrown in src/ is thrown by the one class its type names', () => {
     const seen: string[] = []
-    for (const file of (readdirSync('src', { recursive: true }) as string[]).filter((f) => f.endsWith('.ts'))) {
+    for (const file of (readdirSync('src', { recursive: true }) as string[]).filter((f) =>
+      f.endsWith('.ts'),
+    )) {
       const text = readFileSync(`src/${file}`, 'utf8')
-      for (const m of text.matchAll(/new (DPoPError|KeyStoreError|ServerResponseError)\(\s*'(ERR_[A-Z_]+)'/g)) {
+      for (const m of text.matchAll(
+        /new (DPoPError|KeyStoreError|ServerResponseError)\(\s*'(ERR_[A-Z_]+)'/g,
+      )) {
         seen.push(`${m[2]}:${m[1]}`)
-        expect(`${file}: ${m[2]} as ${m[1]}`).toBe(`${file}: ${m[2]} as ${classOf[m[2] as DPoPErrorCode]}`)
+        expect(`${file}: ${m[2]} as ${m[1]}`).toBe(
+          `${file}: ${m[2]} as ${classOf[m[2] as DPoPErrorCode]}`,
+        )
       }
       if (/\binvalidArgument\(/.test(text)) seen.push('ERR_INVALID_ARGUMENT:DPoPError')
       if (/new OAuthError\(/.test(text)) seen.push('ERR_OAUTH:OAuthError')
       // Nobody builds ERR_INVALID_ARGUMENT by hand: one helper says it.
-      if (file !== 'base/errors.ts') expect(text, file).not.toMatch(/new DPoPError\(\s*'ERR_INVALID_ARGUMENT'/)
+      if (file !== 'base/errors.ts')
+        expect(text, file).not.toMatch(/new DPoPError\(\s*'ERR_INVALID_ARGUMENT'/)
     }
     // Not vacuous: the scan found the codes thrown across the source.
     expect(new Set(seen.map((s) => s.split(':')[0])).size).toBeGreaterThanOrEqual(15)
@@ -51,7 +65,12 @@ describe('error codes and classes', () => {
     const quota: unknown = new KeyStoreError('ERR_KEY_STORE_QUOTA', 'full')
     const oauth: unknown = new OAuthError('invalid_grant', undefined, 'refused')
     expect(isDPoPError(redirect, 'ERR_CORS_HEADER_HIDDEN')).toBe(false)
-    if (!isDPoPError(redirect, 'ERR_REDIRECT') || !isDPoPError(quota, 'ERR_KEY_STORE_QUOTA') || !isDPoPError(oauth, 'ERR_OAUTH')) throw new Error('not narrowed')
+    if (
+      !isDPoPError(redirect, 'ERR_REDIRECT') ||
+      !isDPoPError(quota, 'ERR_KEY_STORE_QUOTA') ||
+      !isDPoPError(oauth, 'ERR_OAUTH')
+    )
+      throw new Error('not narrowed')
     // These lines compile only because the guard narrowed to the subclass.
     const status: number | undefined = redirect.status
     const kind: KeyStoreError = quota

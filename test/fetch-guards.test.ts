@@ -15,7 +15,9 @@ import { caught, challenge, stubFetch } from './support/stub-api.ts'
 const API = 'https://api.example.com'
 const TOKEN = 'eyJ.access-token.sig'
 let keys: CryptoKeyPair
-beforeAll(async () => { keys = await generateKeyPair() })
+beforeAll(async () => {
+  keys = await generateKeyPair()
+})
 
 /** Marks a response as one a fetch returned after following a redirect. */
 function followed(response: Response, url: string): Response {
@@ -27,8 +29,13 @@ describe('the JSON-body nonce path', () => {
   it('needs a nonce we did not send: a JSON use_dpop_nonce repeating the nonce the proof carried is returned', async () => {
     const nonces = createNonceCache()
     nonces.set(API, 'n-1')
-    const api = stubFetch(() => Response.json({ error: 'use_dpop_nonce' }, { status: 400, headers: { 'DPoP-Nonce': 'n-1' } }))
-    const response = await createDPoPFetch({ keys, origins: [API], fetch: api.fetch, nonces })(`${API}/a`, { method: 'POST', body: 'x' })
+    const api = stubFetch(() =>
+      Response.json({ error: 'use_dpop_nonce' }, { status: 400, headers: { 'DPoP-Nonce': 'n-1' } }),
+    )
+    const response = await createDPoPFetch({ keys, origins: [API], fetch: api.fetch, nonces })(
+      `${API}/a`,
+      { method: 'POST', body: 'x' },
+    )
     expect(response.status).toBe(400)
     expect(api.calls.map((c) => c.proof?.payload.nonce)).toEqual(['n-1'])
   })
@@ -40,7 +47,10 @@ describe('the JSON-body nonce path', () => {
       nonces.set(API, 'taught-meanwhile')
       return Response.json({ error: 'use_dpop_nonce' }, { status: 400 })
     })
-    const response = await createDPoPFetch({ keys, origins: [API], fetch: api.fetch, nonces })(`${API}/a`, { method: 'POST', body: 'x' })
+    const response = await createDPoPFetch({ keys, origins: [API], fetch: api.fetch, nonces })(
+      `${API}/a`,
+      { method: 'POST', body: 'x' },
+    )
     expect(response.status).toBe(400)
     expect(api.calls).toHaveLength(1)
   })
@@ -54,7 +64,16 @@ describe('challenges are read on 400 and 401 only', () => {
         const r = challenge('invalid_token')
         return new Response('forbidden', { status, headers: r.headers })
       })
-      const dpopFetch = createDPoPFetch({ keys, origins: [API], fetch: api.fetch, getAccessToken: () => TOKEN, onInvalidToken: () => { refreshes++; return 'eyJ.new.sig' } })
+      const dpopFetch = createDPoPFetch({
+        keys,
+        origins: [API],
+        fetch: api.fetch,
+        getAccessToken: () => TOKEN,
+        onInvalidToken: () => {
+          refreshes++
+          return 'eyJ.new.sig'
+        },
+      })
       expect((await dpopFetch(`${API}/a`, { method: 'POST', body: 'x' })).status).toBe(status)
       expect(refreshes).toBe(0)
       expect(api.calls).toHaveLength(1)
@@ -66,7 +85,16 @@ describe('after a refresh', () => {
   it('a refresh that yields the rejected token again sends nothing again', async () => {
     let refreshes = 0
     const api = stubFetch(() => challenge('invalid_token'))
-    const dpopFetch = createDPoPFetch({ keys, origins: [API], fetch: api.fetch, getAccessToken: () => TOKEN, onInvalidToken: () => { refreshes++; return TOKEN } })
+    const dpopFetch = createDPoPFetch({
+      keys,
+      origins: [API],
+      fetch: api.fetch,
+      getAccessToken: () => TOKEN,
+      onInvalidToken: () => {
+        refreshes++
+        return TOKEN
+      },
+    })
     expect((await dpopFetch(`${API}/a`, { method: 'POST', body: 'x' })).status).toBe(401)
     expect(refreshes).toBe(1)
     expect(api.calls).toHaveLength(1)
@@ -75,21 +103,39 @@ describe('after a refresh', () => {
 
 describe('bodies', () => {
   it('a prepared request whose body was consumed is never sent half-read: ERR_BODY_NOT_REPLAYABLE', async () => {
-    const replay = await prepareReplayable(`${API}/a`, { method: 'POST', body: 'payload' }, undefined)
+    const replay = await prepareReplayable(
+      `${API}/a`,
+      { method: 'POST', body: 'payload' },
+      undefined,
+    )
     expect(await replay.attempt().text()).toBe('payload')
     await replay.request.text()
     let error: unknown
-    try { replay.attempt() } catch (e) { error = e }
+    try {
+      replay.attempt()
+    } catch (e) {
+      error = e
+    }
     expect(isDPoPError(error, 'ERR_BODY_NOT_REPLAYABLE')).toBe(true)
   })
 
   it('a Request in mode "no-cors" is refused before anything is sent', async () => {
     const api = stubFetch()
-    const dpopFetch = createDPoPFetch({ keys, origins: [API], fetch: api.fetch, getAccessToken: () => TOKEN })
+    const dpopFetch = createDPoPFetch({
+      keys,
+      origins: [API],
+      fetch: api.fetch,
+      getAccessToken: () => TOKEN,
+    })
     const request = new Request(`${API}/a`, { mode: 'no-cors' })
     expect(request.mode).toBe('no-cors')
     expect(isDPoPError(await caught(dpopFetch(request)), 'ERR_INVALID_ARGUMENT')).toBe(true)
-    expect(isDPoPError(await caught(dpopFetch(`${API}/b`, { mode: 'no-cors', method: 'POST', body: 'x' })), 'ERR_INVALID_ARGUMENT')).toBe(true)
+    expect(
+      isDPoPError(
+        await caught(dpopFetch(`${API}/b`, { mode: 'no-cors', method: 'POST', body: 'x' })),
+        'ERR_INVALID_ARGUMENT',
+      ),
+    ).toBe(true)
     expect(api.calls).toHaveLength(0)
   })
 })
@@ -99,8 +145,18 @@ describe('server text in messages is capped', () => {
 
   it("a refusal's algs (200 names of 500 characters) make a message of at most 12 names of 20 characters", async () => {
     const edKeys = await generateKeyPair({ alg: 'EdDSA' })
-    const api = stubFetch(() => new Response(null, { status: 401, headers: { 'WWW-Authenticate': `DPoP error="invalid_dpop_proof", algs="${longAlgs.join(' ').slice(0, 7000)}"` } }))
-    const error = await caught(createDPoPFetch({ keys: edKeys, origins: [API], fetch: api.fetch })(`${API}/a`))
+    const api = stubFetch(
+      () =>
+        new Response(null, {
+          status: 401,
+          headers: {
+            'WWW-Authenticate': `DPoP error="invalid_dpop_proof", algs="${longAlgs.join(' ').slice(0, 7000)}"`,
+          },
+        }),
+    )
+    const error = await caught(
+      createDPoPFetch({ keys: edKeys, origins: [API], fetch: api.fetch })(`${API}/a`),
+    )
     expect(isDPoPError(error, 'ERR_UNSUPPORTED_ALGORITHM')).toBe(true)
     const message = (error as Error).message
     expect(message).toContain('ALG0-xxxxxxxxxxxxxxx')
@@ -109,10 +165,17 @@ describe('server text in messages is capped', () => {
   })
 
   it("the metadata's dpop_signing_alg_values_supported (200 long names) make a message of at most 12 names of 20 characters", async () => {
-    const error = await caught(createDPoPClient({
-      issuer: metadata.issuer, clientId: 'spa', redirectUri: REDIRECT, apiOrigins: [API], indexedDB: new IDBFactory(),
-      fetch: async () => Response.json({ ...metadata, dpop_signing_alg_values_supported: longAlgs }),
-    }))
+    const error = await caught(
+      createDPoPClient({
+        issuer: metadata.issuer,
+        clientId: 'spa',
+        redirectUri: REDIRECT,
+        apiOrigins: [API],
+        indexedDB: new IDBFactory(),
+        fetch: async () =>
+          Response.json({ ...metadata, dpop_signing_alg_values_supported: longAlgs }),
+      }),
+    )
     expect(isDPoPError(error, 'ERR_UNSUPPORTED_ALGORITHM')).toBe(true)
     const message = (error as Error).message
     expect(message).toContain('ALG11-')
@@ -125,18 +188,29 @@ describe('a redirected authorization-server answer teaches nothing', () => {
   it('its Date does not move the clock the API proofs are signed with', async () => {
     const proofs: string[] = []
     const auth = await createDPoPClient({
-      issuer: metadata.issuer, clientId: 'spa', redirectUri: REDIRECT, apiOrigins: [API], indexedDB: new IDBFactory(),
+      issuer: metadata.issuer,
+      clientId: 'spa',
+      redirectUri: REDIRECT,
+      apiOrigins: [API],
+      indexedDB: new IDBFactory(),
       fetch: async (input, init) => {
         const request = new Request(input, init)
         if (request.url.startsWith(API)) {
           proofs.push(request.headers.get('dpop') ?? '')
           return new Response('ok')
         }
-        return followed(Response.json(metadata, { headers: { Date: new Date(Date.now() + 2 * 3_600_000).toUTCString() } }), 'https://elsewhere.example/meta')
+        return followed(
+          Response.json(metadata, {
+            headers: { Date: new Date(Date.now() + 2 * 3_600_000).toUTCString() },
+          }),
+          'https://elsewhere.example/meta',
+        )
       },
     })
     await auth.fetch(`${API}/me`)
-    const { iat } = JSON.parse(Buffer.from(proofs[0]!.split('.')[1]!, 'base64url').toString()) as { iat: number }
+    const { iat } = JSON.parse(Buffer.from(proofs[0]!.split('.')[1]!, 'base64url').toString()) as {
+      iat: number
+    }
     expect(Math.abs(iat - Date.now() / 1000)).toBeLessThan(5)
     auth.close()
   })
@@ -146,23 +220,46 @@ describe('a redirected authorization-server answer teaches nothing', () => {
     const tokenNonces: unknown[] = []
     let first = true
     const auth = await createDPoPClient({
-      issuer: metadata.issuer, clientId: 'spa', redirectUri: REDIRECT, apiOrigins: [API], indexedDB: new IDBFactory(),
+      issuer: metadata.issuer,
+      clientId: 'spa',
+      redirectUri: REDIRECT,
+      apiOrigins: [API],
+      indexedDB: new IDBFactory(),
       metadata,
       fetch: async (input, init) => {
         const request = new Request(input, init)
         const proof = request.headers.get('dpop')
-        if (proof) tokenNonces.push((JSON.parse(Buffer.from(proof.split('.')[1]!, 'base64url').toString()) as { nonce?: string }).nonce)
+        if (proof)
+          tokenNonces.push(
+            (
+              JSON.parse(Buffer.from(proof.split('.')[1]!, 'base64url').toString()) as {
+                nonce?: string
+              }
+            ).nonce,
+          )
         if (first && request.url.endsWith('/token')) {
           first = false
-          return followed(Response.json({ error: 'use_dpop_nonce' }, { status: 400, headers: { 'DPoP-Nonce': 'from-a-redirect' } }), 'https://elsewhere.example/token')
+          return followed(
+            Response.json(
+              { error: 'use_dpop_nonce' },
+              { status: 400, headers: { 'DPoP-Nonce': 'from-a-redirect' } },
+            ),
+            'https://elsewhere.example/token',
+          )
         }
         return server.fetch(request)
       },
     })
     let authorizeUrl: URL | undefined
-    await auth.login({ redirect: (u) => { authorizeUrl = u } })
+    await auth.login({
+      redirect: (u) => {
+        authorizeUrl = u
+      },
+    })
     const code = server.issueCode(authorizeUrl!)
-    await auth.handleRedirect(`${REDIRECT}?code=${code}&state=${authorizeUrl!.searchParams.get('state')}`).catch(() => undefined)
+    await auth
+      .handleRedirect(`${REDIRECT}?code=${code}&state=${authorizeUrl!.searchParams.get('state')}`)
+      .catch(() => undefined)
     expect(tokenNonces.length).toBeGreaterThanOrEqual(2)
     expect(tokenNonces).not.toContain('from-a-redirect')
     auth.close()
@@ -172,9 +269,18 @@ describe('a redirected authorization-server answer teaches nothing', () => {
 describe('the options are read once', () => {
   it('an init whose mode getter answers "cors" when checked and "no-cors" later is sent as checked', async () => {
     const api = stubFetch()
-    const dpopFetch = createDPoPFetch({ keys, origins: [API], fetch: api.fetch, getAccessToken: () => TOKEN })
+    const dpopFetch = createDPoPFetch({
+      keys,
+      origins: [API],
+      fetch: api.fetch,
+      getAccessToken: () => TOKEN,
+    })
     let reads = 0
-    const init = { get mode(): RequestMode { return ++reads === 1 ? 'cors' : 'no-cors' } }
+    const init = {
+      get mode(): RequestMode {
+        return ++reads === 1 ? 'cors' : 'no-cors'
+      },
+    }
     expect((await dpopFetch(`${API}/a`, init)).status).toBe(200)
     expect(reads).toBe(1)
     expect(api.calls[0]?.init?.mode).toBe('cors')

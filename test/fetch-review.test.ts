@@ -16,29 +16,49 @@ const OTHER = 'https://other-api.example.com'
 const TOKEN = 'eyJ.access-token.sig'
 const LOCAL = Date.UTC(2025, 5, 1, 8, 0, 0)
 const date = (ms: number) => new Date(ms).toUTCString()
-const iatOf = (proof: string | null): number => (JSON.parse(Buffer.from((proof ?? '').split('.')[1] ?? '', 'base64url').toString()) as { iat: number }).iat
+const iatOf = (proof: string | null): number =>
+  (
+    JSON.parse(Buffer.from((proof ?? '').split('.')[1] ?? '', 'base64url').toString()) as {
+      iat: number
+    }
+  ).iat
 let keys: CryptoKeyPair
-beforeAll(async () => { keys = await generateKeyPair() })
+beforeAll(async () => {
+  keys = await generateKeyPair()
+})
 
 /** A signed fetch on a fake local clock at LOCAL. */
 function setup(respond: Parameters<typeof stubFetch>[0]) {
   const clock = createClock({ now: () => LOCAL })
   const api = stubFetch(respond)
   const events: DPoPFetchEvent[] = []
-  const dpopFetch = createDPoPFetch({ keys, origins: [API, OTHER], getAccessToken: () => TOKEN, fetch: api.fetch, clock, debug: (e) => events.push(e) })
-  const retries = () => events.filter((e) => e.type === 'retry').map((e) => e.type === 'retry' && e.reason)
+  const dpopFetch = createDPoPFetch({
+    keys,
+    origins: [API, OTHER],
+    getAccessToken: () => TOKEN,
+    fetch: api.fetch,
+    clock,
+    debug: (e) => events.push(e),
+  })
+  const retries = () =>
+    events.filter((e) => e.type === 'retry').map((e) => e.type === 'retry' && e.reason)
   return { clock, api, dpopFetch, retries }
 }
 
 describe('a request the server may have processed is not re-sent on a guess (item 1)', () => {
   it('a POST answered 400 (not a DPoP error) whose Date differs by 8 s is sent once, its answer returned as it is', async () => {
-    const { api, dpopFetch, clock } = setup(() => Response.json(
-      { error: 'invalid_request', error_description: 'wrong one-time code' },
-      { status: 400, headers: { Date: date(LOCAL + 8000) } },
-    ))
+    const { api, dpopFetch, clock } = setup(() =>
+      Response.json(
+        { error: 'invalid_request', error_description: 'wrong one-time code' },
+        { status: 400, headers: { Date: date(LOCAL + 8000) } },
+      ),
+    )
     const response = await dpopFetch(`${API}/otp`, { method: 'POST', body: 'code=123456' })
     expect(response.status).toBe(400)
-    expect(await response.json()).toEqual({ error: 'invalid_request', error_description: 'wrong one-time code' })
+    expect(await response.json()).toEqual({
+      error: 'invalid_request',
+      error_description: 'wrong one-time code',
+    })
     expect(api.calls).toHaveLength(1)
     // The Date is still learned, for the next request.
     expect(Math.abs(clock.offset(API) - 8000)).toBeLessThanOrEqual(600)
@@ -47,7 +67,8 @@ describe('a request the server may have processed is not re-sent on a guess (ite
   it('a 400 with no word about time is not re-sent when another answer moved the clock while it was out', async () => {
     const held = deferred()
     const { api, dpopFetch } = setup(async (c) => {
-      if (c.url.endsWith('/first')) return new Response('ok', { headers: { Date: date(LOCAL + 600_000) } })
+      if (c.url.endsWith('/first'))
+        return new Response('ok', { headers: { Date: date(LOCAL + 600_000) } })
       await held.promise
       return new Response('insufficient funds', { status: 400 })
     })
@@ -60,22 +81,41 @@ describe('a request the server may have processed is not re-sent on a guess (ite
   })
 
   it('a 400 whose Date is 3 minutes off (inside common verifier windows) and that names no iat is returned', async () => {
-    const { api, dpopFetch } = setup(() => new Response('no', { status: 400, headers: { Date: date(LOCAL + 180_000) } }))
+    const { api, dpopFetch } = setup(
+      () => new Response('no', { status: 400, headers: { Date: date(LOCAL + 180_000) } }),
+    )
     expect((await dpopFetch(`${API}/a`, { method: 'POST', body: 'x' })).status).toBe(400)
     expect(api.calls).toHaveLength(1)
   })
 
   it('clock-refused answers are still retried once: a challenge naming iat, a JSON error naming iat, a Date 10 minutes off', async () => {
     const shapes: [string, number, (d: string) => Response][] = [
-      ['challenge', 8000, (d) => challenge('invalid_dpop_proof', { Date: d }, 'iat is not recent enough')],
+      [
+        'challenge',
+        8000,
+        (d) => challenge('invalid_dpop_proof', { Date: d }, 'iat is not recent enough'),
+      ],
       // Below the Date threshold: only the body says why.
-      ['JSON body', 3000, (d) => Response.json({ error: 'invalid_dpop_proof', error_description: 'DPoP proof iat is not recent enough' }, { status: 400, headers: { Date: d } })],
+      [
+        'JSON body',
+        3000,
+        (d) =>
+          Response.json(
+            {
+              error: 'invalid_dpop_proof',
+              error_description: 'DPoP proof iat is not recent enough',
+            },
+            { status: 400, headers: { Date: d } },
+          ),
+      ],
       ['Date alone', 600_000, (d) => new Response('bad', { status: 400, headers: { Date: d } })],
     ]
     for (const [name, skew, refuse] of shapes) {
       const { api, dpopFetch, retries, clock } = setup((c) => {
         const d = date(LOCAL + skew)
-        return Math.abs(c.proof!.payload.iat! - (LOCAL + skew) / 1000) > 2 ? refuse(d) : new Response('ok', { headers: { Date: d } })
+        return Math.abs(c.proof!.payload.iat! - (LOCAL + skew) / 1000) > 2
+          ? refuse(d)
+          : new Response('ok', { headers: { Date: d } })
       })
       const response = await dpopFetch(`${API}/a`, { method: 'POST', body: 'same' })
       expect(response.status, name).toBe(200)
@@ -89,7 +129,13 @@ describe('a request the server may have processed is not re-sent on a guess (ite
 
 describe('each origin keeps its own clock (item 2)', () => {
   it('an API answering Date = now + 23 h moves only its own proofs, not those to another API origin', async () => {
-    const { api, dpopFetch, clock } = setup((c) => new Response('ok', c.url.startsWith(API) ? { headers: { Date: date(LOCAL + 23 * 3_600_000) } } : {}))
+    const { api, dpopFetch, clock } = setup(
+      (c) =>
+        new Response(
+          'ok',
+          c.url.startsWith(API) ? { headers: { Date: date(LOCAL + 23 * 3_600_000) } } : {},
+        ),
+    )
     await dpopFetch(`${API}/a`)
     await dpopFetch(`${API}/b`)
     await dpopFetch(`${OTHER}/c`)
@@ -106,7 +152,11 @@ describe('each origin keeps its own clock (item 2)', () => {
     const tokenIats: number[] = []
     const apiProofs: { origin: string; iat: number }[] = []
     const auth = await createDPoPClient({
-      issuer: metadata.issuer, clientId: 'spa', redirectUri: REDIRECT, apiOrigins: [API, OTHER], indexedDB: new IDBFactory(),
+      issuer: metadata.issuer,
+      clientId: 'spa',
+      redirectUri: REDIRECT,
+      apiOrigins: [API, OTHER],
+      indexedDB: new IDBFactory(),
       fetch: async (input, init) => {
         const request = new Request(input, init)
         const { origin, pathname } = new URL(request.url)
@@ -115,16 +165,26 @@ describe('each origin keeps its own clock (item 2)', () => {
           return api(request)
         }
         const asDate = { Date: date(Date.now() + asAheadMs) }
-        if (pathname.startsWith('/.well-known/')) return Response.json(metadata, { headers: asDate })
+        if (pathname.startsWith('/.well-known/'))
+          return Response.json(metadata, { headers: asDate })
         if (pathname === '/token') tokenIats.push(iatOf(request.headers.get('dpop')))
         const answer = await server.fetch(request)
-        return new Response(answer.body, { status: answer.status, headers: { ...Object.fromEntries(answer.headers), ...asDate } })
+        return new Response(answer.body, {
+          status: answer.status,
+          headers: { ...Object.fromEntries(answer.headers), ...asDate },
+        })
       },
     })
     let authorizeUrl: URL | undefined
-    await auth.login({ redirect: (u) => { authorizeUrl = u } })
+    await auth.login({
+      redirect: (u) => {
+        authorizeUrl = u
+      },
+    })
     const code = server.issueCode(authorizeUrl!)
-    await auth.handleRedirect(`${REDIRECT}?code=${code}&state=${authorizeUrl!.searchParams.get('state')}`)
+    await auth.handleRedirect(
+      `${REDIRECT}?code=${code}&state=${authorizeUrl!.searchParams.get('state')}`,
+    )
     return { auth, tokenIats, apiProofs }
   }
   const nowSec = (aheadMs = 0) => (Date.now() + aheadMs) / 1000
@@ -152,7 +212,8 @@ describe('each origin keeps its own clock (item 2)', () => {
     const asAhead = 3 * 60_000
     let apiDate = false
     const { auth, tokenIats, apiProofs } = await client(asAhead, (request) => {
-      if (request.url.endsWith('/expired')) return challenge('invalid_token', { Date: date(Date.now()) })
+      if (request.url.endsWith('/expired'))
+        return challenge('invalid_token', { Date: date(Date.now()) })
       // The API hides its Date (CORS) until it starts exposing it.
       return new Response('ok', apiDate ? { headers: { Date: date(Date.now()) } } : {})
     })
@@ -178,7 +239,9 @@ describe('a 4xx body is read only when small JSON that arrives quickly (item 4)'
     new Response(body, { status, headers: { 'Content-Type': type, 'DPoP-Nonce': 'fresh-nonce' } })
 
   it('a text/plain 404 carrying {"error":"use_dpop_nonce"} does not re-send a POST', async () => {
-    const { api, dpopFetch } = setup(() => nonceAnswer('{"error":"use_dpop_nonce"}', 'text/plain', 404))
+    const { api, dpopFetch } = setup(() =>
+      nonceAnswer('{"error":"use_dpop_nonce"}', 'text/plain', 404),
+    )
     const response = await dpopFetch(`${API}/orders`, { method: 'POST', body: 'order' })
     expect(response.status).toBe(404)
     expect(await response.text()).toBe('{"error":"use_dpop_nonce"}')
@@ -187,7 +250,9 @@ describe('a 4xx body is read only when small JSON that arrives quickly (item 4)'
 
   it('application/problem+json and application/json; charset=utf-8 are JSON: the nonce retry happens', async () => {
     for (const type of ['application/problem+json', 'application/json; charset=utf-8']) {
-      const { api, dpopFetch } = setup((c) => c.n === 1 ? nonceAnswer('{"error":"use_dpop_nonce"}', type) : new Response('ok'))
+      const { api, dpopFetch } = setup((c) =>
+        c.n === 1 ? nonceAnswer('{"error":"use_dpop_nonce"}', type) : new Response('ok'),
+      )
       expect((await dpopFetch(`${API}/a`, { method: 'POST', body: 'x' })).status, type).toBe(200)
       expect(api.calls[1]?.proof?.payload.nonce, type).toBe('fresh-nonce')
     }
@@ -203,9 +268,12 @@ describe('a 4xx body is read only when small JSON that arrives quickly (item 4)'
   })
 
   it('a JSON body that never ends does not hang the call: the 400 comes back within about 1.5 s', async () => {
-    const stalled = () => new ReadableStream<Uint8Array>({
-      start(controller) { controller.enqueue(new TextEncoder().encode('{"error":"use_dpop_')) },
-    })
+    const stalled = () =>
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"error":"use_dpop_'))
+        },
+      })
     const { api, dpopFetch } = setup(() => nonceAnswer(stalled(), 'application/json'))
     const started = Date.now()
     const outcome = await Promise.race([
@@ -218,12 +286,24 @@ describe('a 4xx body is read only when small JSON that arrives quickly (item 4)'
   })
 
   it("the caller's abort ends the wait for a body that never ends, with the signal's reason", async () => {
-    const { dpopFetch } = setup(() => nonceAnswer(new ReadableStream<Uint8Array>({ start() { /* never sends */ } }), 'application/json'))
+    const { dpopFetch } = setup(() =>
+      nonceAnswer(
+        new ReadableStream<Uint8Array>({
+          start() {
+            /* never sends */
+          },
+        }),
+        'application/json',
+      ),
+    )
     const controller = new AbortController()
     const reason = new Error('user left')
     setTimeout(() => controller.abort(reason), 100)
     const outcome = await Promise.race([
-      dpopFetch(`${API}/a`, { signal: controller.signal }).then(() => 'resolved', (e: unknown) => e),
+      dpopFetch(`${API}/a`, { signal: controller.signal }).then(
+        () => 'resolved',
+        (e: unknown) => e,
+      ),
       new Promise((resolve) => setTimeout(() => resolve('still waiting after 1 s'), 1000)),
     ])
     expect(outcome).toBe(reason)

@@ -11,20 +11,32 @@ import { isDPoPError } from '../src/base/errors.ts'
 import { REDIRECT, fakeAs, harness, nextId } from './support/fake-as.ts'
 import { deferred } from './support/stub-api.ts'
 
-afterEach(() => { vi.restoreAllMocks() })
+afterEach(() => {
+  vi.restoreAllMocks()
+})
 
 const SECRET = /SECRET/
 
 /** Every error in the chain: the error, its cause, the cause's cause, ... */
 function chain(error: unknown): unknown[] {
   const out: unknown[] = []
-  for (let e = error; e !== undefined && e !== null && out.length < 20; e = (e as { cause?: unknown }).cause) out.push(e)
+  for (
+    let e = error;
+    e !== undefined && e !== null && out.length < 20;
+    e = (e as { cause?: unknown }).cause
+  )
+    out.push(e)
   return out
 }
 
 /** What console.error, an error tracker or util.inspect would print of it, at every depth. */
 function printed(error: unknown): string {
-  return chain(error).map((e) => `${inspect(e, { depth: Infinity, showHidden: true })}\n${e instanceof Error ? `${e.stack}` : ''}\n${safeJson(e)}`).join('\n')
+  return chain(error)
+    .map(
+      (e) =>
+        `${inspect(e, { depth: Infinity, showHidden: true })}\n${e instanceof Error ? `${e.stack}` : ''}\n${safeJson(e)}`,
+    )
+    .join('\n')
 }
 function safeJson(value: unknown): string {
   try {
@@ -34,7 +46,8 @@ function safeJson(value: unknown): string {
   }
 }
 
-const sessionStore = (idb: IDBFactory, name: string) => openIdbStore(`dpop-spa:${name}:session`, idb, 5000)
+const sessionStore = (idb: IDBFactory, name: string) =>
+  openIdbStore(`dpop-spa:${name}:session`, idb, 5000)
 
 describe('logout signs out locally first', () => {
   it('an aborted logout({ signal }) still forgets the tokens, rotates the key and tells every tab; a reload is signed out', async () => {
@@ -90,45 +103,86 @@ describe('logout signs out locally first', () => {
     const h = await harness()
     await h.login()
     const inner = h.server.fetch
-    h.server.fetch = async (input, init) => (new Request(input).url.endsWith('/revoke')
-      ? Response.json({ error: 'server_error' }, { status: 500 })
-      : inner(input, init))
+    h.server.fetch = async (input, init) =>
+      new Request(input).url.endsWith('/revoke')
+        ? Response.json({ error: 'server_error' }, { status: 500 })
+        : inner(input, init)
     await h.tokens.logout()
     expect(h.tokens.isAuthenticated()).toBe(false)
-    expect(h.events.filter((e) => e.type === 'logout')).toEqual([{ type: 'logout', reason: 'user' }])
+    expect(h.events.filter((e) => e.type === 'logout')).toEqual([
+      { type: 'logout', reason: 'user' },
+    ])
     expect(h.events.filter((e) => e.type === 'error').length).toBeGreaterThanOrEqual(1)
   })
 })
 
 describe('no token in any error, at any depth', () => {
   const malformed: [string, Record<string, unknown>][] = [
-    ['expires_in of the wrong type', { access_token: 'at-SECRET-1', refresh_token: 'rt-SECRET-1', token_type: 'DPoP', expires_in: 'soon' }],
-    ['no token_type', { access_token: 'at-SECRET-2', refresh_token: 'rt-SECRET-2', expires_in: 60 }],
-    ['an ID token that is not a JWT', { access_token: 'at-SECRET-3', refresh_token: 'rt-SECRET-3', token_type: 'DPoP', expires_in: 60, id_token: 'id-SECRET-3' }],
-    ['a refresh_token of the wrong type', { access_token: 'at-SECRET-4', refresh_token: ['rt-SECRET-4'], token_type: 'DPoP', expires_in: 60 }],
+    [
+      'expires_in of the wrong type',
+      {
+        access_token: 'at-SECRET-1',
+        refresh_token: 'rt-SECRET-1',
+        token_type: 'DPoP',
+        expires_in: 'soon',
+      },
+    ],
+    [
+      'no token_type',
+      { access_token: 'at-SECRET-2', refresh_token: 'rt-SECRET-2', expires_in: 60 },
+    ],
+    [
+      'an ID token that is not a JWT',
+      {
+        access_token: 'at-SECRET-3',
+        refresh_token: 'rt-SECRET-3',
+        token_type: 'DPoP',
+        expires_in: 60,
+        id_token: 'id-SECRET-3',
+      },
+    ],
+    [
+      'a refresh_token of the wrong type',
+      {
+        access_token: 'at-SECRET-4',
+        refresh_token: ['rt-SECRET-4'],
+        token_type: 'DPoP',
+        expires_in: 60,
+      },
+    ],
   ]
 
-  it.each(malformed)('code exchange answered with %s: the typed error and its whole cause chain carry no token', async (_name, body) => {
-    const h = await harness()
-    const inner = h.server.fetch
-    h.server.fetch = async (input, init) => {
-      const r = await inner(input, init)
-      return r.status === 200 && new Request(input).url.endsWith('/token') ? Response.json(body, { headers: r.headers }) : r
-    }
-    const error = await h.login().catch((e: unknown) => e)
-    expect(isDPoPError(error)).toBe(true)
-    expect(chain(error).length).toBeGreaterThanOrEqual(2) // the cause is kept, only redacted
-    expect(printed(error)).not.toMatch(SECRET)
-    expect(h.tokens.isAuthenticated()).toBe(false)
-  })
+  it.each(malformed)(
+    'code exchange answered with %s: the typed error and its whole cause chain carry no token',
+    async (_name, body) => {
+      const h = await harness()
+      const inner = h.server.fetch
+      h.server.fetch = async (input, init) => {
+        const r = await inner(input, init)
+        return r.status === 200 && new Request(input).url.endsWith('/token')
+          ? Response.json(body, { headers: r.headers })
+          : r
+      }
+      const error = await h.login().catch((e: unknown) => e)
+      expect(isDPoPError(error)).toBe(true)
+      expect(chain(error).length).toBeGreaterThanOrEqual(2) // the cause is kept, only redacted
+      expect(printed(error)).not.toMatch(SECRET)
+      expect(h.tokens.isAuthenticated()).toBe(false)
+    },
+  )
 
-  it('a token response that is not valid JSON: the parser\'s message (which quotes the body) is not kept', async () => {
+  it("a token response that is not valid JSON: the parser's message (which quotes the body) is not kept", async () => {
     const h = await harness()
     const inner = h.server.fetch
     h.server.fetch = async (input, init) => {
       const r = await inner(input, init)
       return r.status === 200 && new Request(input).url.endsWith('/token')
-        ? new Response('{"access_token": "at-SECRET-5", "refresh_token": "rt-SECRET-5", ', { headers: { 'content-type': 'application/json', 'DPoP-Nonce': r.headers.get('DPoP-Nonce') ?? '' } })
+        ? new Response('{"access_token": "at-SECRET-5", "refresh_token": "rt-SECRET-5", ', {
+            headers: {
+              'content-type': 'application/json',
+              'DPoP-Nonce': r.headers.get('DPoP-Nonce') ?? '',
+            },
+          })
         : r
     }
     const error = await h.login().catch((e: unknown) => e)
@@ -150,21 +204,28 @@ describe('no token in any error, at any depth', () => {
     expect(printed(cause)).not.toMatch(SECRET)
   })
 
-  it.each(malformed)('refresh answered with %s: neither the rejection nor the error event carries a token', async (_name, body) => {
-    const h = await harness()
-    await h.login()
-    const inner = h.server.fetch
-    h.server.fetch = async (input, init) => {
-      const r = await inner(input, init)
-      return r.status === 200 && new Request(input).url.endsWith('/token') ? Response.json(body, { headers: r.headers }) : r
-    }
-    const error = await h.tokens.onInvalidToken(await h.tokens.getAccessToken()).catch((e: unknown) => e)
-    expect(isDPoPError(error)).toBe(true)
-    expect(printed(error)).not.toMatch(SECRET)
-    const events = h.events.filter((e) => e.type === 'error')
-    expect(events.length).toBeGreaterThanOrEqual(1)
-    for (const e of events) expect(printed(e.error)).not.toMatch(SECRET)
-  })
+  it.each(malformed)(
+    'refresh answered with %s: neither the rejection nor the error event carries a token',
+    async (_name, body) => {
+      const h = await harness()
+      await h.login()
+      const inner = h.server.fetch
+      h.server.fetch = async (input, init) => {
+        const r = await inner(input, init)
+        return r.status === 200 && new Request(input).url.endsWith('/token')
+          ? Response.json(body, { headers: r.headers })
+          : r
+      }
+      const error = await h.tokens
+        .onInvalidToken(await h.tokens.getAccessToken())
+        .catch((e: unknown) => e)
+      expect(isDPoPError(error)).toBe(true)
+      expect(printed(error)).not.toMatch(SECRET)
+      const events = h.events.filter((e) => e.type === 'error')
+      expect(events.length).toBeGreaterThanOrEqual(1)
+      for (const e of events) expect(printed(e.error)).not.toMatch(SECRET)
+    },
+  )
 })
 
 describe('messages from other tabs are validated', () => {
@@ -174,7 +235,17 @@ describe('messages from other tabs are validated', () => {
     const name = `msgs-${nextId()}`
     const b = await harness({ idb, server, name })
     const jkt = await b.keys.thumbprint()
-    const valid = { v: 1, accessToken: 'at-valid.x', refreshToken: 'rt-valid', expiresAt: Date.now() + 60_000, lifetimeMs: 60_000, idToken: undefined, user: { sub: 'alice' }, jkt, scope: 'openid' }
+    const valid = {
+      v: 1,
+      accessToken: 'at-valid.x',
+      refreshToken: 'rt-valid',
+      expiresAt: Date.now() + 60_000,
+      lifetimeMs: 60_000,
+      idToken: undefined,
+      user: { sub: 'alice' },
+      jkt,
+      scope: 'openid',
+    }
     const errors: unknown[] = []
     const onError = (e: unknown) => errors.push(e)
     process.on('uncaughtException', onError)
@@ -190,7 +261,8 @@ describe('messages from other tabs are validated', () => {
         { type: 'session', session: { ...valid, expiresAt: 'tomorrow' }, login: true },
         { type: 'session', session: { ...valid, v: 2 }, login: true }, // a newer version's shape
         { type: 'session-v3', payload: {} }, // a message this version does not know
-      ]) channel.postMessage(m)
+      ])
+        channel.postMessage(m)
       channel.postMessage({ type: 'session', session: valid, login: true })
       await expect.poll(() => b.tokens.isAuthenticated()).toBe(true)
       expect(b.events).toEqual([{ type: 'login', user: { sub: 'alice' }, fromOtherTab: true }])
@@ -233,17 +305,25 @@ describe('returnTo stays in the app', () => {
     'http://app.example/cb', // same host, other scheme: another origin
   ])('rejects %s with ERR_INVALID_ARGUMENT and starts no login', async (returnTo) => {
     const h = await harness()
-    const error = await h.tokens.login({ redirect: (u) => h.redirects.push(u), returnTo }).catch((e: unknown) => e)
+    const error = await h.tokens
+      .login({ redirect: (u) => h.redirects.push(u), returnTo })
+      .catch((e: unknown) => e)
     expect(isDPoPError(error, 'ERR_INVALID_ARGUMENT')).toBe(true)
     expect(h.redirects).toEqual([])
   })
 
   it('keeps same-origin paths and URLs as path + query + hash', async () => {
     const h = await harness()
-    for (const [returnTo, expected] of <[string, string][]>[['/orders?page=2#top', '/orders?page=2#top'], [`${new URL(REDIRECT).origin}/a/b?x=1`, '/a/b?x=1'], ['settings', '/settings']]) {
+    for (const [returnTo, expected] of <[string, string][]>[
+      ['/orders?page=2#top', '/orders?page=2#top'],
+      [`${new URL(REDIRECT).origin}/a/b?x=1`, '/a/b?x=1'],
+      ['settings', '/settings'],
+    ]) {
       await h.tokens.login({ redirect: (u) => h.redirects.push(u), returnTo })
       const url = h.redirects.at(-1)!
-      const result = await h.tokens.handleRedirect(`${REDIRECT}?code=${h.server.issueCode(url)}&state=${url.searchParams.get('state')}`)
+      const result = await h.tokens.handleRedirect(
+        `${REDIRECT}?code=${h.server.issueCode(url)}&state=${url.searchParams.get('state')}`,
+      )
       expect(result?.returnTo).toBe(expected)
     }
   })
@@ -258,7 +338,9 @@ describe('returnTo stays in the app', () => {
     const store = sessionStore(idb, name)
     const [, tx] = (await entries(store.use)).find(([k]) => k === `tx:${state}`)!
     await set(`tx:${state}`, { ...(tx as object), returnTo: 'https://evil.example/' }, store.use)
-    const result = await h.tokens.handleRedirect(`${REDIRECT}?code=${h.server.issueCode(url)}&state=${state}`)
+    const result = await h.tokens.handleRedirect(
+      `${REDIRECT}?code=${h.server.issueCode(url)}&state=${state}`,
+    )
     expect(result?.returnTo).toBeUndefined()
     store.close()
   })
@@ -273,7 +355,10 @@ describe('stale login transactions are swept', () => {
     await a.tokens.login({ redirect: () => undefined })
     await a.tokens.login({ redirect: () => undefined })
     const store = sessionStore(idb, name)
-    const txKeys = async () => (await entries(store.use)).map(([k]) => (typeof k === 'string' ? k : '')).filter((k) => k.startsWith('tx:'))
+    const txKeys = async () =>
+      (await entries(store.use))
+        .map(([k]) => (typeof k === 'string' ? k : ''))
+        .filter((k) => k.startsWith('tx:'))
     expect(await txKeys()).toHaveLength(2)
     // A transaction from a broken writer is swept too.
     await set('tx:garbage', { createdAt: 'yesterday' }, store.use)
@@ -297,7 +382,11 @@ describe('guards that no test covered before', () => {
     await h.tokens.login({ redirect: (u) => h.redirects.push(u) })
     const url = h.redirects[0]!
     await h.keys.rotate() // another tab logged out meanwhile
-    const error = await h.tokens.handleRedirect(`${REDIRECT}?code=${h.server.issueCode(url)}&state=${url.searchParams.get('state')}`).catch((e: unknown) => e)
+    const error = await h.tokens
+      .handleRedirect(
+        `${REDIRECT}?code=${h.server.issueCode(url)}&state=${url.searchParams.get('state')}`,
+      )
+      .catch((e: unknown) => e)
     expect(isDPoPError(error, 'ERR_LOGIN_REQUIRED')).toBe(true)
     expect(h.server.tokenRequests).toEqual([])
   })
@@ -320,7 +409,11 @@ describe('guards that no test covered before', () => {
     const url = h.redirects[0]!
     const real = Date.now.bind(Date)
     vi.spyOn(Date, 'now').mockImplementation(() => real() + 15 * 60_000 + 5_000)
-    const error = await h.tokens.handleRedirect(`${REDIRECT}?code=${h.server.issueCode(url)}&state=${url.searchParams.get('state')}`).catch((e: unknown) => e)
+    const error = await h.tokens
+      .handleRedirect(
+        `${REDIRECT}?code=${h.server.issueCode(url)}&state=${url.searchParams.get('state')}`,
+      )
+      .catch((e: unknown) => e)
     expect(isDPoPError(error, 'ERR_STATE_MISMATCH')).toBe(true)
     expect(h.server.tokenRequests).toEqual([])
   })
@@ -333,6 +426,8 @@ describe('guards that no test covered before', () => {
     expect(current).not.toBe('server-nonce-1')
     const before = h.server.tokenRequests.length
     await h.tokens.onInvalidToken(await h.tokens.getAccessToken())
-    expect(h.server.tokenRequests.slice(before).map((r) => [r.grant, r.nonce])).toEqual([['refresh_token', current]])
+    expect(h.server.tokenRequests.slice(before).map((r) => [r.grant, r.nonce])).toEqual([
+      ['refresh_token', current],
+    ])
   })
 })

@@ -12,7 +12,9 @@ import type { UserClaims, VerifyUserContext } from '../src/session/user.ts'
 async function loginResult(h: Harness) {
   await h.tokens.login({ redirect: (u) => h.redirects.push(u) })
   const url = h.redirects.at(-1)!
-  return h.tokens.handleRedirect(`${REDIRECT}?code=${h.server.issueCode(url)}&state=${url.searchParams.get('state')}`)
+  return h.tokens.handleRedirect(
+    `${REDIRECT}?code=${h.server.issueCode(url)}&state=${url.searchParams.get('state')}`,
+  )
 }
 
 describe('identity without an ID token', () => {
@@ -27,7 +29,11 @@ describe('identity without an ID token', () => {
     expect(h.redirects[0]!.searchParams.has('nonce')).toBe(false)
     expect(result?.user).toEqual({ sub: 'did:plc:alice', iss: ISSUER })
     expect(h.tokens.getUser()).toEqual({ sub: 'did:plc:alice', iss: ISSUER })
-    expect(h.events[0]).toEqual({ type: 'login', user: { sub: 'did:plc:alice', iss: ISSUER }, fromOtherTab: false })
+    expect(h.events[0]).toEqual({
+      type: 'login',
+      user: { sub: 'did:plc:alice', iss: ISSUER },
+      fromOtherTab: false,
+    })
     await h.tokens.onInvalidToken(await h.tokens.getAccessToken())
     expect(h.server.tokenRequests.some((r) => r.grant === 'refresh_token')).toBe(true)
     expect(h.tokens.getUser()).toEqual({ sub: 'did:plc:alice', iss: ISSUER })
@@ -55,7 +61,9 @@ describe('identity without an ID token', () => {
     const h = await harness({ server, scope: 'atproto' })
     await h.login()
     server.mode.responseSub = 'did:plc:mallory'
-    const error = await h.tokens.onInvalidToken(await h.tokens.getAccessToken()).catch((e: unknown) => e)
+    const error = await h.tokens
+      .onInvalidToken(await h.tokens.getAccessToken())
+      .catch((e: unknown) => e)
     expect(isDPoPError(error, 'ERR_INVALID_RESPONSE')).toBe(true)
     expect(h.tokens.getUser()?.sub).toBe('did:plc:alice')
   })
@@ -69,7 +77,12 @@ describe('UserInfo, signed', () => {
     const result = await loginResult(h)
     const jkt = await h.keys.thumbprint()
     expect(server.userinfo).toEqual([{ jkt, nonce: 'server-nonce-1', athOk: true, scheme: 'DPoP' }])
-    expect(result?.user).toMatchObject({ sub: 'alice', iss: ISSUER, name: 'Alice (userinfo)', email: 'alice@example.com' })
+    expect(result?.user).toMatchObject({
+      sub: 'alice',
+      iss: ISSUER,
+      name: 'Alice (userinfo)',
+      email: 'alice@example.com',
+    })
     expect(h.tokens.getUser()).toMatchObject({ sub: 'alice', name: 'Alice (userinfo)' })
   })
 
@@ -119,7 +132,14 @@ describe('verifyUser: the app checks the user before the session is stored', () 
     server.mode.idToken = false
     server.mode.responseSub = 'did:plc:alice'
     const calls: [UserClaims | undefined, VerifyUserContext][] = []
-    const h = await harness({ server, scope: 'atproto', verifyUser: (user, context) => { calls.push([user, context]); return true } })
+    const h = await harness({
+      server,
+      scope: 'atproto',
+      verifyUser: (user, context) => {
+        calls.push([user, context])
+        return true
+      },
+    })
     await h.login()
     expect(calls).toHaveLength(1)
     const [user, context] = calls[0]!
@@ -127,13 +147,20 @@ describe('verifyUser: the app checks the user before the session is stored', () 
     expect(context.issuer).toBe(ISSUER)
     expect(context.tokenResponse).toMatchObject({ sub: 'did:plc:alice', token_type: 'dpop' })
     expect(Object.keys(context.tokenResponse)).not.toEqual(expect.arrayContaining(['access_token']))
-    expect(Object.keys(context.tokenResponse).filter((k) => /token$/.test(k) && k !== 'token_type')).toEqual([])
+    expect(
+      Object.keys(context.tokenResponse).filter((k) => /token$/.test(k) && k !== 'token_type'),
+    ).toEqual([])
     expect(h.tokens.isAuthenticated()).toBe(true)
   })
 
   for (const [how, verifyUser] of [
     ['returns false', async () => false],
-    ['throws', async () => { throw new Error('DID does not resolve to this issuer') }],
+    [
+      'throws',
+      async () => {
+        throw new Error('DID does not resolve to this issuer')
+      },
+    ],
   ] as const) {
     it(`a hook that ${how}: ERR_USER_REFUSED, nothing stored, no login event, the refresh token revoked`, async () => {
       const idb = new IDBFactory()
@@ -142,7 +169,10 @@ describe('verifyUser: the app checks the user before the session is stored', () 
       const h = await harness({ idb, server, name, verifyUser })
       const error = await loginResult(h).catch((e: unknown) => e)
       expect(isDPoPError(error, 'ERR_USER_REFUSED')).toBe(true)
-      if (how === 'throws') expect(((error as Error).cause as Error).message).toBe('DID does not resolve to this issuer')
+      if (how === 'throws')
+        expect(((error as Error).cause as Error).message).toBe(
+          'DID does not resolve to this issuer',
+        )
       expect(h.tokens.isAuthenticated()).toBe(false)
       expect(h.events.filter((e) => e.type === 'login')).toEqual([])
       expect(server.revoked).toEqual(['refresh_token'])

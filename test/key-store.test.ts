@@ -25,7 +25,13 @@ describe('openKeyStore', () => {
     const es = await openKeyStore({ name: 'alg', indexedDB: idb, persist: false })
     const esPair = await es.load()
     es.close()
-    const ed = await openKeyStore({ name: 'alg', alg: 'EdDSA', indexedDB: idb, persist: false, preload: false })
+    const ed = await openKeyStore({
+      name: 'alg',
+      alg: 'EdDSA',
+      indexedDB: idb,
+      persist: false,
+      preload: false,
+    })
     const events: string[] = []
     ed.subscribe((e) => events.push(e))
     const edPair = await ed.load()
@@ -40,12 +46,22 @@ describe('openKeyStore', () => {
       const back = await openKeyStore({ name: 'alg', indexedDB: idb, persist: false })
       expect(await thumb(await back.load())).toBe(await thumb(esPair))
       back.close()
-      const again = await openKeyStore({ name: 'alg', alg: 'EdDSA', indexedDB: idb, persist: false })
+      const again = await openKeyStore({
+        name: 'alg',
+        alg: 'EdDSA',
+        indexedDB: idb,
+        persist: false,
+      })
       expect(await thumb(await again.load())).toBe(await thumb(edPair))
       again.close()
     }
     // rotate() replaces the pair of its own algorithm only.
-    const rotating = await openKeyStore({ name: 'alg', alg: 'EdDSA', indexedDB: idb, persist: false })
+    const rotating = await openKeyStore({
+      name: 'alg',
+      alg: 'EdDSA',
+      indexedDB: idb,
+      persist: false,
+    })
     const rotated = await rotating.rotate()
     expect(rotated.privateKey.algorithm.name).toBe('Ed25519')
     rotating.close()
@@ -62,22 +78,40 @@ describe('openKeyStore', () => {
       req.onupgradeneeded = () => req.result.createObjectStore('keyval')
       req.onsuccess = () => {
         const tx = req.result.transaction('keyval', 'readwrite')
-        tx.objectStore('keyval').put({ v: 1, alg: 'EdDSA', privateKey: old.privateKey, publicKey: old.publicKey }, 'keypair')
-        tx.oncomplete = () => { req.result.close(); resolve() }
+        tx.objectStore('keyval').put(
+          { v: 1, alg: 'EdDSA', privateKey: old.privateKey, publicKey: old.publicKey },
+          'keypair',
+        )
+        tx.oncomplete = () => {
+          req.result.close()
+          resolve()
+        }
         tx.onerror = () => reject(tx.error)
       }
     })
-    const es = await openKeyStore({ name: 'legacy', indexedDB: idb, persist: false, preload: false })
+    const es = await openKeyStore({
+      name: 'legacy',
+      indexedDB: idb,
+      persist: false,
+      preload: false,
+    })
     const events: string[] = []
     es.subscribe((e) => events.push(e))
-    expect((await es.load()).privateKey.algorithm).toMatchObject({ name: 'ECDSA', namedCurve: 'P-256' })
+    expect((await es.load()).privateKey.algorithm).toMatchObject({
+      name: 'ECDSA',
+      namedCurve: 'P-256',
+    })
     expect(events).toEqual(['rotated'])
     es.close()
   })
 
   it('two stores racing load-or-create end with one key pair', async () => {
     const idb = new IDBFactory()
-    const stores = await Promise.all(Array.from({ length: 6 }, () => openKeyStore({ name: 'race', indexedDB: idb, persist: false, preload: false })))
+    const stores = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        openKeyStore({ name: 'race', indexedDB: idb, persist: false, preload: false }),
+      ),
+    )
     const pairs = await Promise.all(stores.map((s) => s.load()))
     const prints = new Set(await Promise.all(pairs.map(thumb)))
     expect(prints.size).toBe(1)
@@ -113,7 +147,12 @@ describe('openKeyStore', () => {
     expect(isDPoPError(error, 'ERR_KEY_STORE_UNAVAILABLE')).toBe(true)
     expect((error as Error).message).toContain('fallback')
 
-    const memory = await openKeyStore({ name: 'none', indexedDB: null, fallback: 'memory', persist: false })
+    const memory = await openKeyStore({
+      name: 'none',
+      indexedDB: null,
+      fallback: 'memory',
+      persist: false,
+    })
     const pair = await memory.load()
     expect(memory.storage).toBe('memory')
     expect(pair.privateKey.extractable).toBe(false)
@@ -124,7 +163,7 @@ describe('openKeyStore', () => {
     const idb = new IDBFactory()
     const realOpen = idb.open.bind(idb)
     // Wrap the object store so put() throws as Safari/iOS Lockdown do for CryptoKeys.
-    idb.open = ((name: string, version?: number) => {
+    idb.open = (name: string, version?: number) => {
       const req = realOpen(name, version)
       req.addEventListener('success', () => {
         const db = req.result
@@ -132,23 +171,30 @@ describe('openKeyStore', () => {
         db.transaction = ((names: string | string[], mode?: IDBTransactionMode) => {
           const t = tx(names, mode)
           const os = t.objectStore.bind(t)
-          t.objectStore = ((n: string) => {
+          t.objectStore = (n: string) => {
             const store = os(n)
-            store.put = () => { throw new DOMException('CryptoKey cannot be cloned', 'DataCloneError') }
+            store.put = () => {
+              throw new DOMException('CryptoKey cannot be cloned', 'DataCloneError')
+            }
             return store
-          })
+          }
           return t
         }) as typeof db.transaction
       })
       return req
-    })
+    }
     const store = await openKeyStore({ name: 'clone', indexedDB: idb, persist: false })
     const error = await store.load().catch((e: unknown) => e)
     expect(isDPoPError(error, 'ERR_KEY_STORE_UNSUPPORTED')).toBe(true)
     expect(error).toBeInstanceOf(KeyStoreError)
     expect((error as Error).cause).toBeInstanceOf(DOMException)
 
-    const fallback = await openKeyStore({ name: 'clone', indexedDB: idb, fallback: 'memory', persist: false })
+    const fallback = await openKeyStore({
+      name: 'clone',
+      indexedDB: idb,
+      fallback: 'memory',
+      persist: false,
+    })
     await fallback.load()
     expect(fallback.storage).toBe('memory')
   })
@@ -158,17 +204,26 @@ describe('openKeyStore', () => {
       open() {
         const req = {} as IDBOpenDBRequest & { onerror: (() => void) | null }
         queueMicrotask(() => {
-          Object.defineProperty(req, 'error', { value: new DOMException('nope', 'InvalidStateError') })
+          Object.defineProperty(req, 'error', {
+            value: new DOMException('nope', 'InvalidStateError'),
+          })
           req.onerror?.()
         })
         return req
       },
     } as unknown as IDBFactory
     const store = await openKeyStore({ name: 'fail', indexedDB: failing, persist: false })
-    expect(isDPoPError(await store.load().catch((e: unknown) => e), 'ERR_KEY_STORE_UNAVAILABLE')).toBe(true)
+    expect(
+      isDPoPError(await store.load().catch((e: unknown) => e), 'ERR_KEY_STORE_UNAVAILABLE'),
+    ).toBe(true)
 
     const hanging = { open: () => ({}) as IDBOpenDBRequest } as unknown as IDBFactory
-    const slow = await openKeyStore({ name: 'hang', indexedDB: hanging, persist: false, timeoutMs: 50 })
+    const slow = await openKeyStore({
+      name: 'hang',
+      indexedDB: hanging,
+      persist: false,
+      timeoutMs: 50,
+    })
     const e = await slow.load().catch((x: unknown) => x)
     expect(isDPoPError(e, 'ERR_KEY_STORE_UNAVAILABLE')).toBe(true)
     expect((e as Error).message).toMatch(/did not answer/)
@@ -176,8 +231,16 @@ describe('openKeyStore', () => {
 
   it('ignores a stored record whose private key is extractable', async () => {
     const idb = new IDBFactory()
-    const bad = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])
-    const store = await openKeyStore({ name: 'tampered', indexedDB: idb, persist: false, preload: false })
+    const bad = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+      'sign',
+      'verify',
+    ])
+    const store = await openKeyStore({
+      name: 'tampered',
+      indexedDB: idb,
+      persist: false,
+      preload: false,
+    })
     // Write a record shaped like ours, with an extractable private key.
     await new Promise<void>((resolve, reject) => {
       const req = idb.open('dpop-spa:tampered:keys')
@@ -185,7 +248,10 @@ describe('openKeyStore', () => {
       req.onsuccess = () => {
         const tx = req.result.transaction('keyval', 'readwrite')
         tx.objectStore('keyval').put({ v: 1, ...bad }, 'keypair')
-        tx.oncomplete = () => { req.result.close(); resolve() }
+        tx.oncomplete = () => {
+          req.result.close()
+          resolve()
+        }
         tx.onerror = () => reject(tx.error)
       }
     })
@@ -196,7 +262,12 @@ describe('openKeyStore', () => {
 
   it('load() honours an AbortSignal', async () => {
     const hanging = { open: () => ({}) as IDBOpenDBRequest } as unknown as IDBFactory
-    const store = await openKeyStore({ name: 'abort', indexedDB: hanging, persist: false, timeoutMs: 60_000 })
+    const store = await openKeyStore({
+      name: 'abort',
+      indexedDB: hanging,
+      persist: false,
+      timeoutMs: 60_000,
+    })
     const controller = new AbortController()
     const p = store.load({ signal: controller.signal })
     controller.abort(new DOMException('stop', 'AbortError'))
@@ -205,9 +276,16 @@ describe('openKeyStore', () => {
 
   it('validates its options at the boundary', async () => {
     for (const name of ['', 'a b', 'x'.repeat(65)]) {
-      expect(isDPoPError(await openKeyStore({ name }).catch((e: unknown) => e), 'ERR_INVALID_ARGUMENT')).toBe(true)
+      expect(
+        isDPoPError(await openKeyStore({ name }).catch((e: unknown) => e), 'ERR_INVALID_ARGUMENT'),
+      ).toBe(true)
     }
-    expect(isDPoPError(await openKeyStore({ name: 'ok', alg: 'RS256' as never }).catch((e: unknown) => e), 'ERR_UNSUPPORTED_ALGORITHM')).toBe(true)
+    expect(
+      isDPoPError(
+        await openKeyStore({ name: 'ok', alg: 'RS256' as never }).catch((e: unknown) => e),
+        'ERR_UNSUPPORTED_ALGORITHM',
+      ),
+    ).toBe(true)
   })
 
   it('subscribers in this and other tabs hear of rotate() and delete()', async () => {
@@ -238,12 +316,19 @@ describe('openKeyStore', () => {
     Object.defineProperty(navigator, 'storage', {
       configurable: true,
       value: {
-        persist: () => { asked++; return new Promise<boolean>(() => undefined) }, // the prompt stays open
+        persist: () => {
+          asked++
+          return new Promise<boolean>(() => undefined)
+        }, // the prompt stays open
         persisted: () => Promise.resolve(granted),
       },
     })
     try {
-      const store = await openKeyStore({ name: 'prompt', indexedDB: new IDBFactory(), preload: false })
+      const store = await openKeyStore({
+        name: 'prompt',
+        indexedDB: new IDBFactory(),
+        preload: false,
+      })
       const started = Date.now()
       expect(await store.persisted()).toBe(false)
       expect(Date.now() - started).toBeLessThan(3_000)
@@ -269,12 +354,21 @@ describe('openKeyStore', () => {
         probe.result.close()
         const req = idb.open('dpop-spa:gone:keys', version + 1)
         req.onupgradeneeded = () => req.result.deleteObjectStore('keyval')
-        req.onsuccess = () => { req.result.close(); resolve() }
+        req.onsuccess = () => {
+          req.result.close()
+          resolve()
+        }
         req.onerror = () => reject(req.error)
       }
     })
     const fallbacks: string[] = []
-    const store = await openKeyStore({ name: 'gone', indexedDB: idb, persist: false, fallback: 'memory', onFallback: (e) => fallbacks.push(e.code) })
+    const store = await openKeyStore({
+      name: 'gone',
+      indexedDB: idb,
+      persist: false,
+      fallback: 'memory',
+      onFallback: (e) => fallbacks.push(e.code),
+    })
     const pair = await store.load()
     expect(fallbacks).toEqual([])
     expect(store.storage).toBe('indexeddb')
@@ -286,7 +380,13 @@ describe('openKeyStore', () => {
 
   it('announces a memory fallback once, with the storage error, through onFallback', async () => {
     const seen: string[] = []
-    const store = await openKeyStore({ name: 'announce', indexedDB: null, fallback: 'memory', persist: false, onFallback: (e) => seen.push(`${e.name}:${e.code}`) })
+    const store = await openKeyStore({
+      name: 'announce',
+      indexedDB: null,
+      fallback: 'memory',
+      persist: false,
+      onFallback: (e) => seen.push(`${e.name}:${e.code}`),
+    })
     await store.load()
     await store.rotate()
     expect(seen).toEqual(['KeyStoreError:ERR_KEY_STORE_UNAVAILABLE'])
@@ -296,7 +396,7 @@ describe('openKeyStore', () => {
     const idb = new IDBFactory()
     const realOpen = idb.open.bind(idb)
     // A put() that fails in a way no browser's storage refusal does: a TypeError.
-    idb.open = ((name: string, version?: number) => {
+    idb.open = (name: string, version?: number) => {
       const req = realOpen(name, version)
       req.addEventListener('success', () => {
         const db = req.result
@@ -304,18 +404,26 @@ describe('openKeyStore', () => {
         db.transaction = ((names: string | string[], mode?: IDBTransactionMode) => {
           const t = tx(names, mode)
           const os = t.objectStore.bind(t)
-          t.objectStore = ((n: string) => {
+          t.objectStore = (n: string) => {
             const store = os(n)
-            store.put = () => { throw new TypeError('not storage') }
+            store.put = () => {
+              throw new TypeError('not storage')
+            }
             return store
-          })
+          }
           return t
         }) as typeof db.transaction
       })
       return req
-    })
+    }
     const fallbacks: string[] = []
-    const store = await openKeyStore({ name: 'failed', indexedDB: idb, fallback: 'memory', persist: false, onFallback: (e) => fallbacks.push(e.code) })
+    const store = await openKeyStore({
+      name: 'failed',
+      indexedDB: idb,
+      fallback: 'memory',
+      persist: false,
+      onFallback: (e) => fallbacks.push(e.code),
+    })
     const error = await store.load().catch((e: unknown) => e)
     expect(isDPoPError(error, 'ERR_KEY_STORE_FAILED')).toBe(true)
     expect(store.storage).toBe('indexeddb')
@@ -341,9 +449,15 @@ describe('openKeyStore', () => {
   })
 
   it('a throwing subscriber does not fail rotate() or keep the other subscribers from hearing it', async () => {
-    const store = await openKeyStore({ name: 'throwing', indexedDB: new IDBFactory(), persist: false })
+    const store = await openKeyStore({
+      name: 'throwing',
+      indexedDB: new IDBFactory(),
+      persist: false,
+    })
     const heard: string[] = []
-    store.subscribe(() => { throw new Error('listener bug') })
+    store.subscribe(() => {
+      throw new Error('listener bug')
+    })
     store.subscribe((e) => heard.push(e))
     const before = await thumb(await store.load())
     const rotated = await store.rotate()

@@ -18,22 +18,33 @@ describe('generateKeyPair', () => {
     expect(jwk).toEqual({ kty: 'EC', crv: 'P-256', x: expect.any(String), y: expect.any(String) })
   })
 
-  it("makes an EdDSA (Ed25519) pair on request; jose verifies its proofs and agrees on the OKP thumbprint", async () => {
+  it('makes an EdDSA (Ed25519) pair on request; jose verifies its proofs and agrees on the OKP thumbprint', async () => {
     const keyPair = await generateKeyPair({ alg: 'EdDSA' })
     expect(keyPair.privateKey.extractable).toBe(false)
     expect(keyPair.privateKey.algorithm.name).toBe('Ed25519')
     await expect(crypto.subtle.exportKey('pkcs8', keyPair.privateKey)).rejects.toThrow()
     const jwk = await exportPublicJwk(keyPair.publicKey)
     expect(jwk).toEqual({ kty: 'OKP', crv: 'Ed25519', x: expect.any(String) })
-    expect(await calculateThumbprint(keyPair.publicKey)).toBe(await calculateJwkThumbprint(jwk as never))
-    const proof = await createProof(keyPair, { htm: 'GET', htu: 'https://api.example/x', accessToken: 'tok' })
-    const { protectedHeader, payload } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['EdDSA'] })
+    expect(await calculateThumbprint(keyPair.publicKey)).toBe(
+      await calculateJwkThumbprint(jwk as never),
+    )
+    const proof = await createProof(keyPair, {
+      htm: 'GET',
+      htu: 'https://api.example/x',
+      accessToken: 'tok',
+    })
+    const { protectedHeader, payload } = await jwtVerify(proof, EmbeddedJWK, {
+      typ: 'dpop+jwt',
+      algorithms: ['EdDSA'],
+    })
     expect(protectedHeader.alg).toBe('EdDSA')
     expect(payload.htu).toBe('https://api.example/x')
   })
 
   it('says so with ERR_UNSUPPORTED_ALGORITHM where WebCrypto has no Ed25519', async () => {
-    const generateKey = vi.spyOn(crypto.subtle, 'generateKey').mockRejectedValueOnce(new DOMException('Unrecognized name.', 'NotSupportedError'))
+    const generateKey = vi
+      .spyOn(crypto.subtle, 'generateKey')
+      .mockRejectedValueOnce(new DOMException('Unrecognized name.', 'NotSupportedError'))
     const error = await generateKeyPair({ alg: 'EdDSA' }).catch((e: unknown) => e)
     generateKey.mockRestore()
     expect(isDPoPError(error, 'ERR_UNSUPPORTED_ALGORITHM')).toBe(true)
@@ -58,16 +69,36 @@ describe('calculateThumbprint', () => {
   })
 
   it('ignores private and optional members of a JWK', async () => {
-    const jwk = { kty: 'EC', crv: 'P-256', x: 'l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs', y: '9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA' }
+    const jwk = {
+      kty: 'EC',
+      crv: 'P-256',
+      x: 'l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs',
+      y: '9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA',
+    }
     const withExtras = { ...jwk, d: 'ignored', kid: 'k', use: 'sig', key_ops: ['verify'] }
     expect(await calculateThumbprint(withExtras)).toBe(await calculateThumbprint(jwk))
   })
 
   it('rejects a private key and a JWK without its required members', async () => {
     const { privateKey } = await generateKeyPair()
-    expect(isDPoPError(await calculateThumbprint(privateKey).catch((e: unknown) => e), 'ERR_INVALID_ARGUMENT')).toBe(true)
-    expect(isDPoPError(await calculateThumbprint({ kty: 'EC', crv: 'P-256', x: 'a' }).catch((e: unknown) => e), 'ERR_INVALID_ARGUMENT')).toBe(true)
-    expect(isDPoPError(await calculateThumbprint({ kty: 'oct', k: 'a' }).catch((e: unknown) => e), 'ERR_INVALID_ARGUMENT')).toBe(true)
+    expect(
+      isDPoPError(
+        await calculateThumbprint(privateKey).catch((e: unknown) => e),
+        'ERR_INVALID_ARGUMENT',
+      ),
+    ).toBe(true)
+    expect(
+      isDPoPError(
+        await calculateThumbprint({ kty: 'EC', crv: 'P-256', x: 'a' }).catch((e: unknown) => e),
+        'ERR_INVALID_ARGUMENT',
+      ),
+    ).toBe(true)
+    expect(
+      isDPoPError(
+        await calculateThumbprint({ kty: 'oct', k: 'a' }).catch((e: unknown) => e),
+        'ERR_INVALID_ARGUMENT',
+      ),
+    ).toBe(true)
   })
 })
 

@@ -6,18 +6,35 @@ import { posix } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 /** The parts, bottom up; the entry points (src/*.ts) sit on top of all of them. */
-const PARTS = ['base', 'browser', 'proof', 'server-state', 'key-store', 'fetch', 'session', 'client', 'bindings'] as const
+const PARTS = [
+  'base',
+  'browser',
+  'proof',
+  'server-state',
+  'key-store',
+  'fetch',
+  'session',
+  'client',
+  'bindings',
+] as const
 const rank = (file: string): number => {
   const part = file.includes('/') ? file.split('/')[0]! : 'entry'
   return part === 'entry' ? PARTS.length : PARTS.indexOf(part as (typeof PARTS)[number])
 }
 
-const files = (readdirSync('src', { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => f.split('\\').join('/'))
+const files = (readdirSync('src', { recursive: true }) as string[])
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => f.split('\\').join('/'))
 
 describe('layout', () => {
   it('every module sits in a known part or is an entry point', () => {
     for (const file of files) expect(rank(file), file).toBeGreaterThanOrEqual(0)
-    expect(files.filter((f) => !f.includes('/')).sort()).toEqual(['index.ts', 'react.ts', 'sw.ts', 'vue.ts'])
+    expect(files.filter((f) => !f.includes('/')).sort()).toEqual([
+      'index.ts',
+      'react.ts',
+      'sw.ts',
+      'vue.ts',
+    ])
   })
 
   it('no part imports from a part above it', () => {

@@ -12,10 +12,13 @@ function tabStorage() {
   return {
     items,
     getItem: (k: string) => items.get(k) ?? null,
-    setItem: (k: string, v: string) => { items.set(k, v) },
+    setItem: (k: string, v: string) => {
+      items.set(k, v)
+    },
   }
 }
-const page = (storage: ReturnType<typeof tabStorage>, now = Date.now) => rememberNonces(createNonceCache(), storage, KEY, now)
+const page = (storage: ReturnType<typeof tabStorage>, now = Date.now) =>
+  rememberNonces(createNonceCache(), storage, KEY, now)
 
 describe('nonces kept across page loads', () => {
   it('a nonce learned on one page is there on the next page load, for its own origin only', () => {
@@ -87,31 +90,49 @@ describe('nonces kept across page loads', () => {
       expect(page(storage).get(AS)).toBe('ok')
     }
     const storage = tabStorage()
-    storage.items.set(KEY, JSON.stringify([
-      'just a string',
-      [`${AS}/path`, 'n1', now],
-      ['HTTPS://AS.EXAMPLE', 'n2', now],
-      ['null', 'n3', now],
-      ['https://quote.example', 'has"quote', now],
-      ['https://space.example', 'has space', now],
-      ['https://long.example', 'x'.repeat(5000), now],
-      ['https://future.example', 'n4', now + 60_000],
-      ['https://old.example', 'n5', now - NONCE_MAX_AGE_MS - 1],
-      ['https://nan.example', 'n6', 'yesterday'],
-      ['https://num.example', 7, now],
-      [AS, 'good', now - 1000],
-    ]))
+    storage.items.set(
+      KEY,
+      JSON.stringify([
+        'just a string',
+        [`${AS}/path`, 'n1', now],
+        ['HTTPS://AS.EXAMPLE', 'n2', now],
+        ['null', 'n3', now],
+        ['https://quote.example', 'has"quote', now],
+        ['https://space.example', 'has space', now],
+        ['https://long.example', 'x'.repeat(5000), now],
+        ['https://future.example', 'n4', now + 60_000],
+        ['https://old.example', 'n5', now - NONCE_MAX_AGE_MS - 1],
+        ['https://nan.example', 'n6', 'yesterday'],
+        ['https://num.example', 7, now],
+        [AS, 'good', now - 1000],
+      ]),
+    )
     const next = page(storage)
     expect(next.get(AS)).toBe('good')
-    for (const o of [`${AS}/path`, 'HTTPS://AS.EXAMPLE', 'null', 'https://quote.example', 'https://space.example', 'https://long.example', 'https://future.example', 'https://old.example', 'https://nan.example', 'https://num.example']) {
+    for (const o of [
+      `${AS}/path`,
+      'HTTPS://AS.EXAMPLE',
+      'null',
+      'https://quote.example',
+      'https://space.example',
+      'https://long.example',
+      'https://future.example',
+      'https://old.example',
+      'https://nan.example',
+      'https://num.example',
+    ]) {
       expect(next.get(o), o).toBeUndefined()
     }
   })
 
   it('storage that throws (disabled, full) leaves the nonces in memory, never an error', () => {
     const broken = {
-      getItem: () => { throw new DOMException('denied', 'SecurityError') },
-      setItem: () => { throw new DOMException('full', 'QuotaExceededError') },
+      getItem: () => {
+        throw new DOMException('denied', 'SecurityError')
+      },
+      setItem: () => {
+        throw new DOMException('full', 'QuotaExceededError')
+      },
     }
     const cache = rememberNonces(createNonceCache(), broken, KEY)
     expect(cache.set(AS, 'n')).toBe(true)

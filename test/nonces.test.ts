@@ -26,7 +26,16 @@ describe('createNonceCache', () => {
   it('ignores values that are not 1*NQCHAR (RFC 9449 §8.1) and keeps the old nonce', () => {
     const cache = createNonceCache()
     cache.set(A, 'good')
-    for (const bad of ['', 'has space', 'quote"', 'back\\slash', 'nl\n', 'é', 'x'.repeat(4097), 5 as unknown as string]) {
+    for (const bad of [
+      '',
+      'has space',
+      'quote"',
+      'back\\slash',
+      'nl\n',
+      'é',
+      'x'.repeat(4097),
+      5 as unknown as string,
+    ]) {
       expect(cache.set(A, bad)).toBe(false)
       expect(cache.get(A)).toBe('good')
     }
@@ -35,12 +44,19 @@ describe('createNonceCache', () => {
 
   it('accepts exactly the NQCHAR strings (property)', () => {
     const cache = createNonceCache()
-    fc.assert(fc.property(fc.string({ unit: 'binary-ascii', maxLength: 20 }), (s) => {
-      const valid = s.length > 0 && [...s].every((c) => { const n = c.charCodeAt(0); return n === 0x21 || (n >= 0x23 && n <= 0x5b) || (n >= 0x5d && n <= 0x7e) })
-      cache.clear()
-      expect(cache.set(A, s)).toBe(valid)
-      expect(cache.get(A)).toBe(valid ? s : undefined)
-    }))
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary-ascii', maxLength: 20 }), (s) => {
+        const valid =
+          s.length > 0 &&
+          [...s].every((c) => {
+            const n = c.charCodeAt(0)
+            return n === 0x21 || (n >= 0x23 && n <= 0x5b) || (n >= 0x5d && n <= 0x7e)
+          })
+        cache.clear()
+        expect(cache.set(A, s)).toBe(valid)
+        expect(cache.get(A)).toBe(valid ? s : undefined)
+      }),
+    )
   })
 
   it('is bounded and forgets the least recently used origin first', () => {
@@ -57,22 +73,32 @@ describe('createNonceCache', () => {
   })
 
   it('never holds more than maxOrigins origins (property)', () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 5 }), fc.array(fc.tuple(fc.integer({ min: 0, max: 9 }), fc.boolean())), (max, ops) => {
-      const cache = createNonceCache({ maxOrigins: max })
-      for (const [i, isSet] of ops) {
-        if (isSet) cache.set(`https://${i}.example`, `n${i}`)
-        else cache.get(`https://${i}.example`)
-      }
-      let held = 0
-      for (let i = 0; i < 10; i++) if (cache.get(`https://${i}.example`) !== undefined) held++
-      expect(held).toBeLessThanOrEqual(max)
-    }))
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 5 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 9 }), fc.boolean())),
+        (max, ops) => {
+          const cache = createNonceCache({ maxOrigins: max })
+          for (const [i, isSet] of ops) {
+            if (isSet) cache.set(`https://${i}.example`, `n${i}`)
+            else cache.get(`https://${i}.example`)
+          }
+          let held = 0
+          for (let i = 0; i < 10; i++) if (cache.get(`https://${i}.example`) !== undefined) held++
+          expect(held).toBeLessThanOrEqual(max)
+        },
+      ),
+    )
   })
 
   it('validates maxOrigins', () => {
     for (const bad of [0, -1, 1.5, Number.NaN, '3' as unknown as number]) {
       let caught: unknown
-      try { createNonceCache({ maxOrigins: bad }) } catch (e) { caught = e }
+      try {
+        createNonceCache({ maxOrigins: bad })
+      } catch (e) {
+        caught = e
+      }
       expect(isDPoPError(caught, 'ERR_INVALID_ARGUMENT')).toBe(true)
       expect((caught as Error).message).toContain('options.maxOrigins')
     }

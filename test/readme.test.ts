@@ -14,7 +14,12 @@ const files = (dir: string): string[] =>
     e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)],
   )
 // docs/*.md only: docs/api/ is TypeDoc's output (`npm run docs`), not documentation we write.
-const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)]
+const pages = [
+  'README.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+]
 const examples = files('examples')
   .filter((f) => /\.tsx?$/.test(f))
   .map((f) => ({ file: f, text: readFileSync(join(root, f), 'utf8') }))
@@ -34,6 +39,9 @@ describe('documentation examples', () => {
     )
   })
   it.each(blocks)('%s stands verbatim in a file under examples/', (_name, block) => {
-    expect(examples.some((e) => e.text.includes(block)), `no file under examples/ contains:\n${block}`).toBe(true)
+    expect(
+      examples.some((e) => e.text.includes(block)),
+      `no file under examples/ contains:\n${block}`,
+    ).toBe(true)
   })
 })

@@ -22,10 +22,23 @@ afterEach(() => {
 })
 
 /** A whole client (createDPoPClient) on the fake server; `events` records from the start. */
-async function client(server: FakeAs, idb: IDBFactory, name: string, extra: Partial<DPoPClientConfig> = {}) {
+async function client(
+  server: FakeAs,
+  idb: IDBFactory,
+  name: string,
+  extra: Partial<DPoPClientConfig> = {},
+) {
   const auth = await createDPoPClient({
-    issuer: ISSUER, clientId: 'spa', redirectUri: REDIRECT, apiOrigins: ['https://api.example'], scope: 'openid api',
-    metadata: as, fetch: (i, init) => server.fetch(i, init), indexedDB: idb, name, ...extra,
+    issuer: ISSUER,
+    clientId: 'spa',
+    redirectUri: REDIRECT,
+    apiOrigins: ['https://api.example'],
+    scope: 'openid api',
+    metadata: as,
+    fetch: (i, init) => server.fetch(i, init),
+    indexedDB: idb,
+    name,
+    ...extra,
   })
   clients.push(auth)
   return auth
@@ -36,7 +49,9 @@ async function signIn(auth: DPoPClient, server: FakeAs): Promise<void> {
   const redirects: URL[] = []
   await auth.login({ redirect: (u) => redirects.push(u) })
   const url = redirects[0]!
-  await auth.handleRedirect(`${REDIRECT}?code=${server.issueCode(url)}&state=${url.searchParams.get('state')}`)
+  await auth.handleRedirect(
+    `${REDIRECT}?code=${server.issueCode(url)}&state=${url.searchParams.get('state')}`,
+  )
 }
 
 /** An IndexedDB whose key database (or every database) fails to open while `failing()` says so (Safari's "connection lost"). */
@@ -45,12 +60,18 @@ function flaky(idb: IDBFactory, failing: () => boolean, which = ':keys'): IDBFac
     get(target, prop) {
       if (prop === 'open') {
         return (name: string, version?: number) => {
-          if (failing() && name.endsWith(which)) throw new DOMException('Connection to Indexed Database server lost. Refresh the page to try again', 'UnknownError')
+          if (failing() && name.endsWith(which))
+            throw new DOMException(
+              'Connection to Indexed Database server lost. Refresh the page to try again',
+              'UnknownError',
+            )
           return target.open(name, version)
         }
       }
       const value = Reflect.get(target, prop, target) as unknown
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value
+      return typeof value === 'function'
+        ? (value as (...a: unknown[]) => unknown).bind(target)
+        : value
     },
   })
 }
@@ -60,8 +81,12 @@ function stubLocalStorage(): Map<string, string> {
   const data = new Map<string, string>()
   vi.stubGlobal('localStorage', {
     getItem: (k: string) => data.get(k) ?? null,
-    setItem: (k: string, v: string) => { data.set(k, String(v)) },
-    removeItem: (k: string) => { data.delete(k) },
+    setItem: (k: string, v: string) => {
+      data.set(k, String(v))
+    },
+    removeItem: (k: string) => {
+      data.delete(k)
+    },
   })
   return data
 }
@@ -77,14 +102,22 @@ describe('item 3: a memory fallback is announced, and a logout there sticks', ()
     a.close()
 
     let failing = true
-    const b = await client(server, flaky(idb, () => failing), name, { storageFallback: 'memory' })
+    const b = await client(
+      server,
+      flaky(idb, () => failing),
+      name,
+      { storageFallback: 'memory' },
+    )
     const events: DPoPClientEvent[] = []
     b.subscribe((e) => events.push(e))
     expect(b.keys.storage).toBe('memory')
     expect(events).toHaveLength(1)
     const [fallback] = events
     expect(fallback?.type).toBe('storage-fallback')
-    expect(fallback?.type === 'storage-fallback' && isDPoPError(fallback.error, 'ERR_KEY_STORE_UNAVAILABLE')).toBe(true)
+    expect(
+      fallback?.type === 'storage-fallback' &&
+        isDPoPError(fallback.error, 'ERR_KEY_STORE_UNAVAILABLE'),
+    ).toBe(true)
     expect(b.isAuthenticated()).toBe(false)
     failing = false // the failure was transient
     await b.logout()
@@ -107,7 +140,12 @@ describe('item 3: a memory fallback is announced, and a logout there sticks', ()
     const oldJkt = await a.keys.thumbprint()
     a.close()
 
-    const b = await client(server, flaky(idb, () => true, ''), name, { storageFallback: 'memory' })
+    const b = await client(
+      server,
+      flaky(idb, () => true, ''),
+      name,
+      { storageFallback: 'memory' },
+    )
     await b.logout()
     b.close()
 
@@ -131,7 +169,9 @@ describe('issue 18: storageTimeoutMs bounds the key store too', () => {
     const hanging = { open: () => ({}) as IDBOpenDBRequest } as unknown as IDBFactory
     const server = await fakeAs()
     const started = Date.now()
-    const error = await client(server, hanging, `hang${nextId()}`, { storageTimeoutMs: 100 }).catch((e: unknown) => e)
+    const error = await client(server, hanging, `hang${nextId()}`, { storageTimeoutMs: 100 }).catch(
+      (e: unknown) => e,
+    )
     expect(isDPoPError(error, 'ERR_KEY_STORE_UNAVAILABLE')).toBe(true)
     expect(Date.now() - started).toBeLessThan(5_000)
   }, 8_000)
@@ -162,13 +202,19 @@ describe('item 6: events are kept for the first listener only, capped; replay is
     const server = await fakeAs()
     const auth = await client(server, new IDBFactory(), `ev${nextId()}`)
     await signIn(auth, server)
-    expect(() => auth.subscribe(() => { throw new Error('listener bug') })).not.toThrow()
+    expect(() =>
+      auth.subscribe(() => {
+        throw new Error('listener bug')
+      }),
+    ).not.toThrow()
   })
 
   it('guard: a listener that throws on a live event does not break the login, and the others still hear it', async () => {
     const server = await fakeAs()
     const auth = await client(server, new IDBFactory(), `ev${nextId()}`)
-    auth.subscribe(() => { throw new Error('listener bug') })
+    auth.subscribe(() => {
+      throw new Error('listener bug')
+    })
     const heard: string[] = []
     auth.subscribe((e) => heard.push(e.type))
     await signIn(auth, server)
@@ -184,10 +230,13 @@ describe('item 7: server text in messages is capped and filtered', () => {
     const h = await harness()
     await h.login()
     const real = h.server.fetch
-    h.server.fetch = async (input, init) => new URL(new Request(input, init).url).pathname === '/token'
-      ? Response.json({ error: 'invalid_request', error_description: hostile }, { status: 400 })
-      : real(input, init)
-    const error = await h.tokens.onInvalidToken(await h.tokens.getAccessToken()).catch((e: unknown) => e)
+    h.server.fetch = async (input, init) =>
+      new URL(new Request(input, init).url).pathname === '/token'
+        ? Response.json({ error: 'invalid_request', error_description: hostile }, { status: 400 })
+        : real(input, init)
+    const error = await h.tokens
+      .onInvalidToken(await h.tokens.getAccessToken())
+      .catch((e: unknown) => e)
     expect(error).toBeInstanceOf(OAuthError)
     const e = error as OAuthError
     expect(e.error).toBe('invalid_request')
@@ -223,7 +272,10 @@ describe('item 8: one code exchange per login transaction', () => {
     await h.tokens.login({ redirect: (u) => h.redirects.push(u) })
     const url = h.redirects[0]!
     const back = `${REDIRECT}?code=${h.server.issueCode(url)}&state=${url.searchParams.get('state')}`
-    const results = await Promise.allSettled([h.tokens.handleRedirect(back), h.tokens.handleRedirect(back)])
+    const results = await Promise.allSettled([
+      h.tokens.handleRedirect(back),
+      h.tokens.handleRedirect(back),
+    ])
     expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected'])
     const rejected = results.find((r) => r.status === 'rejected')
     expect(isDPoPError(rejected?.reason, 'ERR_STATE_MISMATCH')).toBe(true)
@@ -232,11 +284,14 @@ describe('item 8: one code exchange per login transaction', () => {
   })
 })
 
-describe('item 9: PAR keeps the authorization endpoint\'s own query', () => {
-  it('Azure AD B2C\'s ?p= stays on the URL the browser is sent to', async () => {
+describe("item 9: PAR keeps the authorization endpoint's own query", () => {
+  it("Azure AD B2C's ?p= stays on the URL the browser is sent to", async () => {
     const h = await harness({
       par: true,
-      metadata: { authorization_endpoint: `${ISSUER}/authorize?p=b2c_1_signin`, pushed_authorization_request_endpoint: `${ISSUER}/par` },
+      metadata: {
+        authorization_endpoint: `${ISSUER}/authorize?p=b2c_1_signin`,
+        pushed_authorization_request_endpoint: `${ISSUER}/par`,
+      },
     })
     await h.tokens.login({ redirect: (u) => h.redirects.push(u) })
     const url = h.redirects[0]!
@@ -270,7 +325,10 @@ describe('item 11: the bindings show what the client holds after a failed redire
 })
 
 describe('item 12: id_token_hint in the end-session URL is an option', () => {
-  for (const [how, option, expected] of [['by default', {}, true], ['idTokenHint: false', { idTokenHint: false }, false]] as const) {
+  for (const [how, option, expected] of [
+    ['by default', {}, true],
+    ['idTokenHint: false', { idTokenHint: false }, false],
+  ] as const) {
     it(`logout({ redirect: true }) ${how}: id_token_hint ${expected ? 'sent' : 'left out'}, client_id always`, async () => {
       const h = await harness()
       await h.login()
@@ -286,7 +344,8 @@ describe('item 12: id_token_hint in the end-session URL is an option', () => {
 })
 
 describe('item 14: guards on stored sessions and tokens', () => {
-  const sessionStore = (idb: IDBFactory, name: string) => openIdbStore(`dpop-spa:${name}:session`, idb, 5000)
+  const sessionStore = (idb: IDBFactory, name: string) =>
+    openIdbStore(`dpop-spa:${name}:session`, idb, 5000)
 
   /** A signed-in harness, its stored session changed by `change`, then "reloaded". */
   async function reloadWith(change: (session: Record<string, unknown>) => Record<string, unknown>) {
@@ -314,7 +373,10 @@ describe('item 14: guards on stored sessions and tokens', () => {
   })
 
   it('a stored access token longer than 16384 characters is not restored', async () => {
-    const b = await reloadWith((s) => ({ ...s, accessToken: `${String(s.accessToken)}${'x'.repeat(16_384)}` }))
+    const b = await reloadWith((s) => ({
+      ...s,
+      accessToken: `${String(s.accessToken)}${'x'.repeat(16_384)}`,
+    }))
     expect(b.tokens.isAuthenticated()).toBe(false)
   })
 
@@ -349,12 +411,22 @@ describe('two app versions with different alg (issue 19, item 5)', () => {
     for (let load = 0; load < 3; load++) {
       const esAgain = await harness({ idb, server, name })
       const edAgain = await harness({ idb, server, name, alg: 'EdDSA' })
-      expect([esAgain.tokens.isAuthenticated(), edAgain.tokens.isAuthenticated()], `load ${load}`).toEqual([true, true])
+      expect(
+        [esAgain.tokens.isAuthenticated(), edAgain.tokens.isAuthenticated()],
+        `load ${load}`,
+      ).toEqual([true, true])
       expect([...esAgain.events, ...edAgain.events].filter((e) => e.type === 'logout')).toEqual([])
       esAgain.tokens.close()
       edAgain.tokens.close()
     }
     // Each session stays bound to its own version's key.
-    expect((await get<{ jkt: string }>('session', openIdbStore(`dpop-spa:${name}:session`, idb, 5000).use))?.jkt).toBe(await es.keys.thumbprint())
+    expect(
+      (
+        await get<{ jkt: string }>(
+          'session',
+          openIdbStore(`dpop-spa:${name}:session`, idb, 5000).use,
+        )
+      )?.jkt,
+    ).toBe(await es.keys.thumbprint())
   })
 })

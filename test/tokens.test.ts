@@ -29,7 +29,10 @@ describe('token manager', () => {
   it('exchanges the code with a proof, retrying once on use_dpop_nonce, and stores a DPoP session', async () => {
     const h = await harness()
     await h.login()
-    expect(h.server.tokenRequests.map((r) => [r.grant, r.nonce])).toEqual([['authorization_code', undefined], ['authorization_code', 'server-nonce-1']])
+    expect(h.server.tokenRequests.map((r) => [r.grant, r.nonce])).toEqual([
+      ['authorization_code', undefined],
+      ['authorization_code', 'server-nonce-1'],
+    ])
     expect(h.server.tokenRequests[0]!.jkt).toBe(await h.keys.thumbprint())
     expect(h.tokens.isAuthenticated()).toBe(true)
     expect(h.tokens.getUser()).toMatchObject({ sub: 'alice', name: 'Alice' })
@@ -58,7 +61,7 @@ describe('token manager', () => {
     expect(b.events).toEqual([{ type: 'logout', reason: 'key-mismatch' }])
   })
 
-  it('a changed alg uses a key and a session of its own: not signed in, and nothing ends the other version\'s session', async () => {
+  it("a changed alg uses a key and a session of its own: not signed in, and nothing ends the other version's session", async () => {
     const idb = new IDBFactory()
     const server = await fakeAs()
     const a = await harness({ idb, server, name: 'alg-change' })
@@ -72,12 +75,24 @@ describe('token manager', () => {
     expect(server.tokenRequests.at(-1)?.jkt).toBe(await b.keys.thumbprint())
   })
 
-  for (const [how, options] of [['asked for (par: true)', { par: true }], ['required by metadata', { metadata: { require_pushed_authorization_requests: true } }]] as const) {
+  for (const [how, options] of [
+    ['asked for (par: true)', { par: true }],
+    ['required by metadata', { metadata: { require_pushed_authorization_requests: true } }],
+  ] as const) {
     it(`PAR ${how}: pushed with a proof from the key (one nonce retry); the browser carries client_id and request_uri only`, async () => {
-      const h = await harness({ ...options, metadata: { ...('metadata' in options ? options.metadata : {}), pushed_authorization_request_endpoint: `${ISSUER}/par` } })
+      const h = await harness({
+        ...options,
+        metadata: {
+          ...('metadata' in options ? options.metadata : {}),
+          pushed_authorization_request_endpoint: `${ISSUER}/par`,
+        },
+      })
       await h.tokens.login({ redirect: (u) => h.redirects.push(u) })
       const jkt = await h.keys.thumbprint()
-      expect(h.server.pushed.map((p) => [p.jkt, p.nonce])).toEqual([[jkt, undefined], [jkt, 'server-nonce-1']])
+      expect(h.server.pushed.map((p) => [p.jkt, p.nonce])).toEqual([
+        [jkt, undefined],
+        [jkt, 'server-nonce-1'],
+      ])
       const pushed = h.server.pushed[1]!.params
       expect(pushed.get('dpop_jkt')).toBe(jkt)
       expect(pushed.get('code_challenge_method')).toBe('S256')
@@ -91,7 +106,9 @@ describe('token manager', () => {
 
   it('PAR required by metadata without a pushed_authorization_request_endpoint: a typed error, no redirect', async () => {
     const h = await harness({ metadata: { require_pushed_authorization_requests: true } })
-    const error = await h.tokens.login({ redirect: (u) => h.redirects.push(u) }).catch((e: unknown) => e)
+    const error = await h.tokens
+      .login({ redirect: (u) => h.redirects.push(u) })
+      .catch((e: unknown) => e)
     expect(isDPoPError(error, 'ERR_INVALID_RESPONSE')).toBe(true)
     expect(h.redirects).toHaveLength(0)
   })
@@ -117,7 +134,9 @@ describe('token manager', () => {
       h.server.mode.ttl = 0
       await h.tokens.onInvalidToken(first)
       expect(await h.tokens.getAccessToken()).not.toBe(first)
-      expect(h.server.tokenRequests.filter((r) => r.grant === 'refresh_token').length).toBeGreaterThan(0)
+      expect(
+        h.server.tokenRequests.filter((r) => r.grant === 'refresh_token').length,
+      ).toBeGreaterThan(0)
     })
   }
 
@@ -126,7 +145,9 @@ describe('token manager', () => {
     h.server.mode.tokenType = 'Bearer'
     const error = await h.login().catch((e: unknown) => e)
     expect(isDPoPError(error, 'ERR_TOKEN_TYPE_MISMATCH')).toBe(true)
-    expect((error as Error).message).toMatch(/Turn on DPoP-bound tokens for this client at the authorization server/)
+    expect((error as Error).message).toMatch(
+      /Turn on DPoP-bound tokens for this client at the authorization server/,
+    )
     expect((error as Error).message).toMatch(/dpop_bound_access_tokens/)
   })
 
@@ -152,10 +173,14 @@ describe('token manager', () => {
     const h = await harness()
     await h.tokens.login({ redirect: (u) => h.redirects.push(u) })
     const state = h.redirects[0]!.searchParams.get('state')!
-    const denied = await h.tokens.handleRedirect(`${REDIRECT}?error=access_denied&error_description=no&state=${state}`).catch((e: unknown) => e)
+    const denied = await h.tokens
+      .handleRedirect(`${REDIRECT}?error=access_denied&error_description=no&state=${state}`)
+      .catch((e: unknown) => e)
     expect(denied).toBeInstanceOf(OAuthError)
     expect((denied as OAuthError).error).toBe('access_denied')
-    const unknown = await h.tokens.handleRedirect(`${REDIRECT}?code=x&state=forged`).catch((e: unknown) => e)
+    const unknown = await h.tokens
+      .handleRedirect(`${REDIRECT}?code=x&state=forged`)
+      .catch((e: unknown) => e)
     expect(isDPoPError(unknown, 'ERR_STATE_MISMATCH')).toBe(true)
     expect(await h.tokens.handleRedirect(`${REDIRECT}?foo=bar`)).toBeUndefined()
   })
@@ -164,7 +189,9 @@ describe('token manager', () => {
     const h = await harness()
     await h.login()
     const url = h.redirects[0]!
-    const again = await h.tokens.handleRedirect(`${REDIRECT}?code=whatever&state=${url.searchParams.get('state')}`).catch((e: unknown) => e)
+    const again = await h.tokens
+      .handleRedirect(`${REDIRECT}?code=whatever&state=${url.searchParams.get('state')}`)
+      .catch((e: unknown) => e)
     expect(isDPoPError(again, 'ERR_STATE_MISMATCH')).toBe(true)
   })
 
@@ -173,7 +200,9 @@ describe('token manager', () => {
     await h.login()
     const before = await h.tokens.getAccessToken()
     // 20 requests were refused with invalid_token for the same token at once.
-    const results = await Promise.all(Array.from({ length: 20 }, () => h.tokens.onInvalidToken(before)))
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => h.tokens.onInvalidToken(before)),
+    )
     const refreshes = h.server.tokenRequests.filter((r) => r.grant === 'refresh_token')
     expect(refreshes.length).toBeGreaterThanOrEqual(1)
     expect(refreshes.length).toBeLessThanOrEqual(2) // one, plus at most one nonce retry
@@ -213,7 +242,10 @@ describe('token manager', () => {
     h.server.mode.requireRevocationProof = true
     h.server.mode.revocationNonce = true
     await h.login()
-    const stored = await get<{ refreshToken: string }>('session', openIdbStore(`dpop-spa:${name}:session`, idb, 5000).use)
+    const stored = await get<{ refreshToken: string }>(
+      'session',
+      openIdbStore(`dpop-spa:${name}:session`, idb, 5000).use,
+    )
     const oldJkt = await h.keys.thumbprint()
     h.server.newNonce() // the nonce the client holds is stale by now
     await h.tokens.logout()
@@ -224,27 +256,47 @@ describe('token manager', () => {
       ['refresh_token', oldJkt, h.server.nonce()],
       ['access_token', oldJkt, h.server.nonce()],
     ])
-    expect(h.server.revocationProofs.every((p) => p.htm === 'POST' && p.htu === `${ISSUER}/revoke` && p.keepalive === true)).toBe(true)
+    expect(
+      h.server.revocationProofs.every(
+        (p) => p.htm === 'POST' && p.htu === `${ISSUER}/revoke` && p.keepalive === true,
+      ),
+    ).toBe(true)
     expect(h.server.revoked).toEqual(['refresh_token', 'access_token'])
     expect(h.server.hasRefreshToken(stored!.refreshToken)).toBe(false)
     expect(h.events.filter((e) => e.type === 'error')).toEqual([])
   })
 
   it('a server that refuses openid (atproto at PAR, invalid_scope on the redirect) gets an error naming the scope to set', async () => {
-    const h = await harness({ par: true, metadata: { pushed_authorization_request_endpoint: `${ISSUER}/par`, scopes_supported: ['atproto', 'transition:generic'] } })
+    const h = await harness({
+      par: true,
+      metadata: {
+        pushed_authorization_request_endpoint: `${ISSUER}/par`,
+        scopes_supported: ['atproto', 'transition:generic'],
+      },
+    })
     const inner = h.server.fetch
-    h.server.fetch = async (input, init) => (new Request(input).url.endsWith('/par')
-      ? Response.json({ error: 'invalid_request', error_description: 'Unsupported "nonce" parameter' }, { status: 400 })
-      : inner(input, init))
-    const pushed = await h.tokens.login({ redirect: (u) => h.redirects.push(u) }).catch((e: unknown) => e)
+    h.server.fetch = async (input, init) =>
+      new Request(input).url.endsWith('/par')
+        ? Response.json(
+            { error: 'invalid_request', error_description: 'Unsupported "nonce" parameter' },
+            { status: 400 },
+          )
+        : inner(input, init)
+    const pushed = await h.tokens
+      .login({ redirect: (u) => h.redirects.push(u) })
+      .catch((e: unknown) => e)
     expect(pushed).toBeInstanceOf(OAuthError)
     expect((pushed as OAuthError).error).toBe('invalid_request')
-    expect((pushed as Error).message).toMatch(/Set "scope" .*without "openid".*atproto transition:generic/)
+    expect((pushed as Error).message).toMatch(
+      /Set "scope" .*without "openid".*atproto transition:generic/,
+    )
     expect(h.redirects).toEqual([])
     const redirected = await harness()
     await redirected.tokens.login({ redirect: (u) => redirected.redirects.push(u) })
     const state = redirected.redirects[0]!.searchParams.get('state')
-    const refused = await redirected.tokens.handleRedirect(`${REDIRECT}?error=invalid_scope&state=${state}`).catch((e: unknown) => e)
+    const refused = await redirected.tokens
+      .handleRedirect(`${REDIRECT}?error=invalid_scope&state=${state}`)
+      .catch((e: unknown) => e)
     expect((refused as OAuthError).error).toBe('invalid_scope')
     expect((refused as Error).message).toContain('Set "scope" in createDPoPClient without "openid"')
   })
@@ -280,14 +332,20 @@ describe('token manager', () => {
     server.mode.ttl = 1 // expiring after 0.75 s: the next getAccessToken refreshes
     const seen: Headers[] = []
     const realFetch = globalThis.fetch
-    globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    globalThis.fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
       seen.push(new Request(input, init).headers)
       return server.fetch(input, init)
-    })
+    }
     try {
       const auth = await createDPoPClient({
-        issuer: ISSUER, clientId: 'spa', redirectUri: REDIRECT, scope: 'openid api', metadata: as,
-        apiOrigins: [ISSUER], indexedDB: new IDBFactory(), name: 'installed',
+        issuer: ISSUER,
+        clientId: 'spa',
+        redirectUri: REDIRECT,
+        scope: 'openid api',
+        metadata: as,
+        apiOrigins: [ISSUER],
+        indexedDB: new IDBFactory(),
+        name: 'installed',
       })
       const uninstall = auth.install()
       const redirects: URL[] = []
@@ -297,8 +355,12 @@ describe('token manager', () => {
       await auth.handleRedirect(`${REDIRECT}?code=${code}&state=${url.searchParams.get('state')}`)
       const first = await auth.getAccessToken()
       // Once expiring, a refresh must complete (not wait for itself through the installed fetch).
-      await expect.poll(() => auth.getAccessToken(), { timeout: 5000, interval: 200 }).not.toBe(first)
-      expect(server.tokenRequests.filter((r) => r.grant === 'refresh_token' && r.nonce)).toHaveLength(1)
+      await expect
+        .poll(() => auth.getAccessToken(), { timeout: 5000, interval: 200 })
+        .not.toBe(first)
+      expect(
+        server.tokenRequests.filter((r) => r.grant === 'refresh_token' && r.nonce),
+      ).toHaveLength(1)
       // No token request carried an access token (and the requests did pass through here).
       expect(seen.length).toBeGreaterThan(0)
       expect(seen.every((h) => h.get('authorization') === null)).toBe(true)
@@ -317,7 +379,9 @@ describe('token manager', () => {
     h.server.fetch = (input, init) => {
       if (!new Request(input).url.endsWith('/token')) return inner(input, init)
       // Hangs until the request is aborted, as a dead server behind a live connection does.
-      return new Promise((_resolve, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason as Error)))
+      return new Promise((_resolve, reject) =>
+        init?.signal?.addEventListener('abort', () => reject(init.signal!.reason as Error)),
+      )
     }
     const error = await h.tokens.onInvalidToken(token).catch((e: unknown) => e)
     expect(isDPoPError(error, 'ERR_TIMEOUT')).toBe(true)
@@ -326,34 +390,54 @@ describe('token manager', () => {
     h.server.fetch = inner
     const controller = new AbortController()
     controller.abort(new DOMException('stop', 'AbortError'))
-    await expect(h.tokens.onInvalidToken(token, controller.signal)).rejects.toMatchObject({ name: 'AbortError' })
+    await expect(h.tokens.onInvalidToken(token, controller.signal)).rejects.toMatchObject({
+      name: 'AbortError',
+    })
   })
 
   it.each([
-    ['an HTML error page', () => new Response('<html>502 Bad Gateway</html>', { status: 502, headers: { 'content-type': 'text/html' } })],
+    [
+      'an HTML error page',
+      () =>
+        new Response('<html>502 Bad Gateway</html>', {
+          status: 502,
+          headers: { 'content-type': 'text/html' },
+        }),
+    ],
     ['JSON without access_token', () => Response.json({ token_type: 'DPoP', expires_in: 60 })],
-    ['a body that is not JSON', () => new Response('{"access_token": ', { headers: { 'content-type': 'application/json' } })],
-  ])('a broken token response (%s) is a typed error, stores nothing and leaks nothing', async (_name, answer) => {
-    const h = await harness()
-    const inner = h.server.fetch
-    let nonceSeen = false
-    h.server.fetch = async (input, init) => {
-      const r = await inner(input, init)
-      // Let the nonce challenge through, then break the real answer.
-      if (!nonceSeen && r.status === 400) { nonceSeen = true; return r }
-      return new Request(input).url.endsWith('/token') ? answer() : r
-    }
-    const error = await h.login().catch((e: unknown) => e)
-    expect(isDPoPError(error)).toBe(true)
-    expect(['ERR_INVALID_RESPONSE', 'ERR_OAUTH']).toContain((error as { code: string }).code)
-    expect(h.tokens.isAuthenticated()).toBe(false)
-    expect(h.events.some((e) => e.type === 'login')).toBe(false)
-  })
+    [
+      'a body that is not JSON',
+      () => new Response('{"access_token": ', { headers: { 'content-type': 'application/json' } }),
+    ],
+  ])(
+    'a broken token response (%s) is a typed error, stores nothing and leaks nothing',
+    async (_name, answer) => {
+      const h = await harness()
+      const inner = h.server.fetch
+      let nonceSeen = false
+      h.server.fetch = async (input, init) => {
+        const r = await inner(input, init)
+        // Let the nonce challenge through, then break the real answer.
+        if (!nonceSeen && r.status === 400) {
+          nonceSeen = true
+          return r
+        }
+        return new Request(input).url.endsWith('/token') ? answer() : r
+      }
+      const error = await h.login().catch((e: unknown) => e)
+      expect(isDPoPError(error)).toBe(true)
+      expect(['ERR_INVALID_RESPONSE', 'ERR_OAUTH']).toContain((error as { code: string }).code)
+      expect(h.tokens.isAuthenticated()).toBe(false)
+      expect(h.events.some((e) => e.type === 'login')).toBe(false)
+    },
+  )
 
   it('login options: returnTo comes back from handleRedirect, login_hint is sent, extraParams cannot override the binding', async () => {
     const h = await harness()
     await h.tokens.login({
-      redirect: (u) => h.redirects.push(u), returnTo: '/orders/7', loginHint: 'alice@example.com',
+      redirect: (u) => h.redirects.push(u),
+      returnTo: '/orders/7',
+      loginHint: 'alice@example.com',
       extraParams: { dpop_jkt: 'attacker-jkt', code_challenge_method: 'plain', ui_locales: 'de' },
     })
     const url = h.redirects[0]!
@@ -363,7 +447,9 @@ describe('token manager', () => {
     expect(url.searchParams.get('login_hint')).toBe('alice@example.com')
     expect(url.searchParams.get('ui_locales')).toBe('de')
     const code = h.server.issueCode(url)
-    const result = await h.tokens.handleRedirect(`${REDIRECT}?code=${code}&state=${url.searchParams.get('state')}`)
+    const result = await h.tokens.handleRedirect(
+      `${REDIRECT}?code=${code}&state=${url.searchParams.get('state')}`,
+    )
     expect(result).toMatchObject({ returnTo: '/orders/7', user: { sub: 'alice' } })
   })
 })

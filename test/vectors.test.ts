@@ -13,7 +13,13 @@ describe('RFC 7638 §3.1', () => {
   })
 
   it('thumbprint of the same key imported as a CryptoKey', async () => {
-    const key = await crypto.subtle.importKey('jwk', rfc7638.jwk, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, true, ['verify'])
+    const key = await crypto.subtle.importKey(
+      'jwk',
+      rfc7638.jwk,
+      { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+      true,
+      ['verify'],
+    )
     expect(await calculateThumbprint(key)).toBe(rfc7638.thumbprint)
   })
 })
@@ -33,11 +39,27 @@ describe('RFC 9449 examples', () => {
       const [h, p, s] = vector.jwt.split('.') as [string, string, string]
       const header = JSON.parse(fromUtf8(decodeBase64url(h)))
       expect(header).toEqual({ typ: 'dpop+jwt', alg: 'ES256', jwk: rfc9449.exampleJwk.jwk })
-      const key = await crypto.subtle.importKey('jwk', header.jwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify'])
-      const ok = await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, decodeBase64url(s), utf8(`${h}.${p}`))
+      const key = await crypto.subtle.importKey(
+        'jwk',
+        header.jwk,
+        { name: 'ECDSA', namedCurve: 'P-256' },
+        false,
+        ['verify'],
+      )
+      const ok = await crypto.subtle.verify(
+        { name: 'ECDSA', hash: 'SHA-256' },
+        key,
+        decodeBase64url(s),
+        utf8(`${h}.${p}`),
+      )
       expect(ok).toBe(true)
       // A flipped bit in the payload must not verify: the check above can fail.
-      const tampered = await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, decodeBase64url(s), utf8(`${h}.${p.slice(0, 10)}${p[10] === 'A' ? 'B' : 'A'}${p.slice(11)}`))
+      const tampered = await crypto.subtle.verify(
+        { name: 'ECDSA', hash: 'SHA-256' },
+        key,
+        decodeBase64url(s),
+        utf8(`${h}.${p.slice(0, 10)}${p[10] === 'A' ? 'B' : 'A'}${p.slice(11)}`),
+      )
       expect(tampered).toBe(false)
       expect(JSON.parse(fromUtf8(decodeBase64url(p)))).toEqual(vector.claims)
     })

@@ -10,13 +10,23 @@ const API = 'https://api.example.com'
 function recordingXHR() {
   const opened: unknown[] = []
   class XHR {
-    open(_method: string, url: string | URL) { opened.push(url) }
+    open(_method: string, url: string | URL) {
+      opened.push(url)
+    }
   }
-  return { XHR: XHR as unknown as { prototype: Pick<XMLHttpRequest, 'open'> }, opened, open: (url: unknown) => (new XHR() as unknown as XMLHttpRequest).open('GET', url as string) }
+  return {
+    XHR: XHR as unknown as { prototype: Pick<XMLHttpRequest, 'open'> },
+    opened,
+    open: (url: unknown) => (new XHR() as unknown as XMLHttpRequest).open('GET', url as string),
+  }
 }
 
 function thrown(run: () => void): unknown {
-  try { run() } catch (e) { return e }
+  try {
+    run()
+  } catch (e) {
+    return e
+  }
   return undefined
 }
 
@@ -46,7 +56,13 @@ describe('guardXMLHttpRequest', () => {
     const { XHR, opened, open } = recordingXHR()
     unguards.push(guardXMLHttpRequest({ origins: [API], XMLHttpRequest: XHR }))
     for (const relative of ['/me', 'orders?id=1', '../x']) {
-      expect(isDPoPError(thrown(() => open(relative)), 'ERR_XHR_NOT_SIGNED'), relative).toBe(true)
+      expect(
+        isDPoPError(
+          thrown(() => open(relative)),
+          'ERR_XHR_NOT_SIGNED',
+        ),
+        relative,
+      ).toBe(true)
     }
     open('https://cdn.example/lib.js')
     expect(opened).toEqual(['https://cdn.example/lib.js'])
@@ -55,7 +71,12 @@ describe('guardXMLHttpRequest', () => {
   it('passes URL objects and other origins through, and the removed guard refuses nothing', () => {
     const { XHR, opened, open } = recordingXHR()
     const unguard = guardXMLHttpRequest({ origins: [API], XMLHttpRequest: XHR })
-    expect(isDPoPError(thrown(() => open(new URL(`${API}/me`))), 'ERR_XHR_NOT_SIGNED')).toBe(true)
+    expect(
+      isDPoPError(
+        thrown(() => open(new URL(`${API}/me`))),
+        'ERR_XHR_NOT_SIGNED',
+      ),
+    ).toBe(true)
     open(new URL('https://cdn.example/a'))
     unguard()
     open(`${API}/me`)

@@ -63,7 +63,8 @@ export function createTestTokens(options: { now: () => number }): TestTokens {
     verify(accessToken) {
       const t = tokens.get(accessToken)
       if (!t) return Promise.reject(invalidToken('access token is unknown or revoked'))
-      if (t.expiresAt !== undefined && options.now() >= t.expiresAt) return Promise.reject(invalidToken('access token expired'))
+      if (t.expiresAt !== undefined && options.now() >= t.expiresAt)
+        return Promise.reject(invalidToken('access token expired'))
       return Promise.resolve({
         jkt: t.jkt,
         sub: t.sub,
@@ -71,7 +72,8 @@ export function createTestTokens(options: { now: () => number }): TestTokens {
       })
     },
     mint({ jkt, expiresIn, sub }) {
-      if (typeof jkt !== 'string' || !JKT.test(jkt)) throw new TypeError('"jkt" must be a base64url SHA-256 JWK thumbprint')
+      if (typeof jkt !== 'string' || !JKT.test(jkt))
+        throw new TypeError('"jkt" must be a base64url SHA-256 JWK thumbprint')
       if (expiresIn !== undefined && (!Number.isFinite(expiresIn) || expiresIn <= 0)) {
         throw new TypeError('"expiresIn" must be a positive number of seconds')
       }
@@ -126,8 +128,10 @@ export interface JwtTokenOptions {
  * @throws {TypeError} when `issuer` or `audience` is missing.
  */
 export function createJwtTokenVerifier(options: JwtTokenOptions): TokenVerifier {
-  if (typeof options.issuer !== 'string' || options.issuer === '') throw new TypeError('"issuer" must be the issuer identifier URL')
-  if (typeof options.audience !== 'string' || options.audience === '') throw new TypeError('"audience" must be a non-empty string')
+  if (typeof options.issuer !== 'string' || options.issuer === '')
+    throw new TypeError('"issuer" must be the issuer identifier URL')
+  if (typeof options.audience !== 'string' || options.audience === '')
+    throw new TypeError('"audience" must be a non-empty string')
   const algorithms = [...(options.algorithms ?? ['ES256', 'RS256', 'PS256', 'EdDSA'])]
   let jwks: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined
 
@@ -161,10 +165,14 @@ export function createJwtTokenVerifier(options: JwtTokenOptions): TokenVerifier 
       }))
     } catch (cause) {
       const code = (cause as { code?: unknown }).code
-      throw invalidToken(code === 'ERR_JWT_EXPIRED' ? 'access token expired' : 'access token did not verify', cause)
+      throw invalidToken(
+        code === 'ERR_JWT_EXPIRED' ? 'access token expired' : 'access token did not verify',
+        cause,
+      )
     }
     const cnf = payload.cnf as { jkt?: unknown } | undefined
-    if (typeof cnf?.jkt !== 'string') throw invalidToken('access token is not DPoP-bound (no cnf.jkt)')
+    if (typeof cnf?.jkt !== 'string')
+      throw invalidToken('access token is not DPoP-bound (no cnf.jkt)')
     return {
       jkt: cnf.jkt,
       sub: payload.sub,

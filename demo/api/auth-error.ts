@@ -4,7 +4,8 @@
  */
 
 /** `error` values of a DPoP challenge; `undefined` when the request carried no credentials at all. */
-export type AuthErrorCode = 'invalid_request' | 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce'
+export type AuthErrorCode =
+  'invalid_request' | 'invalid_token' | 'invalid_dpop_proof' | 'use_dpop_nonce'
 
 /**
  * Names of the checks, stable so that tests and the stats can say which one failed.
@@ -40,7 +41,12 @@ export class AuthError extends Error {
   readonly check: CheckName
 
   /** `description` becomes `error_description`; keep it free of `"` and `\` and of token values. */
-  constructor(error: AuthErrorCode | undefined, check: CheckName, description: string, options?: { cause?: unknown }) {
+  constructor(
+    error: AuthErrorCode | undefined,
+    check: CheckName,
+    description: string,
+    options?: { cause?: unknown },
+  ) {
     super(description, options)
     this.name = 'AuthError'
     this.error = error

@@ -39,6 +39,7 @@ export async function readJson(req: IncomingMessage): Promise<Record<string, unk
   const raw = (await readBody(req, 64 * 1024)).toString('utf8')
   if (raw === '') return {}
   const value: unknown = JSON.parse(raw)
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError('body must be a JSON object')
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new TypeError('body must be a JSON object')
   return value as Record<string, unknown>
 }

@@ -28,7 +28,9 @@ export interface ControlTarget {
  * The `/__control/*` handler.
  * @throws {SyntaxError} or {@link TypeError} (rejects) for a malformed JSON body; the server answers 400.
  */
-export function createControlRoutes(target: ControlTarget): (req: IncomingMessage, res: ServerResponse, route: string) => Promise<void> {
+export function createControlRoutes(
+  target: ControlTarget,
+): (req: IncomingMessage, res: ServerResponse, route: string) => Promise<void> {
   return async (req: IncomingMessage, res: ServerResponse, route: string): Promise<void> => {
     const api = target.api()
     const post = req.method === 'POST'
@@ -43,26 +45,40 @@ export function createControlRoutes(target: ControlTarget): (req: IncomingMessag
       case '/__control/rotate-nonce': {
         const after = input.after
         if (after === undefined) return sendJson(res, 200, { nonce: api.rotateNonce() })
-        if (typeof after !== 'number' || !Number.isInteger(after) || after < 1) return sendJson(res, 400, { error: '"after" must be a positive integer' })
+        if (typeof after !== 'number' || !Number.isInteger(after) || after < 1)
+          return sendJson(res, 400, { error: '"after" must be a positive integer' })
         return sendJson(res, 200, { scheduledAt: target.scheduleRotation(after) })
       }
       case '/__control/clock': {
         const offsetMs = input.offsetMs
-        if (typeof offsetMs !== 'number' || !Number.isFinite(offsetMs)) return sendJson(res, 400, { error: '"offsetMs" must be a number' })
+        if (typeof offsetMs !== 'number' || !Number.isFinite(offsetMs))
+          return sendJson(res, 400, { error: '"offsetMs" must be a number' })
         api.setClockOffset(offsetMs)
         return sendJson(res, 200, { offsetMs, now: target.now() })
       }
       case '/__control/token':
         if (!target.testTokens) return sendJson(res, 404, { error: 'not_in_test_mode' })
         try {
-          return sendJson(res, 200, api.mintToken({ jkt: input.jkt as string, expiresIn: input.expiresIn as number | undefined, sub: input.sub as string | undefined }))
+          return sendJson(
+            res,
+            200,
+            api.mintToken({
+              jkt: input.jkt as string,
+              expiresIn: input.expiresIn as number | undefined,
+              sub: input.sub as string | undefined,
+            }),
+          )
         } catch (error) {
           return sendJson(res, 400, { error: (error as Error).message })
         }
       case '/__control/sse-close':
         return sendJson(res, 200, { closed: api.closeStreams() })
       case '/__control/revoke':
-        return sendJson(res, 200, { revoked: api.revokeTokens(typeof input.access_token === 'string' ? input.access_token : undefined) })
+        return sendJson(res, 200, {
+          revoked: api.revokeTokens(
+            typeof input.access_token === 'string' ? input.access_token : undefined,
+          ),
+        })
       default:
         return sendJson(res, 404, { error: 'not_found' })
     }

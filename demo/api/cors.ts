@@ -30,7 +30,8 @@ export function createCors(allowedOrigins: readonly string[]): Cors {
   const allowed = new Set(
     allowedOrigins.map((o) => {
       const origin = URL.canParse(o) ? new URL(o).origin : 'null'
-      if (origin === 'null' || origin !== o.replace(/\/$/, '')) throw new TypeError(`CORS origin ${JSON.stringify(o)} must be scheme://host[:port]`)
+      if (origin === 'null' || origin !== o.replace(/\/$/, ''))
+        throw new TypeError(`CORS origin ${JSON.stringify(o)} must be scheme://host[:port]`)
       return origin
     }),
   )
@@ -44,10 +45,12 @@ export function createCors(allowedOrigins: readonly string[]): Cors {
   }
   return {
     apply(req, res, { expose }) {
-      if (allowOrigin(req, res) && expose) res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS.join(', '))
+      if (allowOrigin(req, res) && expose)
+        res.setHeader('Access-Control-Expose-Headers', EXPOSED_HEADERS.join(', '))
     },
     preflight(req, res) {
-      if (req.method !== 'OPTIONS' || req.headers['access-control-request-method'] === undefined) return false
+      if (req.method !== 'OPTIONS' || req.headers['access-control-request-method'] === undefined)
+        return false
       if (allowOrigin(req, res)) {
         res.setHeader('Access-Control-Allow-Methods', ALLOWED_METHODS.join(', '))
         res.setHeader('Access-Control-Allow-Headers', ALLOWED_HEADERS.join(', '))

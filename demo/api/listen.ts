@@ -11,7 +11,12 @@ export function listen(server: Server, port: number, host: string, hint: string)
     const onError = (error: NodeJS.ErrnoException): void => {
       server.off('listening', onListening)
       if (error.code === 'EADDRINUSE') {
-        reject(Object.assign(new Error(`port ${port} is in use; set ${hint} to another port`, { cause: error }), { code: 'EADDRINUSE' }))
+        reject(
+          Object.assign(
+            new Error(`port ${port} is in use; set ${hint} to another port`, { cause: error }),
+            { code: 'EADDRINUSE' },
+          ),
+        )
       } else {
         reject(error)
       }

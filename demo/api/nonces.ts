@@ -34,7 +34,8 @@ const fresh = (): string => randomBytes(16).toString('base64url')
  */
 export function createNonceIssuer(options: NonceIssuerOptions = {}): NonceIssuer {
   const every = options.rotateEveryMs ?? 0
-  if (!Number.isFinite(every) || every < 0) throw new TypeError('"rotateEveryMs" must be a finite number >= 0')
+  if (!Number.isFinite(every) || every < 0)
+    throw new TypeError('"rotateEveryMs" must be a finite number >= 0')
   const monotonicNow = options.monotonicNow ?? (() => performance.now())
   let current = fresh()
   let previous: string | undefined

@@ -40,7 +40,9 @@ export interface RecordingServer {
  * Starts the recording server. Control: GET /__control/requests, POST /__control/reset.
  * @throws {Error} code EADDRINUSE when the port is taken.
  */
-export async function startRecordingServer(options: RecordingServerOptions = {}): Promise<RecordingServer> {
+export async function startRecordingServer(
+  options: RecordingServerOptions = {},
+): Promise<RecordingServer> {
   const host = options.host ?? '127.0.0.1'
   let received: ReceivedRequest[] = []
   const server = createServer((req, res) => {

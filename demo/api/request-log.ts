@@ -36,7 +36,9 @@ export interface RequestRecord {
   /** `ath` of the received access token, to tell tokens apart without keeping them. */
   tokenAth?: string | undefined
   /** Claims of the proof, when one could be decoded (even a rejected one). */
-  proof?: { jti?: unknown; htm?: unknown; htu?: unknown; iat?: unknown; nonce?: unknown; ath?: unknown } | undefined
+  proof?:
+    | { jti?: unknown; htm?: unknown; htu?: unknown; iat?: unknown; nonce?: unknown; ath?: unknown }
+    | undefined
   /** Number of body bytes received. */
   bodyLength: number
   /** base64url SHA-256 of the body received, to compare the bytes of a first attempt and its retry. */
@@ -54,7 +56,9 @@ export interface Stats {
 /** Request log with a bounded history. */
 export interface RequestLog {
   /** Records a finished request. */
-  record(entry: Omit<RequestRecord, 'seq' | 'headers' | 'tokenAth'> & { req: IncomingMessage }): void
+  record(
+    entry: Omit<RequestRecord, 'seq' | 'headers' | 'tokenAth'> & { req: IncomingMessage },
+  ): void
   /** A snapshot. */
   stats(): Stats
   /** Forgets everything. */
@@ -75,7 +79,9 @@ export function createRequestLog(limit = 5000): RequestLog {
         if (value === undefined) continue
         if (name === 'authorization') {
           headers[name] = value.map((v) => v.split(' ')[0] ?? '')
-          const token = /^DPoP\s+(\S+)$/i.exec(value[0] ?? '')?.[1] ?? /^Bearer\s+(\S+)$/i.exec(value[0] ?? '')?.[1]
+          const token =
+            /^DPoP\s+(\S+)$/i.exec(value[0] ?? '')?.[1] ??
+            /^Bearer\s+(\S+)$/i.exec(value[0] ?? '')?.[1]
           if (token) tokenAth = athOf(token)
         } else {
           headers[name] = value.length === 1 ? (value[0] ?? '') : value

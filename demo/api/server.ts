@@ -10,7 +10,14 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { createHash } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { createJwtTokenVerifier, createTestTokens, type JwtTokenOptions, type TestTokens, type TokenInfo, type TokenVerifier } from './access-tokens.ts'
+import {
+  createJwtTokenVerifier,
+  createTestTokens,
+  type JwtTokenOptions,
+  type TestTokens,
+  type TokenInfo,
+  type TokenVerifier,
+} from './access-tokens.ts'
 import { AuthError, type CheckName } from './auth-error.ts'
 import { BodyTooLarge, readBody, sendJson } from './body.ts'
 import { answerRedirect, createControlRoutes } from './control.ts'
@@ -135,23 +142,34 @@ function peekProof(dpop: readonly string[]): Record<string, unknown> | undefined
  */
 export async function startApiServer(options: ApiServerOptions = {}): Promise<ApiServer> {
   const port = options.port ?? Number(process.env[ENV.port] ?? 5301)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError('"port" must be an integer 0..65535')
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new TypeError('"port" must be an integer 0..65535')
   const host = options.host ?? DEFAULTS.host
-  const envOrigins = process.env[ENV.corsOrigins]?.split(',').map((s) => s.trim()).filter(Boolean)
+  const envOrigins = process.env[ENV.corsOrigins]
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
   const cors = createCors(options.corsOrigins ?? envOrigins ?? DEFAULTS.corsOrigins)
   const iatWindowSec = options.iatWindowSec ?? DEFAULTS.iatWindowSec
   const algorithms = options.algorithms ?? DEFAULT_ALGORITHMS
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes
-  const publicOrigin = options.publicOrigin === undefined ? undefined : new URL(options.publicOrigin).origin
+  const publicOrigin =
+    options.publicOrigin === undefined ? undefined : new URL(options.publicOrigin).origin
   const log = options.log
 
   let clockOffsetMs = options.clockOffsetMs ?? DEFAULTS.clockOffsetMs
   // The server's clock: every time-based check and the Date header use it.
   const now = (): number => Date.now() + clockOffsetMs
 
-  const nonces = createNonceIssuer({ rotateEveryMs: options.nonceRotateEveryMs ?? DEFAULTS.nonceRotateEveryMs })
+  const nonces = createNonceIssuer({
+    rotateEveryMs: options.nonceRotateEveryMs ?? DEFAULTS.nonceRotateEveryMs,
+  })
   const requireNonce = options.requireNonce ?? DEFAULTS.requireNonce
-  const replay = createReplayCache({ windowSec: iatWindowSec, now, ...(options.replayCacheSize ? { maxEntries: options.replayCacheSize } : {}) })
+  const replay = createReplayCache({
+    windowSec: iatWindowSec,
+    now,
+    ...(options.replayCacheSize ? { maxEntries: options.replayCacheSize } : {}),
+  })
   const verifyProof = createProofVerifier({
     algorithms,
     iatWindowSec,
@@ -161,7 +179,8 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   })
   const tokenMode = options.tokens ?? 'test'
   const testTokens = createTestTokens({ now })
-  const verifyToken: TokenVerifier = tokenMode === 'test' ? testTokens.verify : createJwtTokenVerifier({ ...tokenMode.jwt, now })
+  const verifyToken: TokenVerifier =
+    tokenMode === 'test' ? testTokens.verify : createJwtTokenVerifier({ ...tokenMode.jwt, now })
   const requests: RequestLog = createRequestLog()
   // Pending "rotate after N more API requests" thresholds, as absolute counts.
   let apiRequests = 0
@@ -171,21 +190,25 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
   const streams = new Set<ServerResponse>()
   let events = 0
   // The test-only routes, wired in test mode only (control.ts).
-  const handleControl = (options.control ?? tokenMode === 'test')
-    ? createControlRoutes({
-        api: () => api,
-        testTokens: tokenMode === 'test',
-        scheduleRotation(after) {
-          rotateAt = [...rotateAt, apiRequests + after].sort((a, b) => a - b)
-          return apiRequests + after
-        },
-        now,
-      })
-    : undefined
+  const handleControl =
+    (options.control ?? tokenMode === 'test')
+      ? createControlRoutes({
+          api: () => api,
+          testTokens: tokenMode === 'test',
+          scheduleRotation(after) {
+            rotateAt = [...rotateAt, apiRequests + after].sort((a, b) => a - b)
+            return apiRequests + after
+          },
+          now,
+        })
+      : undefined
 
   /** RFC 9449 §7.1 + RFC 6750 §3: the challenge, the JSON body, and a nonce whenever it helps. */
   const reject = (res: ServerResponse, error: AuthError, sentNonce: unknown): Outcome => {
-    const params = error.error === undefined ? [] : [`error="${error.error}"`, `error_description="${error.message}"`]
+    const params =
+      error.error === undefined
+        ? []
+        : [`error="${error.error}"`, `error_description="${error.message}"`]
     params.push(`algs="${algs}"`)
     res.setHeader('WWW-Authenticate', `DPoP ${params.join(', ')}`)
     if (requireNonce && (error.error === 'use_dpop_nonce' || sentNonce !== nonces.current())) {
@@ -193,32 +216,61 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     }
     // A full replay cache is the server's trouble, not the proof's: 503, try again later.
     if (error.check === 'jti-capacity') res.setHeader('Retry-After', String(iatWindowSec))
-    sendJson(res, error.check === 'jti-capacity' ? 503 : 401, { error: error.error ?? 'unauthorized', error_description: error.message, check: error.check })
+    sendJson(res, error.check === 'jti-capacity' ? 503 : 401, {
+      error: error.error ?? 'unauthorized',
+      error_description: error.message,
+      check: error.check,
+    })
     return error.error ?? 'unauthenticated'
   }
 
   /** Authorization: DPoP <token> + a valid proof + a valid token bound to the proof's key. */
-  const authenticate = async (req: IncomingMessage, url: URL): Promise<{ proof: VerifiedProof; token: TokenInfo }> => {
+  const authenticate = async (
+    req: IncomingMessage,
+    url: URL,
+  ): Promise<{ proof: VerifiedProof; token: TokenInfo }> => {
     const authorization = req.headersDistinct.authorization ?? []
-    if (authorization.length === 0) throw new AuthError(undefined, 'authorization', 'DPoP access token required')
-    if (authorization.length > 1) throw new AuthError('invalid_request', 'authorization', 'more than one Authorization header')
+    if (authorization.length === 0)
+      throw new AuthError(undefined, 'authorization', 'DPoP access token required')
+    if (authorization.length > 1)
+      throw new AuthError('invalid_request', 'authorization', 'more than one Authorization header')
     const match = /^(\S+)(?: +([A-Za-z0-9\-._~+/]+=*))?$/.exec(authorization[0] ?? '')
     const scheme = match?.[1]?.toLowerCase()
     if (scheme !== 'dpop') {
       // RFC 9449 §7.2: a resource that requires DPoP does not accept a Bearer token.
-      throw new AuthError('invalid_request', 'scheme', 'this resource requires the DPoP authorization scheme')
+      throw new AuthError(
+        'invalid_request',
+        'scheme',
+        'this resource requires the DPoP authorization scheme',
+      )
     }
     const accessToken = match?.[2]
-    if (accessToken === undefined) throw new AuthError('invalid_request', 'authorization', 'DPoP access token missing')
-    const proof = await verifyProof({ dpop: req.headersDistinct.dpop ?? [], method: req.method ?? '', url: url.href, accessToken })
+    if (accessToken === undefined)
+      throw new AuthError('invalid_request', 'authorization', 'DPoP access token missing')
+    const proof = await verifyProof({
+      dpop: req.headersDistinct.dpop ?? [],
+      method: req.method ?? '',
+      url: url.href,
+      accessToken,
+    })
     const token = await verifyToken(accessToken)
     // RFC 9449 §6.1, §7.1: the token is bound to the key that signed the proof.
-    if (token.jkt !== proof.jkt) throw new AuthError('invalid_token', 'jkt', 'access token is bound to a different key than the DPoP proof')
+    if (token.jkt !== proof.jkt)
+      throw new AuthError(
+        'invalid_token',
+        'jkt',
+        'access token is bound to a different key than the DPoP proof',
+      )
     proof.accept()
     return { proof, token }
   }
 
-  const handleApi = async (req: IncomingMessage, res: ServerResponse, url: URL, hidden: boolean): Promise<{ outcome: Outcome; check?: CheckName; body: Buffer }> => {
+  const handleApi = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    hidden: boolean,
+  ): Promise<{ outcome: Outcome; check?: CheckName; body: Buffer }> => {
     cors.apply(req, res, { expose: !hidden })
     const body = await readBody(req, maxBodyBytes)
     apiRequests++
@@ -232,7 +284,12 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       answerRedirect(res, url)
       return { outcome: 'redirect', body }
     }
-    const known = route === '/api/echo' || route === '/api/me' || route === '/api/events' || route === '/api/always-challenge' || route === '/hidden/echo'
+    const known =
+      route === '/api/echo' ||
+      route === '/api/me' ||
+      route === '/api/events' ||
+      route === '/api/always-challenge' ||
+      route === '/hidden/echo'
     if (!known || ((route === '/api/me' || route === '/api/events') && req.method !== 'GET')) {
       sendJson(res, 404, { error: 'not_found' })
       return { outcome: 'not_found', body }
@@ -244,7 +301,11 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       auth = await authenticate(req, url)
       if (route === '/api/always-challenge') {
         nonces.rotate()
-        throw new AuthError('use_dpop_nonce', 'challenge', 'Resource server requires a fresh nonce on every request')
+        throw new AuthError(
+          'use_dpop_nonce',
+          'challenge',
+          'Resource server requires a fresh nonce on every request',
+        )
       }
     } catch (error) {
       if (!(error instanceof AuthError)) throw error
@@ -252,7 +313,8 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
     }
     // RFC 9449 §8.2: a new nonce may come with any response; send it whenever the
     // client's one is no longer the current one, so it does not need a 401 to learn it.
-    if (requireNonce && auth.proof.claims.nonce !== nonces.current()) res.setHeader('DPoP-Nonce', nonces.current())
+    if (requireNonce && auth.proof.claims.nonce !== nonces.current())
+      res.setHeader('DPoP-Nonce', nonces.current())
     if (route === '/api/me') {
       sendJson(res, 200, { sub: auth.token.sub, jkt: auth.token.jkt, scope: auth.token.scope })
     } else if (route === '/api/events') {
@@ -261,7 +323,12 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       res.statusCode = 200
       res.setHeader('Content-Type', 'text/event-stream')
       res.setHeader('Cache-Control', 'no-store')
-      const data = { jti: auth.proof.claims.jti, ath: auth.proof.claims.ath, sub: auth.token.sub, lastEventId: req.headers['last-event-id'] ?? null }
+      const data = {
+        jti: auth.proof.claims.jti,
+        ath: auth.proof.claims.ath,
+        sub: auth.token.sub,
+        lastEventId: req.headers['last-event-id'] ?? null,
+      }
       res.write(`retry: 100\nid: ${++events}\ndata: ${JSON.stringify(data)}\n\n`)
       streams.add(res)
       res.on('close', () => streams.delete(res))
@@ -302,7 +369,7 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       outcome = 'preflight'
     } else if (isApi) {
       try {
-        ({ outcome, check, body } = await handleApi(req, res, url, route.startsWith('/hidden/')))
+        ;({ outcome, check, body } = await handleApi(req, res, url, route.startsWith('/hidden/')))
       } catch (error) {
         if (!(error instanceof BodyTooLarge)) throw error
         sendJson(res, 413, { error: 'payload_too_large' })
@@ -312,14 +379,28 @@ export async function startApiServer(options: ApiServerOptions = {}): Promise<Ap
       sendJson(res, 404, { error: 'not_found' })
     }
     const dpop = req.headersDistinct.dpop ?? []
-    requests.record({ req, method: req.method ?? '', path: route, query: url.search.slice(1), outcome, check, status: res.statusCode, proof: peekProof(dpop), bodyLength: body?.length ?? 0, bodySha256: body && sha256(body) })
+    requests.record({
+      req,
+      method: req.method ?? '',
+      path: route,
+      query: url.search.slice(1),
+      outcome,
+      check,
+      status: res.statusCode,
+      proof: peekProof(dpop),
+      bodyLength: body?.length ?? 0,
+      bodySha256: body && sha256(body),
+    })
     log?.(`${res.statusCode} ${req.method} ${route} ${outcome}${check ? ` (${check})` : ''}`)
   }
 
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
       // Malformed control input and the like; never echo request data back.
-      const message = error instanceof SyntaxError || error instanceof TypeError ? 'bad request' : 'internal error'
+      const message =
+        error instanceof SyntaxError || error instanceof TypeError
+          ? 'bad request'
+          : 'internal error'
       if (!res.headersSent) sendJson(res, message === 'bad request' ? 400 : 500, { error: message })
       else res.destroy()
       if (message === 'internal error') console.error('api server:', error)
@@ -387,7 +468,9 @@ function cliOptions(argv: string[]): { api: ApiServerOptions; otherPort: number 
     ...(values.host !== undefined ? { host: values.host } : {}),
     ...(values['cors-origin'] ? { corsOrigins: values['cors-origin'] } : {}),
     ...(values['public-origin'] !== undefined ? { publicOrigin: values['public-origin'] } : {}),
-    ...(values['nonce-rotate-ms'] !== undefined ? { nonceRotateEveryMs: Number(values['nonce-rotate-ms']) } : {}),
+    ...(values['nonce-rotate-ms'] !== undefined
+      ? { nonceRotateEveryMs: Number(values['nonce-rotate-ms']) }
+      : {}),
     ...(values['iat-window'] !== undefined ? { iatWindowSec: Number(values['iat-window']) } : {}),
     ...(issuer !== undefined
       ? { tokens: { jwt: { issuer, audience: audience ?? 'http://localhost:5301', jwksUri } } }
@@ -401,9 +484,14 @@ async function main(): Promise<void> {
   const { api, otherPort } = cliOptions(process.argv.slice(2))
   try {
     const server = await startApiServer(api)
-    console.log(`api server: ${server.url} (${api.tokens === undefined ? 'test mode, /__control on' : 'jwt mode'})`)
+    console.log(
+      `api server: ${server.url} (${api.tokens === undefined ? 'test mode, /__control on' : 'jwt mode'})`,
+    )
     if (otherPort !== undefined) {
-      const other = await startRecordingServer({ port: otherPort, portHint: `${ENV.otherPort} (or --other-port)` })
+      const other = await startRecordingServer({
+        port: otherPort,
+        portHint: `${ENV.otherPort} (or --other-port)`,
+      })
       console.log(`other origin: ${other.url}`)
     }
   } catch (error) {
@@ -412,4 +500,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main()
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href)
+  await main()

@@ -4,7 +4,14 @@
  * on purpose: the browser SDK is tested against this, so it must not share its bugs.
  */
 import { createHash } from 'node:crypto'
-import { EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, jwtVerify, type JWK, type JWTPayload } from 'jose'
+import {
+  EmbeddedJWK,
+  calculateJwkThumbprint,
+  decodeProtectedHeader,
+  jwtVerify,
+  type JWK,
+  type JWTPayload,
+} from 'jose'
 import { AuthError, type CheckName } from './auth-error.ts'
 import type { NonceIssuer } from './nonces.ts'
 import type { ReplayCache } from './replay.ts'
@@ -96,14 +103,19 @@ function joseFailure(cause: unknown): AuthError {
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
       return invalid('signature', 'DPoP proof signature does not verify with its jwk')
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
-      return claim === 'iat' ? invalid('iat', 'iat claim is not a number') : invalid('claims', `${String(claim)} claim is invalid`)
+      return claim === 'iat'
+        ? invalid('iat', 'iat claim is not a number')
+        : invalid('claims', `${String(claim)} claim is invalid`)
     case 'ERR_JWT_EXPIRED':
       return invalid('claims', 'exp claim says the proof expired')
     case 'ERR_JWT_INVALID':
       return invalid('claims', 'DPoP proof payload is not a JSON object of claims')
     case 'ERR_JWS_INVALID':
     case 'ERR_JOSE_NOT_SUPPORTED':
-      return invalid('jwk', 'jwk cannot be used to verify this proof (wrong key type for alg, or malformed)')
+      return invalid(
+        'jwk',
+        'jwk cannot be used to verify this proof (wrong key type for alg, or malformed)',
+      )
     default:
       return invalid('signature', 'DPoP proof did not verify')
   }
@@ -114,10 +126,13 @@ function joseFailure(cause: unknown): AuthError {
  * or rejects with an {@link AuthError} naming the failed check.
  * @throws {TypeError} for a bad option.
  */
-export function createProofVerifier(options: ProofVerifierOptions): (request: ProofRequest) => Promise<VerifiedProof> {
+export function createProofVerifier(
+  options: ProofVerifierOptions,
+): (request: ProofRequest) => Promise<VerifiedProof> {
   const algorithms = [...(options.algorithms ?? DEFAULT_ALGORITHMS)]
   const windowSec = options.iatWindowSec ?? 60
-  if (!Number.isFinite(windowSec) || windowSec <= 0) throw new TypeError('"iatWindowSec" must be a positive number')
+  if (!Number.isFinite(windowSec) || windowSec <= 0)
+    throw new TypeError('"iatWindowSec" must be a positive number')
   if (algorithms.length === 0 || algorithms.some((a) => a === 'none' || a.startsWith('HS'))) {
     throw new TypeError('"algorithms" must list asymmetric JWS algorithms only')
   }
@@ -125,12 +140,18 @@ export function createProofVerifier(options: ProofVerifierOptions): (request: Pr
 
   return async function verifyProof(request) {
     const invalid = (check: CheckName, description: string, cause?: unknown): AuthError =>
-      new AuthError('invalid_dpop_proof', check, description, cause === undefined ? undefined : { cause })
+      new AuthError(
+        'invalid_dpop_proof',
+        check,
+        description,
+        cause === undefined ? undefined : { cause },
+      )
 
     // §4.3 (1): exactly one DPoP header field. A proxy may have folded two into one
     // comma-separated line; a compact JWS never contains a comma.
     const values = request.dpop.flatMap((v) => v.split(',')).map((v) => v.trim())
-    if (values.length === 0 || (values.length === 1 && values[0] === '')) throw invalid('proof-present', 'DPoP proof missing')
+    if (values.length === 0 || (values.length === 1 && values[0] === ''))
+      throw invalid('proof-present', 'DPoP proof missing')
     if (values.length > 1) throw invalid('proof-single', 'more than one DPoP proof')
     const proof = values[0] ?? ''
     // §4.3 (2): a well-formed compact JWS (no JSON serialization, no unsigned form).
@@ -148,8 +169,10 @@ export function createProofVerifier(options: ProofVerifierOptions): (request: Pr
       throw invalid('alg', `alg must be one of ${algorithms.join(' ')}`)
     }
     const jwk = header.jwk
-    if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw invalid('jwk', 'jwk header parameter missing')
-    if (PRIVATE_MEMBERS.some((m) => Object.hasOwn(jwk, m))) throw invalid('jwk', 'jwk must be a public key')
+    if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk))
+      throw invalid('jwk', 'jwk header parameter missing')
+    if (PRIVATE_MEMBERS.some((m) => Object.hasOwn(jwk, m)))
+      throw invalid('jwk', 'jwk must be a public key')
 
     // §4.3 (6): the signature verifies with the embedded key. jose also re-checks typ
     // and alg here, and validates iat/exp/nbf types against our clock.
@@ -167,7 +190,8 @@ export function createProofVerifier(options: ProofVerifierOptions): (request: Pr
     }
 
     // §4.3 (8): the required claims, with the right types.
-    if (typeof claims.jti !== 'string' || claims.jti === '') throw invalid('claims', 'jti claim missing')
+    if (typeof claims.jti !== 'string' || claims.jti === '')
+      throw invalid('claims', 'jti claim missing')
     if (typeof claims.htm !== 'string') throw invalid('claims', 'htm claim missing')
     if (typeof claims.htu !== 'string') throw invalid('claims', 'htu claim missing')
     if (typeof claims.iat !== 'number') throw invalid('claims', 'iat claim missing')
@@ -177,36 +201,56 @@ export function createProofVerifier(options: ProofVerifierOptions): (request: Pr
     // §4.3 (10): htu is the request URI without query and fragment, after normalization.
     const expected = htuForm(request.url)
     const got = htuForm(claims.htu)
-    if (got === undefined || got !== expected) throw invalid('htu', 'htu does not match the request URL')
+    if (got === undefined || got !== expected)
+      throw invalid('htu', 'htu does not match the request URL')
 
     // §4.3 (11)-(12): iat within the window of the SERVER's clock.
     const nowSec = Math.floor(now() / 1000)
     if (Math.abs(claims.iat - nowSec) > windowSec) {
-      throw invalid('iat', `iat is outside the accepted window of ${windowSec} s around the server time`)
+      throw invalid(
+        'iat',
+        `iat is outside the accepted window of ${windowSec} s around the server time`,
+      )
     }
 
     // §8, §9: the nonce is one the server issued and still accepts.
     if (nonces) {
-      if (typeof claims.nonce !== 'string') throw new AuthError('use_dpop_nonce', 'nonce', 'Resource server requires nonce in DPoP proof')
-      if (!nonces.accepts(claims.nonce)) throw new AuthError('use_dpop_nonce', 'nonce', 'DPoP proof nonce is stale or unknown')
+      if (typeof claims.nonce !== 'string')
+        throw new AuthError(
+          'use_dpop_nonce',
+          'nonce',
+          'Resource server requires nonce in DPoP proof',
+        )
+      if (!nonces.accepts(claims.nonce))
+        throw new AuthError('use_dpop_nonce', 'nonce', 'DPoP proof nonce is stale or unknown')
     }
 
     // §4.3 (13)/§7: with an access token, ath is its hash.
     if (request.accessToken !== undefined) {
       if (typeof claims.ath !== 'string') throw invalid('ath', 'ath claim missing')
-      if (claims.ath !== athOf(request.accessToken)) throw invalid('ath', 'ath does not match the access token')
+      if (claims.ath !== athOf(request.accessToken))
+        throw invalid('ath', 'ath does not match the access token')
     }
 
     const jkt = await calculateJwkThumbprint(jwk, 'sha256')
     return {
-      claims, jwk: jwk, jkt, alg: header.alg,
+      claims,
+      jwk: jwk,
+      jkt,
+      alg: header.alg,
       accept() {
         // §11.1: jti seen once. Recorded only now, after every check of the proof and of its
         // token: a proof refused for any reason (its own key's, a bad token, a stale nonce)
         // takes no room, so a flood of such proofs cannot fill the cache.
         const remembered = replay.remember(claims.jti, claims.iat)
-        if (remembered === 'replayed') throw invalid('jti-replay', 'jti was already used (replayed proof)')
-        if (remembered === 'full') throw new AuthError('invalid_dpop_proof', 'jti-capacity', 'too many recent proofs to check for replay; try again later')
+        if (remembered === 'replayed')
+          throw invalid('jti-replay', 'jti was already used (replayed proof)')
+        if (remembered === 'full')
+          throw new AuthError(
+            'invalid_dpop_proof',
+            'jti-capacity',
+            'too many recent proofs to check for replay; try again later',
+          )
       },
     }
   }

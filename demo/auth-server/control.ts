@@ -52,39 +52,72 @@ export interface AuthServerConfig {
 
 /** `value` as a positive integer of seconds. @throws {TypeError} naming `name` otherwise */
 export function seconds(value: unknown, name: string): number {
-  if (!Number.isInteger(value) || (value as number) < 1) throw new TypeError(`"${name}" must be a positive integer (seconds)`)
+  if (!Number.isInteger(value) || (value as number) < 1)
+    throw new TypeError(`"${name}" must be a positive integer (seconds)`)
   return value as number
 }
 
 /** `value` as a {@link RefreshRotation}. @throws {TypeError} naming `name` otherwise */
 export function rotation(value: unknown, name: string): RefreshRotation {
-  if (value !== 'always' && value !== 'near-expiry') throw new TypeError(`"${name}" must be 'always' or 'near-expiry'`)
+  if (value !== 'always' && value !== 'near-expiry')
+    throw new TypeError(`"${name}" must be 'always' or 'near-expiry'`)
   return value
 }
 
 function refreshFault(value: unknown): RefreshFault | null {
   if (value === null) return null
   const { mode, ms, count } = (typeof value === 'object' ? value : {}) as Record<string, unknown>
-  const int = (v: unknown, min: number, max: number) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max
+  const int = (v: unknown, min: number, max: number) =>
+    Number.isInteger(v) && (v as number) >= min && (v as number) <= max
   if ((mode !== 'hold' && mode !== 'drop') || !int(ms ?? 0, 0, 30_000) || !int(count ?? 1, 1, 10)) {
-    throw new TypeError('"refreshFault" must be null or { mode: "hold" | "drop", ms: 0..30000, count: 1..10 }')
+    throw new TypeError(
+      '"refreshFault" must be null or { mode: "hold" | "drop", ms: 0..30000, count: 1..10 }',
+    )
   }
   return { mode, ms: (ms as number | undefined) ?? 0, count: (count as number | undefined) ?? 1 }
 }
 
 /** Applies a validated change to `config`, all or nothing; returns a copy of the settings now in force. @throws {TypeError} on a bad value */
 export function applyConfig(config: AuthServerConfig, change: unknown): AuthServerConfig {
-  if (typeof change !== 'object' || change === null) throw new TypeError('the config change must be an object')
-  const { answerBearer, accessTokenTtl, revocationDelayMs, nonces, iatWindowSec, tokenType, refreshRotation, refreshFault: fault } = change as Record<string, unknown>
-  if (nonces !== undefined && nonces !== 'always' && nonces !== 'never') throw new TypeError('"nonces" must be "always" or "never"')
-  if (iatWindowSec !== undefined && !(Number.isInteger(iatWindowSec) && (iatWindowSec as number) >= 0)) throw new TypeError('"iatWindowSec" must be an integer >= 0')
-  if (tokenType !== undefined && !(typeof tokenType === 'string' && /^[A-Za-z]{0,20}$/.test(tokenType))) throw new TypeError('"tokenType" must be letters only (or empty)')
-  if (answerBearer !== undefined && typeof answerBearer !== 'boolean') throw new TypeError('"answerBearer" must be a boolean')
+  if (typeof change !== 'object' || change === null)
+    throw new TypeError('the config change must be an object')
+  const {
+    answerBearer,
+    accessTokenTtl,
+    revocationDelayMs,
+    nonces,
+    iatWindowSec,
+    tokenType,
+    refreshRotation,
+    refreshFault: fault,
+  } = change as Record<string, unknown>
+  if (nonces !== undefined && nonces !== 'always' && nonces !== 'never')
+    throw new TypeError('"nonces" must be "always" or "never"')
+  if (
+    iatWindowSec !== undefined &&
+    !(Number.isInteger(iatWindowSec) && (iatWindowSec as number) >= 0)
+  )
+    throw new TypeError('"iatWindowSec" must be an integer >= 0')
+  if (
+    tokenType !== undefined &&
+    !(typeof tokenType === 'string' && /^[A-Za-z]{0,20}$/.test(tokenType))
+  )
+    throw new TypeError('"tokenType" must be letters only (or empty)')
+  if (answerBearer !== undefined && typeof answerBearer !== 'boolean')
+    throw new TypeError('"answerBearer" must be a boolean')
   if (accessTokenTtl !== undefined) seconds(accessTokenTtl, 'accessTokenTtl')
-  if (revocationDelayMs !== undefined && !(Number.isInteger(revocationDelayMs) && (revocationDelayMs as number) >= 0 && (revocationDelayMs as number) <= 10_000)) {
+  if (
+    revocationDelayMs !== undefined &&
+    !(
+      Number.isInteger(revocationDelayMs) &&
+      (revocationDelayMs as number) >= 0 &&
+      (revocationDelayMs as number) <= 10_000
+    )
+  ) {
     throw new TypeError('"revocationDelayMs" must be an integer from 0 to 10000')
   }
-  const nextRotation = refreshRotation === undefined ? undefined : rotation(refreshRotation, 'refreshRotation')
+  const nextRotation =
+    refreshRotation === undefined ? undefined : rotation(refreshRotation, 'refreshRotation')
   const nextFault = fault === undefined ? undefined : refreshFault(fault)
   // Validate everything before changing anything.
   if (nextRotation) config.refreshRotation = nextRotation
@@ -99,7 +132,11 @@ export function applyConfig(config: AuthServerConfig, change: unknown): AuthServ
 }
 
 /** The request listener of `/__control/*`; CORS for `corsOrigins`. */
-export function createControl(recorder: Recorder, config: AuthServerConfig, corsOrigins: ReadonlySet<string>) {
+export function createControl(
+  recorder: Recorder,
+  config: AuthServerConfig,
+  corsOrigins: ReadonlySet<string>,
+) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const origin = req.headers.origin
     if (origin && corsOrigins.has(origin)) {
@@ -130,8 +167,12 @@ export function createControl(recorder: Recorder, config: AuthServerConfig, cors
           .then((body) => applyConfig(config, body))
           .then(
             (now) => send(res, 200, now),
-            (error: unknown) => send(res, 400, { error: 'invalid_request', error_description: error instanceof Error ? error.message : 'bad request' }),
-        )
+            (error: unknown) =>
+              send(res, 400, {
+                error: 'invalid_request',
+                error_description: error instanceof Error ? error.message : 'bad request',
+              }),
+          )
         return
       default:
         send(res, 404, { error: 'not_found' })

@@ -13,7 +13,10 @@ declare module 'oidc-provider' {
     readonly params?: Record<string, unknown>
     readonly client?: { readonly clientId: string; readonly redirectUris: readonly string[] }
     readonly account?: { readonly accountId: string }
-    readonly session?: { readonly accountId?: string; grantIdFor(clientId: string): string | undefined }
+    readonly session?: {
+      readonly accountId?: string
+      grantIdFor(clientId: string): string | undefined
+    }
     readonly result?: { readonly consent?: { readonly grantId?: string } }
     readonly requestParamOIDCScopes: Set<string>
     readonly requestParamScopes: Set<string>

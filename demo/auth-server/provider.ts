@@ -65,7 +65,13 @@
  */
 import { randomBytes } from 'node:crypto'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose'
-import Provider, { errors, type Grant, type KoaContextWithOIDC, type Middleware, type TokenModel } from 'oidc-provider'
+import Provider, {
+  errors,
+  type Grant,
+  type KoaContextWithOIDC,
+  type Middleware,
+  type TokenModel,
+} from 'oidc-provider'
 
 // Fixed routes (oidc-provider's defaults, spelled out) so middleware can match them.
 export const ROUTES = {
@@ -150,7 +156,11 @@ async function signingKeys(): Promise<JWK[]> {
  *
  * @throws {Error} from oidc-provider when the settings make an invalid configuration.
  */
-export async function createProvider(issuer: string, s: ProviderSettings, hooks: ProviderHooks = {}): Promise<Provider> {
+export async function createProvider(
+  issuer: string,
+  s: ProviderSettings,
+  hooks: ProviderHooks = {},
+): Promise<Provider> {
   const requireNonce = hooks.requireNonce ?? (() => true)
   const accessTokenTtl = hooks.accessTokenTtl ?? (() => s.accessTokenTtl)
   const refreshRotation = hooks.refreshRotation ?? (() => s.refreshRotation)
@@ -184,11 +194,17 @@ export async function createProvider(issuer: string, s: ProviderSettings, hooks:
     claims: { openid: ['sub'], profile: ['name'] },
     pkce: { required: () => true },
     enabledJWA: { dPoPSigningAlgValues: s.dpopSigningAlgs },
-    findAccount: (_ctx: unknown, sub: string) => ({ accountId: sub, claims: () => ({ sub, name: sub }) }),
+    findAccount: (_ctx: unknown, sub: string) => ({
+      accountId: sub,
+      claims: () => ({ sub, name: sub }),
+    }),
     clientBasedCORS: (_ctx: unknown, origin: string) => s.corsOrigins.has(origin),
-    issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
+    issueRefreshToken: (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) =>
+      client.grantTypeAllowed('refresh_token'),
     // 'near-expiry' is oidc-provider's own rule for sender-constrained refresh tokens of public clients.
-    rotateRefreshToken: (ctx: KoaContextWithOIDC) => refreshRotation() === 'always' || (ctx.oidc.entities.RefreshToken?.ttlPercentagePassed() ?? 100) >= 70,
+    rotateRefreshToken: (ctx: KoaContextWithOIDC) =>
+      refreshRotation() === 'always' ||
+      (ctx.oidc.entities.RefreshToken?.ttlPercentagePassed() ?? 100) >= 70,
     expiresWithSession: () => false,
     loadExistingGrant,
     renderError: (ctx: KoaContextWithOIDC, out: { error?: string; error_description?: string }) => {
@@ -206,20 +222,28 @@ export async function createProvider(issuer: string, s: ProviderSettings, hooks:
     features: {
       devInteractions: { enabled: true },
       dPoP: { enabled: true, nonceSecret: s.nonceSecret, requireNonce: () => requireNonce() },
-      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: s.requirePar },
+      pushedAuthorizationRequests: {
+        enabled: true,
+        requirePushedAuthorizationRequests: s.requirePar,
+      },
       revocation: {
         enabled: true,
         // The default policy, spelled out: a public client may revoke only its own tokens.
-        allowedPolicy: async (ctx: KoaContextWithOIDC, client: { clientId: string }, token: TokenModel) =>
-          token.clientId === client.clientId && (await mayRevoke?.(ctx, token) ?? true),
+        allowedPolicy: async (
+          ctx: KoaContextWithOIDC,
+          client: { clientId: string },
+          token: TokenModel,
+        ) => token.clientId === client.clientId && ((await mayRevoke?.(ctx, token)) ?? true),
       },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
       resourceIndicators: {
         enabled: true,
-        defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf ?? (s.defaultResource ? s.apiAudience : undefined),
+        defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) =>
+          oneOf ?? (s.defaultResource ? s.apiAudience : undefined),
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx: unknown, resourceIndicator: string) => {
-          if (resourceIndicator !== s.apiAudience) throw new errors.InvalidTarget('unknown resource indicator')
+          if (resourceIndicator !== s.apiAudience)
+            throw new errors.InvalidTarget('unknown resource indicator')
           return resourceServer()
         },
       },
@@ -233,7 +257,8 @@ export async function createProvider(issuer: string, s: ProviderSettings, hooks:
     // oidc-provider's CORS exposes DPoP-Nonce and WWW-Authenticate; Date too, so that a
     // browser client can correct a device clock from the authorization server's answers.
     // (KoaContextWithOIDC's type leaves out Koa's response object; it is there.)
-    const sent = (name: string) => (ctx as unknown as { response: { get(name: string): string } }).response.get(name)
+    const sent = (name: string) =>
+      (ctx as unknown as { response: { get(name: string): string } }).response.get(name)
     if (sent('Access-Control-Allow-Origin') && ctx.method !== 'OPTIONS') {
       const exposed = sent('Access-Control-Expose-Headers')
       ctx.set('Access-Control-Expose-Headers', exposed ? `${exposed}, Date` : 'Date')
@@ -284,7 +309,8 @@ ${form}
 }
 
 function postLogoutSuccessSource(ctx: KoaContextWithOIDC): void {
-  ctx.body = '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Signed out</title></head><body><h1>Signed out</h1></body></html>'
+  ctx.body =
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Signed out</title></head><body><h1>Signed out</h1></body></html>'
 }
 
 function escapeHtml(text: string): string {

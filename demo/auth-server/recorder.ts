@@ -57,7 +57,13 @@ export interface AuthServerStats {
   /** Pushed authorization requests refused, per OAuth `error` code (`use_dpop_nonce`, ...). */
   pushedRequestErrors: Record<string, number>
   /** Tokens issued, with the key thumbprint they are bound to (`cnf.jkt`). */
-  issuedTokens: { at: number; kind: 'AccessToken' | 'RefreshToken'; grantType: string | null; jkt: string | null; grantId: string | null }[]
+  issuedTokens: {
+    at: number
+    kind: 'AccessToken' | 'RefreshToken'
+    grantType: string | null
+    jkt: string | null
+    grantId: string | null
+  }[]
   /** Refresh tokens consumed by rotation. */
   refreshTokensRotated: number
   /** Refresh requests that presented an already rotated refresh token (the grant is then revoked). */
@@ -69,7 +75,12 @@ export interface AuthServerStats {
    * its proof's key (null without a proof), the token's `cnf.jkt`, and the verdict
    * (`revoked`, or the error code it was refused with).
    */
-  revocationProofs: { at: number; proofJkt: string | null; tokenJkt: string | null; outcome: string }[]
+  revocationProofs: {
+    at: number
+    proofJkt: string | null
+    tokenJkt: string | null
+    outcome: string
+  }[]
   /** UserInfo requests: the HTTP status, the authorization scheme and the thumbprint of the DPoP proof's key (null without one). */
   userinfo: { at: number; status: number; scheme: string | null; proofJkt: string | null }[]
   /** Grants revoked, by id, for any reason (revocation, refresh token reuse, logout). */
@@ -154,9 +165,13 @@ export function createRecorder(log: ((line: string) => void) | undefined): Recor
     entry[outcome] += 1
   }
 
-  const errorFields = (err: OAuthErrorLike): { error: string; errorDescription?: string; errorDetail?: string } => ({
+  const errorFields = (
+    err: OAuthErrorLike,
+  ): { error: string; errorDescription?: string; errorDetail?: string } => ({
     error: typeof err.error === 'string' ? err.error : 'server_error',
-    ...(typeof err.error_description === 'string' ? { errorDescription: err.error_description } : {}),
+    ...(typeof err.error_description === 'string'
+      ? { errorDescription: err.error_description }
+      : {}),
     ...(typeof err.error_detail === 'string' ? { errorDetail: err.error_detail } : {}),
   })
 
@@ -164,7 +179,13 @@ export function createRecorder(log: ((line: string) => void) | undefined): Recor
     const grantType = token.gty?.split(' ').at(-1) ?? null
     const jkt = token.jkt ?? null
     const grantId = token.grantId ?? null
-    const at = record({ type: 'token.issued', kind, jkt, ...(grantType ? { grantType } : {}), ...(grantId ? { grantId } : {}) })
+    const at = record({
+      type: 'token.issued',
+      kind,
+      jkt,
+      ...(grantType ? { grantType } : {}),
+      ...(grantId ? { grantId } : {}),
+    })
     stats.issuedTokens.push({ at, kind, grantType, jkt, grantId })
   }
 
@@ -180,16 +201,30 @@ export function createRecorder(log: ((line: string) => void) | undefined): Recor
         const dpopJkt = stringParam(ctx, 'dpop_jkt')
         // The thumbprint of the key in the request's DPoP proof (the provider checked it).
         const proof = (ctx as unknown as { get(name: string): string }).get('DPoP')
-        const entry = { at: record({ type: 'pushed_authorization_request.success', jkt: dpopJkt }), dpopJkt, proofJkt: null as string | null }
+        const entry = {
+          at: record({ type: 'pushed_authorization_request.success', jkt: dpopJkt }),
+          dpopJkt,
+          proofJkt: null as string | null,
+        }
         stats.pushedRequests.push(entry)
         const jwk = proof ? decodeProtectedHeader(proof).jwk : undefined
-        if (jwk) void calculateJwkThumbprint(jwk).then((jkt) => { entry.proofJkt = jkt }, () => undefined)
+        if (jwk)
+          void calculateJwkThumbprint(jwk).then(
+            (jkt) => {
+              entry.proofJkt = jkt
+            },
+            () => undefined,
+          )
       })
-      provider.on('pushed_authorization_request.error', (_ctx: KoaContextWithOIDC, err: OAuthErrorLike) => {
-        const fields = errorFields(err)
-        stats.pushedRequestErrors[fields.error] = (stats.pushedRequestErrors[fields.error] ?? 0) + 1
-        record({ type: 'pushed_authorization_request.error', ...fields })
-      })
+      provider.on(
+        'pushed_authorization_request.error',
+        (_ctx: KoaContextWithOIDC, err: OAuthErrorLike) => {
+          const fields = errorFields(err)
+          stats.pushedRequestErrors[fields.error] =
+            (stats.pushedRequestErrors[fields.error] ?? 0) + 1
+          record({ type: 'pushed_authorization_request.error', ...fields })
+        },
+      )
       provider.on('authorization.error', (_ctx: KoaContextWithOIDC, err: OAuthErrorLike) => {
         record({ type: 'authorization.error', ...errorFields(err) })
       })
@@ -212,7 +247,11 @@ export function createRecorder(log: ((line: string) => void) | undefined): Recor
       provider.on('refresh_token.saved', onToken('RefreshToken'))
       provider.on('refresh_token.consumed', (token: TokenModel) => {
         stats.refreshTokensRotated += 1
-        record({ type: 'refresh_token.consumed', ...(token.grantId ? { grantId: token.grantId } : {}), jkt: token.jkt ?? null })
+        record({
+          type: 'refresh_token.consumed',
+          ...(token.grantId ? { grantId: token.grantId } : {}),
+          jkt: token.jkt ?? null,
+        })
       })
       provider.on('grant.revoked', (_ctx: KoaContextWithOIDC, grantId: string) => {
         stats.grantsRevoked.push(grantId)
@@ -229,7 +268,11 @@ export function createRecorder(log: ((line: string) => void) | undefined): Recor
       provider.on('server_error', (ctx: KoaContextWithOIDC, err: OAuthErrorLike) => {
         const message = typeof err.message === 'string' ? err.message : 'unknown'
         const route = ctx.oidc.route ?? null
-        const at = record({ type: 'server_error', error: 'server_error', errorDescription: message })
+        const at = record({
+          type: 'server_error',
+          error: 'server_error',
+          errorDescription: message,
+        })
         stats.serverErrors.push({ at, route, message })
       })
     },
@@ -238,13 +281,28 @@ export function createRecorder(log: ((line: string) => void) | undefined): Recor
       record({ type: 'revocation.success' })
     },
     userinfo(status, scheme, proof) {
-      const entry = { at: record({ type: 'userinfo', ...(status === 200 ? {} : { error: String(status) }) }), status, scheme, proofJkt: null as string | null }
+      const entry = {
+        at: record({ type: 'userinfo', ...(status === 200 ? {} : { error: String(status) }) }),
+        status,
+        scheme,
+        proofJkt: null as string | null,
+      }
       stats.userinfo.push(entry)
       const jwk = proof ? decodeProtectedHeader(proof).jwk : undefined
-      if (jwk) void calculateJwkThumbprint(jwk).then((jkt) => { entry.proofJkt = jkt }, () => undefined)
+      if (jwk)
+        void calculateJwkThumbprint(jwk).then(
+          (jkt) => {
+            entry.proofJkt = jkt
+          },
+          () => undefined,
+        )
     },
     revocationProof(proofJkt, tokenJkt, outcome) {
-      const at = record({ type: 'revocation.proof', jkt: proofJkt, ...(outcome === 'revoked' ? {} : { error: outcome }) })
+      const at = record({
+        type: 'revocation.proof',
+        jkt: proofJkt,
+        ...(outcome === 'revoked' ? {} : { error: outcome }),
+      })
       stats.revocationProofs.push({ at, proofJkt, tokenJkt, outcome })
     },
     proofWindowRefused() {
@@ -255,7 +313,11 @@ export function createRecorder(log: ((line: string) => void) | undefined): Recor
       record({ type: 'bearer.answered', grantType })
     },
     fault(mode, ms) {
-      record({ type: `fault.${mode}`, grantType: 'refresh_token', ...(mode === 'hold' ? { errorDescription: `${ms} ms` } : {}) })
+      record({
+        type: `fault.${mode}`,
+        grantType: 'refresh_token',
+        ...(mode === 'hold' ? { errorDescription: `${ms} ms` } : {}),
+      })
     },
     stats: () => structuredClone(stats),
     reset() {

@@ -20,7 +20,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { closeServer, listen } from '../api/listen.ts'
-import { applyConfig, CONTROL_PREFIX, createControl, rotation, seconds, send, type AuthServerConfig } from './control.ts'
+import {
+  applyConfig,
+  CONTROL_PREFIX,
+  createControl,
+  rotation,
+  seconds,
+  send,
+  type AuthServerConfig,
+} from './control.ts'
 import { createProvider, type ProviderSettings, type RefreshRotation } from './provider.ts'
 import { createRecorder, type AuthServerStats } from './recorder.ts'
 import { boundRevocationCheck, testSwitches } from './test-switches.ts'
@@ -133,7 +141,16 @@ export interface AuthServerHandle {
  */
 export async function startAuthServer(options: AuthServerOptions = {}): Promise<AuthServerHandle> {
   const o = normalize(options)
-  const config: AuthServerConfig = { answerBearer: o.answerBearer, accessTokenTtl: o.accessTokenTtl, revocationDelayMs: 0, nonces: 'always', iatWindowSec: 0, tokenType: '', refreshRotation: o.refreshRotation, refreshFault: null }
+  const config: AuthServerConfig = {
+    answerBearer: o.answerBearer,
+    accessTokenTtl: o.accessTokenTtl,
+    revocationDelayMs: 0,
+    nonces: 'always',
+    iatWindowSec: 0,
+    tokenType: '',
+    refreshRotation: o.refreshRotation,
+    refreshFault: null,
+  }
   const recorder = createRecorder(o.log)
 
   // The issuer must name the bound port, and port 0 is only known after listen(): bind
@@ -149,7 +166,9 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
   try {
     // One secret for the provider's nonces and for the revocation check, which accepts them.
     const nonceSecret = randomBytes(32)
-    const mayRevoke = o.requireRevocationProof ? boundRevocationCheck(issuer, nonceSecret, o.dpopSigningAlgs, recorder) : undefined
+    const mayRevoke = o.requireRevocationProof
+      ? boundRevocationCheck(issuer, nonceSecret, o.dpopSigningAlgs, recorder)
+      : undefined
     const settings: ProviderSettings = {
       clientId: o.clientId,
       redirectUris: o.redirectUris,
@@ -165,7 +184,11 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
       refreshRotation: o.refreshRotation,
       nonceSecret,
     }
-    const provider = await createProvider(issuer, settings, testSwitches(config, recorder, o.corsOrigins, mayRevoke))
+    const provider = await createProvider(
+      issuer,
+      settings,
+      testSwitches(config, recorder, o.corsOrigins, mayRevoke),
+    )
     recorder.attach(provider)
     const oidc = provider.callback()
     const control = createControl(recorder, config, o.corsOrigins)
@@ -213,14 +236,19 @@ interface Normalized {
 function normalize(options: AuthServerOptions): Normalized {
   const d = AUTH_SERVER_DEFAULTS
   const port = options.port ?? d.port
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new TypeError('"options.port" must be an integer from 0 to 65535')
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new TypeError('"options.port" must be an integer from 0 to 65535')
   const redirectUris = urls(options.redirectUris ?? d.redirectUris, 'options.redirectUris')
   const origins = [...new Set(redirectUris.map((u) => new URL(u).origin))]
   const postLogoutRedirectUris = urls(
-    options.postLogoutRedirectUris ?? [...new Set([...redirectUris, ...origins.map((origin) => `${origin}/`)])],
+    options.postLogoutRedirectUris ?? [
+      ...new Set([...redirectUris, ...origins.map((origin) => `${origin}/`)]),
+    ],
     'options.postLogoutRedirectUris',
   )
-  const corsOrigins = urls(options.corsOrigins ?? origins, 'options.corsOrigins').map((u) => new URL(u).origin)
+  const corsOrigins = urls(options.corsOrigins ?? origins, 'options.corsOrigins').map(
+    (u) => new URL(u).origin,
+  )
   const [apiAudience] = urls([options.apiAudience ?? d.apiAudience], 'options.apiAudience')
   const apiScope = options.apiScope ?? d.apiScope
   if (typeof apiScope !== 'string' || !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(apiScope)) {
@@ -236,23 +264,32 @@ function normalize(options: AuthServerOptions): Normalized {
     apiAudience: apiAudience ?? d.apiAudience,
     apiScope,
     accessTokenTtl: seconds(options.accessTokenTtl ?? d.accessTokenTtl, 'options.accessTokenTtl'),
-    refreshTokenTtl: seconds(options.refreshTokenTtl ?? d.refreshTokenTtl, 'options.refreshTokenTtl'),
+    refreshTokenTtl: seconds(
+      options.refreshTokenTtl ?? d.refreshTokenTtl,
+      'options.refreshTokenTtl',
+    ),
     answerBearer: options.answerBearer ?? d.answerBearer,
     dpopSigningAlgs: [...(options.dpopSigningAlgs ?? d.dpopSigningAlgs)],
     requirePar: options.requirePar ?? d.requirePar,
     requireRevocationProof: options.requireRevocationProof ?? d.requireRevocationProof,
     defaultResource: options.defaultResource ?? d.defaultResource,
-    refreshRotation: rotation(options.refreshRotation ?? d.refreshRotation, 'options.refreshRotation'),
+    refreshRotation: rotation(
+      options.refreshRotation ?? d.refreshRotation,
+      'options.refreshRotation',
+    ),
     log: options.log,
   }
 }
 
 function urls(value: unknown, name: string): string[] {
-  if (!Array.isArray(value) || value.length === 0) throw new TypeError(`"${name}" must be a non-empty array of http(s) URLs`)
+  if (!Array.isArray(value) || value.length === 0)
+    throw new TypeError(`"${name}" must be a non-empty array of http(s) URLs`)
   return value.map((u: unknown) => {
     const url = typeof u === 'string' ? URL.parse(u) : null
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hash) {
-      throw new TypeError(`"${name}" must hold absolute http(s) URLs without a fragment; got ${JSON.stringify(u)}`)
+      throw new TypeError(
+        `"${name}" must hold absolute http(s) URLs without a fragment; got ${JSON.stringify(u)}`,
+      )
     }
     return u as string
   })
@@ -272,8 +309,14 @@ async function main(): Promise<void> {
     },
   })
   const env = process.env
-  const numeric = (text: string | undefined): number | undefined => (text === undefined || text === '' ? undefined : Number(text))
-  const redirectUris = values['redirect-uri'] ?? env[AUTH_SERVER_ENV.redirectUris]?.split(',').map((s) => s.trim()).filter(Boolean)
+  const numeric = (text: string | undefined): number | undefined =>
+    text === undefined || text === '' ? undefined : Number(text)
+  const redirectUris =
+    values['redirect-uri'] ??
+    env[AUTH_SERVER_ENV.redirectUris]
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
   const apiAudience = values['api-audience'] ?? env[AUTH_SERVER_ENV.apiAudience]
   const port = numeric(values.port ?? env[AUTH_SERVER_ENV.port])
   const accessTokenTtl = numeric(values['access-token-ttl'] ?? env[AUTH_SERVER_ENV.accessTokenTtl])
@@ -292,7 +335,9 @@ async function main(): Promise<void> {
     console.error(error instanceof Error ? error.message : String(error))
     process.exit(1)
   }
-  console.log(`authorization server: ${handle.issuer} (client_id ${handle.clientId}, API audience ${handle.apiAudience})`)
+  console.log(
+    `authorization server: ${handle.issuer} (client_id ${handle.clientId}, API audience ${handle.apiAudience})`,
+  )
   console.log(`  discovery: ${handle.issuer}/.well-known/openid-configuration`)
   console.log(`  stats:     ${handle.issuer}${CONTROL_PREFIX}stats`)
   const stop = (): void => {

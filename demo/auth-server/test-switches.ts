@@ -54,7 +54,11 @@ export function testSwitches(
       if (ctx.method === 'POST' && ctx.path === ROUTES.revocation && config.revocationDelayMs > 0) {
         await new Promise((resolve) => setTimeout(resolve, config.revocationDelayMs))
       }
-      if (ctx.method === 'POST' && config.iatWindowSec > 0 && (ctx.path === ROUTES.token || ctx.path === ROUTES.pushed_authorization_request)) {
+      if (
+        ctx.method === 'POST' &&
+        config.iatWindowSec > 0 &&
+        (ctx.path === ROUTES.token || ctx.path === ROUTES.pushed_authorization_request)
+      ) {
         // A strict proof window (Keycloak, Curity), checked before oidc-provider's own checks.
         let iat: unknown
         try {
@@ -72,13 +76,17 @@ export function testSwitches(
           }
           ctx.status = 400
           ctx.set('Cache-Control', 'no-store')
-          ctx.body = { error: 'invalid_dpop_proof', error_description: 'DPoP proof is not active (iat)' }
+          ctx.body = {
+            error: 'invalid_dpop_proof',
+            error_description: 'DPoP proof is not active (iat)',
+          }
           return
         }
       }
       await next()
       // Keycloak's shape: no nonces, so no DPoP-Nonce header, ever.
-      if (config.nonces === 'never') (ctx as unknown as { remove(name: string): void }).remove('DPoP-Nonce')
+      if (config.nonces === 'never')
+        (ctx as unknown as { remove(name: string): void }).remove('DPoP-Nonce')
       if (ctx.path === ROUTES.userinfo && ctx.method !== 'OPTIONS') {
         const proof = (ctx as unknown as { get(name: string): string }).get('DPoP')
         const scheme = ctx.get('Authorization').split(' ')[0] || null
@@ -86,7 +94,12 @@ export function testSwitches(
       }
       if (ctx.method !== 'POST') return
       const fault = config.refreshFault
-      if (fault && ctx.path === ROUTES.token && ctx.status === 200 && grantTypeOf(ctx) === 'refresh_token') {
+      if (
+        fault &&
+        ctx.path === ROUTES.token &&
+        ctx.status === 200 &&
+        grantTypeOf(ctx) === 'refresh_token'
+      ) {
         // The grant is done (the refresh token rotated, when it does): now lose the answer.
         if (--fault.count <= 0) config.refreshFault = null
         recorder.fault(fault.mode, fault.ms)
@@ -108,7 +121,8 @@ export function testSwitches(
         }
       } else if (ctx.path === ROUTES.token && config.tokenType && ctx.status === 200) {
         const body = ctx.body
-        if (isRecord(body) && body.token_type === 'DPoP') ctx.body = { ...body, token_type: config.tokenType }
+        if (isRecord(body) && body.token_type === 'DPoP')
+          ctx.body = { ...body, token_type: config.tokenType }
       }
     },
   }
@@ -123,7 +137,12 @@ export function testSwitches(
  * `cnf.jkt`. A refusal throws the OAuth error (the request fails, nothing is revoked).
  * `nonceSecret` is the provider's own (`ProviderSettings.nonceSecret`).
  */
-export function boundRevocationCheck(issuer: string, nonceSecret: Buffer, algorithms: readonly string[], recorder: Recorder) {
+export function boundRevocationCheck(
+  issuer: string,
+  nonceSecret: Buffer,
+  algorithms: readonly string[],
+  recorder: Recorder,
+) {
   const nonces = new ServerChallenge(nonceSecret, 'DPoP')
   const seen = new Map<string, number>() // jti -> expiry, ms
   const htu = `${issuer}${ROUTES.revocation}`
@@ -132,13 +151,21 @@ export function boundRevocationCheck(issuer: string, nonceSecret: Buffer, algori
     const proof = ctx.get('DPoP')
     let proofJkt: string | null = null
     const refuse = (error: Error): never => {
-      recorder.revocationProof(proofJkt, token.jkt ?? null, (error as { error?: string }).error ?? 'invalid_dpop_proof')
+      recorder.revocationProof(
+        proofJkt,
+        token.jkt ?? null,
+        (error as { error?: string }).error ?? 'invalid_dpop_proof',
+      )
       throw error
     }
-    if (!proof) return refuse(new errors.InvalidDpopProof('DPoP proof required to revoke a DPoP-bound token'))
+    if (!proof)
+      return refuse(new errors.InvalidDpopProof('DPoP proof required to revoke a DPoP-bound token'))
     let payload: JWTPayload
     try {
-      const verified = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: [...algorithms] })
+      const verified = await jwtVerify(proof, EmbeddedJWK, {
+        typ: 'dpop+jwt',
+        algorithms: [...algorithms],
+      })
       payload = verified.payload
       proofJkt = await calculateJwkThumbprint(verified.protectedHeader.jwk!)
     } catch {
@@ -146,15 +173,21 @@ export function boundRevocationCheck(issuer: string, nonceSecret: Buffer, algori
     }
     const now = Date.now()
     for (const [jti, until] of seen) if (until < now) seen.delete(jti)
-    if (payload.htm !== 'POST' || payload.htu !== htu) return refuse(new errors.InvalidDpopProof('DPoP proof htm or htu mismatch'))
-    if (typeof payload.iat !== 'number' || Math.abs(now / 1000 - payload.iat) > 300) return refuse(new errors.InvalidDpopProof('DPoP proof iat out of window'))
-    if (typeof payload.jti !== 'string' || seen.has(payload.jti)) return refuse(new errors.InvalidDpopProof('DPoP proof jti missing or replayed'))
+    if (payload.htm !== 'POST' || payload.htu !== htu)
+      return refuse(new errors.InvalidDpopProof('DPoP proof htm or htu mismatch'))
+    if (typeof payload.iat !== 'number' || Math.abs(now / 1000 - payload.iat) > 300)
+      return refuse(new errors.InvalidDpopProof('DPoP proof iat out of window'))
+    if (typeof payload.jti !== 'string' || seen.has(payload.jti))
+      return refuse(new errors.InvalidDpopProof('DPoP proof jti missing or replayed'))
     if (typeof payload.nonce !== 'string' || !nonces.checkChallenge(payload.nonce)) {
       ctx.set('DPoP-Nonce', nonces.nextChallenge())
       return refuse(new errors.UseDpopNonce('nonce is required in the DPoP proof'))
     }
     seen.set(payload.jti, now + 600_000)
-    if (proofJkt !== token.jkt) return refuse(new errors.InvalidDpopProof('DPoP proof is not from the key the token is bound to'))
+    if (proofJkt !== token.jkt)
+      return refuse(
+        new errors.InvalidDpopProof('DPoP proof is not from the key the token is bound to'),
+      )
     recorder.revocationProof(proofJkt, token.jkt, 'revoked')
     return true
   }

@@ -57,5 +57,11 @@ export interface AtprotoStats {
   /** Grants issued since the last reset, in order: `authorization_code` or `refresh_token`. */
   grantsIssued: string[]
   /** What the token store holds now. */
-  grants: { tokenId: string; did: string; clientId: string; jkt: string | undefined; refreshTokens: number }[]
+  grants: {
+    tokenId: string
+    did: string
+    clientId: string
+    jkt: string | undefined
+    refreshTokens: number
+  }[]
 }

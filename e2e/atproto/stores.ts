@@ -5,13 +5,41 @@
  * browser sign-in never reaches (sign-up, e-mail and password flows, account deletion) refuse
  * with the provider's own error type. Replay protection uses the provider's memory default.
  */
-import type { Account, AccountStore, AuthenticateAccountData, AuthorizedClientData, AuthorizedClients, ClientId, DeviceAccount, DeviceId, Did } from '@atproto/oauth-provider/store'
+import type {
+  Account,
+  AccountStore,
+  AuthenticateAccountData,
+  AuthorizedClientData,
+  AuthorizedClients,
+  ClientId,
+  DeviceAccount,
+  DeviceId,
+  Did,
+} from '@atproto/oauth-provider/store'
 import type { DeviceData, DeviceStore } from '@atproto/oauth-provider/store'
 import type { LexiconData, LexiconStore } from '@atproto/oauth-provider/store'
-import type { FoundRequestResult, RequestData, RequestId, RequestStore, UpdateRequestData } from '@atproto/oauth-provider/store'
-import type { CreateTokenData, NewTokenData, RefreshToken, TokenData, TokenId, TokenInfo, TokenStore } from '@atproto/oauth-provider/store'
+import type {
+  FoundRequestResult,
+  RequestData,
+  RequestId,
+  RequestStore,
+  UpdateRequestData,
+} from '@atproto/oauth-provider/store'
+import type {
+  CreateTokenData,
+  NewTokenData,
+  RefreshToken,
+  TokenData,
+  TokenId,
+  TokenInfo,
+  TokenStore,
+} from '@atproto/oauth-provider/store'
 import { randomBytes } from 'node:crypto'
-import { InvalidCredentialsError, InvalidGrantError, InvalidRequestError } from '@atproto/oauth-provider/errors'
+import {
+  InvalidCredentialsError,
+  InvalidGrantError,
+  InvalidRequestError,
+} from '@atproto/oauth-provider/errors'
 
 /** The test account and its password (the sign-in form takes the handle or the e-mail). */
 export interface TestUser {
@@ -33,26 +61,36 @@ export interface GrantRecord {
 type Code = NonNullable<RequestData['code']>
 
 /** One object implementing every store the provider requires, over plain Maps. */
-export function createMemoryStore(user: TestUser): AccountStore & DeviceStore & LexiconStore & RequestStore & TokenStore & {
-  /** The grants the token store holds now. */
-  grants(): GrantRecord[]
-  /**
-   * Gives every grant a new token id, so the access tokens issued so far (whose `jti` is the
-   * old id) are no longer found while the refresh tokens stay valid: the server ending access
-   * tokens early. (Moving `expiresAt` into the past would not do: the provider deletes the
-   * whole grant when a resource presents an expired access token.)
-   */
-  forgetAccessTokens(): number
-  /** Forgets everything but the account. */
-  reset(): void
-} {
+export function createMemoryStore(user: TestUser): AccountStore &
+  DeviceStore &
+  LexiconStore &
+  RequestStore &
+  TokenStore & {
+    /** The grants the token store holds now. */
+    grants(): GrantRecord[]
+    /**
+     * Gives every grant a new token id, so the access tokens issued so far (whose `jti` is the
+     * old id) are no longer found while the refresh tokens stay valid: the server ending access
+     * tokens early. (Moving `expiresAt` into the past would not do: the provider deletes the
+     * whole grant when a resource presents an expired access token.)
+     */
+    forgetAccessTokens(): number
+    /** Forgets everything but the account. */
+    reset(): void
+  } {
   const devices = new Map<DeviceId, DeviceData>()
   // deviceId + did -> when the device account was created/updated
-  const deviceAccounts = new Map<string, { deviceId: DeviceId; did: Did; createdAt: Date; updatedAt: Date }>()
+  const deviceAccounts = new Map<
+    string,
+    { deviceId: DeviceId; did: Did; createdAt: Date; updatedAt: Date }
+  >()
   const authorizedClients = new Map<Did, AuthorizedClients>()
   const lexicons = new Map<string, LexiconData>()
   const requests = new Map<RequestId, RequestData>()
-  const tokens = new Map<TokenId, { data: TokenData; current: RefreshToken | null; previous: RefreshToken[] }>()
+  const tokens = new Map<
+    TokenId,
+    { data: TokenData; current: RefreshToken | null; previous: RefreshToken[] }
+  >()
 
   const accountOf = (did: Did): Account => {
     if (did !== user.account.did) throw new InvalidRequestError(`Unknown account ${did}`)
@@ -63,25 +101,45 @@ export function createMemoryStore(user: TestUser): AccountStore & DeviceStore & 
     if (!clients) authorizedClients.set(did, (clients = new Map()))
     return clients
   }
-  const deviceAccount = (entry: { deviceId: DeviceId; did: Did; createdAt: Date; updatedAt: Date }): DeviceAccount | null => {
+  const deviceAccount = (entry: {
+    deviceId: DeviceId
+    did: Did
+    createdAt: Date
+    updatedAt: Date
+  }): DeviceAccount | null => {
     const deviceData = devices.get(entry.deviceId)
     if (!deviceData) return null
-    return { deviceId: entry.deviceId, deviceData, account: accountOf(entry.did), authorizedClients: clientsOf(entry.did), createdAt: entry.createdAt, updatedAt: entry.updatedAt }
+    return {
+      deviceId: entry.deviceId,
+      deviceData,
+      account: accountOf(entry.did),
+      authorizedClients: clientsOf(entry.did),
+      createdAt: entry.createdAt,
+      updatedAt: entry.updatedAt,
+    }
   }
   const tokenInfo = (id: TokenId): TokenInfo | null => {
     const t = tokens.get(id)
-    return t ? { id, data: t.data, account: accountOf(t.data.did), currentRefreshToken: t.current } : null
+    return t
+      ? { id, data: t.data, account: accountOf(t.data.did), currentRefreshToken: t.current }
+      : null
   }
-  const unsupported = (what: string) => (): never => { throw new InvalidRequestError(`${what} is not supported by this test server`) }
+  const unsupported = (what: string) => (): never => {
+    throw new InvalidRequestError(`${what} is not supported by this test server`)
+  }
 
   return {
     // ------------------------------------------------------------ AccountStore
     createAccount: unsupported('Sign-up'),
     authenticateAccount(data: AuthenticateAccountData): Account {
       const { account } = user
-      const known = data.username === account.handle || data.username === account.email || data.username === account.did
+      const known =
+        data.username === account.handle ||
+        data.username === account.email ||
+        data.username === account.did
       if (!known) throw new InvalidCredentialsError('Invalid identifier or password')
-      if (data.password !== user.password) throw new InvalidCredentialsError('Invalid identifier or password', account.did)
+      if (data.password !== user.password)
+        throw new InvalidCredentialsError('Invalid identifier or password', account.did)
       return account
     },
     setAuthorizedClient(did: Did, clientId: ClientId, data: AuthorizedClientData): void {
@@ -94,7 +152,12 @@ export function createMemoryStore(user: TestUser): AccountStore & DeviceStore & 
       const key = `${deviceId} ${did}`
       const now = new Date()
       const existing = deviceAccounts.get(key)
-      deviceAccounts.set(key, { deviceId, did, createdAt: existing?.createdAt ?? now, updatedAt: now })
+      deviceAccounts.set(key, {
+        deviceId,
+        did,
+        createdAt: existing?.createdAt ?? now,
+        updatedAt: now,
+      })
     },
     getDeviceAccount(deviceId: DeviceId, did: Did): DeviceAccount | null {
       const entry = deviceAccounts.get(`${deviceId} ${did}`)
@@ -166,7 +229,8 @@ export function createMemoryStore(user: TestUser): AccountStore & DeviceStore & 
       for (const [requestId, data] of requests) {
         if (data.code !== code) continue
         requests.delete(requestId)
-        if (data.expiresAt.getTime() < Date.now()) throw new InvalidGrantError('This code has expired')
+        if (data.expiresAt.getTime() < Date.now())
+          throw new InvalidGrantError('This code has expired')
         return { requestId, data }
       }
       return null
@@ -180,31 +244,45 @@ export function createMemoryStore(user: TestUser): AccountStore & DeviceStore & 
     deleteToken(tokenId: TokenId): void {
       tokens.delete(tokenId)
     },
-    rotateToken(tokenId: TokenId, newTokenId: TokenId, newRefreshToken: RefreshToken, newData: NewTokenData): void {
+    rotateToken(
+      tokenId: TokenId,
+      newTokenId: TokenId,
+      newRefreshToken: RefreshToken,
+      newData: NewTokenData,
+    ): void {
       const t = tokens.get(tokenId)
       if (!t) throw new InvalidGrantError('Unknown token')
       tokens.delete(tokenId)
       // Old refresh tokens keep pointing at the grant, so the provider can see a replay.
-      tokens.set(newTokenId, { data: { ...t.data, ...newData }, current: newRefreshToken, previous: t.current ? [...t.previous, t.current] : t.previous })
+      tokens.set(newTokenId, {
+        data: { ...t.data, ...newData },
+        current: newRefreshToken,
+        previous: t.current ? [...t.previous, t.current] : t.previous,
+      })
     },
     findTokenByRefreshToken(refreshToken: RefreshToken): TokenInfo | null {
-      for (const [id, t] of tokens) if (t.current === refreshToken || t.previous.includes(refreshToken)) return tokenInfo(id)
+      for (const [id, t] of tokens)
+        if (t.current === refreshToken || t.previous.includes(refreshToken)) return tokenInfo(id)
       return null
     },
     findTokenByCode(code: Code): TokenInfo | null {
       for (const [id, t] of tokens) if (t.data.code === code) return tokenInfo(id)
       return null
     },
-    listAccountTokens: (did: Did) => [...tokens.keys()].map(tokenInfo).filter((t): t is TokenInfo => t !== null && t.data.did === did),
+    listAccountTokens: (did: Did) =>
+      [...tokens.keys()]
+        .map(tokenInfo)
+        .filter((t): t is TokenInfo => t !== null && t.data.did === did),
 
     // ------------------------------------------------------------ for the tests
-    grants: () => [...tokens].map(([tokenId, t]) => ({
-      tokenId,
-      did: t.data.did,
-      clientId: t.data.clientId,
-      jkt: t.data.parameters.dpop_jkt,
-      refreshTokens: t.previous.length + (t.current ? 1 : 0),
-    })),
+    grants: () =>
+      [...tokens].map(([tokenId, t]) => ({
+        tokenId,
+        did: t.data.did,
+        clientId: t.data.clientId,
+        jkt: t.data.parameters.dpop_jkt,
+        refreshTokens: t.previous.length + (t.current ? 1 : 0),
+      })),
     forgetAccessTokens(): number {
       const entries = [...tokens]
       tokens.clear()
@@ -212,7 +290,8 @@ export function createMemoryStore(user: TestUser): AccountStore & DeviceStore & 
       return entries.length
     },
     reset(): void {
-      for (const m of [devices, deviceAccounts, authorizedClients, lexicons, requests, tokens]) m.clear()
+      for (const m of [devices, deviceAccounts, authorizedClients, lexicons, requests, tokens])
+        m.clear()
     },
   }
 }

@@ -4,9 +4,9 @@
 import { createDPoPClient } from 'dpop-spa'
 
 const redirectUri = 'http://127.0.0.1:5199/callback' // loopback redirects: 127.0.0.1, never localhost
-const scope = 'atproto transition:generic'           // `openid` (the default) is refused there
+const scope = 'atproto transition:generic' // `openid` (the default) is refused there
 const auth = await createDPoPClient({
-  issuer: 'https://pds.example.com',                 // the account's authorization server
+  issuer: 'https://pds.example.com', // the account's authorization server
   clientId: `http://localhost?${new URLSearchParams({ redirect_uri: redirectUri, scope })}`, // development; a real app publishes a client metadata document at an https client id
   redirectUri,
   scope,

@@ -17,4 +17,7 @@ const response = await api('https://api.example.com/orders', {
 const restore = installDPoPFetch(api) // or sign every window.fetch to those origins
 
 // Not in the page: the OAuth library the app already uses.
-declare const myOAuthLibrary: { accessToken(): Promise<string | undefined>; refresh(): Promise<string | undefined> }
+declare const myOAuthLibrary: {
+  accessToken(): Promise<string | undefined>
+  refresh(): Promise<string | undefined>
+}

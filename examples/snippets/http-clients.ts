@@ -9,7 +9,11 @@ import { EventSource } from 'eventsource'
 
 // axios >= 1.12.0: its fetch adapter takes a custom fetch in env.fetch. No User-Agent header:
 // Firefox would send axios's, and a cross-origin API then has to allow it in CORS.
-const http = axios.create({ adapter: 'fetch', env: { fetch: auth.fetch }, headers: { 'User-Agent': false } })
+const http = axios.create({
+  adapter: 'fetch',
+  env: { fetch: auth.fetch },
+  headers: { 'User-Agent': false },
+})
 const { data: me } = await http.get('https://api.example.com/me')
 
 // ky and ofetch take a fetch too.

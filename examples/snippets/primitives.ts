@@ -10,7 +10,9 @@ const proof = await createProof(keyPair, {
   accessToken, // adds ath
   nonce: 'server-nonce', // from DPoP-Nonce
 })
-await fetch('https://api.example.com/me', { headers: { Authorization: `DPoP ${accessToken}`, DPoP: proof } })
+await fetch('https://api.example.com/me', {
+  headers: { Authorization: `DPoP ${accessToken}`, DPoP: proof },
+})
 
 // Not in the page: the token the authorization server issued, bound to keyPair.
 declare const accessToken: string

@@ -13,7 +13,8 @@ const auth = await createDPoPClient({
   scope: 'atproto transition:generic',
   apiOrigins: ['https://pds.example.com'],
   // resolveIssuerOfDid is the app's: DID document -> PDS -> its authorization server.
-  verifyUser: async (user, { issuer }) => user !== undefined && (await resolveIssuerOfDid(user.sub)) === issuer,
+  verifyUser: async (user, { issuer }) =>
+    user !== undefined && (await resolveIssuerOfDid(user.sub)) === issuer,
 })
 
 export { auth }

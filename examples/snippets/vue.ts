@@ -4,14 +4,16 @@ import { createApp, type Component } from 'vue'
 import { createDPoP, useDPoP } from 'dpop-spa/vue'
 
 createApp(App)
-  .use(createDPoP({
-    config: {
-      issuer: 'https://login.example.com',
-      clientId: 'my-spa',
-      redirectUri: `${location.origin}/`,
-      apiOrigins: ['https://api.example.com'],
-    },
-  }))
+  .use(
+    createDPoP({
+      config: {
+        issuer: 'https://login.example.com',
+        clientId: 'my-spa',
+        redirectUri: `${location.origin}/`,
+        apiOrigins: ['https://api.example.com'],
+      },
+    }),
+  )
   .mount('#app')
 // in a component's setup():
 const { isAuthenticated, user, login, logout, fetch } = useDPoP()

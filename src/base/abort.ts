@@ -7,7 +7,9 @@ export function raceAbort<T>(value: T | Promise<T>, signal: AbortSignal | undefi
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason as Error)
     signal.addEventListener('abort', onAbort, { once: true })
-    Promise.resolve(value).then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    Promise.resolve(value)
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener('abort', onAbort))
   })
 }
 
@@ -18,7 +20,10 @@ export function raceAbort<T>(value: T | Promise<T>, signal: AbortSignal | undefi
 export function timeoutSignal(ms: number): AbortSignal {
   if (typeof AbortSignal.timeout === 'function') return AbortSignal.timeout(ms)
   const controller = new AbortController()
-  setTimeout(() => controller.abort(new DOMException('The operation timed out.', 'TimeoutError')), ms)
+  setTimeout(
+    () => controller.abort(new DOMException('The operation timed out.', 'TimeoutError')),
+    ms,
+  )
   return controller.signal
 }
 

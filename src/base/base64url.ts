@@ -14,7 +14,9 @@ export function fromUtf8(bytes: Uint8Array): string {
   return decoder.decode(bytes)
 }
 
-type WithToBase64 = Uint8Array & { toBase64?: (options: { alphabet: 'base64url'; omitPadding: boolean }) => string }
+type WithToBase64 = Uint8Array & {
+  toBase64?: (options: { alphabet: 'base64url'; omitPadding: boolean }) => string
+}
 
 /** base64url without padding of the given bytes. */
 export function encodeBase64url(input: Uint8Array | ArrayBuffer): string {

@@ -54,24 +54,34 @@ export type DPoPErrorCode =
   | 'ERR_USER_REFUSED'
 
 /** The codes a {@link KeyStoreError} carries, and no other class. */
-export type KeyStoreErrorCode = 'ERR_KEY_STORE_UNAVAILABLE' | 'ERR_KEY_STORE_UNSUPPORTED' | 'ERR_KEY_STORE_QUOTA' | 'ERR_KEY_STORE_FAILED'
+export type KeyStoreErrorCode =
+  | 'ERR_KEY_STORE_UNAVAILABLE'
+  | 'ERR_KEY_STORE_UNSUPPORTED'
+  | 'ERR_KEY_STORE_QUOTA'
+  | 'ERR_KEY_STORE_FAILED'
 
 /** The codes a {@link ServerResponseError} carries, and no other class. */
-export type ServerResponseErrorCode = 'ERR_CORS_HEADER_HIDDEN' | 'ERR_INVALID_RESPONSE' | 'ERR_TOKEN_TYPE_MISMATCH' | 'ERR_REDIRECT'
+export type ServerResponseErrorCode =
+  'ERR_CORS_HEADER_HIDDEN' | 'ERR_INVALID_RESPONSE' | 'ERR_TOKEN_TYPE_MISMATCH' | 'ERR_REDIRECT'
 
 /** The codes a plain {@link DPoPError} (no subclass) carries. */
-export type PlainDPoPErrorCode = Exclude<DPoPErrorCode, KeyStoreErrorCode | ServerResponseErrorCode | 'ERR_OAUTH'>
+export type PlainDPoPErrorCode = Exclude<
+  DPoPErrorCode,
+  KeyStoreErrorCode | ServerResponseErrorCode | 'ERR_OAUTH'
+>
 
 /**
  * The error class that carries `code`: each code is thrown by one class only, so
  * `isDPoPError(e, 'ERR_REDIRECT')` gives a {@link ServerResponseError} with its `status`, and
  * a `switch (e.code)` on the result of `isDPoPError(e)` narrows to the class.
  */
-export type DPoPErrorFor<C extends DPoPErrorCode> =
-  C extends KeyStoreErrorCode ? KeyStoreError & CodeOf<C>
-    : C extends ServerResponseErrorCode ? ServerResponseError & CodeOf<C>
-      : C extends 'ERR_OAUTH' ? OAuthError
-        : DPoPError & CodeOf<C>
+export type DPoPErrorFor<C extends DPoPErrorCode> = C extends KeyStoreErrorCode
+  ? KeyStoreError & CodeOf<C>
+  : C extends ServerResponseErrorCode
+    ? ServerResponseError & CodeOf<C>
+    : C extends 'ERR_OAUTH'
+      ? OAuthError
+      : DPoPError & CodeOf<C>
 
 /** An error whose `code` is `C`. */
 export interface CodeOf<C extends DPoPErrorCode> {
@@ -158,7 +168,11 @@ export class ServerResponseError extends DPoPError {
    * @param message - what happened and what to do.
    * @param options - `cause`, and `status`: the HTTP status when there was a response.
    */
-  constructor(code: ServerResponseErrorCode, message: string, options?: DPoPErrorOptions & { status?: number }) {
+  constructor(
+    code: ServerResponseErrorCode,
+    message: string,
+    options?: DPoPErrorOptions & { status?: number },
+  ) {
     super(code, message, options)
     this.status = options?.status
   }
@@ -189,7 +203,12 @@ export class OAuthError extends DPoPError {
    * @param message - what happened and what to do.
    * @param options - `cause`: the underlying error.
    */
-  constructor(error: string, errorDescription: string | undefined, message: string, options?: DPoPErrorOptions) {
+  constructor(
+    error: string,
+    errorDescription: string | undefined,
+    message: string,
+    options?: DPoPErrorOptions,
+  ) {
     super('ERR_OAUTH', message, options)
     this.error = error
     this.errorDescription = errorDescription
@@ -207,7 +226,10 @@ export class OAuthError extends DPoPError {
  * catch (e) { if (isDPoPError(e, 'ERR_LOGIN_REQUIRED')) await auth.login() }
  * ```
  */
-export function isDPoPError<C extends DPoPErrorCode = DPoPErrorCode>(value: unknown, code?: C): value is DPoPErrorFor<C> {
+export function isDPoPError<C extends DPoPErrorCode = DPoPErrorCode>(
+  value: unknown,
+  code?: C,
+): value is DPoPErrorFor<C> {
   return value instanceof DPoPError && (code === undefined || value.code === code)
 }
 
@@ -230,5 +252,6 @@ export function serverText(value: string, max: number): string {
 
 /** @internal The error for a bad argument or option; the message names it. */
 export function invalidArgument(message: string): DPoPError & CodeOf<'ERR_INVALID_ARGUMENT'> {
-  return new DPoPError('ERR_INVALID_ARGUMENT', message) as DPoPError & CodeOf<'ERR_INVALID_ARGUMENT'>
+  return new DPoPError('ERR_INVALID_ARGUMENT', message) as DPoPError &
+    CodeOf<'ERR_INVALID_ARGUMENT'>
 }

@@ -64,14 +64,26 @@ const redirects = new WeakMap<DPoPClient, Promise<RedirectResult | undefined>>()
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)))
 
 /** @internal A store over `source`; nothing happens until `start()`. */
-export function createSnapshotStore(source: Promise<DPoPClient>, handleRedirect: boolean): SnapshotStore {
+export function createSnapshotStore(
+  source: Promise<DPoPClient>,
+  handleRedirect: boolean,
+): SnapshotStore {
   let client: DPoPClient | undefined
   let status: DPoPSessionSnapshot['status'] = 'loading'
   let error: Error | undefined
   let lastEvent: DPoPClientEvent | undefined
-  let snapshot: DPoPSessionSnapshot = { status, isAuthenticated: false, user: undefined, error, lastEvent, client }
+  let snapshot: DPoPSessionSnapshot = {
+    status,
+    isAuthenticated: false,
+    user: undefined,
+    error,
+    lastEvent,
+    client,
+  }
   const listeners = new Set<() => void>()
-  const notify = () => { for (const listener of listeners) listener() }
+  const notify = () => {
+    for (const listener of listeners) listener()
+  }
   // Rejections are shown through the snapshot; this keeps them from being reported as unhandled.
   source.catch(() => undefined)
 
@@ -79,7 +91,9 @@ export function createSnapshotStore(source: Promise<DPoPClient>, handleRedirect:
     onRedirect: undefined,
     subscribe(onChange) {
       listeners.add(onChange)
-      return () => { listeners.delete(onChange) }
+      return () => {
+        listeners.delete(onChange)
+      }
     },
     // Recomputed on read and replaced only when something changed, so a UI sees a stable
     // value between changes and never a stale one.
@@ -90,7 +104,14 @@ export function createSnapshotStore(source: Promise<DPoPClient>, handleRedirect:
       const isAuthenticated = ready?.isAuthenticated() ?? false
       const user = ready?.getUser()
       const last = snapshot
-      if (last.status !== status || last.isAuthenticated !== isAuthenticated || last.user !== user || last.error !== error || last.lastEvent !== lastEvent || last.client !== client) {
+      if (
+        last.status !== status ||
+        last.isAuthenticated !== isAuthenticated ||
+        last.user !== user ||
+        last.error !== error ||
+        last.lastEvent !== lastEvent ||
+        last.client !== client
+      ) {
         snapshot = { status, isAuthenticated, user, error, lastEvent, client }
       }
       return snapshot

@@ -33,10 +33,21 @@ export function defaultIndexedDB(): IDBFactory | undefined {
 function requestPromise<T>(request: IDBRequest<T>, timeoutMs: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(new KeyStoreError('ERR_KEY_STORE_UNAVAILABLE', `IndexedDB did not answer within ${timeoutMs} ms while ${what}: close other tabs of this app and reload.`))
+      reject(
+        new KeyStoreError(
+          'ERR_KEY_STORE_UNAVAILABLE',
+          `IndexedDB did not answer within ${timeoutMs} ms while ${what}: close other tabs of this app and reload.`,
+        ),
+      )
     }, timeoutMs)
-    request.onsuccess = () => { clearTimeout(timer); resolve(request.result) }
-    request.onerror = () => { clearTimeout(timer); reject(request.error ?? new DOMException('IndexedDB request failed', 'UnknownError')) }
+    request.onsuccess = () => {
+      clearTimeout(timer)
+      resolve(request.result)
+    }
+    request.onerror = () => {
+      clearTimeout(timer)
+      reject(request.error ?? new DOMException('IndexedDB request failed', 'UnknownError'))
+    }
   })
 }
 
@@ -52,7 +63,8 @@ export function openIdbStore(dbName: string, factory: IDBFactory, timeoutMs: num
       return Promise.reject(toKeyStoreError(cause, 'opening IndexedDB'))
     }
     request.onupgradeneeded = () => {
-      if (!request.result.objectStoreNames.contains(OBJECT_STORE)) request.result.createObjectStore(OBJECT_STORE)
+      if (!request.result.objectStoreNames.contains(OBJECT_STORE))
+        request.result.createObjectStore(OBJECT_STORE)
     }
     return requestPromise(request, timeoutMs, 'opening the database').then((opened) => {
       // Script of this origin (or an older version of the app) may have deleted our object
@@ -66,15 +78,23 @@ export function openIdbStore(dbName: string, factory: IDBFactory, timeoutMs: num
 
   const open = (): Promise<IDBDatabase> => {
     if (db) return db
-    const p = connect().then((opened) => {
-      // Another tab deleting or upgrading this database: let it, and re-open on next use.
-      opened.onversionchange = () => { opened.close(); if (db === p) db = undefined }
-      opened.onclose = () => { if (db === p) db = undefined }
-      return opened
-    }, (cause: unknown) => {
-      if (db === p) db = undefined
-      throw toKeyStoreError(cause, 'opening IndexedDB')
-    })
+    const p = connect().then(
+      (opened) => {
+        // Another tab deleting or upgrading this database: let it, and re-open on next use.
+        opened.onversionchange = () => {
+          opened.close()
+          if (db === p) db = undefined
+        }
+        opened.onclose = () => {
+          if (db === p) db = undefined
+        }
+        return opened
+      },
+      (cause: unknown) => {
+        if (db === p) db = undefined
+        throw toKeyStoreError(cause, 'opening IndexedDB')
+      },
+    )
     db = p
     return p
   }
@@ -104,7 +124,10 @@ export function openIdbStore(dbName: string, factory: IDBFactory, timeoutMs: num
     close() {
       const current = db
       db = undefined
-      current?.then((c) => c.close(), () => undefined)
+      current?.then(
+        (c) => c.close(),
+        () => undefined,
+      )
     },
     async destroy() {
       this.close()
@@ -122,13 +145,21 @@ function toKeyStoreError(cause: unknown, doing: string): KeyStoreError {
   const name = cause instanceof Error || cause instanceof DOMException ? cause.name : ''
   const [code, advice]: [DPoPErrorCode, string] =
     name === 'DataCloneError'
-      ? ['ERR_KEY_STORE_UNSUPPORTED', `this browser cannot store CryptoKeys (private mode?). ${USE_MEMORY}`]
+      ? [
+          'ERR_KEY_STORE_UNSUPPORTED',
+          `this browser cannot store CryptoKeys (private mode?). ${USE_MEMORY}`,
+        ]
       : name === 'QuotaExceededError'
         ? ['ERR_KEY_STORE_QUOTA', 'out of storage quota. Free site data']
         : /^(InvalidState|Security|Unknown|NotFound|Version|Abort)Error$/.test(name)
-          ? ['ERR_KEY_STORE_UNAVAILABLE', `IndexedDB refused (storage off?). Enable site storage, or ${USE_MEMORY}`]
+          ? [
+              'ERR_KEY_STORE_UNAVAILABLE',
+              `IndexedDB refused (storage off?). Enable site storage, or ${USE_MEMORY}`,
+            ]
           : ['ERR_KEY_STORE_FAILED', 'reload, or else clear site data']
-  return new KeyStoreError(code, `Key storage failed while ${doing} (${name}): ${advice}.`, { cause })
+  return new KeyStoreError(code, `Key storage failed while ${doing} (${name}): ${advice}.`, {
+    cause,
+  })
 }
 
 /** How long persisted() waits for the answer to persist() before reading the current grant. */
@@ -140,11 +171,19 @@ const PERSIST_ANSWER_MS = 1_000
  * after a short wait, it reports what the browser has granted so far instead.
  */
 export function askPersistence(ask: boolean): () => Promise<boolean> {
-  const request = ask && typeof navigator !== 'undefined' && typeof navigator.storage?.persist === 'function'
-    ? navigator.storage.persist().catch(() => false)
-    : undefined
-  return () => request
-    ? Promise.race([request, new Promise<boolean>((resolve) => setTimeout(() => { navigator.storage.persisted().then(resolve, () => resolve(false)) }, PERSIST_ANSWER_MS))])
-    : Promise.resolve(false)
+  const request =
+    ask && typeof navigator !== 'undefined' && typeof navigator.storage?.persist === 'function'
+      ? navigator.storage.persist().catch(() => false)
+      : undefined
+  return () =>
+    request
+      ? Promise.race([
+          request,
+          new Promise<boolean>((resolve) =>
+            setTimeout(() => {
+              navigator.storage.persisted().then(resolve, () => resolve(false))
+            }, PERSIST_ANSWER_MS),
+          ),
+        ])
+      : Promise.resolve(false)
 }
-

@@ -11,11 +11,24 @@ import { DPoPError } from '../base/errors.js'
  * holds. There is no caller signal here on purpose: the lock guards a refresh that several
  * requests share, and each of them stops waiting on its own signal instead.
  */
-export async function withLock<T>(name: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+export async function withLock<T>(
+  name: string,
+  timeoutMs: number,
+  fn: () => Promise<T>,
+): Promise<T> {
   const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined
   if (!locks) return fn()
   const waiting = new AbortController()
-  const timer = setTimeout(() => waiting.abort(new DPoPError('ERR_TIMEOUT', `Another tab held "${name}" over ${timeoutMs} ms. Close stuck tabs of this app or reload.`)), timeoutMs)
+  const timer = setTimeout(
+    () =>
+      waiting.abort(
+        new DPoPError(
+          'ERR_TIMEOUT',
+          `Another tab held "${name}" over ${timeoutMs} ms. Close stuck tabs of this app or reload.`,
+        ),
+      ),
+    timeoutMs,
+  )
   try {
     return await locks.request(name, { signal: waiting.signal }, () => {
       clearTimeout(timer)
@@ -23,7 +36,8 @@ export async function withLock<T>(name: string, timeoutMs: number, fn: () => Pro
     })
   } catch (e) {
     // Browsers that predate abort reasons reject with a plain AbortError: give ours instead.
-    if (waiting.signal.aborted && e instanceof DOMException && e.name === 'AbortError') throw waiting.signal.reason
+    if (waiting.signal.aborted && e instanceof DOMException && e.name === 'AbortError')
+      throw waiting.signal.reason
     throw e
   } finally {
     clearTimeout(timer)

@@ -166,12 +166,31 @@ export const CLIENT_DEFAULTS = {
   fallbackLifetimeSeconds: 3600,
   /** Wait for IndexedDB (the key and session databases), ms. */
   storageTimeoutMs: 10_000,
-} as const satisfies Required<Pick<DPoPClientConfig,
-  'scope' | 'alg' | 'par' | 'storageFallback' | 'refreshLeewaySeconds' | 'lockTimeoutMs' |
-  'requestTimeoutMs' | 'revocationTimeoutMs' | 'fallbackLifetimeSeconds' | 'storageTimeoutMs'>>
+} as const satisfies Required<
+  Pick<
+    DPoPClientConfig,
+    | 'scope'
+    | 'alg'
+    | 'par'
+    | 'storageFallback'
+    | 'refreshLeewaySeconds'
+    | 'lockTimeoutMs'
+    | 'requestTimeoutMs'
+    | 'revocationTimeoutMs'
+    | 'fallbackLifetimeSeconds'
+    | 'storageTimeoutMs'
+  >
+>
 
 /** @internal The options that are positive numbers: waits, bounds and lifetimes. */
-export const BOUNDS = ['refreshLeewaySeconds', 'lockTimeoutMs', 'requestTimeoutMs', 'revocationTimeoutMs', 'fallbackLifetimeSeconds', 'storageTimeoutMs'] as const
+export const BOUNDS = [
+  'refreshLeewaySeconds',
+  'lockTimeoutMs',
+  'requestTimeoutMs',
+  'revocationTimeoutMs',
+  'fallbackLifetimeSeconds',
+  'storageTimeoutMs',
+] as const
 
 /**
  * @internal A positive number of the config, or its default.
@@ -179,12 +198,12 @@ export const BOUNDS = ['refreshLeewaySeconds', 'lockTimeoutMs', 'requestTimeoutM
  */
 export function positive(config: DPoPClientConfig, name: (typeof BOUNDS)[number]): number {
   const value = config[name] ?? CLIENT_DEFAULTS[name]
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw invalidArgument(`"config.${name}" must be a positive number.`)
+  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value))
+    throw invalidArgument(`"config.${name}" must be a positive number.`)
   return value
 }
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
-
 
 /**
  * @internal An absolute https URL of the config (http only for loopback).
@@ -198,8 +217,9 @@ export function assertUrl(value: unknown, name: string): URL {
     // reported below
   }
   if (url?.protocol !== 'https:' && !(url?.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
-    throw invalidArgument(`"config.${name}" must be an absolute https:// URL (http:// only for localhost).`)
+    throw invalidArgument(
+      `"config.${name}" must be an absolute https:// URL (http:// only for localhost).`,
+    )
   }
   return url
 }
-

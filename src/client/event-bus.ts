@@ -36,7 +36,9 @@ export function createEventBus() {
       const replay = early ?? []
       early = undefined
       for (const event of replay) deliver(listener, event)
-      return () => { listeners.delete(listener) }
+      return () => {
+        listeners.delete(listener)
+      }
     },
   }
 }

@@ -46,7 +46,11 @@ export function fellBack(name: string): boolean {
  * @returns whether a session was stored.
  * @throws {KeyStoreError} when IndexedDB still fails (the mark stays, for the next try).
  */
-export async function endStoredSession(name: string, factory: IDBFactory, timeoutMs: number): Promise<boolean> {
+export async function endStoredSession(
+  name: string,
+  factory: IDBFactory,
+  timeoutMs: number,
+): Promise<boolean> {
   const session = openIdbStore(`dpop-spa:${name}:session`, factory, timeoutMs)
   const keys = openIdbStore(`dpop-spa:${name}:keys`, factory, timeoutMs)
   try {

@@ -16,7 +16,10 @@ export interface ReplayableRequest {
 }
 
 const notReplayable = (why: string) =>
-  new DPoPError('ERR_BODY_NOT_REPLAYABLE', `The request body ${why}, so it cannot be sent (or resent on a retry): pass a fresh body per call.`)
+  new DPoPError(
+    'ERR_BODY_NOT_REPLAYABLE',
+    `The request body ${why}, so it cannot be sent (or resent on a retry): pass a fresh body per call.`,
+  )
 
 /** @internal `mode: 'no-cors'` cannot carry the Authorization and DPoP headers. */
 export const noCors = () => invalidArgument('Mode "no-cors" cannot carry DPoP headers: use "cors".')

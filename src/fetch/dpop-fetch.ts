@@ -40,7 +40,9 @@ export interface DPoPFetchOptions {
    * `''`) sends a proof without a token.
    * @param ctx - `signal`: the request's signal, for a token source that waits (a refresh).
    */
-  getAccessToken?: (ctx: { signal?: AbortSignal }) => string | undefined | Promise<string | undefined>
+  getAccessToken?: (ctx: {
+    signal?: AbortSignal
+  }) => string | undefined | Promise<string | undefined>
   /**
    * Called when the API rejects the token (`error="invalid_token"`); returns a new token
    * (after a refresh) or `undefined` to give up. `ctx.token` is the token that was
@@ -82,7 +84,6 @@ export const DPOP_FETCH_DEFAULTS = {
  */
 export type DPoPFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
-
 // Old token -> its replacement, so a 401 that arrives after a refresh finished reuses it.
 const REPLACED_SIZE = 4
 
@@ -91,14 +92,20 @@ function isFunction(value: unknown): value is (...args: never[]) => unknown {
 }
 
 function hasMethods(value: unknown, names: readonly string[]): boolean {
-  return typeof value === 'object' && value !== null && names.every((n) => isFunction((value as Record<string, unknown>)[n]))
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    names.every((n) => isFunction((value as Record<string, unknown>)[n]))
+  )
 }
 
 /**
  * Single flight per rejected token (RFC 6750 `invalid_token`): concurrent 401s for one token
  * share one `onInvalidToken` call, and a 401 that arrives after it finished reuses its answer.
  */
-function createRenewal(onInvalidToken: NonNullable<DPoPFetchOptions['onInvalidToken']>): (failed: string) => Promise<string | undefined> {
+function createRenewal(
+  onInvalidToken: NonNullable<DPoPFetchOptions['onInvalidToken']>,
+): (failed: string) => Promise<string | undefined> {
   const renewing = new Map<string, Promise<string | undefined>>()
   const replaced = new Map<string, string>()
   return (failed) => {
@@ -106,12 +113,17 @@ function createRenewal(onInvalidToken: NonNullable<DPoPFetchOptions['onInvalidTo
     if (done !== undefined) return Promise.resolve(done)
     let pending = renewing.get(failed)
     if (!pending) {
-      pending = (async () => checkToken(await onInvalidToken({ token: failed }), '"options.onInvalidToken"'))()
+      pending = (async () =>
+        checkToken(await onInvalidToken({ token: failed }), '"options.onInvalidToken"'))()
       renewing.set(failed, pending)
       pending
-        .then((next) => {
-          if (next !== undefined && next !== failed) setBounded(replaced, failed, next, REPLACED_SIZE)
-        }, () => undefined)
+        .then(
+          (next) => {
+            if (next !== undefined && next !== failed)
+              setBounded(replaced, failed, next, REPLACED_SIZE)
+          },
+          () => undefined,
+        )
         .finally(() => renewing.delete(failed))
         .catch(() => undefined)
     }
@@ -173,20 +185,35 @@ function createRenewal(onInvalidToken: NonNullable<DPoPFetchOptions['onInvalidTo
  */
 export function createDPoPFetch(options: DPoPFetchOptions): DPoPFetch {
   // The options, checked once at the boundary (STYLE 4): the hot path carries no checks.
-  if (typeof options !== 'object' || options === null) throw invalidArgument('"options" must be an object.')
+  if (typeof options !== 'object' || options === null)
+    throw invalidArgument('"options" must be an object.')
   const { keys } = options
-  if (!hasMethods(keys, ['load']) && (typeof (keys as CryptoKeyPair)?.privateKey !== 'object' || typeof (keys as CryptoKeyPair).publicKey !== 'object')) {
+  if (
+    !hasMethods(keys, ['load']) &&
+    (typeof (keys as CryptoKeyPair)?.privateKey !== 'object' ||
+      typeof (keys as CryptoKeyPair).publicKey !== 'object')
+  ) {
     throw invalidArgument('"options.keys" must be a CryptoKeyPair or a key store.')
   }
   const allowed = parseOrigins(options.origins)
   for (const name of ['getAccessToken', 'onInvalidToken', 'fetch'] as const) {
-    if (options[name] !== undefined && !isFunction(options[name])) throw invalidArgument(`"options.${name}" must be a function.`)
+    if (options[name] !== undefined && !isFunction(options[name]))
+      throw invalidArgument(`"options.${name}" must be a function.`)
   }
   const clock = options.clock ?? defaultClock()
-  if (!hasMethods(clock, ['now', 'local', 'offset', 'observeDate', 'correct', 'adjust'])) throw invalidArgument('"options.clock" must be a clock from createClock().')
+  if (!hasMethods(clock, ['now', 'local', 'offset', 'observeDate', 'correct', 'adjust']))
+    throw invalidArgument('"options.clock" must be a clock from createClock().')
   const nonces = options.nonces ?? defaultNonceCache()
-  if (!hasMethods(nonces, ['get', 'set'])) throw invalidArgument('"options.nonces" must be a nonce cache from createNonceCache().')
-  return signedFetch(keys, allowed, clock, nonces, debugEmitter(options.debug ?? DPOP_FETCH_DEFAULTS.debug), options)
+  if (!hasMethods(nonces, ['get', 'set']))
+    throw invalidArgument('"options.nonces" must be a nonce cache from createNonceCache().')
+  return signedFetch(
+    keys,
+    allowed,
+    clock,
+    nonces,
+    debugEmitter(options.debug ?? DPOP_FETCH_DEFAULTS.debug),
+    options,
+  )
 }
 
 /**

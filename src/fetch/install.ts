@@ -55,9 +55,14 @@ export function unwrap(f: typeof fetch): typeof fetch {
  * uninstall()
  * ```
  */
-export function installDPoPFetch(dpopFetch: DPoPFetch, target: { fetch: typeof fetch } = globalThis): () => void {
-  if (typeof dpopFetch !== 'function') throw invalidArgument('"dpopFetch" must be a function from createDPoPFetch().')
-  if (typeof target !== 'object' || target === null || typeof target.fetch !== 'function') throw invalidArgument('"target" must be an object with a fetch function.')
+export function installDPoPFetch(
+  dpopFetch: DPoPFetch,
+  target: { fetch: typeof fetch } = globalThis,
+): () => void {
+  if (typeof dpopFetch !== 'function')
+    throw invalidArgument('"dpopFetch" must be a function from createDPoPFetch().')
+  if (typeof target !== 'object' || target === null || typeof target.fetch !== 'function')
+    throw invalidArgument('"target" must be an object with a fetch function.')
   const previous = target.fetch
   const original = unwrap(previous)
   let active = true

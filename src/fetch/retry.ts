@@ -9,7 +9,12 @@
  * with, returned like any other decision. Internal.
  */
 import { raceAbort } from '../base/abort.js'
-import { parseOAuthErrorBody, parseWWWAuthenticate, readDPoPChallenge, type DPoPChallengeInfo } from '../server-state/challenge.js'
+import {
+  parseOAuthErrorBody,
+  parseWWWAuthenticate,
+  readDPoPChallenge,
+  type DPoPChallengeInfo,
+} from '../server-state/challenge.js'
 import { DPoPError, ServerResponseError } from '../base/errors.js'
 
 /** Why a request was sent again. */
@@ -24,7 +29,12 @@ export type DateOffset = { readonly offsetMs: number; readonly uncertaintyMs: nu
  * and the origin's offset now (after this answer's `Date` was observed); what this answer's
  * `Date` says, when it has a usable one.
  */
-export type SinceSigned = readonly [newNonce: boolean, signedWithOffset: number, offsetNow: number, seen: DateOffset | undefined]
+export type SinceSigned = readonly [
+  newNonce: boolean,
+  signedWithOffset: number,
+  offsetNow: number,
+  seen: DateOffset | undefined,
+]
 
 /**
  * @internal What to do about a refused answer: send again (why, and for `iat` on which clock
@@ -58,7 +68,11 @@ export function discard(response: Response): void {
 // API get 'cors' responses, so the location test covers fetch implementations that do not set it.
 function isCrossOrigin(response: Response, origin: string): boolean {
   if (response.type === 'cors') return true
-  return typeof location !== 'undefined' && typeof location.origin === 'string' && location.origin !== origin
+  return (
+    typeof location !== 'undefined' &&
+    typeof location.origin === 'string' &&
+    location.origin !== origin
+  )
 }
 
 function hidden(origin: string, status: number, header: string): ServerResponseError {
@@ -71,8 +85,14 @@ function hidden(origin: string, status: number, header: string): ServerResponseE
 }
 
 function unsupported(origin: string, alg: string, algs: readonly string[]): DPoPError {
-  const names = algs.slice(0, 12).map((name) => name.slice(0, 20)).join(', ')
-  return new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `The API at ${origin} accepts proofs signed with ${names}, not ${alg}: use a key of one of those (ES256, EdDSA).`)
+  const names = algs
+    .slice(0, 12)
+    .map((name) => name.slice(0, 20))
+    .join(', ')
+  return new DPoPError(
+    'ERR_UNSUPPORTED_ALGORITHM',
+    `The API at ${origin} accepts proofs signed with ${names}, not ${alg}: use a key of one of those (ES256, EdDSA).`,
+  )
 }
 
 /**
@@ -81,7 +101,10 @@ function unsupported(origin: string, alg: string, algs: readonly string[]): DPoP
  * content type, a larger or slower body, or one that is not JSON. Rejects only with the
  * signal's reason.
  */
-export async function readErrorBody(response: Response, signal: AbortSignal | undefined): Promise<unknown> {
+export async function readErrorBody(
+  response: Response,
+  signal: AbortSignal | undefined,
+): Promise<unknown> {
   if (!JSON_TYPE.test(response.headers.get('Content-Type') ?? '')) return undefined
   const reader = response.clone().body?.getReader()
   if (!reader) return undefined
@@ -158,33 +181,51 @@ export async function decideRetry(
   // not about the proof or the token (a 403 invalid_token must not cause a refresh).
   const proofStatus = status === 401 || status === 400
   const wwwAuthenticate = proofStatus ? response.headers.get('WWW-Authenticate') : null
-  const challenge = wwwAuthenticate === null ? undefined : readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate, { until: 'dpop' }))
+  const challenge =
+    wwwAuthenticate === null
+      ? undefined
+      : readDPoPChallenge(parseWWWAuthenticate(wwwAuthenticate, { until: 'dpop' }))
   // The JSON error body, read at most once and only when a rule needs it.
   let body: Promise<ReturnType<typeof parseOAuthErrorBody>> | undefined
   const errorBody = () => (body ??= readErrorBody(response, signal).then(parseOAuthErrorBody))
   // RFC 9449 §7.1 `algs`: a server that does not take our algorithm refuses every proof.
-  if (alg && challenge?.algs?.length && !challenge.algs.includes(alg)) return unsupported(origin, alg, challenge.algs)
+  if (alg && challenge?.algs?.length && !challenge.algs.includes(alg))
+    return unsupported(origin, alg, challenge.algs)
 
   if (open.has('use_dpop_nonce')) {
     if (challenge?.error === 'use_dpop_nonce') {
-      if (nonceHeader === null && isCrossOrigin(response, origin)) return hidden(origin, status, 'DPoP-Nonce')
+      if (nonceHeader === null && isCrossOrigin(response, origin))
+        return hidden(origin, status, 'DPoP-Nonce')
       if (newNonce) return { reason: 'use_dpop_nonce' }
-    } else if (nonceHeader !== null && newNonce && (await errorBody())?.error === 'use_dpop_nonce') {
+    } else if (
+      nonceHeader !== null &&
+      newNonce &&
+      (await errorBody())?.error === 'use_dpop_nonce'
+    ) {
       // Read only with a new nonce in this answer: otherwise there is nothing to retry with.
       return { reason: 'use_dpop_nonce' }
     }
   }
   if (open.has('iat') && proofStatus) {
-    const refused = (seen !== undefined && Math.abs(seen.offsetMs - signed) > OUTSIDE_ANY_WINDOW_MS + seen.uncertaintyMs) ||
-      refusesTime(challenge) || (challenge?.error === undefined && refusesTime(await errorBody()))
+    const refused =
+      (seen !== undefined &&
+        Math.abs(seen.offsetMs - signed) > OUTSIDE_ANY_WINDOW_MS + seen.uncertaintyMs) ||
+      refusesTime(challenge) ||
+      (challenge?.error === undefined && refusesTime(await errorBody()))
     // This answer's Date says where the server's clock is, even below the Date threshold;
     // without one, what another answer of this origin taught while the request was out.
-    const offsetMs = !seen ? offsetNow : Math.abs(seen.offsetMs - signed) > seen.uncertaintyMs ? seen.offsetMs : signed
+    const offsetMs = !seen
+      ? offsetNow
+      : Math.abs(seen.offsetMs - signed) > seen.uncertaintyMs
+        ? seen.offsetMs
+        : signed
     // If nothing moved, a retry cannot help.
     if (refused && offsetMs !== signed) return { reason: 'iat', offsetMs }
   }
-  if (open.has('invalid_token') && challenge?.error === 'invalid_token') return { reason: 'invalid_token' }
+  if (open.has('invalid_token') && challenge?.error === 'invalid_token')
+    return { reason: 'invalid_token' }
   // A cross-origin 401 with no readable challenge at all: the API's CORS hides it.
-  if (status === 401 && wwwAuthenticate === null && isCrossOrigin(response, origin)) return hidden(origin, status, 'WWW-Authenticate')
+  if (status === 401 && wwwAuthenticate === null && isCrossOrigin(response, origin))
+    return hidden(origin, status, 'WWW-Authenticate')
   return undefined
 }

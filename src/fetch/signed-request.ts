@@ -21,13 +21,19 @@ import { answeredBy, isRequest, isSameTarget, type Target } from './targets.js'
 /** @internal The key pair of one request; rejects with the signal's reason when it aborts. */
 export type LoadKey = (signal: AbortSignal | undefined) => CryptoKeyPair | Promise<CryptoKeyPair>
 /** @internal The app's source of the current access token (`options.getAccessToken`). */
-export type GetAccessToken = (ctx: { signal?: AbortSignal }) => string | undefined | Promise<string | undefined>
+export type GetAccessToken = (ctx: {
+  signal?: AbortSignal
+}) => string | undefined | Promise<string | undefined>
 /** @internal Asks for a new token after `invalid_token`; single flight per token. */
 export type Renew = (failed: string) => Promise<string | undefined>
 /** @internal Delivers one debug event. */
 export type Emit = (event: DPoPFetchEvent) => void
 /** @internal Sends one signed request to `target` (whose origin is an API origin). */
-export type SendSigned = (target: Target, input: string | URL | Request, init: RequestInit | undefined) => Promise<Response>
+export type SendSigned = (
+  target: Target,
+  input: string | URL | Request,
+  init: RequestInit | undefined,
+) => Promise<Response>
 
 // RFC 6750 §2.1 b64token is narrower; any printable ASCII without spaces fits a header.
 const TOKEN = /^[\x21-\x7e]+$/
@@ -44,7 +50,8 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308])
 export function checkToken(value: unknown, from: string): string | undefined {
   if (value === undefined || value === '') return undefined
   // Never echo the value: it may be a token.
-  if (typeof value !== 'string' || !TOKEN.test(value)) throw invalidArgument(`${from} must return an access token (printable ASCII) or undefined.`)
+  if (typeof value !== 'string' || !TOKEN.test(value))
+    throw invalidArgument(`${from} must return an access token (printable ASCII) or undefined.`)
   return value
 }
 
@@ -86,40 +93,63 @@ export function signedRequests(
     const { origin, htu, href } = target
     // Read once: what is checked (mode, body, method) is what is sent, whatever getters do next.
     const init = callerInit && { ...callerInit }
-    const signal = init?.signal !== undefined ? init.signal ?? undefined : isRequest(input) ? input.signal : undefined
+    const signal =
+      init?.signal !== undefined
+        ? (init.signal ?? undefined)
+        : isRequest(input)
+          ? input.signal
+          : undefined
     signal?.throwIfAborted()
     const initMethod = init?.method
     // A URL-only request (a URL, no body, a standard method) needs no Request object: building
     // one and cloning it per attempt is most of what the signed fetch would otherwise add.
     // Everything else is prepared once as a Request, so a retry sends the same bytes.
-    const urlOnly = target.fetchableUrl && !isRequest(input) && init?.body == null &&
-      (initMethod === undefined || (typeof initMethod === 'string' && STANDARD_METHODS.has(initMethod.toUpperCase())))
+    const urlOnly =
+      target.fetchableUrl &&
+      !isRequest(input) &&
+      init?.body == null &&
+      (initMethod === undefined ||
+        (typeof initMethod === 'string' && STANDARD_METHODS.has(initMethod.toUpperCase())))
     if (urlOnly && init?.mode === 'no-cors') throw noCors()
     // Signed requests never follow redirects (the proof names this URL; the token and proof
     // must not travel): 'manual' lets us tell a redirect apart from a network error. A caller
     // who asked for 'manual' gets the redirect response; 'error' keeps fetch's TypeError.
     const callerRedirect = init?.redirect ?? (isRequest(input) ? input.redirect : undefined)
     const redirect: RequestRedirect = callerRedirect === 'error' ? 'error' : 'manual'
-    const preparing = urlOnly ? undefined : prepareReplayable(isRequest(input) ? input : href, { ...init, redirect }, signal)
+    const preparing = urlOnly
+      ? undefined
+      : prepareReplayable(isRequest(input) ? input : href, { ...init, redirect }, signal)
     const loading = loadKey(signal)
     const tokenAsked = getAccessToken?.(signal ? { signal } : {})
-    const pending = typeof (tokenAsked as Partial<PromiseLike<unknown>> | undefined)?.then === 'function'
+    const pending =
+      typeof (tokenAsked as Partial<PromiseLike<unknown>> | undefined)?.then === 'function'
     // Await only what is pending: settled values still cost turns of the microtask queue.
     const [replay, keyPair, firstToken]: [ReplayableRequest | undefined, CryptoKeyPair, unknown] =
       preparing || loading instanceof Promise || pending
-        ? await Promise.all([preparing, loading, pending ? raceAbort(tokenAsked, signal) : tokenAsked])
+        ? await Promise.all([
+            preparing,
+            loading,
+            pending ? raceAbort(tokenAsked, signal) : tokenAsked,
+          ])
         : [preparing, loading, tokenAsked]
     // The URL checked is the URL sent: a Request look-alike whose `url` names an API origin
     // while it converts to another URL must not get a token for the origin it names.
     if (replay && !isSameTarget(replay.request.url, target)) {
-      throw invalidArgument('The Request\'s "url" is not the URL it sends to: pass a real Request or a URL string.')
+      throw invalidArgument(
+        'The Request\'s "url" is not the URL it sends to: pass a real Request or a URL string.',
+      )
     }
-    let token = firstToken === lastToken ? lastToken : checkToken(firstToken, '"options.getAccessToken"')
+    let token =
+      firstToken === lastToken ? lastToken : checkToken(firstToken, '"options.getAccessToken"')
     // Upper-case: the wire method and the proof's `htm`.
     const method = replay ? replay.request.method : (initMethod ?? 'GET').toUpperCase()
     // Without caller headers, each attempt sends a record of its own: fetch validates and copies
     // header values once when it builds its Request, so a Headers object of ours would do it twice.
-    let headers = replay ? replay.request.headers : init?.headers === undefined ? undefined : new Headers(init.headers)
+    let headers = replay
+      ? replay.request.headers
+      : init?.headers === undefined
+        ? undefined
+        : new Headers(init.headers)
     // `DPoP <token>`, or `undefined` to leave the caller's Authorization as it is.
     let authorization: string | undefined
     if (token !== undefined) {
@@ -130,9 +160,11 @@ export function signedRequests(
       authorization = lastAuthorization
     } else {
       const callerAuth = headers?.get('Authorization')?.trim()
-      const callerDPoP = callerAuth === undefined ? null : /^DPoP +([\x21-\x7e]+)$/i.exec(callerAuth)
+      const callerDPoP =
+        callerAuth === undefined ? null : /^DPoP +([\x21-\x7e]+)$/i.exec(callerAuth)
       if (callerDPoP) token = callerDPoP[1]
-      else if (callerAuth !== undefined && /^Bearer(?:\s|$)/i.test(callerAuth)) headers?.delete('Authorization')
+      else if (callerAuth !== undefined && /^Bearer(?:\s|$)/i.test(callerAuth))
+        headers?.delete('Authorization')
     }
 
     const send = underlying()
@@ -146,7 +178,13 @@ export function signedRequests(
       const nonce = nonces.get(origin)
       // The API origin's own clock (or the authorization server's, until this origin answers).
       const signedWithOffset = clock.offset(origin)
-      const proof = await createProof(keyPair, { htm: method, htu, accessToken: token, nonce, now: clock.now(origin) })
+      const proof = await createProof(keyPair, {
+        htm: method,
+        htu,
+        accessToken: token,
+        nonce,
+        now: clock.now(origin),
+      })
       let sent: HeadersInit
       if (headers) {
         if (authorization) headers.set('Authorization', authorization)
@@ -164,7 +202,10 @@ export function signedRequests(
       const endedAt = clock.local()
       const { status } = response
 
-      if (response.type === 'opaqueredirect' || (REDIRECTS.has(status) && response.headers.has('Location'))) {
+      if (
+        response.type === 'opaqueredirect' ||
+        (REDIRECTS.has(status) && response.headers.has('Location'))
+      ) {
         emit?.({ type: 'response', method, url: htu, status, attempt })
         if (callerRedirect === 'manual') return response
         discard(response)
@@ -178,21 +219,34 @@ export function signedRequests(
       }
 
       const nonceHeader = response.headers.get('DPoP-Nonce')
-      if (nonceHeader !== null && nonces.set(origin, nonceHeader)) emit?.({ type: 'nonce', origin, nonce: nonceHeader })
+      if (nonceHeader !== null && nonces.set(origin, nonceHeader))
+        emit?.({ type: 'nonce', origin, nonce: nonceHeader })
       const dateHeader = response.headers.get('Date')
-      if (clock.observeDate(dateHeader, startedAt, endedAt, origin)) emit?.({ type: 'clock', offsetMs: clock.offset(origin), source: 'date' })
+      if (clock.observeDate(dateHeader, startedAt, endedAt, origin))
+        emit?.({ type: 'clock', offsetMs: clock.offset(origin), source: 'date' })
       emit?.({ type: 'response', method, url: htu, status, attempt })
       if (status < 400 || status > 499) return response
 
       // Whether to send again, and why: retry.ts decides, this loop applies the decision.
-      open ??= new Set(renew && token !== undefined ? ['use_dpop_nonce', 'iat', 'invalid_token'] : ['use_dpop_nonce', 'iat'])
+      open ??= new Set(
+        renew && token !== undefined
+          ? ['use_dpop_nonce', 'iat', 'invalid_token']
+          : ['use_dpop_nonce', 'iat'],
+      )
       const nonceNow = nonces.get(origin)
-      const decision = await decideRetry(response, origin, open, jwsAlgorithmOf(keyPair.privateKey), [
-        nonceNow !== undefined && nonceNow !== nonce,
-        signedWithOffset,
-        clock.offset(origin),
-        offsetFromDate(dateHeader, startedAt, endedAt),
-      ], signal)
+      const decision = await decideRetry(
+        response,
+        origin,
+        open,
+        jwsAlgorithmOf(keyPair.privateKey),
+        [
+          nonceNow !== undefined && nonceNow !== nonce,
+          signedWithOffset,
+          clock.offset(origin),
+          offsetFromDate(dateHeader, startedAt, endedAt),
+        ],
+        signal,
+      )
       if (decision instanceof DPoPError) {
         discard(response)
         throw decision
@@ -202,7 +256,8 @@ export function signedRequests(
         const before = clock.offset(origin)
         // The clock's bounds still apply: an offset it refuses is no reason to send again.
         if (!clock.adjust(decision.offsetMs, origin)) reason = undefined
-        else if (clock.offset(origin) !== before) emit?.({ type: 'clock', offsetMs: clock.offset(origin), source: 'iat' })
+        else if (clock.offset(origin) !== before)
+          emit?.({ type: 'clock', offsetMs: clock.offset(origin), source: 'iat' })
       }
       if (reason === 'invalid_token') {
         const next = await raceAbort((renew as Renew)(token as string), signal)

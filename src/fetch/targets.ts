@@ -44,7 +44,9 @@ export function parseOrigins(value: unknown): ReadonlySet<string> {
     }
     // Exactly scheme, host and port: no wildcard, credentials, path, query or fragment.
     if (!url || !/^https?:$/.test(url.protocol) || /[*?#@]/.test(text) || url.pathname !== '/') {
-      throw invalidArgument(`"options.origins" must be a non-empty array of origins like "https://api.example.com" (scheme, host, port only); got ${JSON.stringify(text.slice(0, 100))}.`)
+      throw invalidArgument(
+        `"options.origins" must be a non-empty array of origins like "https://api.example.com" (scheme, host, port only); got ${JSON.stringify(text.slice(0, 100))}.`,
+      )
     }
     origins.add(url.origin)
   }
@@ -55,7 +57,12 @@ function resolveUrl(input: unknown): URL | undefined {
   try {
     if (isRequest(input)) return new URL(input.url)
     // The base fetch itself uses: the document's base URL, else the worker's location.
-    const base = typeof document !== 'undefined' ? document.baseURI : typeof location !== 'undefined' ? location.href : undefined
+    const base =
+      typeof document !== 'undefined'
+        ? document.baseURI
+        : typeof location !== 'undefined'
+          ? location.href
+          : undefined
     return new URL(String(input), base)
   } catch {
     return undefined
@@ -75,8 +82,14 @@ export function createTargets(allowed: ReadonlySet<string>): (input: unknown) =>
     if (target === undefined) {
       const url = resolveUrl(input)
       // The scheme test matters: a blob: URL's origin is that of the page that made it (WHATWG URL).
-      target = !!url && allowed.has(url.origin) && /^https?:$/.test(url.protocol) &&
-        { href: url.href, origin: url.origin, htu: url.origin + url.pathname, fetchableUrl: !url.username && !url.password }
+      target = !!url &&
+        allowed.has(url.origin) &&
+        /^https?:$/.test(url.protocol) && {
+          href: url.href,
+          origin: url.origin,
+          htu: url.origin + url.pathname,
+          fetchableUrl: !url.username && !url.password,
+        }
       if (cacheable) setBounded(cache, input, target, TARGET_CACHE_SIZE)
     }
     return target

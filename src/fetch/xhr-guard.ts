@@ -48,10 +48,17 @@ type Open = (this: XMLHttpRequest, method: string, url: string | URL, ...rest: u
  * ```
  */
 export function guardXMLHttpRequest(options: XHRGuardOptions): () => void {
-  if (typeof options !== 'object' || options === null) throw invalidArgument('"options" must be an object with "origins".')
+  if (typeof options !== 'object' || options === null)
+    throw invalidArgument('"options" must be an object with "origins".')
   const origins = parseOrigins(options.origins)
-  const proto = (options.XMLHttpRequest ?? (globalThis as { XMLHttpRequest?: XHRGuardOptions['XMLHttpRequest'] }).XMLHttpRequest)?.prototype as { open: Open } | undefined
-  if (typeof proto?.open !== 'function') throw invalidArgument('There is no XMLHttpRequest to guard here; pass "options.XMLHttpRequest".')
+  const proto = (
+    options.XMLHttpRequest ??
+    (globalThis as { XMLHttpRequest?: XHRGuardOptions['XMLHttpRequest'] }).XMLHttpRequest
+  )?.prototype as { open: Open } | undefined
+  if (typeof proto?.open !== 'function')
+    throw invalidArgument(
+      'There is no XMLHttpRequest to guard here; pass "options.XMLHttpRequest".',
+    )
   const previous = proto.open
   let active = true
   const open: Open = function (this: XMLHttpRequest, method, url, ...rest) {

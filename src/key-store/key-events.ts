@@ -47,7 +47,9 @@ export function keyEvents(name: string, onOther: () => void): KeyEvents {
     },
     subscribe: (listener) => {
       listeners.add(listener)
-      return () => { listeners.delete(listener) }
+      return () => {
+        listeners.delete(listener)
+      }
     },
     close: () => channel.close(),
   }

@@ -7,7 +7,13 @@ import { del } from 'idb-keyval'
 import { KeyStoreError, invalidArgument } from '../base/errors.js'
 import { checkAlgorithm, generateKeyPair, type DPoPAlgorithm } from '../proof/keys.js'
 import { keyPairThumbprint } from '../proof/proof.js'
-import { USE_MEMORY, askPersistence, defaultIndexedDB, openIdbStore, type IdbStore } from '../browser/idb.js'
+import {
+  USE_MEMORY,
+  askPersistence,
+  defaultIndexedDB,
+  openIdbStore,
+  type IdbStore,
+} from '../browser/idb.js'
 import { raceAbort } from '../base/abort.js'
 import { keyEvents } from './key-events.js'
 import { loadOrCreatePair, recordOf, storePair } from './stored-pair.js'
@@ -150,23 +156,35 @@ const NAME = /^[A-Za-z0-9._-]{1,64}$/
  * ```
  */
 export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> {
-  if (typeof options !== 'object' || options === null || typeof options.name !== 'string' || !NAME.test(options.name)) {
+  if (
+    typeof options !== 'object' ||
+    options === null ||
+    typeof options.name !== 'string' ||
+    !NAME.test(options.name)
+  ) {
     throw invalidArgument('"options.name" must be 1-64 of A-Z a-z 0-9 . _ -')
   }
   const { name } = options
   const alg = checkAlgorithm(options.alg ?? KEY_STORE_DEFAULTS.alg, 'options.alg')
   const fallback = options.fallback ?? KEY_STORE_DEFAULTS.fallback
-  if (fallback !== 'error' && fallback !== 'memory') throw invalidArgument('"options.fallback" must be "error" or "memory".')
+  if (fallback !== 'error' && fallback !== 'memory')
+    throw invalidArgument('"options.fallback" must be "error" or "memory".')
   const timeoutMs = options.timeoutMs ?? KEY_STORE_DEFAULTS.timeoutMs
-  const factory = options.indexedDB === undefined ? defaultIndexedDB() : options.indexedDB ?? undefined
+  const factory =
+    options.indexedDB === undefined ? defaultIndexedDB() : (options.indexedDB ?? undefined)
 
   let storage: 'indexeddb' | 'memory' = 'indexeddb'
-  let idb: IdbStore | undefined = factory ? openIdbStore(`dpop-spa:${name}:keys`, factory, timeoutMs) : undefined
+  let idb: IdbStore | undefined = factory
+    ? openIdbStore(`dpop-spa:${name}:keys`, factory, timeoutMs)
+    : undefined
   let current: Promise<CryptoKeyPair> | undefined
   let memoryPair: CryptoKeyPair | undefined
 
   const unavailable = () =>
-    new KeyStoreError('ERR_KEY_STORE_UNAVAILABLE', `No IndexedDB here: serve the app from a normal page, or ${USE_MEMORY}.`)
+    new KeyStoreError(
+      'ERR_KEY_STORE_UNAVAILABLE',
+      `No IndexedDB here: serve the app from a normal page, or ${USE_MEMORY}.`,
+    )
 
   // Only failures of the storage itself may fall back to memory; never crypto failures.
   const canFallBack = (e: unknown) =>
@@ -185,7 +203,9 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
   }
 
   // A key another tab rotated or deleted: the next load() reads what that tab wrote.
-  const events = keyEvents(name, () => { current = undefined })
+  const events = keyEvents(name, () => {
+    current = undefined
+  })
   const { announce } = events
 
   const loadOrCreate = async (): Promise<CryptoKeyPair> => {
@@ -209,7 +229,9 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
       const loading = loadOrCreate()
       current = loading
       // A failed load must not stick: the next call tries again.
-      loading.catch(() => { if (current === loading) current = undefined })
+      loading.catch(() => {
+        if (current === loading) current = undefined
+      })
     }
     return current
   }
@@ -220,7 +242,9 @@ export async function openKeyStore(options: KeyStoreOptions): Promise<KeyStore> 
 
   const store: KeyStore = {
     name,
-    get storage() { return storage },
+    get storage() {
+      return storage
+    },
     load: (loadOptions) => raceAbort(load(), loadOptions?.signal),
     async rotate() {
       const fresh = await generateKeyPair({ alg })

@@ -28,8 +28,13 @@ function isUsable(value: unknown): value is StoredKeyPair {
   if (typeof value !== 'object' || value === null) return false
   const { privateKey, publicKey } = value as Partial<StoredKeyPair>
   // A private key that is extractable did not come from us: never use it.
-  return privateKey instanceof CryptoKey && privateKey.type === 'private' && !privateKey.extractable &&
-    publicKey instanceof CryptoKey && publicKey.type === 'public'
+  return (
+    privateKey instanceof CryptoKey &&
+    privateKey.type === 'private' &&
+    !privateKey.extractable &&
+    publicKey instanceof CryptoKey &&
+    publicKey.type === 'public'
+  )
 }
 
 /** A stored pair is used only when it signs with the configured algorithm. */
@@ -38,7 +43,11 @@ function fits(value: unknown, alg: DPoPAlgorithm): value is StoredKeyPair {
 }
 
 /** @internal Writes `pair` as the record of `alg`, replacing what was there. */
-export async function storePair(use: UseStore, alg: DPoPAlgorithm, pair: CryptoKeyPair): Promise<void> {
+export async function storePair(
+  use: UseStore,
+  alg: DPoPAlgorithm,
+  pair: CryptoKeyPair,
+): Promise<void> {
   const value: StoredKeyPair = { v: 1, alg, ...pair }
   await update(recordOf(alg), () => value, use)
 }
@@ -51,19 +60,30 @@ export async function storePair(use: UseStore, alg: DPoPAlgorithm, pair: CryptoK
  * @throws {KeyStoreError} what IndexedDB throws; `ERR_KEY_STORE_FAILED` when the pair cannot be
  *   read back.
  */
-export async function loadOrCreatePair(use: UseStore, alg: DPoPAlgorithm): Promise<[CryptoKeyPair, boolean]> {
+export async function loadOrCreatePair(
+  use: UseStore,
+  alg: DPoPAlgorithm,
+): Promise<[CryptoKeyPair, boolean]> {
   const record = recordOf(alg)
   const found = await get<unknown>(record, use)
   if (fits(found, alg)) return [{ privateKey: found.privateKey, publicKey: found.publicKey }, false]
   const fresh = await generateKeyPair({ alg })
   const value: StoredKeyPair = { v: 1, alg, ...fresh }
   let replaced = false
-  await update<unknown>(record, (old) => {
-    if (fits(old, alg)) return old
-    replaced = isUsable(old)
-    return value
-  }, use)
+  await update<unknown>(
+    record,
+    (old) => {
+      if (fits(old, alg)) return old
+      replaced = isUsable(old)
+      return value
+    },
+    use,
+  )
   const winner = await get<unknown>(record, use)
-  if (!fits(winner, alg)) throw new KeyStoreError('ERR_KEY_STORE_FAILED', 'The stored key pair could not be read back: reload, or else clear site data.')
+  if (!fits(winner, alg))
+    throw new KeyStoreError(
+      'ERR_KEY_STORE_FAILED',
+      'The stored key pair could not be read back: reload, or else clear site data.',
+    )
   return [{ privateKey: winner.privateKey, publicKey: winner.publicKey }, replaced]
 }

@@ -46,31 +46,44 @@ const ES256_SIGN: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' }
 // Ed25519 signatures are the 64 raw bytes JWS wants too (RFC 8037 §3.1).
 const ED25519: Algorithm = { name: 'Ed25519' }
 
-
 /** @internal */
 export function subtle(): SubtleCrypto {
   const s = globalThis.crypto?.subtle
-  if (!s) throw new DPoPError('ERR_CRYPTO_UNAVAILABLE', 'No crypto.subtle: serve the page over https:// or from http://localhost.')
+  if (!s)
+    throw new DPoPError(
+      'ERR_CRYPTO_UNAVAILABLE',
+      'No crypto.subtle: serve the page over https:// or from http://localhost.',
+    )
   return s
 }
 
 /** @internal The JWS alg of a key, or undefined when we cannot sign with it. */
 export function jwsAlgorithmOf(key: CryptoKey): DPoPAlgorithm | undefined {
   const a = key.algorithm as EcKeyAlgorithm
-  return a.name === 'ECDSA' && a.namedCurve === 'P-256' ? 'ES256' : a.name === 'Ed25519' ? 'EdDSA' : undefined
+  return a.name === 'ECDSA' && a.namedCurve === 'P-256'
+    ? 'ES256'
+    : a.name === 'Ed25519'
+      ? 'EdDSA'
+      : undefined
 }
 
 /** @internal The JWS alg and WebCrypto sign parameters of a private key. Throws ERR_UNSUPPORTED_ALGORITHM. */
 export function algorithmOf(key: CryptoKey): { alg: DPoPAlgorithm; sign: EcdsaParams | Algorithm } {
   const alg = jwsAlgorithmOf(key)
   if (alg) return { alg, sign: alg === 'ES256' ? ES256_SIGN : ED25519 }
-  throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `A ${key.algorithm.name} key cannot sign proofs: use generateKeyPair().`)
+  throw new DPoPError(
+    'ERR_UNSUPPORTED_ALGORITHM',
+    `A ${key.algorithm.name} key cannot sign proofs: use generateKeyPair().`,
+  )
 }
 
 /** @internal Checks an `alg` option. Throws ERR_UNSUPPORTED_ALGORITHM naming the option. */
 export function checkAlgorithm(alg: unknown, option: string): DPoPAlgorithm {
   if (alg === 'ES256' || alg === 'EdDSA') return alg
-  throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', `"${option}" must be "ES256" or "EdDSA"; got ${JSON.stringify(String(alg)).slice(0, 40)}.`)
+  throw new DPoPError(
+    'ERR_UNSUPPORTED_ALGORITHM',
+    `"${option}" must be "ES256" or "EdDSA"; got ${JSON.stringify(String(alg)).slice(0, 40)}.`,
+  )
 }
 
 /**
@@ -91,14 +104,20 @@ export function checkAlgorithm(alg: unknown, option: string): DPoPAlgorithm {
  * ```
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-2
  */
-export async function generateKeyPair(options: GenerateKeyPairOptions = {}): Promise<CryptoKeyPair> {
+export async function generateKeyPair(
+  options: GenerateKeyPairOptions = {},
+): Promise<CryptoKeyPair> {
   const alg = checkAlgorithm(options.alg ?? KEY_DEFAULTS.alg, 'options.alg')
   const s = subtle()
   if (alg === 'ES256') return s.generateKey(P256, false, ['sign', 'verify'])
   try {
     return (await s.generateKey(ED25519, false, ['sign', 'verify'])) as CryptoKeyPair
   } catch (e) {
-    throw new DPoPError('ERR_UNSUPPORTED_ALGORITHM', "This browser's WebCrypto has no Ed25519: use alg \"ES256\".", { cause: e })
+    throw new DPoPError(
+      'ERR_UNSUPPORTED_ALGORITHM',
+      'This browser\'s WebCrypto has no Ed25519: use alg "ES256".',
+      { cause: e },
+    )
   }
 }
 
@@ -137,7 +156,8 @@ export function publicJwk(jwk: JsonWebKey): PublicJwk {
  * ```
  */
 export async function exportPublicJwk(publicKey: CryptoKey): Promise<PublicJwk> {
-  if (!(publicKey instanceof CryptoKey) || publicKey.type !== 'public') throw invalidArgument('"publicKey" must be the public key of a key pair.')
+  if (!(publicKey instanceof CryptoKey) || publicKey.type !== 'public')
+    throw invalidArgument('"publicKey" must be the public key of a key pair.')
   return publicJwk(await subtle().exportKey('jwk', publicKey))
 }
 
@@ -157,7 +177,9 @@ export async function exportPublicJwk(publicKey: CryptoKey): Promise<PublicJwk> 
  * @see https://www.rfc-editor.org/rfc/rfc7638#section-3
  */
 export async function calculateThumbprint(publicKey: CryptoKey | JsonWebKey): Promise<string> {
-  return thumbprintOfPublicJwk(publicKey instanceof CryptoKey ? await exportPublicJwk(publicKey) : publicJwk(publicKey))
+  return thumbprintOfPublicJwk(
+    publicKey instanceof CryptoKey ? await exportPublicJwk(publicKey) : publicJwk(publicKey),
+  )
 }
 
 /** @internal Thumbprint of an already reduced public JWK. */

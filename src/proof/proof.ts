@@ -4,7 +4,13 @@
  */
 import { asciiInto, encodeBase64url, utf8 } from '../base/base64url.js'
 import { DPoPError, invalidArgument } from '../base/errors.js'
-import { algorithmOf, exportPublicJwk, subtle, thumbprintOfPublicJwk, type PublicJwk } from './keys.js'
+import {
+  algorithmOf,
+  exportPublicJwk,
+  subtle,
+  thumbprintOfPublicJwk,
+  type PublicJwk,
+} from './keys.js'
 import { setBounded } from '../base/bounded-map.js'
 
 /** What one proof is about. */
@@ -45,26 +51,43 @@ interface SignerState {
 // the key checks too. A WeakMap, so pairs that are dropped (rotation) are collected.
 const signers = new WeakMap<object, SignerState | Promise<SignerState>>()
 
-
 async function prepare(keyPair: CryptoKeyPair): Promise<SignerState> {
   const { alg, sign } = algorithmOf(keyPair.privateKey)
   const jwk = await exportPublicJwk(keyPair.publicKey)
   const headerPrefix = `${encodeBase64url(utf8(JSON.stringify({ typ: 'dpop+jwt', alg, jwk })))}.`
-  return { key: keyPair.privateKey, sign, jwk, headerPrefix, headerBytes: utf8(headerPrefix), subtle: subtle() }
+  return {
+    key: keyPair.privateKey,
+    sign,
+    jwk,
+    headerPrefix,
+    headerBytes: utf8(headerPrefix),
+    subtle: subtle(),
+  }
 }
 
 function signerOf(keyPair: CryptoKeyPair): SignerState | Promise<SignerState> {
   const hit = signers.get(keyPair)
   if (hit && (hit instanceof Promise || hit.key === keyPair.privateKey)) return hit
   const { privateKey, publicKey } = (keyPair ?? {}) as Partial<CryptoKeyPair>
-  if (!(privateKey instanceof CryptoKey) || privateKey.type !== 'private' || !(publicKey instanceof CryptoKey)) {
-    throw invalidArgument('"keyPair" must be a CryptoKeyPair from generateKeyPair() or keyStore.load().')
+  if (
+    !(privateKey instanceof CryptoKey) ||
+    privateKey.type !== 'private' ||
+    !(publicKey instanceof CryptoKey)
+  ) {
+    throw invalidArgument(
+      '"keyPair" must be a CryptoKeyPair from generateKeyPair() or keyStore.load().',
+    )
   }
   const p = prepare(keyPair)
   signers.set(keyPair, p)
   // Settled, the state is a plain value: later proofs await nothing but the sign. A failed
   // export must not stay cached.
-  p.then((state) => { if (signers.get(keyPair) === p) signers.set(keyPair, state) }, () => signers.delete(keyPair))
+  p.then(
+    (state) => {
+      if (signers.get(keyPair) === p) signers.set(keyPair, state)
+    },
+    () => signers.delete(keyPair),
+  )
   return p
 }
 
@@ -91,11 +114,13 @@ export function calculateAth(accessToken: string): Promise<string> {
   if (typeof accessToken !== 'string' || !/^[\x20-\x7e]+$/.test(accessToken)) {
     return Promise.reject(invalidArgument('"accessToken" must be a non-empty ASCII string.'))
   }
-  const p = subtle().digest('SHA-256', utf8(accessToken)).then((d) => {
-    const ath = encodeBase64url(d)
-    if (athCache.get(accessToken) === p) athCache.set(accessToken, ath)
-    return ath
-  })
+  const p = subtle()
+    .digest('SHA-256', utf8(accessToken))
+    .then((d) => {
+      const ath = encodeBase64url(d)
+      if (athCache.get(accessToken) === p) athCache.set(accessToken, ath)
+      return ath
+    })
   setBounded(athCache, accessToken, p, ATH_CACHE_SIZE)
   p.catch(() => athCache.delete(accessToken))
   return p
@@ -124,7 +149,8 @@ export function normalizeHtu(url: string | URL): string {
   } catch {
     // reported below
   }
-  if (u?.protocol !== 'https:' && u?.protocol !== 'http:') throw invalidArgument('"htu" must be an absolute http(s) URL.')
+  if (u?.protocol !== 'https:' && u?.protocol !== 'http:')
+    throw invalidArgument('"htu" must be an absolute http(s) URL.')
   return u.origin + u.pathname
 }
 
@@ -175,18 +201,25 @@ let input: Uint8Array<ArrayBuffer> | undefined
 export async function createProof(keyPair: CryptoKeyPair, claims: ProofClaims): Promise<string> {
   const signer = signerOf(keyPair)
   const { htm, accessToken, nonce } = claims
-  if (typeof htm !== 'string' || !METHOD.test(htm)) throw invalidArgument('"htm" must be an HTTP method.')
-  const htu = typeof claims.htu === 'string' ? (htuCache.get(claims.htu) ?? cacheHtu(claims.htu)) : normalizeHtu(claims.htu)
-  if (nonce !== undefined && (typeof nonce !== 'string' || !NONCE.test(nonce))) throw invalidArgument('"nonce" must be a DPoP-Nonce value (RFC 9449 §8.1).')
+  if (typeof htm !== 'string' || !METHOD.test(htm))
+    throw invalidArgument('"htm" must be an HTTP method.')
+  const htu =
+    typeof claims.htu === 'string'
+      ? (htuCache.get(claims.htu) ?? cacheHtu(claims.htu))
+      : normalizeHtu(claims.htu)
+  if (nonce !== undefined && (typeof nonce !== 'string' || !NONCE.test(nonce)))
+    throw invalidArgument('"nonce" must be a DPoP-Nonce value (RFC 9449 §8.1).')
   const time = claims.now ?? Date.now()
   if (!Number.isFinite(time)) throw invalidArgument('"now" must be a number of milliseconds.')
   // Once the key and the token have been seen, both are plain values and the sign is the
   // only await on the path (awaiting settled promises still costs turns of the microtask
   // queue). The first proof of a key or token starts both and awaits them together.
-  const athOrPending = accessToken === undefined ? undefined : (athCache.get(accessToken) ?? calculateAth(accessToken))
-  const [s, ath] = signer instanceof Promise || typeof athOrPending === 'object'
-    ? await Promise.all([signer, athOrPending])
-    : [signer, athOrPending]
+  const athOrPending =
+    accessToken === undefined ? undefined : (athCache.get(accessToken) ?? calculateAth(accessToken))
+  const [s, ath] =
+    signer instanceof Promise || typeof athOrPending === 'object'
+      ? await Promise.all([signer, athOrPending])
+      : [signer, athOrPending]
   if (jtiNext + JTI_LENGTH > jtiPool.length) {
     jtiPool = encodeBase64url(crypto.getRandomValues(new Uint8Array(768)))
     jtiNext = 0
@@ -195,7 +228,8 @@ export async function createProof(keyPair: CryptoKeyPair, claims: ProofClaims): 
   // are base64url, htm a method token and the nonce NQCHAR, none with `"` or `\`. Only htu
   // is escaped: WHATWG URL hosts may contain `"`.
   const payload = `{"jti":"${jtiPool.slice(jtiNext, (jtiNext += JTI_LENGTH))}","htm":"${htm.toUpperCase()}","htu":${JSON.stringify(htu)},"iat":${Math.floor(time / 1000)}${
-    ath === undefined ? '' : `,"ath":"${ath}"`}${nonce === undefined ? '' : `,"nonce":"${nonce}"`}}`
+    ath === undefined ? '' : `,"ath":"${ath}"`
+  }${nonce === undefined ? '' : `,"nonce":"${nonce}"`}}`
   // The buffer holds the payload's bytes, then (once they are encoded) the signing input:
   // the header's base64url and the payload's, which is at most twice the payload's length.
   // The payload is ASCII by construction (jti and ath base64url, htm and nonce validated
@@ -210,9 +244,17 @@ export async function createProof(keyPair: CryptoKeyPair, claims: ProofClaims): 
   const signingInput = headerPrefix + encoded
   let signature: ArrayBuffer
   try {
-    signature = await s.subtle.sign(s.sign, keyPair.privateKey, input.subarray(0, signingInput.length))
+    signature = await s.subtle.sign(
+      s.sign,
+      keyPair.privateKey,
+      input.subarray(0, signingInput.length),
+    )
   } catch (cause) {
-    throw new DPoPError('ERR_PROOF_FAILED', 'WebCrypto could not sign (key deleted?): load the key pair again.', { cause })
+    throw new DPoPError(
+      'ERR_PROOF_FAILED',
+      'WebCrypto could not sign (key deleted?): load the key pair again.',
+      { cause },
+    )
   }
   return `${signingInput}.${encodeBase64url(signature)}`
 }

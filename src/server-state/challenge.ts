@@ -81,14 +81,18 @@ const SKIP = /(?:[^,"]|"(?:[^"\\]|\\[\s\S]?)*"?)*/y
  * ```
  * @see https://www.rfc-editor.org/rfc/rfc9110#section-11.6.1
  */
-export function parseWWWAuthenticate(header: string | null | undefined, options?: { until?: string }): Challenge[] {
+export function parseWWWAuthenticate(
+  header: string | null | undefined,
+  options?: { until?: string },
+): Challenge[] {
   const out: Challenge[] = []
   if (typeof header !== 'string') return out
   const until = typeof options?.until === 'string' ? options.until.toLowerCase() : undefined
   // Cut at the last comma inside the cap, so the element cut in two is dropped, not misread.
-  const s = header.length > MAX_WWW_AUTHENTICATE_LENGTH
-    ? header.slice(0, Math.max(0, header.lastIndexOf(',', MAX_WWW_AUTHENTICATE_LENGTH)))
-    : header
+  const s =
+    header.length > MAX_WWW_AUTHENTICATE_LENGTH
+      ? header.slice(0, Math.max(0, header.lastIndexOf(',', MAX_WWW_AUTHENTICATE_LENGTH)))
+      : header
   let i = 0
   let current: Challenge | undefined
   let reached = false
@@ -116,7 +120,8 @@ export function parseWWWAuthenticate(header: string | null | undefined, options?
         i++
         eat(OWS)
         // quoted-pair: the character after a backslash is data.
-        const value = s[i] === '"' ? eat(QUOTED)?.[1]?.replace(/\\([\s\S])/g, '$1') : token() || undefined
+        const value =
+          s[i] === '"' ? eat(QUOTED)?.[1]?.replace(/\\([\s\S])/g, '$1') : token() || undefined
         if (value !== undefined && atElementEnd()) return [name.toLowerCase(), value]
       }
     }
@@ -170,7 +175,10 @@ export function parseWWWAuthenticate(header: string | null | undefined, options?
     }
     // A new challenge starts: done when the one asked for is complete, or at the cap.
     if (reached || out.length >= MAX_CHALLENGES) break
-    current = { scheme: scheme.toLowerCase(), params: Object.create(null) as Record<string, string> }
+    current = {
+      scheme: scheme.toLowerCase(),
+      params: Object.create(null) as Record<string, string>,
+    }
     out.push(current)
     reached = current.scheme === until
     if (atElementEnd()) continue
@@ -206,7 +214,11 @@ export function parseWWWAuthenticate(header: string | null | undefined, options?
 export function readDPoPChallenge(challenges: readonly Challenge[]): DPoPChallengeInfo | undefined {
   if (!Array.isArray(challenges)) return undefined
   const found = (challenges as readonly unknown[]).find(
-    (c): c is Challenge => typeof c === 'object' && c !== null && (c as Challenge).scheme === 'dpop' && typeof (c as Challenge).params === 'object',
+    (c): c is Challenge =>
+      typeof c === 'object' &&
+      c !== null &&
+      (c as Challenge).scheme === 'dpop' &&
+      typeof (c as Challenge).params === 'object',
   )
   if (!found) return undefined
   const { params } = found
@@ -252,10 +264,15 @@ export function parseOAuthErrorBody(body: unknown): OAuthErrorBody | undefined {
       }
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
-    const { error, error_description: description, error_uri: uri } = value as Record<string, unknown>
+    const {
+      error,
+      error_description: description,
+      error_uri: uri,
+    } = value as Record<string, unknown>
     if (typeof error !== 'string' || !NQSCHAR.test(error)) return undefined
     const out: OAuthErrorBody = { error }
-    if (typeof description === 'string' && NQSCHAR.test(description)) out.errorDescription = description
+    if (typeof description === 'string' && NQSCHAR.test(description))
+      out.errorDescription = description
     if (typeof uri === 'string' && URICHAR.test(uri)) out.errorUri = uri
     return out
   } catch {

@@ -91,7 +91,12 @@ export interface DPoPClock {
    * @param origin - the server that answered; omitted, the default offset learns.
    * @returns whether the offset changed.
    */
-  observeDate(dateHeader: string | null, requestStartMs: number, responseMs: number, origin?: string): boolean
+  observeDate(
+    dateHeader: string | null,
+    requestStartMs: number,
+    responseMs: number,
+    origin?: string,
+  ): boolean
   /**
    * Learns from a response that refused a proof's time (an `iat` rejection): adopts the
    * offset its `Date` implies whenever it differs by more than the measurement's own
@@ -104,7 +109,12 @@ export interface DPoPClock {
    * @param origin - the server that answered; omitted, the default offset.
    * @returns whether the offset changed.
    */
-  correct(dateHeader: string | null, requestStartMs: number, responseMs: number, origin?: string): boolean
+  correct(
+    dateHeader: string | null,
+    requestStartMs: number,
+    responseMs: number,
+    origin?: string,
+  ): boolean
   /**
    * Sets the offset (milliseconds, server minus local) of `origin`, or the default one,
    * for example after a server rejected a proof's `iat`. An offset beyond `maxOffsetMs`,
@@ -119,7 +129,8 @@ export interface DPoPClock {
 
 // IMF-fixdate (RFC 9110 §5.6.7), the only form servers generate. Date.parse alone would
 // accept "1" as the year 2001: a garbage header must not move the clock by decades.
-const IMF_FIXDATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/
+const IMF_FIXDATE =
+  /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/
 
 /**
  * @internal The server-minus-local offset a `Date` header implies, and how uncertain it is.
@@ -135,7 +146,12 @@ export function offsetFromDate(
   const text = dateHeader.trim()
   if (!IMF_FIXDATE.test(text)) return undefined
   const serverMs = Date.parse(text)
-  if (!Number.isFinite(serverMs) || !Number.isFinite(requestStartMs) || !Number.isFinite(responseMs) || responseMs < requestStartMs) {
+  if (
+    !Number.isFinite(serverMs) ||
+    !Number.isFinite(requestStartMs) ||
+    !Number.isFinite(responseMs) ||
+    responseMs < requestStartMs
+  ) {
     return undefined
   }
   const rtt = responseMs - requestStartMs
@@ -164,25 +180,39 @@ export function createClock(options?: ClockOptions): DPoPClock {
   const local = options?.now ?? CLOCK_DEFAULTS.now
   if (typeof local !== 'function') throw invalidArgument('"options.now" must be a function.')
   const thresholdMs = options?.thresholdMs ?? CLOCK_DEFAULTS.thresholdMs
-  if (!Number.isFinite(thresholdMs) || thresholdMs < 0) throw invalidArgument('"options.thresholdMs" must be a non-negative number.')
+  if (!Number.isFinite(thresholdMs) || thresholdMs < 0)
+    throw invalidArgument('"options.thresholdMs" must be a non-negative number.')
   const maxOffsetMs = options?.maxOffsetMs ?? CLOCK_DEFAULTS.maxOffsetMs
-  if (!(maxOffsetMs >= 0)) throw invalidArgument('"options.maxOffsetMs" must be a non-negative number.')
+  if (!(maxOffsetMs >= 0))
+    throw invalidArgument('"options.maxOffsetMs" must be a non-negative number.')
   const maxOrigins = options?.maxOrigins ?? CLOCK_DEFAULTS.maxOrigins
-  if (!Number.isSafeInteger(maxOrigins) || maxOrigins < 1) throw invalidArgument('"options.maxOrigins" must be a positive integer.')
+  if (!Number.isSafeInteger(maxOrigins) || maxOrigins < 1)
+    throw invalidArgument('"options.maxOrigins" must be a positive integer.')
   return clockOf(local, thresholdMs, maxOffsetMs, maxOrigins)
 }
 
 /** @internal A clock with the defaults ({@link CLOCK_DEFAULTS}): nothing to check. */
 export function defaultClock(): DPoPClock {
-  return clockOf(CLOCK_DEFAULTS.now, CLOCK_DEFAULTS.thresholdMs, CLOCK_DEFAULTS.maxOffsetMs, CLOCK_DEFAULTS.maxOrigins)
+  return clockOf(
+    CLOCK_DEFAULTS.now,
+    CLOCK_DEFAULTS.thresholdMs,
+    CLOCK_DEFAULTS.maxOffsetMs,
+    CLOCK_DEFAULTS.maxOrigins,
+  )
 }
 
 /** A clock from checked values: see {@link ClockOptions}. */
-function clockOf(local: () => number, thresholdMs: number, maxOffsetMs: number, maxOrigins: number): DPoPClock {
+function clockOf(
+  local: () => number,
+  thresholdMs: number,
+  maxOffsetMs: number,
+  maxOrigins: number,
+): DPoPClock {
   // The default offset, and each origin's own once it answered (bounded like the nonces).
   let fallback = 0
   const own = new Map<string, number>()
-  const offset = (origin?: string) => (origin === undefined ? undefined : own.get(origin)) ?? fallback
+  const offset = (origin?: string) =>
+    (origin === undefined ? undefined : own.get(origin)) ?? fallback
   // Both bounds: the total (no offset beyond a day) and one change's move (no step beyond a
   // day either, so an offset at -23 h cannot jump to +23 h in one answer).
   const set = (next: number, origin: string | undefined, margin: number): boolean => {

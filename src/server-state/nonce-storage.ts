@@ -64,8 +64,18 @@ export function rememberNonces(
     const age = typeof storedAt === 'number' ? now() - storedAt : NaN
     try {
       // cache.set checks the nonce itself (RFC 9449 §8.1 characters, length).
-      if (age >= 0 && age < NONCE_MAX_AGE_MS && new URL(storedOrigin as string).origin === storedOrigin && cache.set(storedOrigin, storedNonce as string)) {
-        setBounded(learned, storedOrigin, [storedOrigin, storedNonce as string, storedAt as number], MAX_STORED)
+      if (
+        age >= 0 &&
+        age < NONCE_MAX_AGE_MS &&
+        new URL(storedOrigin as string).origin === storedOrigin &&
+        cache.set(storedOrigin, storedNonce as string)
+      ) {
+        setBounded(
+          learned,
+          storedOrigin,
+          [storedOrigin, storedNonce as string, storedAt as number],
+          MAX_STORED,
+        )
       }
     } catch {
       // Not a URL: skip it.

@@ -103,7 +103,8 @@ function nonceCacheOf(maxOrigins: number): NonceCache {
         }
         return false
       }
-      if (typeof origin !== 'string' || typeof nonce !== 'string' || !NONCE.test(nonce)) return false
+      if (typeof origin !== 'string' || typeof nonce !== 'string' || !NONCE.test(nonce))
+        return false
       setBounded(map, origin, nonce, maxOrigins)
       return old !== nonce
     },

@@ -29,7 +29,13 @@ import {
 import { anySignal, timeoutSignal } from '../base/abort.js'
 import { decodeJwtPart } from '../base/base64url.js'
 import type { DPoPClock } from '../server-state/clock.js'
-import { DPoPError, OAuthError, ServerResponseError, isDPoPError, serverText } from '../base/errors.js'
+import {
+  DPoPError,
+  OAuthError,
+  ServerResponseError,
+  isDPoPError,
+  serverText,
+} from '../base/errors.js'
 import type { NonceCache } from '../server-state/nonces.js'
 import { createProof } from '../proof/proof.js'
 
@@ -42,10 +48,13 @@ import { createProof } from '../proof/proof.js'
 export function redactedCause(e: unknown): Error | undefined {
   if (!(e instanceof Error)) return undefined
   // JSON.parse's messages quote the input, which may be the token response itself.
-  const copy = new Error(e instanceof SyntaxError ? 'the response body could not be parsed' : e.message)
+  const copy = new Error(
+    e instanceof SyntaxError ? 'the response body could not be parsed' : e.message,
+  )
   copy.name = e.name
   const code = (e as { code?: unknown }).code
-  if (typeof code === 'string') Object.defineProperty(copy, 'code', { value: code, enumerable: true })
+  if (typeof code === 'string')
+    Object.defineProperty(copy, 'code', { value: code, enumerable: true })
   copy.stack = `${e.name}: ${copy.message}`
   return copy
 }
@@ -59,25 +68,45 @@ export function toDPoPError(e: unknown, doing: string): DPoPError {
     const error = serverText(code, 64)
     const description = text === undefined ? undefined : serverText(text, 1000)
     const brief = description === undefined ? '' : serverText(description, 200)
-    return new OAuthError(error, description, `The authorization server refused ${doing}: ${error}${brief ? ` (${brief})` : ''}.`, { cause })
+    return new OAuthError(
+      error,
+      description,
+      `The authorization server refused ${doing}: ${error}${brief ? ` (${brief})` : ''}.`,
+      { cause },
+    )
   }
-  if (e instanceof ResponseBodyError || e instanceof AuthorizationResponseError) return refused(e.error, e.error_description)
+  if (e instanceof ResponseBodyError || e instanceof AuthorizationResponseError)
+    return refused(e.error, e.error_description)
   if (e instanceof WWWAuthenticateChallengeError) {
     const c = e.cause[0]
     return refused(c?.parameters.error ?? 'invalid_request', c?.parameters.error_description)
   }
   if (e instanceof OperationProcessingError || e instanceof UnsupportedOperationError) {
-    return new ServerResponseError('ERR_INVALID_RESPONSE', `Invalid answer to ${doing} (${e.message}): check the server's settings for this client.`, { cause })
+    return new ServerResponseError(
+      'ERR_INVALID_RESPONSE',
+      `Invalid answer to ${doing} (${e.message}): check the server's settings for this client.`,
+      { cause },
+    )
   }
   if (e instanceof TypeError) {
-    return new DPoPError('ERR_NETWORK', `No answer to ${doing}: check the network, the issuer URL and the server's CORS settings.`, { cause })
+    return new DPoPError(
+      'ERR_NETWORK',
+      `No answer to ${doing}: check the network, the issuer URL and the server's CORS settings.`,
+      { cause },
+    )
   }
   if (e instanceof DOMException && e.name === 'TimeoutError') {
-    return new DPoPError('ERR_TIMEOUT', `No answer in time to ${doing}: check that the authorization server is up, then try again.`, { cause })
+    return new DPoPError(
+      'ERR_TIMEOUT',
+      `No answer in time to ${doing}: check that the authorization server is up, then try again.`,
+      { cause },
+    )
   }
   // The caller's own abort goes back as it came, like fetch does.
   if (e instanceof DOMException && e.name === 'AbortError') throw e
-  return new ServerResponseError('ERR_INVALID_RESPONSE', `Unexpected failure during ${doing}.`, { cause })
+  return new ServerResponseError('ERR_INVALID_RESPONSE', `Unexpected failure during ${doing}.`, {
+    cause,
+  })
 }
 
 /**
@@ -97,7 +126,10 @@ export function checkBoundTokens(result: TokenEndpointResponse, jkt: string): vo
   const payload = decodeJwtPart(result.access_token, 1) as { cnf?: { jkt?: unknown } } | undefined
   const bound = payload?.cnf?.jkt
   if (typeof bound === 'string' && bound !== jkt) {
-    throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The access token is bound (cnf.jkt) to another key than the proof\'s: check the server\'s DPoP settings.')
+    throw new ServerResponseError(
+      'ERR_INVALID_RESPONSE',
+      "The access token is bound (cnf.jkt) to another key than the proof's: check the server's DPoP settings.",
+    )
   }
 }
 
@@ -125,7 +157,12 @@ export interface ServerLink {
  * a `Date` itself: so the first API request after start-up is already signed on a server's
  * time. A response that a redirect produced says nothing about this server.
  */
-export function linkServer(send: typeof fetch | undefined, insecure: boolean, clock: DPoPClock, nonces: NonceCache): ServerLink {
+export function linkServer(
+  send: typeof fetch | undefined,
+  insecure: boolean,
+  clock: DPoPClock,
+  nonces: NonceCache,
+): ServerLink {
   const through = send ?? ((input, init) => fetch(input, init))
   return {
     async send(input, init) {
@@ -134,7 +171,12 @@ export function linkServer(send: typeof fetch | undefined, insecure: boolean, cl
       if (!response.redirected) {
         const date = response.headers.get('Date')
         const endedAt = clock.local()
-        clock.observeDate(date, startedAt, endedAt, new URL(input instanceof Request ? input.url : input).origin)
+        clock.observeDate(
+          date,
+          startedAt,
+          endedAt,
+          new URL(input instanceof Request ? input.url : input).origin,
+        )
         clock.observeDate(date, startedAt, endedAt)
       }
       return response
@@ -152,10 +194,21 @@ export function linkServer(send: typeof fetch | undefined, insecure: boolean, cl
  * failed request (a 404, and a CORS error in the console) when the scope has no `openid`.
  * @throws {DPoPError} `ERR_NETWORK`, `ERR_TIMEOUT`, `ERR_INVALID_RESPONSE`.
  */
-export async function discover(issuer: URL, link: ServerLink, timeoutMs: number, scope: string, kind?: 'oidc' | 'oauth'): Promise<AuthorizationServer> {
-  const order = kind === 'oidc' ? ['oidc'] as const
-    : kind === 'oauth' ? ['oauth2'] as const
-      : scope.split(' ').includes('openid') ? ['oidc', 'oauth2'] as const : ['oauth2', 'oidc'] as const
+export async function discover(
+  issuer: URL,
+  link: ServerLink,
+  timeoutMs: number,
+  scope: string,
+  kind?: 'oidc' | 'oauth',
+): Promise<AuthorizationServer> {
+  const order =
+    kind === 'oidc'
+      ? (['oidc'] as const)
+      : kind === 'oauth'
+        ? (['oauth2'] as const)
+        : scope.split(' ').includes('openid')
+          ? (['oidc', 'oauth2'] as const)
+          : (['oauth2', 'oidc'] as const)
   let first: unknown
   for (const algorithm of order) {
     try {
@@ -194,32 +247,53 @@ export interface AuthorizationServerRequests {
   readonly client: Client
   readonly clientAuth: ClientAuth
   /** oauth4webapi request options: bounded, signed by `keyPair` when given, `resource` added. */
-  options(keyPair: CryptoKeyPair | undefined, signal?: AbortSignal): {
+  options(
+    keyPair: CryptoKeyPair | undefined,
+    signal?: AbortSignal,
+  ): {
     signal: AbortSignal
     additionalParameters?: [string, string][]
   }
   /** One token-endpoint (or PAR) call, retried once on `use_dpop_nonce` (RFC 9449 §8) with a fresh proof. */
-  request<T>(what: string, makeRequest: () => Promise<Response>, readResponse: (response: Response) => Promise<T>): Promise<T>
+  request<T>(
+    what: string,
+    makeRequest: () => Promise<Response>,
+    readResponse: (response: Response) => Promise<T>,
+  ): Promise<T>
   /**
    * Revokes a token, best effort, signed by `keyPair` (the key the token is bound to) when
    * given, with one `use_dpop_nonce` retry; both attempts together are bounded by
    * `revocationTimeoutMs`. Resolves to the error to report, or `undefined`. Never rejects.
    */
-  revoke(token: string, hint: 'refresh_token' | 'access_token', keyPair: CryptoKeyPair | undefined, signal: AbortSignal | undefined): Promise<DPoPError | undefined>
+  revoke(
+    token: string,
+    hint: 'refresh_token' | 'access_token',
+    keyPair: CryptoKeyPair | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<DPoPError | undefined>
   /**
    * The UserInfo response (OpenID Connect Core §5.3) for a DPoP-bound access token: a proof
    * with `ath` from `keyPair`, one `use_dpop_nonce` retry, bounded like a token request. The
    * caller compares `sub`.
    * @throws {DPoPError} `ERR_NETWORK`, `ERR_TIMEOUT`, `ERR_INVALID_RESPONSE`; {@link OAuthError} when refused.
    */
-  userInfo(accessToken: string, keyPair: CryptoKeyPair): Promise<Record<string, unknown> & { sub: string }>
+  userInfo(
+    accessToken: string,
+    keyPair: CryptoKeyPair,
+  ): Promise<Record<string, unknown> & { sub: string }>
 }
 
 /**
  * @internal The requests of client `id` to the server `as` over `link`: each bounded by
  * `requestTimeoutMs` (a revocation by `revocationTimeoutMs`).
  */
-export function createAuthorizationServerRequests(as: AuthorizationServer, id: ClientIdentity, link: ServerLink, requestTimeoutMs: number, revocationTimeoutMs: number): AuthorizationServerRequests {
+export function createAuthorizationServerRequests(
+  as: AuthorizationServer,
+  id: ClientIdentity,
+  link: ServerLink,
+  requestTimeoutMs: number,
+  revocationTimeoutMs: number,
+): AuthorizationServerRequests {
   const { send, insecure, clock, nonces } = link
   const client: Client = { client_id: id.clientId, token_endpoint_auth_method: 'none' }
   // ID tokens come from the token endpoint: its origin's clock is the one to check them with.
@@ -229,17 +303,27 @@ export function createAuthorizationServerRequests(as: AuthorizationServer, id: C
   // from its DPoP handle: that would bundle a second JWS signer (about 1.2 kB gzip) beside
   // createProof, and keep nonces apart from the signed fetch's. RFC 9449 §4.2 claims as
   // always; the nonce (§8) is learned from every answer and the retry is request()'s.
-  const withProof = (keyPair: CryptoKeyPair, through: typeof fetch = send): typeof fetch => async (url, init) => {
-    const { origin } = new URL(url as string)
-    // The authorization server's own clock: an API's Date never moves it.
-    const proof = await createProof(keyPair, { htm: init?.method ?? 'POST', htu: url as string, nonce: nonces.get(origin), now: clock.now(origin) })
-    // oauth4webapi hands over its headers as a plain object with lower-case names.
-    const response = await through(url, { ...init, headers: { ...(init?.headers as Record<string, string>), dpop: proof } })
-    // Learned from any answer of that server (2xx included, §8.2), never from a redirect's target.
-    const nonce = response.redirected ? null : response.headers.get('DPoP-Nonce')
-    if (nonce !== null) nonces.set(origin, nonce)
-    return response
-  }
+  const withProof =
+    (keyPair: CryptoKeyPair, through: typeof fetch = send): typeof fetch =>
+    async (url, init) => {
+      const { origin } = new URL(url as string)
+      // The authorization server's own clock: an API's Date never moves it.
+      const proof = await createProof(keyPair, {
+        htm: init?.method ?? 'POST',
+        htu: url as string,
+        nonce: nonces.get(origin),
+        now: clock.now(origin),
+      })
+      // oauth4webapi hands over its headers as a plain object with lower-case names.
+      const response = await through(url, {
+        ...init,
+        headers: { ...(init?.headers as Record<string, string>), dpop: proof },
+      })
+      // Learned from any answer of that server (2xx included, §8.2), never from a redirect's target.
+      const nonce = response.redirected ? null : response.headers.get('DPoP-Nonce')
+      if (nonce !== null) nonces.set(origin, nonce)
+      return response
+    }
 
   const bounded = (timeoutMs: number, signal: AbortSignal | undefined) => {
     const timeout = timeoutSignal(timeoutMs)
@@ -247,10 +331,16 @@ export function createAuthorizationServerRequests(as: AuthorizationServer, id: C
   }
   const common = {
     ...(insecure ? { [allowInsecureRequests]: true } : {}),
-    ...(id.resource.length ? { additionalParameters: id.resource.map((uri) => ['resource', uri] as [string, string]) } : {}),
+    ...(id.resource.length
+      ? { additionalParameters: id.resource.map((uri) => ['resource', uri] as [string, string]) }
+      : {}),
   }
 
-  const request = async <T>(what: string, makeRequest: () => Promise<Response>, readResponse: (response: Response) => Promise<T>): Promise<T> => {
+  const request = async <T>(
+    what: string,
+    makeRequest: () => Promise<Response>,
+    readResponse: (response: Response) => Promise<T>,
+  ): Promise<T> => {
     for (let attempt = 0; ; attempt++) {
       try {
         return await readResponse(await makeRequest())
@@ -279,14 +369,32 @@ export function createAuthorizationServerRequests(as: AuthorizationServer, id: C
     userInfo(accessToken, keyPair) {
       const url = as.userinfo_endpoint!
       const { origin } = new URL(url)
-      return request('the userinfo request', async () => {
-        const proof = await createProof(keyPair, { htm: 'GET', htu: url, accessToken, nonce: nonces.get(origin), now: clock.now() })
-        // Never followed: the token and its proof are for this URL only.
-        const response = await send(url, { headers: { authorization: `DPoP ${accessToken}`, dpop: proof, accept: 'application/json' }, redirect: 'error', signal: bounded(requestTimeoutMs, undefined) })
-        const nonce = response.headers.get('DPoP-Nonce')
-        if (nonce !== null) nonces.set(origin, nonce)
-        return response
-      }, (response) => processUserInfoResponse(as, client, skipSubjectCheck, response))
+      return request(
+        'the userinfo request',
+        async () => {
+          const proof = await createProof(keyPair, {
+            htm: 'GET',
+            htu: url,
+            accessToken,
+            nonce: nonces.get(origin),
+            now: clock.now(),
+          })
+          // Never followed: the token and its proof are for this URL only.
+          const response = await send(url, {
+            headers: {
+              authorization: `DPoP ${accessToken}`,
+              dpop: proof,
+              accept: 'application/json',
+            },
+            redirect: 'error',
+            signal: bounded(requestTimeoutMs, undefined),
+          })
+          const nonce = response.headers.get('DPoP-Nonce')
+          if (nonce !== null) nonces.set(origin, nonce)
+          return response
+        },
+        (response) => processUserInfoResponse(as, client, skipSubjectCheck, response),
+      )
     },
     async revoke(token, hint, keyPair, signal) {
       if (!as.revocation_endpoint || signal?.aborted) return undefined
@@ -297,14 +405,15 @@ export function createAuthorizationServerRequests(as: AuthorizationServer, id: C
       try {
         await request(
           'the token revocation',
-          () => revocationRequest(as, client, None(), token, {
-            ...(insecure ? { [allowInsecureRequests]: true } : {}),
-            signal: bound,
-            // Servers that bind a public client's tokens to its key (atproto) revoke only
-            // on a proof from that key; without one they answer 200 and revoke nothing.
-            [customFetch]: keyPair ? withProof(keyPair, keepalive) : keepalive,
-            additionalParameters: { token_type_hint: hint },
-          }),
+          () =>
+            revocationRequest(as, client, None(), token, {
+              ...(insecure ? { [allowInsecureRequests]: true } : {}),
+              signal: bound,
+              // Servers that bind a public client's tokens to its key (atproto) revoke only
+              // on a proof from that key; without one they answer 200 and revoke nothing.
+              [customFetch]: keyPair ? withProof(keyPair, keepalive) : keepalive,
+              additionalParameters: { token_type_hint: hint },
+            }),
           processRevocationResponse,
         )
         return undefined

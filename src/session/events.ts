@@ -33,45 +33,53 @@ export type LogoutReason =
 /** What {@link DPoPClient.subscribe} listeners receive. */
 export type DPoPClientEvent =
   | {
-    /** A session started (here, or in another tab). */
-    readonly type: 'login'
-    /** The user (see {@link UserClaims}); `undefined` when the server named none. */
-    readonly user: UserClaims | undefined
-    /** Whether another tab logged in. */
-    readonly fromOtherTab: boolean
-  }
+      /** A session started (here, or in another tab). */
+      readonly type: 'login'
+      /** The user (see {@link UserClaims}); `undefined` when the server named none. */
+      readonly user: UserClaims | undefined
+      /** Whether another tab logged in. */
+      readonly fromOtherTab: boolean
+    }
   | {
-    /** The tokens were refreshed (here, or by another tab). */
-    readonly type: 'refresh'
-    /** Local-clock ms when the new access token expires. */
-    readonly expiresAt: number
-    /** Whether another tab refreshed. */
-    readonly fromOtherTab: boolean
-  }
+      /** The tokens were refreshed (here, or by another tab). */
+      readonly type: 'refresh'
+      /** Local-clock ms when the new access token expires. */
+      readonly expiresAt: number
+      /** Whether another tab refreshed. */
+      readonly fromOtherTab: boolean
+    }
   | {
-    /** The session ended. */
-    readonly type: 'logout'
-    /** Why. */
-    readonly reason: LogoutReason
-  }
+      /** The session ended. */
+      readonly type: 'logout'
+      /** Why. */
+      readonly reason: LogoutReason
+    }
   | {
-    /** Something failed in the background (a revocation, a refresh). */
-    readonly type: 'error'
-    /** What failed. */
-    readonly error: DPoPError
-  }
+      /** Something failed in the background (a revocation, a refresh). */
+      readonly type: 'error'
+      /** What failed. */
+      readonly error: DPoPError
+    }
   | {
-    /**
-     * IndexedDB failed and this page moved to a memory key and session (only with
-     * `storageFallback: 'memory'`): a sign-in here does not survive a reload. The session
-     * stored before is ended as soon as storage works again (a logout on the next page that
-     * can reach storage, reason `'storage-fallback'`).
-     */
-    readonly type: 'storage-fallback'
-    /** The storage failure. */
-    readonly error: KeyStoreError
-  }
+      /**
+       * IndexedDB failed and this page moved to a memory key and session (only with
+       * `storageFallback: 'memory'`): a sign-in here does not survive a reload. The session
+       * stored before is ended as soon as storage works again (a logout on the next page that
+       * can reach storage, reason `'storage-fallback'`).
+       */
+      readonly type: 'storage-fallback'
+      /** The storage failure. */
+      readonly error: KeyStoreError
+    }
 
-const REASONS: ReadonlySet<unknown> = new Set<LogoutReason>(['user', 'other-tab', 'invalid_grant', 'refresh-lost', 'key-mismatch', 'expired', 'storage-fallback'])
+const REASONS: ReadonlySet<unknown> = new Set<LogoutReason>([
+  'user',
+  'other-tab',
+  'invalid_grant',
+  'refresh-lost',
+  'key-mismatch',
+  'expired',
+  'storage-fallback',
+])
 /** @internal Whether `value` is a reason this version knows (from another tab or the worker: untrusted). */
 export const isLogoutReason = (value: unknown): value is LogoutReason => REASONS.has(value)

@@ -18,7 +18,13 @@ import {
   type TokenEndpointResponse,
 } from 'oauth4webapi'
 import { toDPoPError, type AuthorizationServerRequests } from './authorization-server.js'
-import { DPoPError, OAuthError, ServerResponseError, invalidArgument, isDPoPError } from '../base/errors.js'
+import {
+  DPoPError,
+  OAuthError,
+  ServerResponseError,
+  invalidArgument,
+  isDPoPError,
+} from '../base/errors.js'
 import type { KeyStore } from '../key-store/key-store.js'
 import { keyPairThumbprint } from '../proof/proof.js'
 import type { DPoPClientEvent } from './events.js'
@@ -54,7 +60,15 @@ export interface RedirectResult {
   readonly user: UserClaims | undefined
 }
 
-const AUTH_RESPONSE_PARAMS = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri', 'session_state']
+const AUTH_RESPONSE_PARAMS = [
+  'code',
+  'state',
+  'iss',
+  'error',
+  'error_description',
+  'error_uri',
+  'session_state',
+]
 
 /**
  * @internal `returnTo` as a path of this app (path + query + hash), or `undefined` when it
@@ -83,7 +97,23 @@ export interface LoginChoices {
 }
 
 // The ID token claims that say nothing about who the user is (OpenID Connect Core §2, §3.1.3.6).
-const PROTOCOL_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'auth_time', 'nonce', 'acr', 'amr', 'azp', 'at_hash', 'c_hash', 'sid'])
+const PROTOCOL_CLAIMS = new Set([
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'iat',
+  'nbf',
+  'jti',
+  'auth_time',
+  'nonce',
+  'acr',
+  'amr',
+  'azp',
+  'at_hash',
+  'c_hash',
+  'sid',
+])
 // The scopes whose claims an OpenID provider may put only in the UserInfo response (§5.4).
 const CLAIM_SCOPES = new Set(['profile', 'email', 'address', 'phone'])
 const TOKENS = new Set(['access_token', 'refresh_token', 'id_token'])
@@ -99,13 +129,27 @@ export interface LoginFlow {
  * `sessions`; `fallbackLifetimeMs` is the lifetime of an access token without `expires_in`;
  * background failures (an optional UserInfo request) go to `emit`.
  */
-export function createLoginFlow(server: AuthorizationServerRequests, keys: KeyStore, sessions: SessionRecords, fallbackLifetimeMs: number, choices: LoginChoices, emit: (event: DPoPClientEvent) => void): LoginFlow {
+export function createLoginFlow(
+  server: AuthorizationServerRequests,
+  keys: KeyStore,
+  sessions: SessionRecords,
+  fallbackLifetimeMs: number,
+  choices: LoginChoices,
+  emit: (event: DPoPClientEvent) => void,
+): LoginFlow {
   const { as, id, client, clientAuth } = server
   const openid = id.scope.split(' ').includes('openid')
-  const appUrl = (): string => (typeof location !== 'undefined' && typeof location.href === 'string' ? location.href : id.redirectUri)
+  const appUrl = (): string =>
+    typeof location !== 'undefined' && typeof location.href === 'string'
+      ? location.href
+      : id.redirectUri
 
   /** The authorization request's parameters: PKCE S256, state, nonce, and the code bound to the key. */
-  const authorizationParams = async (params: URLSearchParams, options: LoginOptions, jkt: string) => {
+  const authorizationParams = async (
+    params: URLSearchParams,
+    options: LoginOptions,
+    jkt: string,
+  ) => {
     const codeVerifier = generateRandomCodeVerifier()
     const state = generateRandomState()
     const nonce = openid ? generateRandomNonce() : undefined
@@ -133,24 +177,57 @@ export function createLoginFlow(server: AuthorizationServerRequests, keys: KeySt
    * (atproto) `invalid_request` "Unsupported \"nonce\" parameter". Said as what to set.
    */
   const openidRefused = (e: unknown): unknown => {
-    if (!openid || !(e instanceof OAuthError) || !(e.error === 'invalid_scope' || (e.error === 'invalid_request' && /\b(nonce|openid)\b/i.test(e.errorDescription ?? '')))) return e
+    if (
+      !openid ||
+      !(e instanceof OAuthError) ||
+      !(
+        e.error === 'invalid_scope' ||
+        (e.error === 'invalid_request' && /\b(nonce|openid)\b/i.test(e.errorDescription ?? ''))
+      )
+    )
+      return e
     const listed = (Array.isArray(as.scopes_supported) ? as.scopes_supported : [])
-      .filter((scope): scope is string => typeof scope === 'string' && scope !== 'openid' && /^[\x21\x23-\x5b\x5d-\x7e]{1,40}$/.test(scope)).slice(0, 10)
-    return new OAuthError(e.error, e.errorDescription, `The authorization server refused OpenID Connect (${e.error}${e.errorDescription ? `: ${e.errorDescription}` : ''}). ` +
-      `Set "scope" in createDPoPClient without "openid" (the default), to scopes this server knows${listed.length ? `; it lists: ${listed.join(' ')}` : ''}.`, { cause: e })
+      .filter(
+        (scope): scope is string =>
+          typeof scope === 'string' &&
+          scope !== 'openid' &&
+          /^[\x21\x23-\x5b\x5d-\x7e]{1,40}$/.test(scope),
+      )
+      .slice(0, 10)
+    return new OAuthError(
+      e.error,
+      e.errorDescription,
+      `The authorization server refused OpenID Connect (${e.error}${e.errorDescription ? `: ${e.errorDescription}` : ''}). ` +
+        `Set "scope" in createDPoPClient without "openid" (the default), to scopes this server knows${listed.length ? `; it lists: ${listed.join(' ')}` : ''}.`,
+      { cause: e },
+    )
   }
 
   /** RFC 9126 with a proof from the same key (RFC 9449 §10.1); the browser then carries only request_uri. */
   const push = async (url: URL, signal: AbortSignal | undefined): Promise<void> => {
     if (!as.pushed_authorization_request_endpoint) {
-      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'PAR is required or asked for, but the metadata has no pushed_authorization_request_endpoint.')
+      throw new ServerResponseError(
+        'ERR_INVALID_RESPONSE',
+        'PAR is required or asked for, but the metadata has no pushed_authorization_request_endpoint.',
+      )
     }
     const keyPair = await keys.load()
-    const pushed = await server.request(
-      'the pushed authorization request',
-      () => pushedAuthorizationRequest(as, client, clientAuth, url.searchParams, server.options(keyPair, signal)),
-      (response) => processPushedAuthorizationResponse(as, client, response),
-    ).catch((e: unknown) => { throw openidRefused(e) })
+    const pushed = await server
+      .request(
+        'the pushed authorization request',
+        () =>
+          pushedAuthorizationRequest(
+            as,
+            client,
+            clientAuth,
+            url.searchParams,
+            server.options(keyPair, signal),
+          ),
+        (response) => processPushedAuthorizationResponse(as, client, response),
+      )
+      .catch((e: unknown) => {
+        throw openidRefused(e)
+      })
     // The endpoint's own query stays (Azure AD B2C names its policy there: `?p=`).
     url.search = new URL(as.authorization_endpoint!).search
     url.searchParams.set('client_id', id.clientId)
@@ -160,8 +237,11 @@ export function createLoginFlow(server: AuthorizationServerRequests, keys: KeySt
   /** The UserInfo claims merged into the user, when `userInfo` asks for them; `sub` must not change. */
   const withUserInfo = async (next: Session, keyPair: CryptoKeyPair): Promise<Session> => {
     const mode = choices.userInfo ?? 'auto'
-    const wanted = mode === 'always' || (mode === 'auto' && id.scope.split(' ').some((scope) => CLAIM_SCOPES.has(scope)) &&
-      !Object.keys(next.user ?? {}).some((claim) => !PROTOCOL_CLAIMS.has(claim)))
+    const wanted =
+      mode === 'always' ||
+      (mode === 'auto' &&
+        id.scope.split(' ').some((scope) => CLAIM_SCOPES.has(scope)) &&
+        !Object.keys(next.user ?? {}).some((claim) => !PROTOCOL_CLAIMS.has(claim)))
     if (!openid || !wanted || !as.userinfo_endpoint) return next
     let info: Record<string, unknown> & { sub: string }
     try {
@@ -172,38 +252,73 @@ export function createLoginFlow(server: AuthorizationServerRequests, keys: KeySt
       return next
     }
     if (next.user && info.sub !== next.user.sub) {
-      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'UserInfo names another user (sub) than the ID token; nothing was stored. Log in again.')
+      throw new ServerResponseError(
+        'ERR_INVALID_RESPONSE',
+        'UserInfo names another user (sub) than the ID token; nothing was stored. Log in again.',
+      )
     }
     return { ...next, user: { ...next.user, ...info } }
   }
 
   /** The app's verdict on the user; a refusal stores nothing and revokes what was issued. */
-  const verify = async (next: Session, result: TokenEndpointResponse, keyPair: CryptoKeyPair): Promise<void> => {
+  const verify = async (
+    next: Session,
+    result: TokenEndpointResponse,
+    keyPair: CryptoKeyPair,
+  ): Promise<void> => {
     if (!choices.verifyUser) return
-    const tokenResponse = Object.fromEntries(Object.entries(result).filter(([member]) => !TOKENS.has(member)))
+    const tokenResponse = Object.fromEntries(
+      Object.entries(result).filter(([member]) => !TOKENS.has(member)),
+    )
     let cause: unknown
     try {
-      if ((await choices.verifyUser(next.user, { issuer: as.issuer, scope: next.scope, tokenResponse })) !== false) return
+      if (
+        (await choices.verifyUser(next.user, {
+          issuer: as.issuer,
+          scope: next.scope,
+          tokenResponse,
+        })) !== false
+      )
+        return
     } catch (e) {
       cause = e
     }
-    if (result.refresh_token) await server.revoke(result.refresh_token, 'refresh_token', keyPair, undefined)
-    throw new DPoPError('ERR_USER_REFUSED', 'The app refused this user (config.verifyUser); nothing was stored.', cause === undefined ? undefined : { cause })
+    if (result.refresh_token)
+      await server.revoke(result.refresh_token, 'refresh_token', keyPair, undefined)
+    throw new DPoPError(
+      'ERR_USER_REFUSED',
+      'The app refused this user (config.verifyUser); nothing was stored.',
+      cause === undefined ? undefined : { cause },
+    )
   }
 
   return {
     login: async (options = {}) => {
       const { signal } = options
-      const returnTo = options.returnTo === undefined ? undefined : appPath(options.returnTo, appUrl())
+      const returnTo =
+        options.returnTo === undefined ? undefined : appPath(options.returnTo, appUrl())
       if (options.returnTo !== undefined && returnTo === undefined) {
-        throw invalidArgument('"options.returnTo" must be a path or URL of this app (same origin), e.g. "/orders?page=2".')
+        throw invalidArgument(
+          '"options.returnTo" must be a path or URL of this app (same origin), e.g. "/orders?page=2".',
+        )
       }
       await sessions.sweep().catch(() => undefined)
       const jkt = await keys.thumbprint(signal ? { signal } : undefined)
       const url = new URL(as.authorization_endpoint!)
-      const { codeVerifier, state, nonce } = await authorizationParams(url.searchParams, options, jkt)
+      const { codeVerifier, state, nonce } = await authorizationParams(
+        url.searchParams,
+        options,
+        jkt,
+      )
       if (choices.par || as.require_pushed_authorization_requests === true) await push(url, signal)
-      await sessions.saveTransaction({ state, codeVerifier, nonce, jkt, returnTo, createdAt: Date.now() })
+      await sessions.saveTransaction({
+        state,
+        codeVerifier,
+        nonce,
+        jkt,
+        returnTo,
+        createdAt: Date.now(),
+      })
       signal?.throwIfAborted()
       ;(options.redirect ?? ((to: URL) => location.assign(to)))(url)
     },
@@ -214,7 +329,11 @@ export function createLoginFlow(server: AuthorizationServerRequests, keys: KeySt
       if (!params.has('code') && !params.has('error')) return undefined
       // Take the response out of the address bar (and history) whatever happens next,
       // so a reload never replays it.
-      if (typeof history !== 'undefined' && typeof location !== 'undefined' && url.href === location.href) {
+      if (
+        typeof history !== 'undefined' &&
+        typeof location !== 'undefined' &&
+        url.href === location.href
+      ) {
         const clean = new URL(url)
         for (const param of AUTH_RESPONSE_PARAMS) clean.searchParams.delete(param)
         history.replaceState(history.state, '', clean)
@@ -222,7 +341,10 @@ export function createLoginFlow(server: AuthorizationServerRequests, keys: KeySt
       const state = params.get('state')
       const tx = state ? await sessions.takeTransaction(state) : undefined
       if (!tx || Date.now() - tx.createdAt > TRANSACTION_MAX_AGE_MS) {
-        throw new DPoPError('ERR_STATE_MISMATCH', 'Unknown or expired state: no login started here matches. Call login() again.')
+        throw new DPoPError(
+          'ERR_STATE_MISMATCH',
+          'Unknown or expired state: no login started here matches. Call login() again.',
+        )
       }
       let callback: URLSearchParams
       try {
@@ -233,22 +355,37 @@ export function createLoginFlow(server: AuthorizationServerRequests, keys: KeySt
       const keyPair = await keys.load()
       const jkt = await keyPairThumbprint(keyPair)
       if (jkt !== tx.jkt) {
-        throw new DPoPError('ERR_LOGIN_REQUIRED', 'The key changed during login (another tab logged out). Log in again.')
+        throw new DPoPError(
+          'ERR_LOGIN_REQUIRED',
+          'The key changed during login (another tab logged out). Log in again.',
+        )
       }
       const result = await server.request(
         'the code exchange',
-        () => authorizationCodeGrantRequest(as, client, clientAuth, callback, id.redirectUri, tx.codeVerifier, server.options(keyPair)),
-        (response) => processAuthorizationCodeResponse(as, client, response, {
-          expectedNonce: tx.nonce ?? expectNoNonce,
-          requireIdToken: openid,
-        }),
+        () =>
+          authorizationCodeGrantRequest(
+            as,
+            client,
+            clientAuth,
+            callback,
+            id.redirectUri,
+            tx.codeVerifier,
+            server.options(keyPair),
+          ),
+        (response) =>
+          processAuthorizationCodeResponse(as, client, response, {
+            expectedNonce: tx.nonce ?? expectNoNonce,
+            requireIdToken: openid,
+          }),
       )
-      const next = await withUserInfo(sessionFromTokens(result, jkt, undefined, fallbackLifetimeMs, as.issuer), keyPair)
+      const next = await withUserInfo(
+        sessionFromTokens(result, jkt, undefined, fallbackLifetimeMs, as.issuer),
+        keyPair,
+      )
       await verify(next, result, keyPair)
       await sessions.commit(next, true)
       // Checked again on the way out: the record may come from an older version of the app.
       return { returnTo: appPath(tx.returnTo, appUrl()), user: next.user }
     },
-
   }
 }

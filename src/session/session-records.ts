@@ -19,18 +19,24 @@ import { TRANSACTION_MAX_AGE_MS, isSession, type Session, type Transaction } fro
  * keeps the names every session had before there was a record per algorithm.
  */
 const records = (alg: DPoPAlgorithm | undefined): { session: string; pending: string } =>
-  !alg || alg === 'ES256' ? { session: 'session', pending: 'pending' } : { session: `session:${alg}`, pending: `pending:${alg}` }
+  !alg || alg === 'ES256'
+    ? { session: 'session', pending: 'pending' }
+    : { session: `session:${alg}`, pending: `pending:${alg}` }
 /** @internal The session record of every key algorithm (for clean-ups that end them all). */
-export const SESSION_RECORDS: readonly string[] = (['ES256', 'EdDSA'] as const).map((alg) => records(alg).session)
+export const SESSION_RECORDS: readonly string[] = (['ES256', 'EdDSA'] as const).map(
+  (alg) => records(alg).session,
+)
 /** When a failed session write is tried again, ms after the failure (bounded). */
 const REWRITE_DELAYS_MS = [1_000, 5_000, 20_000]
 const TX_PREFIX = 'tx:'
 
 /** A failed write of a refreshed session, as the `error` event reports it (the cause names what IndexedDB said). */
 const storageError = (e: unknown): DPoPError =>
-  new KeyStoreError(e instanceof KeyStoreError ? e.code : 'ERR_KEY_STORE_FAILED',
+  new KeyStoreError(
+    e instanceof KeyStoreError ? e.code : 'ERR_KEY_STORE_FAILED',
     'The refreshed tokens could not be stored (IndexedDB failed): they stay in use and the write is retried. A reload before it succeeds signs out.',
-    { cause: e instanceof Error ? e : undefined })
+    { cause: e instanceof Error ? e : undefined },
+  )
 
 type TabMessage =
   | { readonly type: 'session'; readonly session: Session; readonly login: boolean }
@@ -86,29 +92,56 @@ export interface SessionRecords {
  * memory-only key), for keys of algorithm `alg` (each has its own record). Every adopted
  * session must be bound to the key whose `thumbprint` is given; changes are told to `emit`.
  */
-export function createSessionRecords(name: string, store: IdbStore | undefined, alg: DPoPAlgorithm | undefined, thumbprint: () => Promise<string>, emit: (event: DPoPClientEvent) => void): SessionRecords {
+export function createSessionRecords(
+  name: string,
+  store: IdbStore | undefined,
+  alg: DPoPAlgorithm | undefined,
+  thumbprint: () => Promise<string>,
+  emit: (event: DPoPClientEvent) => void,
+): SessionRecords {
   let session: Session | undefined
   const memory = new Map<string, unknown>()
   const { session: SESSION, pending: PENDING } = records(alg)
   // Storage beside the key; memory only when the key itself is memory-only.
-  const read = async (key: string): Promise<unknown> => (store ? get(key, store.use) : memory.get(key))
-  const write = async (key: string, value: unknown): Promise<void> => { if (store) await set(key, value, store.use); else memory.set(key, value) }
-  const remove = async (key: string): Promise<void> => { if (store) await del(key, store.use); else memory.delete(key) }
+  const read = async (key: string): Promise<unknown> =>
+    store ? get(key, store.use) : memory.get(key)
+  const write = async (key: string, value: unknown): Promise<void> => {
+    if (store) await set(key, value, store.use)
+    else memory.set(key, value)
+  }
+  const remove = async (key: string): Promise<void> => {
+    if (store) await del(key, store.use)
+    else memory.delete(key)
+  }
 
   const adopt = (next: Session, login: boolean): void => {
     const had = session !== undefined
     session = next
-    emit(login || !had ? { type: 'login', user: next.user, fromOtherTab: true } : { type: 'refresh', expiresAt: next.expiresAt, fromOtherTab: true })
+    emit(
+      login || !had
+        ? { type: 'login', user: next.user, fromOtherTab: true }
+        : { type: 'refresh', expiresAt: next.expiresAt, fromOtherTab: true },
+    )
   }
 
   // Messages from other tabs are untrusted input (another version of the app during a
   // deploy, or anything on this origin): validated like a stored session, handled one at a
   // time in arrival order, and never allowed to throw.
   const onTabMessage = async (message: unknown): Promise<void> => {
-    const { type, session: next, login, reason } = (typeof message === 'object' && message !== null ? message : {}) as Record<string, unknown>
+    const {
+      type,
+      session: next,
+      login,
+      reason,
+    } = (typeof message === 'object' && message !== null ? message : {}) as Record<string, unknown>
     if (type === 'session') {
       // The refresh worker's session arrives twice: in its answer and over the channel.
-      if (isSession(next) && next.jkt === (await thumbprint()) && (login === true || next.accessToken !== session?.accessToken)) adopt(next, login === true)
+      if (
+        isSession(next) &&
+        next.jkt === (await thumbprint()) &&
+        (login === true || next.accessToken !== session?.accessToken)
+      )
+        adopt(next, login === true)
     } else if (type === 'logout') {
       // A user logout elsewhere is "other-tab"; a refused refresh keeps its reason in every tab.
       ended(reason === 'user' || !isLogoutReason(reason) ? 'other-tab' : reason)
@@ -130,7 +163,11 @@ export function createSessionRecords(name: string, store: IdbStore | undefined, 
     const all = store ? await entries(store.use) : [...memory.entries()]
     const stale = all.filter(([key, value]) => {
       const createdAt = (value as Partial<Transaction> | undefined)?.createdAt
-      return typeof key === 'string' && key.startsWith(TX_PREFIX) && !(typeof createdAt === 'number' && Math.abs(now - createdAt) <= TRANSACTION_MAX_AGE_MS)
+      return (
+        typeof key === 'string' &&
+        key.startsWith(TX_PREFIX) &&
+        !(typeof createdAt === 'number' && Math.abs(now - createdAt) <= TRANSACTION_MAX_AGE_MS)
+      )
     })
     await Promise.all(stale.map(([key]) => remove(key as string)))
   }
@@ -161,7 +198,10 @@ export function createSessionRecords(name: string, store: IdbStore | undefined, 
     }, delay)
   }
 
-  const end = async (reason: LogoutReason, beforeAnnounce?: () => Promise<unknown>): Promise<void> => {
+  const end = async (
+    reason: LogoutReason,
+    beforeAnnounce?: () => Promise<unknown>,
+  ): Promise<void> => {
     session = undefined
     unsaved = undefined
     clearTimeout(rewrite)
@@ -191,13 +231,18 @@ export function createSessionRecords(name: string, store: IdbStore | undefined, 
       if (login) await write(SESSION, next)
       session = next
       channel.post({ type: 'session', session: next, login })
-      emit(login ? { type: 'login', user: next.user, fromOtherTab: false } : { type: 'refresh', expiresAt: next.expiresAt, fromOtherTab: false })
+      emit(
+        login
+          ? { type: 'login', user: next.user, fromOtherTab: false }
+          : { type: 'refresh', expiresAt: next.expiresAt, fromOtherTab: false },
+      )
       // The answer of a refresh is in use here and in the other tabs before it is written:
       // the server has rotated already, and a failed write must not lose the new tokens.
       if (!login) await save(next).catch((e: unknown) => saveLater(next, 0, e))
     },
     async beginRefresh(refreshToken) {
-      const before = (await read(PENDING).catch(() => undefined)) as { refreshToken?: unknown } | undefined
+      const before = (await read(PENDING).catch(() => undefined)) as
+        { refreshToken?: unknown } | undefined
       // Best effort: without the record, a lost answer ends as 'invalid_grant' instead.
       await write(PENDING, { refreshToken, at: Date.now() }).catch(() => undefined)
       return before?.refreshToken === refreshToken

@@ -40,8 +40,13 @@ export const TRANSACTION_MAX_AGE_MS = 15 * 60_000
 const TOKEN = /^[\x21-\x7e]{1,16384}$/
 const JKT = /^[A-Za-z0-9_-]{43}$/
 const isToken = (value: unknown): value is string => typeof value === 'string' && TOKEN.test(value)
-const isTime = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value) && value >= 0
-const isUser = (value: unknown): boolean => typeof value === 'object' && value !== null && !Array.isArray(value) && typeof (value as UserClaims).sub === 'string'
+const isTime = (value: unknown): boolean =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 0
+const isUser = (value: unknown): boolean =>
+  typeof value === 'object' &&
+  value !== null &&
+  !Array.isArray(value) &&
+  typeof (value as UserClaims).sub === 'string'
 
 /**
  * @internal Whether `value` is a session as this version writes it: every field of the right
@@ -51,10 +56,18 @@ const isUser = (value: unknown): boolean => typeof value === 'object' && value !
 export function isSession(value: unknown): value is Session {
   if (typeof value !== 'object' || value === null) return false
   const fields = value as Record<keyof Session, unknown>
-  return fields.v === 1 && isToken(fields.accessToken) && (fields.refreshToken === undefined || isToken(fields.refreshToken)) &&
-    isTime(fields.expiresAt) && isTime(fields.lifetimeMs) && (fields.idToken === undefined || isToken(fields.idToken)) &&
-    (fields.user === undefined || isUser(fields.user)) && typeof fields.jkt === 'string' && JKT.test(fields.jkt) &&
+  return (
+    fields.v === 1 &&
+    isToken(fields.accessToken) &&
+    (fields.refreshToken === undefined || isToken(fields.refreshToken)) &&
+    isTime(fields.expiresAt) &&
+    isTime(fields.lifetimeMs) &&
+    (fields.idToken === undefined || isToken(fields.idToken)) &&
+    (fields.user === undefined || isUser(fields.user)) &&
+    typeof fields.jkt === 'string' &&
+    JKT.test(fields.jkt) &&
     (fields.scope === undefined || typeof fields.scope === 'string')
+  )
 }
 
 /**
@@ -65,15 +78,27 @@ export function isSession(value: unknown): value is Session {
  * response has no `expires_in`.
  * @throws {ServerResponseError} `ERR_TOKEN_TYPE_MISMATCH`, `ERR_INVALID_RESPONSE`.
  */
-export function sessionFromTokens(result: TokenEndpointResponse, jkt: string, previous: Session | undefined, fallbackLifetimeMs: number, issuer: string): Session {
+export function sessionFromTokens(
+  result: TokenEndpointResponse,
+  jkt: string,
+  previous: Session | undefined,
+  fallbackLifetimeMs: number,
+  issuer: string,
+): Session {
   checkBoundTokens(result, jkt)
-  const lifetimeMs = typeof result.expires_in === 'number' && result.expires_in > 0 ? result.expires_in * 1000 : fallbackLifetimeMs
+  const lifetimeMs =
+    typeof result.expires_in === 'number' && result.expires_in > 0
+      ? result.expires_in * 1000
+      : fallbackLifetimeMs
   const claims = result.id_token ? getValidatedIdTokenClaims(result) : undefined
   const named = typeof result.sub === 'string' && result.sub !== '' ? result.sub : undefined
   for (const other of [named, previous?.user?.sub]) {
     const sub = claims?.sub ?? named
     if (other !== undefined && sub !== undefined && other !== sub) {
-      throw new ServerResponseError('ERR_INVALID_RESPONSE', 'The server named two different users (sub) for one session; nothing was stored. Log in again.')
+      throw new ServerResponseError(
+        'ERR_INVALID_RESPONSE',
+        'The server named two different users (sub) for one session; nothing was stored. Log in again.',
+      )
     }
   }
   return {
@@ -83,7 +108,11 @@ export function sessionFromTokens(result: TokenEndpointResponse, jkt: string, pr
     expiresAt: Date.now() + lifetimeMs,
     lifetimeMs,
     idToken: result.id_token ?? previous?.idToken,
-    user: claims ? { ...previous?.user, ...claims } : named && !previous?.user ? { sub: named, iss: issuer } : previous?.user,
+    user: claims
+      ? { ...previous?.user, ...claims }
+      : named && !previous?.user
+        ? { sub: named, iss: issuer }
+        : previous?.user,
     jkt,
     scope: result.scope ?? previous?.scope,
   }

@@ -83,14 +83,23 @@ export interface TokenManager {
  * refreshed through `server` (or `worker`, when given and active) with `keys`, kept in
  * `sessions`, on `timing`; background failures go to `emit`.
  */
-export function createTokenManager(name: string, server: AuthorizationServerRequests, keys: KeyStore, sessions: SessionRecords, timing: RefreshTiming, emit: (event: DPoPClientEvent) => void, worker?: RefreshWorkerLink): TokenManager {
+export function createTokenManager(
+  name: string,
+  server: AuthorizationServerRequests,
+  keys: KeyStore,
+  sessions: SessionRecords,
+  timing: RefreshTiming,
+  emit: (event: DPoPClientEvent) => void,
+  worker?: RefreshWorkerLink,
+): TokenManager {
   const { as, id, client, clientAuth } = server
   const { refreshLeewayMs, lockTimeoutMs, requestTimeoutMs, fallbackLifetimeMs } = timing
   let refreshing: Promise<string | undefined> | undefined
 
   // Refresh this long before expiry: the configured leeway, but at most a quarter of the
   // token's life, so that very short-lived tokens are not refreshed on every request.
-  const expiring = (session: Session) => session.expiresAt - Date.now() <= Math.min(refreshLeewayMs, session.lifetimeMs / 4)
+  const expiring = (session: Session) =>
+    session.expiresAt - Date.now() <= Math.min(refreshLeewayMs, session.lifetimeMs / 4)
 
   /** The refresh itself, run under the cross-tab lock. */
   const refreshLocked = async (failedToken: string | undefined): Promise<string | undefined> => {
@@ -99,7 +108,8 @@ export function createTokenManager(name: string, server: AuthorizationServerRequ
     // Unless what this tab holds is newer: refreshed tokens whose write failed (here, or in
     // the tab that shared them) are the only ones the server still takes after a rotation.
     const held = sessions.current()
-    if (stored && held && held.jkt === stored.jkt && held.expiresAt > stored.expiresAt) stored = held
+    if (stored && held && held.jkt === stored.jkt && held.expiresAt > stored.expiresAt)
+      stored = held
     if (!stored) {
       if (sessions.current()) await sessions.end('other-tab')
       return undefined
@@ -124,11 +134,13 @@ export function createTokenManager(name: string, server: AuthorizationServerRequ
     // The record says whether an earlier refresh with this token lost its answer (a reload,
     // a closed tab, a dropped connection): a refusal then means the server had rotated.
     const lost = await sessions.beginRefresh(refreshToken)
-    const exchange = () => server.request(
-      'the token refresh',
-      () => refreshTokenGrantRequest(as, client, clientAuth, refreshToken, server.options(keyPair)),
-      (response) => processRefreshTokenResponse(as, client, response),
-    )
+    const exchange = () =>
+      server.request(
+        'the token refresh',
+        () =>
+          refreshTokenGrantRequest(as, client, clientAuth, refreshToken, server.options(keyPair)),
+        (response) => processRefreshTokenResponse(as, client, response),
+      )
     let result: TokenEndpointResponse
     try {
       try {
@@ -150,9 +162,14 @@ export function createTokenManager(name: string, server: AuthorizationServerRequ
       if (e instanceof OAuthError && e.error === 'invalid_grant') {
         const reason = lost ? 'refresh-lost' : 'invalid_grant'
         await sessions.end(reason)
-        throw new OAuthError(e.error, e.errorDescription, lost
-          ? 'An earlier refresh lost its answer (reload, closed tab, dropped connection) and the server had rotated the refresh token: the session ended in every tab. Log in again; the refresh worker (dpop-spa/sw) avoids this.'
-          : 'The refresh token was refused (invalid_grant): the session ended in every tab. Log in again.', { cause: e })
+        throw new OAuthError(
+          e.error,
+          e.errorDescription,
+          lost
+            ? 'An earlier refresh lost its answer (reload, closed tab, dropped connection) and the server had rotated the refresh token: the session ended in every tab. Log in again; the refresh worker (dpop-spa/sw) avoids this.'
+            : 'The refresh token was refused (invalid_grant): the session ended in every tab. Log in again.',
+          { cause: e },
+        )
       }
       throw e
     }
@@ -162,18 +179,26 @@ export function createTokenManager(name: string, server: AuthorizationServerRequ
   }
 
   const lockName = `dpop-spa:${name}:refresh`
-  const inPage = (failedToken: string | undefined) => withLock(lockName, lockTimeoutMs, () => refreshLocked(failedToken))
+  const inPage = (failedToken: string | undefined) =>
+    withLock(lockName, lockTimeoutMs, () => refreshLocked(failedToken))
 
   // The refresh worker takes the same lock and does the same as inPage() in a service
   // worker, whose requests a reload or a closed tab does not cancel. Its answer is the
   // session after the refresh, checked here like a session from another tab.
   let active: Promise<ServiceWorker | undefined> | undefined
-  const viaWorker = async (link: RefreshWorkerLink, failedToken: string | undefined): Promise<string | undefined> => {
+  const viaWorker = async (
+    link: RefreshWorkerLink,
+    failedToken: string | undefined,
+  ): Promise<string | undefined> => {
     const serviceWorker = await (active ??= activeWorker(link.registration, lockTimeoutMs))
     if (!serviceWorker) return inPage(failedToken)
     let reply
     try {
-      reply = await askWorker(serviceWorker, { ...link.request, failedToken }, lockTimeoutMs + 3 * requestTimeoutMs)
+      reply = await askWorker(
+        serviceWorker,
+        { ...link.request, failedToken },
+        lockTimeoutMs + 3 * requestTimeoutMs,
+      )
     } catch (e) {
       const { ended } = e as { ended?: unknown }
       if (isLogoutReason(ended)) sessions.ended(ended)
@@ -189,11 +214,20 @@ export function createTokenManager(name: string, server: AuthorizationServerRequ
   }
 
   /** Single-flight in this tab, one at a time across tabs. */
-  const refresh = (failedToken: string | undefined, signal?: AbortSignal): Promise<string | undefined> => {
+  const refresh = (
+    failedToken: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<string | undefined> => {
     if (!refreshing) {
       const flight = worker ? viaWorker(worker, failedToken) : inPage(failedToken)
       refreshing = flight
-      flight.catch((e: unknown) => { if (isDPoPError(e)) emit({ type: 'error', error: e }) }).finally(() => { if (refreshing === flight) refreshing = undefined })
+      flight
+        .catch((e: unknown) => {
+          if (isDPoPError(e)) emit({ type: 'error', error: e })
+        })
+        .finally(() => {
+          if (refreshing === flight) refreshing = undefined
+        })
     }
     return raceAbort(refreshing, signal)
   }
@@ -210,7 +244,8 @@ export function createTokenManager(name: string, server: AuthorizationServerRequ
       const session = sessions.current()
       if (!session) return Promise.resolve(undefined)
       // A token other than the failed one is already here: use it, no refresh.
-      if (failedToken !== undefined && session.accessToken !== failedToken) return Promise.resolve(session.accessToken)
+      if (failedToken !== undefined && session.accessToken !== failedToken)
+        return Promise.resolve(session.accessToken)
       return refresh(failedToken ?? session.accessToken, signal)
     },
 
@@ -226,18 +261,30 @@ export function createTokenManager(name: string, server: AuthorizationServerRequ
       const bound = session ? await keys.load().catch(() => undefined) : undefined
       const oldKey = bound && (await keyPairThumbprint(bound)) === session?.jkt ? bound : undefined
       let failure: Error | undefined
-      await sessions.end('user', () => keys.rotate()).catch((e: unknown) => {
-        failure = e instanceof Error ? e : new KeyStoreError('ERR_KEY_STORE_FAILED', 'The key could not be replaced at sign-out (IndexedDB failed); the session is gone. Reload and sign out again to replace the key.')
-      })
+      await sessions
+        .end('user', () => keys.rotate())
+        .catch((e: unknown) => {
+          failure =
+            e instanceof Error
+              ? e
+              : new KeyStoreError(
+                  'ERR_KEY_STORE_FAILED',
+                  'The key could not be replaced at sign-out (IndexedDB failed); the session is gone. Reload and sign out again to replace the key.',
+                )
+        })
       // Then revocation: best effort, bounded; a failure is an `error` event, nothing more.
-      for (const [token, hint] of [[session?.refreshToken, 'refresh_token'], [session?.accessToken, 'access_token']] as const) {
+      for (const [token, hint] of [
+        [session?.refreshToken, 'refresh_token'],
+        [session?.accessToken, 'access_token'],
+      ] as const) {
         const error = token ? await server.revoke(token, hint, oldKey, signal) : undefined
         if (error) emit({ type: 'error', error })
       }
       if (options.redirect && as.end_session_endpoint) {
         const url = new URL(as.end_session_endpoint)
         url.searchParams.set('client_id', id.clientId)
-        if (session?.idToken && options.idTokenHint !== false) url.searchParams.set('id_token_hint', session.idToken)
+        if (session?.idToken && options.idTokenHint !== false)
+          url.searchParams.set('id_token_hint', session.idToken)
         const back = options.postLogoutRedirectUri ?? id.postLogoutRedirectUri
         if (back) url.searchParams.set('post_logout_redirect_uri', back)
         location.assign(url)

@@ -35,4 +35,7 @@ export type UserInfoMode = 'auto' | 'always' | 'never'
  * @param user - the user (see {@link UserClaims}), `undefined` when the server named none.
  * @param context - the issuer, the granted scope and the token response without the tokens.
  */
-export type VerifyUser = (user: UserClaims | undefined, context: VerifyUserContext) => boolean | void | Promise<boolean | void>
+export type VerifyUser = (
+  user: UserClaims | undefined,
+  context: VerifyUserContext,
+) => boolean | void | Promise<boolean | void>

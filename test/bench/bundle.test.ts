@@ -14,7 +14,9 @@ function check(prefix: string): SizeCheck {
 }
 
 const packagesIn = (inputs: readonly string[]) =>
-  [...new Set(inputs.flatMap((i) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(i)?.[1] ?? []))].sort()
+  [
+    ...new Set(inputs.flatMap((i) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(i)?.[1] ?? [])),
+  ].sort()
 
 // oauth4webapi's error codes are string literals a minifier keeps: code, not just a file name.
 const OAUTH4WEBAPI_CODE = /OAUTH_[A-Z_]{6,}/
@@ -42,7 +44,9 @@ describe('bundles of the size-limit entries', () => {
 
   it('(c) the full client has nothing of React; (d) the React entry point has it (the check can fail)', async () => {
     const core = await bundleInputs(check('(c)').import)
-    expect(core.inputs.some((i) => i.endsWith('src/react.ts') || i.includes('node_modules/react/'))).toBe(false)
+    expect(
+      core.inputs.some((i) => i.endsWith('src/react.ts') || i.includes('node_modules/react/')),
+    ).toBe(false)
     const binding = await bundleInputs(check('(d)').import)
     expect(binding.inputs.some((i) => i.endsWith('src/react.ts'))).toBe(true)
     expect(packagesIn(binding.inputs)).toEqual(['idb-keyval', 'oauth4webapi', 'react'])
@@ -50,10 +54,15 @@ describe('bundles of the size-limit entries', () => {
 
   it('(e) the Vue entry point has Vue and nothing of React; the core has no Vue', async () => {
     const core = await bundleInputs(check('(c)').import)
-    expect(core.inputs.some((i) => i.endsWith('src/vue.ts') || i.includes('node_modules/@vue/'))).toBe(false)
+    expect(
+      core.inputs.some((i) => i.endsWith('src/vue.ts') || i.includes('node_modules/@vue/')),
+    ).toBe(false)
     const binding = await bundleInputs(check('(e)').import)
     expect(binding.inputs.some((i) => i.endsWith('src/vue.ts'))).toBe(true)
-    expect(packagesIn(binding.inputs).filter((p) => !p.startsWith('@vue/'))).toEqual(['idb-keyval', 'oauth4webapi'])
+    expect(packagesIn(binding.inputs).filter((p) => !p.startsWith('@vue/'))).toEqual([
+      'idb-keyval',
+      'oauth4webapi',
+    ])
     expect(packagesIn(binding.inputs).some((p) => p.startsWith('@vue/'))).toBe(true)
   })
 })

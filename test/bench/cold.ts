@@ -56,8 +56,11 @@ function openFloorDb(): Promise<IDBDatabase> {
 
 async function readFloorPair(): Promise<CryptoKeyPair> {
   const db = await openFloorDb()
-  const pair = await request(db.transaction('keyval', 'readonly').objectStore('keyval').get('keypair')) as CryptoKeyPair | undefined
-  if (!(pair?.privateKey instanceof CryptoKey)) throw new Error('floor key pair missing: seed first')
+  const pair = (await request(
+    db.transaction('keyval', 'readonly').objectStore('keyval').get('keypair'),
+  )) as CryptoKeyPair | undefined
+  if (!(pair?.privateKey instanceof CryptoKey))
+    throw new Error('floor key pair missing: seed first')
   db.close()
   return pair
 }
@@ -65,7 +68,11 @@ async function readFloorPair(): Promise<CryptoKeyPair> {
 async function floorSign(): Promise<number> {
   const pair = await readFloorPair()
   const jwk = await crypto.subtle.exportKey('jwk', pair.publicKey)
-  await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, new TextEncoder().encode(JSON.stringify(jwk).padEnd(500)))
+  await crypto.subtle.sign(
+    { name: 'ECDSA', hash: 'SHA-256' },
+    pair.privateKey,
+    new TextEncoder().encode(JSON.stringify(jwk).padEnd(500)),
+  )
   return performance.now()
 }
 
@@ -79,7 +86,12 @@ async function signedRequest(): Promise<number> {
   // What an app does at start-up: open the store (which starts loading the key at once)
   // and make its first API call.
   const keys = await openKeyStore({ name: COLD_STORE })
-  const dpopFetch = createDPoPFetch({ keys, origins: [location.origin], getAccessToken: () => TOKEN, fetch: underlying })
+  const dpopFetch = createDPoPFetch({
+    keys,
+    origins: [location.origin],
+    getAccessToken: () => TOKEN,
+    fetch: underlying,
+  })
   const res = await dpopFetch('/api/cold')
   if (!res.ok) throw new Error(`status ${res.status}`)
   return sentAt
@@ -98,10 +110,19 @@ async function run(mode: string): Promise<ColdResult> {
       return { t: await signedRequest(), scriptStart }
     case 'seed': {
       const db = await openFloorDb()
-      const pair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])
+      const pair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, [
+        'sign',
+        'verify',
+      ])
       const tx = db.transaction('keyval', 'readwrite')
-      tx.objectStore('keyval').put({ v: 1, privateKey: pair.privateKey, publicKey: pair.publicKey }, 'keypair')
-      await new Promise((resolve, reject) => { tx.oncomplete = resolve; tx.onerror = reject })
+      tx.objectStore('keyval').put(
+        { v: 1, privateKey: pair.privateKey, publicKey: pair.publicKey },
+        'keypair',
+      )
+      await new Promise((resolve, reject) => {
+        tx.oncomplete = resolve
+        tx.onerror = reject
+      })
       db.close()
       return { t: performance.now(), scriptStart }
     }
@@ -114,6 +135,14 @@ async function run(mode: string): Promise<ColdResult> {
 }
 
 run(new URLSearchParams(location.search).get('mode') ?? '').then(
-  (result) => { window.__cold = result },
-  (e: unknown) => { window.__cold = { t: NaN, scriptStart, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) } },
+  (result) => {
+    window.__cold = result
+  },
+  (e: unknown) => {
+    window.__cold = {
+      t: NaN,
+      scriptStart,
+      error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+    }
+  },
 )

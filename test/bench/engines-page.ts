@@ -22,7 +22,13 @@ export type EngineRound = Record<'seq' | 'seq@base' | 'c64' | 'c64@base', number
 
 /** The page's interface to run.ts. */
 export interface EngineBenchPage {
-  setup(config: EngineBenchSetup): Promise<{ crossOriginIsolated: boolean; userAgent: string; floorInputLength: number; proof: string; publicJwk: JsonWebKey }>
+  setup(config: EngineBenchSetup): Promise<{
+    crossOriginIsolated: boolean
+    userAgent: string
+    floorInputLength: number
+    proof: string
+    publicJwk: JsonWebKey
+  }>
   round(index: number): Promise<EngineRound>
 }
 
@@ -48,7 +54,10 @@ window.__engineBench = {
     const input = new Uint8Array(proof.lastIndexOf('.')).fill(0x41)
     floor = () => crypto.subtle.sign(SIGN, kp.privateKey, input)
     ours = () => createProof(kp, { htm: 'GET', htu: HTU, accessToken: token, nonce })
-    for (let i = 0; i < 32; i++) { await floor(); await ours() } // warm-up: JIT, caches
+    for (let i = 0; i < 32; i++) {
+      await floor()
+      await ours()
+    } // warm-up: JIT, caches
     return {
       crossOriginIsolated: globalThis.crossOriginIsolated,
       userAgent: navigator.userAgent,
@@ -60,7 +69,13 @@ window.__engineBench = {
   async round(index) {
     const c = cfg!
     const s = await pairedBlocks((op) => seq(op, c.seqOps), floor!, ours!, c.blocks, index)
-    const w = await pairedBlocks((op) => inflight(op, 64, c.inflightWaves), floor!, ours!, c.blocks, index)
+    const w = await pairedBlocks(
+      (op) => inflight(op, 64, c.inflightWaves),
+      floor!,
+      ours!,
+      c.blocks,
+      index,
+    )
     return { seq: s.value, 'seq@base': s.base, c64: w.value, 'c64@base': w.base }
   },
 }

@@ -26,7 +26,13 @@ export async function inflight(op: Op, width: number, waves: number): Promise<nu
  * this machine's noise comes in bursts (other processes share the two cores), and a burst
  * then lands on both sides of the pair instead of on whichever case ran at that moment.
  */
-export async function pairedBlocks(measure: (op: Op) => Promise<number>, base: Op, op: Op, blocks: number, round: number) {
+export async function pairedBlocks(
+  measure: (op: Op) => Promise<number>,
+  base: Op,
+  op: Op,
+  blocks: number,
+  round: number,
+) {
   let sumBase = 0
   let sumCase = 0
   for (let i = 0; i < blocks; i++) {
@@ -36,4 +42,3 @@ export async function pairedBlocks(measure: (op: Op) => Promise<number>, base: O
   }
   return { value: sumCase / (blocks / 2), base: sumBase / (blocks / 2) }
 }
-

@@ -4,7 +4,13 @@
  * `__bench.round(r)` once per round and this file rotates the case order by `r`, so
  * slow drift (thermal, GC, JIT) lands on every case alike and ratios are paired per round.
  */
-import { customFetch, DPoP, protectedResourceRequest, type CustomFetchOptions, type DPoPHandle } from 'oauth4webapi'
+import {
+  customFetch,
+  DPoP,
+  protectedResourceRequest,
+  type CustomFetchOptions,
+  type DPoPHandle,
+} from 'oauth4webapi'
 import { generateProof } from 'dpop'
 import { createDPoPFetch, createProof, generateKeyPair } from '../../src/index.ts'
 import { inflight, pairedBlocks, seq, type Op } from './measure.ts'
@@ -64,7 +70,13 @@ export interface ProofSample {
 
 /** The page's interface to run.ts. */
 export interface BenchPage {
-  setup(config: BenchSetup): Promise<{ caseIds: string[]; floorInputLength: number; crossOriginIsolated: boolean; userAgent: string; publicJwk: JsonWebKey }>
+  setup(config: BenchSetup): Promise<{
+    caseIds: string[]
+    floorInputLength: number
+    crossOriginIsolated: boolean
+    userAgent: string
+    publicJwk: JsonWebKey
+  }>
   round(index: number): Promise<RoundResult>
   countCalls(): Promise<CallCounts>
   samples(): Promise<ProofSample[]>
@@ -110,7 +122,10 @@ async function withStubbedSign<T>(f: () => Promise<T>): Promise<T> {
   const proto = SubtleCrypto.prototype
   const original = Object.getOwnPropertyDescriptor(proto, 'sign')!
   const signature = new Uint8Array(64)
-  Object.defineProperty(proto, 'sign', { ...original, value: () => Promise.resolve(signature.slice().buffer) })
+  Object.defineProperty(proto, 'sign', {
+    ...original,
+    value: () => Promise.resolve(signature.slice().buffer),
+  })
   try {
     return await f()
   } finally {
@@ -153,11 +168,17 @@ function createBenchPage(): BenchPage {
   let response: Response | undefined
 
   const o4wRequest = (token: string, capture?: string) => {
-    const stub = async (_url: string, init: CustomFetchOptions<string, unknown>): Promise<Response> => {
+    const stub = async (
+      _url: string,
+      init: CustomFetchOptions<string, unknown>,
+    ): Promise<Response> => {
       if (capture) captured.set(capture, new Headers(init.headers).get('dpop') ?? '')
       return response!
     }
-    return protectedResourceRequest(token, 'GET', new URL(STUB_URL), new Headers(), null, { DPoP: o4w!, [customFetch]: stub })
+    return protectedResourceRequest(token, 'GET', new URL(STUB_URL), new Headers(), null, {
+      DPoP: o4w!,
+      [customFetch]: stub,
+    })
   }
 
   const makeOursFetch = (getToken: () => string, capture?: string) =>
@@ -193,7 +214,10 @@ function createBenchPage(): BenchPage {
 
       impls = [
         { id: 'floor', op: () => crypto.subtle.sign(SIGN, kp.privateKey, floorInput) },
-        { id: 'ours', op: () => createProof(kp, { htm: 'GET', htu: STUB_URL, accessToken: token, nonce }) },
+        {
+          id: 'ours',
+          op: () => createProof(kp, { htm: 'GET', htu: STUB_URL, accessToken: token, nonce }),
+        },
         { id: 'ours-notoken', op: () => createProof(kp, { htm: 'GET', htu: STUB_URL, nonce }) },
         { id: 'dpop', op: () => generateProof(kp, STUB_URL, 'GET', nonce, token) },
         { id: 'o4w', op: () => o4wRequest(token) },
@@ -203,7 +227,10 @@ function createBenchPage(): BenchPage {
       const origin = location.origin
       const netFetch = createDPoPFetch({ keys: kp, origins: [origin], getAccessToken: () => token })
       const apiUrl = `${origin}/api/resource`
-      const bearer = () => fetch(apiUrl, { headers: { Authorization: `Bearer ${token}` } }).then((r) => r.arrayBuffer())
+      const bearer = () =>
+        fetch(apiUrl, { headers: { Authorization: `Bearer ${token}` } }).then((r) =>
+          r.arrayBuffer(),
+        )
       const signed = () => netFetch(apiUrl).then((r) => r.arrayBuffer())
       // The least any DPoP client does per request: one sign, then fetch with both headers
       // (a proof made once and replayed; the API does not check it): no library code.
@@ -211,7 +238,9 @@ function createBenchPage(): BenchPage {
       const rawUrl = `${origin}/api/raw`
       const rawSigned = async () => {
         await crypto.subtle.sign(SIGN, kp.privateKey, floorInput)
-        const r = await fetch(rawUrl, { headers: { Authorization: `DPoP ${token}`, DPoP: rawProof } })
+        const r = await fetch(rawUrl, {
+          headers: { Authorization: `DPoP ${token}`, DPoP: rawProof },
+        })
         return r.arrayBuffer()
       }
       await signed() // learns the API's nonce
@@ -221,20 +250,51 @@ function createBenchPage(): BenchPage {
       cases.length = 0
       const floor = impls[0]!.op
       const add = (id: string, run: (round: number) => Promise<{ value: number; base: number }>) =>
-        cases.push({ id, run: async (round) => {
-          const { value, base } = await run(round)
-          return { [id]: value, [`${id}@base`]: base }
-        } })
+        cases.push({
+          id,
+          run: async (round) => {
+            const { value, base } = await run(round)
+            return { [id]: value, [`${id}@base`]: base }
+          },
+        })
       for (const impl of impls.slice(1)) {
-        add(`seq:${impl.id}`, (r) => pairedBlocks((op) => seq(op, config.seqOps), floor, impl.op, config.blocks, r))
-        add(`c64:${impl.id}`, (r) => pairedBlocks((op) => inflight(op, 64, config.inflightWaves), floor, impl.op, config.blocks, r))
-        add(`idle:${impl.id}`, (r) => pairedAfterIdle(floor, impl.op, config.idleSamples, config.idleGapMs, r))
-        add(`js:${impl.id}`, (r) => withStubbedSign(() => pairedBlocks((op) => seq(op, config.jsOps), floor, impl.op, config.blocks, r)))
+        add(`seq:${impl.id}`, (r) =>
+          pairedBlocks((op) => seq(op, config.seqOps), floor, impl.op, config.blocks, r),
+        )
+        add(`c64:${impl.id}`, (r) =>
+          pairedBlocks(
+            (op) => inflight(op, 64, config.inflightWaves),
+            floor,
+            impl.op,
+            config.blocks,
+            r,
+          ),
+        )
+        add(`idle:${impl.id}`, (r) =>
+          pairedAfterIdle(floor, impl.op, config.idleSamples, config.idleGapMs, r),
+        )
+        add(`js:${impl.id}`, (r) =>
+          withStubbedSign(() =>
+            pairedBlocks((op) => seq(op, config.jsOps), floor, impl.op, config.blocks, r),
+          ),
+        )
       }
       // Network: the bearer request is the baseline of the signed one.
-      add('net-seq', (r) => pairedBlocks((op) => seq(op, config.netSeqOps), bearer, signed, config.blocks, r))
-      add('net-seq-raw', (r) => pairedBlocks((op) => seq(op, config.netSeqOps), bearer, rawSigned, config.blocks, r))
-      add('net-c32', (r) => pairedBlocks((op) => inflight(op, 32, config.netConcurrentWaves), bearer, signed, config.blocks, r))
+      add('net-seq', (r) =>
+        pairedBlocks((op) => seq(op, config.netSeqOps), bearer, signed, config.blocks, r),
+      )
+      add('net-seq-raw', (r) =>
+        pairedBlocks((op) => seq(op, config.netSeqOps), bearer, rawSigned, config.blocks, r),
+      )
+      add('net-c32', (r) =>
+        pairedBlocks(
+          (op) => inflight(op, 32, config.netConcurrentWaves),
+          bearer,
+          signed,
+          config.blocks,
+          r,
+        ),
+      )
       return {
         caseIds: cases.map((c) => c.id),
         floorInputLength: floorInput.length,
@@ -253,7 +313,10 @@ function createBenchPage(): BenchPage {
     },
 
     async countCalls() {
-      const proto = SubtleCrypto.prototype as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>
+      const proto = SubtleCrypto.prototype as unknown as Record<
+        string,
+        (...args: unknown[]) => Promise<unknown>
+      >
       const names = ['sign', 'digest', 'exportKey', 'importKey', 'generateKey', 'verify'] as const
       const originals = new Map(names.map((n) => [n, proto[n]!]))
       let calls = 0
@@ -303,7 +366,13 @@ function createBenchPage(): BenchPage {
       const kp = keyPair!
       const out: ProofSample[] = []
       const push = (impl: string, proof: string) =>
-        out.push({ impl, proof, htm: 'GET', htu: STUB_URL, signingInputLength: proof.lastIndexOf('.') })
+        out.push({
+          impl,
+          proof,
+          htm: 'GET',
+          htu: STUB_URL,
+          signingInputLength: proof.lastIndexOf('.'),
+        })
       push('ours', await createProof(kp, { htm: 'GET', htu: STUB_URL, accessToken: token, nonce }))
       push('dpop', await generateProof(kp, STUB_URL, 'GET', nonce, token))
       await o4wRequest(token, 'o4w')

@@ -24,7 +24,16 @@ import type { EngineBenchSetup, EngineRound } from './engines-page.ts'
 import type { BenchSetup, CallCounts, ProofSample, RoundResult } from './page.ts'
 import type { ColdResult } from './cold.ts'
 import { startBenchServer, type BenchFile } from './server.ts'
-import { isInstalled, limitBytes, loadSizeChecks, measureGzip, bundleInputs, PEERS, ROOT, versionOf } from './size-checks.ts'
+import {
+  isInstalled,
+  limitBytes,
+  loadSizeChecks,
+  measureGzip,
+  bundleInputs,
+  PEERS,
+  ROOT,
+  versionOf,
+} from './size-checks.ts'
 import { PORTS } from '../../e2e/ports.ts'
 
 // ---------------------------------------------------------------- configuration
@@ -72,7 +81,12 @@ const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
 
 // ---------------------------------------------------------------- statistics
 
-interface Stat { median: number; min: number; max: number; values: number[] }
+interface Stat {
+  median: number
+  min: number
+  max: number
+  values: number[]
+}
 
 function stat(values: readonly number[]): Stat {
   const s = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
@@ -82,7 +96,8 @@ function stat(values: readonly number[]): Stat {
   return { median, min: s[0]!, max: s[s.length - 1]!, values: [...values] }
 }
 
-const paired = (a: readonly number[], b: readonly number[], f: (x: number, y: number) => number) => a.map((x, i) => f(x, b[i]!))
+const paired = (a: readonly number[], b: readonly number[], f: (x: number, y: number) => number) =>
+  a.map((x, i) => f(x, b[i]!))
 
 // ---------------------------------------------------------------- table
 
@@ -120,12 +135,19 @@ function cells(row: Row): string[] {
   return [
     row.name,
     row.stat ? fmt(row.stat.median, row.unit) : '',
-    row.stat && row.stat.values.length > 1 ? `${fmt(row.stat.min, row.unit)}–${fmt(row.stat.max, row.unit)}` : '',
+    row.stat && row.stat.values.length > 1
+      ? `${fmt(row.stat.min, row.unit)}–${fmt(row.stat.max, row.unit)}`
+      : '',
     row.unit,
     fmtVs(row),
     row.target ?? '',
     row.met === undefined ? '' : row.met ? 'met' : 'MISSED',
-    [row.note, row.perRound ? `rounds: ${row.perRound.map((x) => x.toFixed(2)).join(' ')}` : undefined].filter(Boolean).join('; '),
+    [
+      row.note,
+      row.perRound ? `rounds: ${row.perRound.map((x) => x.toFixed(2)).join(' ')}` : undefined,
+    ]
+      .filter(Boolean)
+      .join('; '),
   ]
 }
 
@@ -133,8 +155,14 @@ const HEAD = ['case', 'median', 'min–max', 'unit', 'vs baseline (min–max)', 
 
 function textTable(rows: readonly Row[]): string {
   const body = rows.map(cells)
-  const widths = HEAD.map((h, i) => Math.max(h.length, ...body.map((c) => (i === HEAD.length - 1 ? 0 : c[i]!.length))))
-  const line = (c: readonly string[]) => c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i]!))).join('  ').trimEnd()
+  const widths = HEAD.map((h, i) =>
+    Math.max(h.length, ...body.map((c) => (i === HEAD.length - 1 ? 0 : c[i]!.length))),
+  )
+  const line = (c: readonly string[]) =>
+    c
+      .map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd()
   const out: string[] = [line(HEAD)]
   let section = ''
   for (const [i, row] of rows.entries()) {
@@ -154,7 +182,13 @@ function markdownTable(rows: readonly Row[]): string {
   for (const row of rows) {
     if (row.section !== section) {
       section = row.section
-      out.push('', `**${section}**`, '', `| ${HEAD.map((h) => h || 'result').join(' | ')} |`, `|${HEAD.map(() => '---').join('|')}|`)
+      out.push(
+        '',
+        `**${section}**`,
+        '',
+        `| ${HEAD.map((h) => h || 'result').join(' | ')} |`,
+        `|${HEAD.map(() => '---').join('|')}|`,
+      )
     }
     out.push(`| ${cells(row).map(esc).join(' | ')} |`)
   }
@@ -172,20 +206,35 @@ function machine(chromiumVersion: string, userAgent: string, loadBefore: number[
     // keep os.cpus()
   }
   try {
-    cpu = /model name\s*:\s*(.*)/.exec(execFileSync('cat', ['/proc/cpuinfo'], { encoding: 'utf8' }))?.[1] ?? cpu
+    cpu =
+      /model name\s*:\s*(.*)/.exec(
+        execFileSync('cat', ['/proc/cpuinfo'], { encoding: 'utf8' }),
+      )?.[1] ?? cpu
   } catch {
     // keep os.cpus()
   }
   // The 1-minute load average before and after: other processes on the machine show up as noise.
   const load = `${loadBefore[0]!.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}`
-  return { nproc, cpu, chromium: chromiumVersion, userAgent, node: process.version, platform: `${process.platform} ${process.arch}`, load }
+  return {
+    nproc,
+    cpu,
+    chromium: chromiumVersion,
+    userAgent,
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    load,
+  }
 }
 
 // ---------------------------------------------------------------- bundles
 
 async function bundlePages(): Promise<Map<string, BenchFile>> {
   const result = await esbuild.build({
-    entryPoints: { bench: join(ROOT, 'test/bench/page.ts'), cold: join(ROOT, 'test/bench/cold.ts'), engines: join(ROOT, 'test/bench/engines-page.ts') },
+    entryPoints: {
+      bench: join(ROOT, 'test/bench/page.ts'),
+      cold: join(ROOT, 'test/bench/cold.ts'),
+      engines: join(ROOT, 'test/bench/engines-page.ts'),
+    },
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -197,8 +246,12 @@ async function bundlePages(): Promise<Map<string, BenchFile>> {
     logLevel: 'warning',
   })
   const files = new Map<string, BenchFile>()
-  for (const f of result.outputFiles) files.set(f.path, { type: 'text/javascript', body: f.contents })
-  const html = (script: string) => ({ type: 'text/html', body: `<!doctype html><meta charset="utf-8"><title>dpop-spa bench</title><script type="module" src="${script}"></script>` })
+  for (const f of result.outputFiles)
+    files.set(f.path, { type: 'text/javascript', body: f.contents })
+  const html = (script: string) => ({
+    type: 'text/html',
+    body: `<!doctype html><meta charset="utf-8"><title>dpop-spa bench</title><script type="module" src="${script}"></script>`,
+  })
   files.set('/bench.html', html('/bench.js'))
   files.set('/cold.html', html('/cold.js'))
   files.set('/engines.html', html('/engines.js'))
@@ -208,20 +261,34 @@ async function bundlePages(): Promise<Map<string, BenchFile>> {
 // ---------------------------------------------------------------- verification (jose, not our code)
 
 async function sha256b64u(value: string): Promise<string> {
-  return b64u(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(value))))
+  return b64u(
+    new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(value))),
+  )
 }
 
-async function verifyProof(proof: string, expect: { htm: string; htu: string; token: string; nonce: string; jkt: string }, who: string) {
-  const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256'] })
+async function verifyProof(
+  proof: string,
+  expect: { htm: string; htu: string; token: string; nonce: string; jkt: string },
+  who: string,
+) {
+  const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, {
+    typ: 'dpop+jwt',
+    algorithms: ['ES256'],
+  })
   const problems: string[] = []
   if (payload.htm !== expect.htm) problems.push('htm')
   if (payload.htu !== expect.htu) problems.push('htu')
   if (payload.ath !== (await sha256b64u(expect.token))) problems.push('ath')
   if (payload.nonce !== expect.nonce) problems.push('nonce')
   if (typeof payload.jti !== 'string' || payload.jti.length < 16) problems.push('jti')
-  if (typeof payload.iat !== 'number' || Math.abs(payload.iat - Date.now() / 1000) > 120) problems.push('iat')
-  if ((await calculateJwkThumbprint(protectedHeader.jwk as JWK)) !== expect.jkt) problems.push('jwk')
-  if (problems.length) throw new Error(`${who}: its proof does not carry the benchmark's claims (${problems.join(', ')}); the numbers would compare different work.`)
+  if (typeof payload.iat !== 'number' || Math.abs(payload.iat - Date.now() / 1000) > 120)
+    problems.push('iat')
+  if ((await calculateJwkThumbprint(protectedHeader.jwk as JWK)) !== expect.jkt)
+    problems.push('jwk')
+  if (problems.length)
+    throw new Error(
+      `${who}: its proof does not carry the benchmark's claims (${problems.join(', ')}); the numbers would compare different work.`,
+    )
 }
 
 // ---------------------------------------------------------------- in-page cases
@@ -232,7 +299,8 @@ async function runPageCases(ctx: BrowserContext, origin: string) {
   await page.goto(`${origin}/bench.html`)
   await page.waitForFunction(() => window.__bench !== undefined)
   const info = await page.evaluate((cfg) => window.__bench!.setup(cfg), setup)
-  if (!info.crossOriginIsolated) log('warning: page is not cross-origin isolated; performance.now() is clamped to 100 µs')
+  if (!info.crossOriginIsolated)
+    log('warning: page is not cross-origin isolated; performance.now() is clamped to 100 µs')
   log(`${info.caseIds.length} cases × ${ROUNDS} rounds (+1 warm-up), order rotated per round`)
   await page.evaluate(() => window.__bench!.round(0)) // warm-up: JIT, connections, caches
   const rounds: RoundResult[] = []
@@ -273,10 +341,16 @@ async function runColdStart(ctx: BrowserContext, origin: string) {
     return coldLoad(ctx, origin, mode)
   }
   for (const mode of modes) await measure(mode) // warm-up: HTTP cache, IndexedDB backend
-  const out: Record<(typeof modes)[number], ColdResult[]> = { floor: [], 'floor-sign': [], stored: [], first: [] }
+  const out: Record<(typeof modes)[number], ColdResult[]> = {
+    floor: [],
+    'floor-sign': [],
+    stored: [],
+    first: [],
+  }
   for (let r = 0; r < COLD_ROUNDS; r++) {
     const k = r % modes.length
-    for (const mode of [...modes.slice(k), ...modes.slice(0, k)]) out[mode].push(await measure(mode))
+    for (const mode of [...modes.slice(k), ...modes.slice(0, k)])
+      out[mode].push(await measure(mode))
   }
   log(`cold start: ${COLD_ROUNDS} rounds × ${modes.length} page loads`)
   return out
@@ -286,12 +360,23 @@ async function runColdStart(ctx: BrowserContext, origin: string) {
 
 const projectUse = (name: string) => playwrightConfig.projects?.find((p) => p.name === name)?.use
 
-interface EngineResult { engine: EngineName; version: string; crossOriginIsolated: boolean; rounds: EngineRound[] }
+interface EngineResult {
+  engine: EngineName
+  version: string
+  crossOriginIsolated: boolean
+  rounds: EngineRound[]
+}
 
 /** createProof against the sign floor in each installed engine, through the same driver as the e2e suite. */
 async function runEngineProofs(origin: string): Promise<EngineResult[]> {
   const out: EngineResult[] = []
-  const config: EngineBenchSetup = { token: TOKEN, nonce: NONCE, blocks: 8, seqOps: 32, inflightWaves: 2 }
+  const config: EngineBenchSetup = {
+    token: TOKEN,
+    nonce: NONCE,
+    blocks: 8,
+    seqOps: 32,
+    inflightWaves: 2,
+  }
   for (const engine of selectedEngines()) {
     const use = projectUse(engine)
     const { driver, close } = await launchDriver(engine, {
@@ -305,11 +390,23 @@ async function runEngineProofs(origin: string): Promise<EngineResult[]> {
       await tab.goto('/engines.html')
       await tab.waitFor(() => window.__engineBench !== undefined)
       const info = await tab.evaluate((c) => window.__engineBench!.setup(c), config)
-      if (!info.crossOriginIsolated) log(`warning: ${engine}: the page is not cross-origin isolated; its clock is coarse`)
+      if (!info.crossOriginIsolated)
+        log(`warning: ${engine}: the page is not cross-origin isolated; its clock is coarse`)
       // The proof signs the benchmark's claims with the page's key (checked by jose, not our code).
-      await verifyProof(info.proof, { htm: 'GET', htu: STUB_URL, token: TOKEN, nonce: NONCE, jkt: await calculateJwkThumbprint(info.publicJwk) }, `${engine} createProof`)
+      await verifyProof(
+        info.proof,
+        {
+          htm: 'GET',
+          htu: STUB_URL,
+          token: TOKEN,
+          nonce: NONCE,
+          jkt: await calculateJwkThumbprint(info.publicJwk),
+        },
+        `${engine} createProof`,
+      )
       const rounds: EngineRound[] = []
-      for (let r = 0; r < ENGINE_ROUNDS; r++) rounds.push(await tab.evaluate((i) => window.__engineBench!.round(i), r))
+      for (let r = 0; r < ENGINE_ROUNDS; r++)
+        rounds.push(await tab.evaluate((i) => window.__engineBench!.round(i), r))
       const version = engineVersion(engine) ?? info.userAgent
       log(`${version}: ${ENGINE_ROUNDS} rounds`)
       out.push({ engine, version, crossOriginIsolated: info.crossOriginIsolated, rounds })
@@ -322,14 +419,29 @@ async function runEngineProofs(origin: string): Promise<EngineResult[]> {
 
 function engineRows(results: EngineResult[]): Row[] {
   const rows: Row[] = []
-  const section = 'Proof per engine: createProof (1 KB token + nonce) against a raw crypto.subtle.sign ES256 (µs per proof)'
+  const section =
+    'Proof per engine: createProof (1 KB token + nonce) against a raw crypto.subtle.sign ES256 (µs per proof)'
   for (const { version, rounds, crossOriginIsolated } of results) {
-    for (const [mode, label, target] of [['seq', 'sequential', 1.25], ['c64', '64 in flight', 1.1]] as const) {
+    for (const [mode, label, target] of [
+      ['seq', 'sequential', 1.25],
+      ['c64', '64 in flight', 1.1],
+    ] as const) {
       const ratio = stat(rounds.map((r) => r[mode] / r[`${mode}@base`]))
-      rows.push({ section, name: `${version}, ${label}: floor`, unit: 'µs', stat: stat(rounds.map((r) => r[`${mode}@base`])), ...(crossOriginIsolated ? {} : { note: 'not cross-origin isolated' }) })
       rows.push({
-        section, name: `${version}, ${label}: createProof`, unit: 'µs', stat: stat(rounds.map((r) => r[mode])),
-        vs: { kind: 'ratio', of: 'floor', stat: ratio }, target: `≤ ×${target}`, met: ratio.median <= target,
+        section,
+        name: `${version}, ${label}: floor`,
+        unit: 'µs',
+        stat: stat(rounds.map((r) => r[`${mode}@base`])),
+        ...(crossOriginIsolated ? {} : { note: 'not cross-origin isolated' }),
+      })
+      rows.push({
+        section,
+        name: `${version}, ${label}: createProof`,
+        unit: 'µs',
+        stat: stat(rounds.map((r) => r[mode])),
+        vs: { kind: 'ratio', of: 'floor', stat: ratio },
+        target: `≤ ×${target}`,
+        met: ratio.median <= target,
       })
     }
   }
@@ -349,7 +461,9 @@ async function enginesOnly() {
   }
   const rows = engineRows(results)
   const seconds = ((Date.now() - t0) / 1000).toFixed(0)
-  process.stdout.write(`\ndpop-spa bench, every installed engine: ${ENGINE_ROUNDS} rounds; load ${loadBefore[0]!.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}; ${seconds} s\n\n${textTable(rows)}\n\n`)
+  process.stdout.write(
+    `\ndpop-spa bench, every installed engine: ${ENGINE_ROUNDS} rounds; load ${loadBefore[0]!.toFixed(1)} → ${loadavg()[0]!.toFixed(1)}; ${seconds} s\n\n${textTable(rows)}\n\n`,
+  )
 }
 
 // ---------------------------------------------------------------- main
@@ -366,7 +480,9 @@ async function main() {
     ...checks.map((c) => ({ name: c.name, imports: c.import, ignore: c.ignore })),
     ...installedPeers.map((p) => ({ name: p.pkg, imports: { [p.pkg]: p.imports } })),
   ])
-  const bundled = await Promise.all(checks.map(async (c) => ({ name: c.name, inputs: (await bundleInputs(c.import)).inputs })))
+  const bundled = await Promise.all(
+    checks.map(async (c) => ({ name: c.name, inputs: (await bundleInputs(c.import)).inputs })),
+  )
 
   const files = await bundlePages()
   const server = await startBenchServer({ files, nonce: API_NONCE })
@@ -401,14 +517,29 @@ async function main() {
 
   // Every implementation must have signed the same claims with the same key, checked by jose.
   const jkt = await calculateJwkThumbprint(page.info.publicJwk)
-  for (const s of page.samples) await verifyProof(s.proof, { htm: 'GET', htu: STUB_URL, token: TOKEN, nonce: NONCE, jkt }, s.impl)
+  for (const s of page.samples)
+    await verifyProof(
+      s.proof,
+      { htm: 'GET', htu: STUB_URL, token: TOKEN, nonce: NONCE, jkt },
+      s.impl,
+    )
   if (!stats.last) throw new Error('the API never received a signed request')
-  await verifyProof(stats.last.proof, { htm: 'GET', htu: `${server.origin}/api/resource`, token: TOKEN, nonce: API_NONCE, jkt }, 'signed fetch (localhost)')
-  if (stats.last.authorization !== `DPoP ${TOKEN}`) throw new Error('signed fetch (localhost): the API did not receive "Authorization: DPoP <token>"')
+  await verifyProof(
+    stats.last.proof,
+    { htm: 'GET', htu: `${server.origin}/api/resource`, token: TOKEN, nonce: API_NONCE, jkt },
+    'signed fetch (localhost)',
+  )
+  if (stats.last.authorization !== `DPoP ${TOKEN}`)
+    throw new Error(
+      'signed fetch (localhost): the API did not receive "Authorization: DPoP <token>"',
+    )
   // Signed: the signed fetch and the no-library baseline; bearer: the baseline of both pairs.
-  const expectedSigned = ROUNDS * (setup.blocks / 2) * (2 * setup.netSeqOps + setup.netConcurrentWaves * 32)
+  const expectedSigned =
+    ROUNDS * (setup.blocks / 2) * (2 * setup.netSeqOps + setup.netConcurrentWaves * 32)
   if (stats.signed < expectedSigned || stats.bearer < expectedSigned || stats.other !== 0) {
-    throw new Error(`the API saw ${stats.signed} signed, ${stats.bearer} bearer and ${stats.other} other requests; expected at least ${expectedSigned} of each and no other`)
+    throw new Error(
+      `the API saw ${stats.signed} signed, ${stats.bearer} bearer and ${stats.other} other requests; expected at least ${expectedSigned} of each and no other`,
+    )
   }
 
   // ------------------------------------------------------------ rows
@@ -419,31 +550,63 @@ async function main() {
     ['ours', 'dpop-spa createProof, 1 KB token + nonce'],
     ['ours-notoken', 'dpop-spa createProof, no token, nonce'],
     ['dpop', `dpop ${(await versionOf('dpop')) ?? ''} generateProof`],
-    ['o4w', `oauth4webapi ${(await versionOf('oauth4webapi')) ?? ''} DPoP (protectedResourceRequest, stub fetch)`],
+    [
+      'o4w',
+      `oauth4webapi ${(await versionOf('oauth4webapi')) ?? ''} DPoP (protectedResourceRequest, stub fetch)`,
+    ],
   ]
   const modes: [string, string, number | undefined][] = [
     ['seq', 'Proof, sequential (µs per proof)', 1.25],
     ['c64', 'Proof, 64 in flight (µs per proof)', 1.1],
-    ['idle', `Proof after ${setup.idleGapMs} ms idle (µs, median of ${setup.idleSamples} per round)`, undefined],
+    [
+      'idle',
+      `Proof after ${setup.idleGapMs} ms idle (µs, median of ${setup.idleSamples} per round)`,
+      undefined,
+    ],
   ]
   // The floor of a mode: per round, the median of the floor blocks measured beside each case.
-  const floorOf = (mode: string) => page.rounds.map((r) => stat(Object.entries(r).filter(([k]) => k.startsWith(`${mode}:`) && k.endsWith('@base')).map(([, v]) => v)).median)
-  const vsBase = (id: string) => stat(page.rounds.map((r) => (r[id] ?? NaN) / (r[`${id}@base`] ?? NaN)))
+  const floorOf = (mode: string) =>
+    page.rounds.map(
+      (r) =>
+        stat(
+          Object.entries(r)
+            .filter(([k]) => k.startsWith(`${mode}:`) && k.endsWith('@base'))
+            .map(([, v]) => v),
+        ).median,
+    )
+  const vsBase = (id: string) =>
+    stat(page.rounds.map((r) => (r[id] ?? NaN) / (r[`${id}@base`] ?? NaN)))
   for (const [mode, section, target] of modes) {
-    rows.push({ section, name: `floor: crypto.subtle.sign ES256, ${floorBytes} B input`, unit: 'µs', stat: stat(floorOf(mode)), note: 'measured in the blocks beside each case' })
+    rows.push({
+      section,
+      name: `floor: crypto.subtle.sign ES256, ${floorBytes} B input`,
+      unit: 'µs',
+      stat: stat(floorOf(mode)),
+      note: 'measured in the blocks beside each case',
+    })
     for (const [id, label] of impls) {
       const ratio = vsBase(`${mode}:${id}`)
       const ours = id.startsWith('ours')
       rows.push({
-        section, name: label, unit: 'µs', stat: stat(series(`${mode}:${id}`)), vs: { kind: 'ratio', of: 'floor', stat: ratio },
-        ...(ours && target !== undefined ? { target: `≤ ×${target}`, met: ratio.median <= target } : {}),
+        section,
+        name: label,
+        unit: 'µs',
+        stat: stat(series(`${mode}:${id}`)),
+        vs: { kind: 'ratio', of: 'floor', stat: ratio },
+        ...(ours && target !== undefined
+          ? { target: `≤ ×${target}`, met: ratio.median <= target }
+          : {}),
       })
     }
   }
 
   // What each library's own JavaScript costs, with the signature itself taken out.
-  const jsSection = 'JS work per operation: crypto.subtle.sign stubbed to resolve at once (µs; other WebCrypto calls real)'
-  for (const [id, label] of [...impls, ['fetch', 'dpop-spa createDPoPFetch (stub fetch)']] as const) {
+  const jsSection =
+    'JS work per operation: crypto.subtle.sign stubbed to resolve at once (µs; other WebCrypto calls real)'
+  for (const [id, label] of [
+    ...impls,
+    ['fetch', 'dpop-spa createDPoPFetch (stub fetch)'],
+  ] as const) {
     rows.push({ section: jsSection, name: label, unit: 'µs', stat: stat(series(`js:${id}`)) })
   }
 
@@ -454,10 +617,17 @@ async function main() {
     const warm = page.counts.warm[id]
     const fresh = page.counts.newToken[id]
     const ours = id === 'ours' || id === 'fetch'
-    const note = fresh === undefined ? 'token already seen' : `${fresh} with a token never seen before`
+    const note =
+      fresh === undefined ? 'token already seen' : `${fresh} with a token never seen before`
     rows.push({
-      section: callSection, name: label, unit: 'calls', stat: stat([warm ?? NaN]), note,
-      ...(ours ? { target: 'sign only; +1 digest once per token', met: warm === 1 && fresh === 2 } : {}),
+      section: callSection,
+      name: label,
+      unit: 'calls',
+      stat: stat([warm ?? NaN]),
+      note,
+      ...(ours
+        ? { target: 'sign only; +1 digest once per token', met: warm === 1 && fresh === 2 }
+        : {}),
     })
   }
 
@@ -466,53 +636,111 @@ async function main() {
     const ratio = vsBase(`${mode}:fetch`)
     const vsO4w = stat(paired(series(`${mode}:fetch`), series(`${mode}:o4w`), (a, b) => a / b))
     rows.push({
-      section: fetchSection, name: `dpop-spa createDPoPFetch, ${mode === 'seq' ? 'sequential' : mode === 'c64' ? '64 in flight' : `after ${setup.idleGapMs} ms idle`}`,
-      unit: 'µs', stat: stat(series(`${mode}:fetch`)), vs: { kind: 'ratio', of: 'floor', stat: ratio },
+      section: fetchSection,
+      name: `dpop-spa createDPoPFetch, ${mode === 'seq' ? 'sequential' : mode === 'c64' ? '64 in flight' : `after ${setup.idleGapMs} ms idle`}`,
+      unit: 'µs',
+      stat: stat(series(`${mode}:fetch`)),
+      vs: { kind: 'ratio', of: 'floor', stat: ratio },
       note: `×${vsO4w.median.toFixed(2)} of oauth4webapi's protectedResourceRequest (same stub)`,
       ...(mode === 'seq' ? { target: '≤ ×1.35', met: ratio.median <= 1.35 } : {}),
     })
   }
 
-  const netSection = 'Signed fetch vs Authorization: Bearer, localhost server (µs per request; blocks ABBA, paired per round)'
-  for (const [id, label, target] of [['net-seq', 'sequential', 1.05], ['net-c32', '32 concurrent', undefined]] as const) {
+  const netSection =
+    'Signed fetch vs Authorization: Bearer, localhost server (µs per request; blocks ABBA, paired per round)'
+  for (const [id, label, target] of [
+    ['net-seq', 'sequential', 1.05],
+    ['net-c32', '32 concurrent', undefined],
+  ] as const) {
     const ratios = page.rounds.map((r) => (r[id] ?? NaN) / (r[`${id}@base`] ?? NaN))
-    rows.push({ section: netSection, name: `fetch + Bearer, ${label}`, unit: 'µs', stat: stat(series(`${id}@base`)) })
+    rows.push({
+      section: netSection,
+      name: `fetch + Bearer, ${label}`,
+      unit: 'µs',
+      stat: stat(series(`${id}@base`)),
+    })
     if (id === 'net-seq') {
       const raw = page.rounds.map((r) => (r['net-seq-raw'] ?? NaN) / (r['net-seq-raw@base'] ?? NaN))
       rows.push({
-        section: netSection, name: 'no library: crypto.subtle.sign + fetch with DPoP headers, sequential', unit: 'µs', stat: stat(series('net-seq-raw')),
-        vs: { kind: 'ratio', of: 'bearer', stat: stat(raw) }, perRound: raw, note: 'the cost of DPoP itself on this machine',
+        section: netSection,
+        name: 'no library: crypto.subtle.sign + fetch with DPoP headers, sequential',
+        unit: 'µs',
+        stat: stat(series('net-seq-raw')),
+        vs: { kind: 'ratio', of: 'bearer', stat: stat(raw) },
+        perRound: raw,
+        note: 'the cost of DPoP itself on this machine',
       })
     }
     rows.push({
-      section: netSection, name: `dpop-spa signed fetch, ${label}`, unit: 'µs', stat: stat(series(id)),
-      vs: { kind: 'ratio', of: 'bearer', stat: stat(ratios) }, perRound: ratios,
-      ...(target !== undefined ? { target: `≤ ×${target}`, met: stat(ratios).median <= target } : {}),
+      section: netSection,
+      name: `dpop-spa signed fetch, ${label}`,
+      unit: 'µs',
+      stat: stat(series(id)),
+      vs: { kind: 'ratio', of: 'bearer', stat: stat(ratios) },
+      perRound: ratios,
+      ...(target !== undefined
+        ? { target: `≤ ×${target}`, met: stat(ratios).median <= target }
+        : {}),
     })
   }
 
-  const coldSection = 'Cold start (ms from navigation start; a fresh tab per load, same bundle for every mode)'
+  const coldSection =
+    'Cold start (ms from navigation start; a fresh tab per load, same bundle for every mode)'
   // Differences use the time from script start: page and bundle loading are the same work
   // in every mode, and their noise would otherwise swamp a 10 ms budget.
   const work = (c: ColdResult) => c.t - c.scriptStart
   const floorWork = cold.floor.map(work)
-  rows.push({ section: coldSection, name: 'floor: raw IndexedDB open + get of a CryptoKeyPair', unit: 'ms', stat: stat(cold.floor.map((c) => c.t)), note: `from script start: ${stat(floorWork).median.toFixed(1)} ms` })
   rows.push({
-    section: coldSection, name: 'floor + raw exportKey + sign (no library code)', unit: 'ms', stat: stat(cold['floor-sign'].map((c) => c.t)),
-    vs: { kind: 'diff', of: 'floor', stat: stat(paired(cold['floor-sign'].map(work), floorWork, (a, b) => a - b)) },
+    section: coldSection,
+    name: 'floor: raw IndexedDB open + get of a CryptoKeyPair',
+    unit: 'ms',
+    stat: stat(cold.floor.map((c) => c.t)),
+    note: `from script start: ${stat(floorWork).median.toFixed(1)} ms`,
+  })
+  rows.push({
+    section: coldSection,
+    name: 'floor + raw exportKey + sign (no library code)',
+    unit: 'ms',
+    stat: stat(cold['floor-sign'].map((c) => c.t)),
+    vs: {
+      kind: 'diff',
+      of: 'floor',
+      stat: stat(paired(cold['floor-sign'].map(work), floorWork, (a, b) => a - b)),
+    },
     note: 'the WebCrypto any DPoP client needs before its first proof',
   })
   const storedDiff = stat(paired(cold.stored.map(work), floorWork, (a, b) => a - b))
   rows.push({
-    section: coldSection, name: 'first signed request leaves the page, key from IndexedDB', unit: 'ms', stat: stat(cold.stored.map((c) => c.t)),
-    vs: { kind: 'diff', of: 'floor', stat: storedDiff }, target: '≤ floor + 10 ms', met: storedDiff.median <= 10,
+    section: coldSection,
+    name: 'first signed request leaves the page, key from IndexedDB',
+    unit: 'ms',
+    stat: stat(cold.stored.map((c) => c.t)),
+    vs: { kind: 'diff', of: 'floor', stat: storedDiff },
+    target: '≤ floor + 10 ms',
+    met: storedDiff.median <= 10,
     note: 'openKeyStore + createDPoPFetch; difference from script start, paired per round',
   })
   rows.push({
-    section: coldSection, name: 'first-ever start: key generated and stored, first request', unit: 'ms', stat: stat(cold.first.map((c) => c.t)),
-    vs: { kind: 'diff', of: 'floor', stat: stat(paired(cold.first.map(work), floorWork, (a, b) => a - b)) },
+    section: coldSection,
+    name: 'first-ever start: key generated and stored, first request',
+    unit: 'ms',
+    stat: stat(cold.first.map((c) => c.t)),
+    vs: {
+      kind: 'diff',
+      of: 'floor',
+      stat: stat(paired(cold.first.map(work), floorWork, (a, b) => a - b)),
+    },
   })
-  rows.push({ section: coldSection, name: 'script start (every mode)', unit: 'ms', stat: stat(Object.values(cold).flat().map((c) => c.scriptStart)) })
+  rows.push({
+    section: coldSection,
+    name: 'script start (every mode)',
+    unit: 'ms',
+    stat: stat(
+      Object.values(cold)
+        .flat()
+        .map((c) => c.scriptStart),
+    ),
+  })
 
   const sizeSection = 'Size (minified + gzip -9, size-limit preset-small-lib, bytes)'
   const SIZE_GOALS: Record<string, number> = { '(a)': 1200, '(b)': 2500, '(c)': 11000 }
@@ -520,13 +748,18 @@ async function main() {
   for (const c of checks) {
     const size = sizes.get(c.name)!
     const inputs = bundled.find((b) => b.name === c.name)!.inputs
-    const pulled = ['oauth4webapi', 'idb-keyval'].filter((p) => inputs.some((i) => i.includes(`node_modules/${p}/`)))
+    const pulled = ['oauth4webapi', 'idb-keyval'].filter((p) =>
+      inputs.some((i) => i.includes(`node_modules/${p}/`)),
+    )
     // The target is the project's (issue) goal; the .size-limit.json budget is a regression
     // guard at today's size, which `npm test` enforces.
     const goal = SIZE_GOALS[c.name.slice(0, 3)]
     const budget = limitBytes(c.limit)
     rows.push({
-      section: sizeSection, name: `dpop-spa ${c.name}`, unit: 'B', stat: stat([size]),
+      section: sizeSection,
+      name: `dpop-spa ${c.name}`,
+      unit: 'B',
+      stat: stat([size]),
       ...(goal === undefined ? {} : { target: `≤ ${goal} B`, met: size <= goal }),
       note: `${c.import[Object.keys(c.import)[0]!]}; packages in bundle: ${pulled.join(', ') || 'none'}; npm test budget ${budget} B`,
     })
@@ -534,8 +767,14 @@ async function main() {
   for (const p of PEERS) {
     const size = sizes.get(p.pkg)
     rows.push({
-      section: sizeSection, name: `${p.pkg} ${(await versionOf(p.pkg)) ?? ''}`.trim(), unit: 'B', stat: stat([size ?? NaN]),
-      note: size === undefined ? 'not installed: skipped' : `import ${p.imports}; ×${(size / full!).toFixed(1)} of dpop-spa (c)`,
+      section: sizeSection,
+      name: `${p.pkg} ${(await versionOf(p.pkg)) ?? ''}`.trim(),
+      unit: 'B',
+      stat: stat([size ?? NaN]),
+      note:
+        size === undefined
+          ? 'not installed: skipped'
+          : `import ${p.imports}; ×${(size / full!).toFixed(1)} of dpop-spa (c)`,
     })
   }
 
@@ -545,16 +784,40 @@ async function main() {
   const env = machine(chromiumVersion || page.info.userAgent, page.info.userAgent, loadBefore)
   const table = textTable(rows)
   const seconds = ((Date.now() - t0) / 1000).toFixed(0)
-  process.stdout.write(`\ndpop-spa bench: ${ROUNDS} rounds, ${COLD_ROUNDS} cold-start rounds; Chromium ${env.chromium}; ${env.nproc} × ${env.cpu}; load ${env.load}; ${seconds} s\n\n${table}\n\n`)
+  process.stdout.write(
+    `\ndpop-spa bench: ${ROUNDS} rounds, ${COLD_ROUNDS} cold-start rounds; Chromium ${env.chromium}; ${env.nproc} × ${env.cpu}; load ${env.load}; ${seconds} s\n\n${table}\n\n`,
+  )
   const missed = rows.filter((r) => r.met === false).map((r) => `${r.section}: ${r.name}`)
-  process.stdout.write(missed.length ? `Targets missed (${missed.length}):\n${missed.map((m) => `  - ${m}`).join('\n')}\n` : 'All targets met.\n')
+  process.stdout.write(
+    missed.length
+      ? `Targets missed (${missed.length}):\n${missed.map((m) => `  - ${m}`).join('\n')}\n`
+      : 'All targets met.\n',
+  )
 
   const results = {
     date: new Date().toISOString(),
     machine: env,
-    config: { ...setup, token: `${TOKEN.length} chars`, nonce: `${NONCE.length} chars`, apiNonce: `${API_NONCE.length} chars`, rounds: ROUNDS, coldRounds: COLD_ROUNDS },
+    config: {
+      ...setup,
+      token: `${TOKEN.length} chars`,
+      nonce: `${NONCE.length} chars`,
+      apiNonce: `${API_NONCE.length} chars`,
+      rounds: ROUNDS,
+      coldRounds: COLD_ROUNDS,
+    },
     rows,
-    raw: { rounds: page.rounds, engines, cold, counts: page.counts, signingInputLength: Object.fromEntries(page.samples.map((s) => [s.impl, s.signingInputLength])), floorInputLength: floorBytes, server: { signed: stats.signed, bearer: stats.bearer, other: stats.other }, sizes: Object.fromEntries(sizes) },
+    raw: {
+      rounds: page.rounds,
+      engines,
+      cold,
+      counts: page.counts,
+      signingInputLength: Object.fromEntries(
+        page.samples.map((s) => [s.impl, s.signingInputLength]),
+      ),
+      floorInputLength: floorBytes,
+      server: { signed: stats.signed, bearer: stats.bearer, other: stats.other },
+      sizes: Object.fromEntries(sizes),
+    },
     markdown: markdownTable(rows),
   }
   await writeFile(join(ROOT, 'test/bench/results.json'), `${JSON.stringify(results, null, 2)}\n`)
@@ -570,14 +833,20 @@ async function main() {
       markdownTable(rows),
       '<!-- bench:generated:end -->',
     ].join('\n')
-    const next = text.replace(/<!-- bench:generated:start -->[\s\S]*<!-- bench:generated:end -->/, generated)
-    if (next === text && !text.includes(generated)) throw new Error('docs/performance.md has no bench:generated markers')
+    const next = text.replace(
+      /<!-- bench:generated:start -->[\s\S]*<!-- bench:generated:end -->/,
+      generated,
+    )
+    if (next === text && !text.includes(generated))
+      throw new Error('docs/performance.md has no bench:generated markers')
     await writeFile(file, next)
     log('refreshed the tables in docs/performance.md')
   }
 }
 
 ;(ENGINES_ONLY ? enginesOnly() : main()).catch((e: unknown) => {
-  process.stderr.write(`[bench] failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`)
+  process.stderr.write(
+    `[bench] failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+  )
   process.exitCode = 1
 })

@@ -61,7 +61,8 @@ export async function startBenchServer(options: BenchServerOptions): Promise<Ben
       if (authorization.startsWith('DPoP ') && typeof proof === 'string') {
         stats.signed++
         // /api/raw gets a replayed proof from the no-library baseline: not one to verify.
-        if (url.pathname !== '/api/raw') stats.last = { proof, authorization, method: req.method ?? '', url: url.pathname }
+        if (url.pathname !== '/api/raw')
+          stats.last = { proof, authorization, method: req.method ?? '', url: url.pathname }
       } else if (authorization.startsWith('Bearer ') && proof === undefined) {
         stats.bearer++
       } else {
@@ -92,9 +93,10 @@ export async function startBenchServer(options: BenchServerOptions): Promise<Ben
   return {
     origin: `http://localhost:${port}`,
     stats,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections()
-      server.close(() => resolve())
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
   }
 }

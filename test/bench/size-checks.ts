@@ -84,7 +84,9 @@ export function isInstalled(pkg: string): boolean {
 /** Installed version of a package, or undefined. */
 export async function versionOf(pkg: string): Promise<string | undefined> {
   try {
-    const json = JSON.parse(await readFile(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version?: string }
+    const json = JSON.parse(
+      await readFile(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8'),
+    ) as { version?: string }
     return json.version
   } catch {
     return undefined
@@ -95,7 +97,13 @@ export async function versionOf(pkg: string): Promise<string | undefined> {
  * Minified + gzip bytes of each import set, through size-limit's preset-small-lib
  * (the same esbuild options and the same empty-project correction as `npm run size`).
  */
-export async function measureGzip(entries: readonly { name: string; imports: Record<string, string>; ignore?: string[] | undefined }[]): Promise<Map<string, number>> {
+export async function measureGzip(
+  entries: readonly {
+    name: string
+    imports: Record<string, string>
+    ignore?: string[] | undefined
+  }[],
+): Promise<Map<string, number>> {
   const nodeModules = join(ROOT, 'node_modules')
   const checks = entries.map((e) => ({
     name: e.name,
@@ -104,13 +112,21 @@ export async function measureGzip(entries: readonly { name: string; imports: Rec
     gzip: true,
     // size-limit makes every key of `import` absolute except peers; bare package names
     // resolve here from the project's node_modules, as in an app.
-    import: Object.fromEntries(Object.entries(e.imports).map(([k, v]) => [k.startsWith('.') ? join(ROOT, k) : k, v])),
+    import: Object.fromEntries(
+      Object.entries(e.imports).map(([k, v]) => [k.startsWith('.') ? join(ROOT, k) : k, v]),
+    ),
     ...(e.ignore ? { ignore: e.ignore } : {}),
-    modifyEsbuildConfig: (config: Record<string, unknown>) => ({ ...config, nodePaths: [nodeModules], logLevel: 'silent' }),
+    modifyEsbuildConfig: (config: Record<string, unknown>) => ({
+      ...config,
+      nodePaths: [nodeModules],
+      logLevel: 'silent',
+    }),
   }))
   // size-limit types its first argument as functions; it takes plugin objects (see its index.js).
   const maxListeners = process.getMaxListeners()
-  const results = (await sizeLimit(smallLib as unknown as Parameters<typeof sizeLimit>[0], { checks })) as { size: number }[]
+  const results = (await sizeLimit(smallLib as unknown as Parameters<typeof sizeLimit>[0], {
+    checks,
+  })) as { size: number }[]
   process.setMaxListeners(maxListeners)
   return new Map(entries.map((e, i) => [e.name, results[i]!.size]))
 }
@@ -119,7 +135,9 @@ export async function measureGzip(entries: readonly { name: string; imports: Rec
  * Bundles an import set with size-limit's esbuild options and returns the input files
  * that put code into the bundle (parsed but tree-shaken files are not listed).
  */
-export async function bundleInputs(imports: Record<string, string>): Promise<{ inputs: string[]; code: string }> {
+export async function bundleInputs(
+  imports: Record<string, string>,
+): Promise<{ inputs: string[]; code: string }> {
   const result = await esbuild.build({
     stdin: { contents: entrySource(imports), resolveDir: ROOT, loader: 'js' },
     bundle: true,
@@ -132,6 +150,9 @@ export async function bundleInputs(imports: Record<string, string>): Promise<{ i
     logLevel: 'silent',
   })
   const inputs = Object.values(result.metafile.outputs).flatMap((o) =>
-    Object.entries(o.inputs).filter(([, v]) => v.bytesInOutput > 0).map(([k]) => k))
+    Object.entries(o.inputs)
+      .filter(([, v]) => v.bytesInOutput > 0)
+      .map(([k]) => k),
+  )
   return { inputs, code: result.outputFiles[0]?.text ?? '' }
 }

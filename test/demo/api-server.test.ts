@@ -10,7 +10,15 @@ import { createHash } from 'node:crypto'
 import { createServer, request as httpRequest, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, base64url, type JWK, type CryptoKey as JoseKey } from 'jose'
+import {
+  SignJWT,
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+  base64url,
+  type JWK,
+  type CryptoKey as JoseKey,
+} from 'jose'
 import { startApiServer, type ApiServer } from '../../demo/api/server.ts'
 import { createReplayCache } from '../../demo/api/replay.ts'
 import { createNonceIssuer } from '../../demo/api/nonces.ts'
@@ -23,7 +31,10 @@ interface KeyPair {
 }
 
 async function keyPair(alg = 'ES256'): Promise<KeyPair> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, alg === 'EdDSA' ? { crv: 'Ed25519' } : {})
+  const { privateKey, publicKey } = await generateKeyPair(
+    alg,
+    alg === 'EdDSA' ? { crv: 'Ed25519' } : {},
+  )
   const jwk = await exportJWK(publicKey)
   return { privateKey, publicKey, jwk, jkt: await calculateJwkThumbprint(jwk, 'sha256') }
 }
@@ -47,7 +58,12 @@ async function proof(spec: ProofSpec): Promise<string> {
   }
   for (const name of spec.omit ?? []) delete claims[name]
   return new SignJWT(claims)
-    .setProtectedHeader({ alg: spec.alg ?? 'ES256', typ: 'dpop+jwt', jwk: spec.key.jwk, ...spec.header })
+    .setProtectedHeader({
+      alg: spec.alg ?? 'ES256',
+      typ: 'dpop+jwt',
+      jwk: spec.key.jwk,
+      ...spec.header,
+    })
     .sign(spec.key.privateKey)
 }
 
@@ -59,22 +75,33 @@ interface Reply {
 }
 
 /** Raw HTTP so that repeated header lines (two DPoP fields) can be sent as such. */
-function send(url: string, init: { method?: string; headers?: Record<string, string | string[]>; body?: string | Buffer } = {}): Promise<Reply> {
+function send(
+  url: string,
+  init: {
+    method?: string
+    headers?: Record<string, string | string[]>
+    body?: string | Buffer
+  } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: init.method ?? 'GET', headers: init.headers ?? {} }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8')
-        let json: unknown
-        try {
-          json = JSON.parse(text)
-        } catch {
-          json = undefined
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json })
-      })
-    })
+    const req = httpRequest(
+      url,
+      { method: init.method ?? 'GET', headers: init.headers ?? {} },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8')
+          let json: unknown
+          try {
+            json = JSON.parse(text)
+          } catch {
+            json = undefined
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json })
+        })
+      },
+    )
     req.on('error', reject)
     req.end(init.body)
   })
@@ -102,7 +129,14 @@ beforeEach(() => {
 
 /** A request that passes every check, with one thing changed by `change`. */
 async function call(
-  change: { proof?: Partial<ProofSpec>; method?: string; path?: string; authorization?: string | null; dpop?: string[] | null; body?: string } = {},
+  change: {
+    proof?: Partial<ProofSpec>
+    method?: string
+    path?: string
+    authorization?: string | null
+    dpop?: string[] | null
+    body?: string
+  } = {},
 ): Promise<Reply> {
   const method = change.method ?? 'GET'
   const path = change.path ?? '/api/echo'
@@ -115,7 +149,11 @@ async function call(
   const headers: Record<string, string | string[]> = {}
   if (change.authorization !== null) headers.authorization = change.authorization ?? `DPoP ${token}`
   if (change.dpop !== null) headers.dpop = change.dpop ?? p
-  return send(`${base}${path}`, { method, headers, ...(change.body === undefined ? {} : { body: change.body }) })
+  return send(`${base}${path}`, {
+    method,
+    headers,
+    ...(change.body === undefined ? {} : { body: change.body }),
+  })
 }
 
 function expectRejected(reply: Reply, error: string | undefined, check: string): void {
@@ -145,7 +183,12 @@ describe('a valid DPoP request', () => {
     expect(reply.json.tokenJkt).toBe(key.jkt)
     expect(reply.json.method).toBe('POST')
     expect(reply.json.query).toBe('x=1')
-    expect(reply.json.claims).toMatchObject({ htm: 'POST', htu: `${base}/api/echo`, nonce, ath: ath(token) })
+    expect(reply.json.claims).toMatchObject({
+      htm: 'POST',
+      htu: `${base}/api/echo`,
+      nonce,
+      ath: ath(token),
+    })
     expect(Buffer.from(reply.json.body, 'base64').toString('utf8')).toBe(body)
     // The nonce is current: no new one is pushed.
     expect(reply.headers['dpop-nonce']).toBeUndefined()
@@ -164,16 +207,27 @@ describe('a valid DPoP request', () => {
     for (const alg of ['EdDSA', 'RS256']) {
       const k = await keyPair(alg)
       const t = api.mintToken({ jkt: k.jkt }).access_token
-      const p = await proof({ key: k, alg, claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(t) } })
-      const reply = await send(`${base}/api/echo`, { headers: { authorization: `DPoP ${t}`, dpop: p } })
+      const p = await proof({
+        key: k,
+        alg,
+        claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(t) },
+      })
+      const reply = await send(`${base}/api/echo`, {
+        headers: { authorization: `DPoP ${t}`, dpop: p },
+      })
       expect(reply.status, alg).toBe(200)
       expect(reply.json.jkt).toBe(k.jkt)
     }
   })
 
   it('accepts an htu with a query and fragment (they are ignored) and a differently spelled but equal URL', async () => {
-    expect((await call({ proof: { claims: { htu: `${base}/api/echo?other=1#x` } } })).status).toBe(200)
-    expect((await call({ proof: { claims: { htu: `HTTP://127.0.0.1:${api.port}/api/../api/echo` } } })).status).toBe(200)
+    expect((await call({ proof: { claims: { htu: `${base}/api/echo?other=1#x` } } })).status).toBe(
+      200,
+    )
+    expect(
+      (await call({ proof: { claims: { htu: `HTTP://127.0.0.1:${api.port}/api/../api/echo` } } }))
+        .status,
+    ).toBe(200)
   })
 })
 
@@ -191,14 +245,23 @@ describe('each check rejects a request broken in that one way', () => {
   })
 
   it('proof-single: two DPoP header fields, or two folded into one', async () => {
-    const other = await proof({ key, claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(token) } })
-    const p = await proof({ key, claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(token) } })
+    const other = await proof({
+      key,
+      claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(token) },
+    })
+    const p = await proof({
+      key,
+      claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(token) },
+    })
     expectRejected(await call({ dpop: [p, other] }), 'invalid_dpop_proof', 'proof-single')
     expectRejected(await call({ dpop: [`${p}, ${other}`] }), 'invalid_dpop_proof', 'proof-single')
   })
 
   it('compact-jws: not three base64url parts', async () => {
-    const p = await proof({ key, claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(token) } })
+    const p = await proof({
+      key,
+      claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(token) },
+    })
     const [h, c] = p.split('.')
     expectRejected(await call({ dpop: [`${h}.${c}`] }), 'invalid_dpop_proof', 'compact-jws')
     expectRejected(await call({ dpop: [`${h}.${c}.`] }), 'invalid_dpop_proof', 'compact-jws')
@@ -206,12 +269,23 @@ describe('each check rejects a request broken in that one way', () => {
 
   it('typ: must be dpop+jwt', async () => {
     expectRejected(await call({ proof: { header: { typ: 'JWT' } } }), 'invalid_dpop_proof', 'typ')
-    expectRejected(await call({ proof: { header: { typ: undefined } } }), 'invalid_dpop_proof', 'typ')
+    expectRejected(
+      await call({ proof: { header: { typ: undefined } } }),
+      'invalid_dpop_proof',
+      'typ',
+    )
   })
 
   it('alg: none and symmetric algorithms are refused', async () => {
     const enc = (o: unknown): string => base64url.encode(JSON.stringify(o))
-    const claims = { jti: 'x', htm: 'GET', htu: `${base}/api/echo`, iat: Math.floor(Date.now() / 1000), nonce, ath: ath(token) }
+    const claims = {
+      jti: 'x',
+      htm: 'GET',
+      htu: `${base}/api/echo`,
+      iat: Math.floor(Date.now() / 1000),
+      nonce,
+      ath: ath(token),
+    }
     const none = `${enc({ alg: 'none', typ: 'dpop+jwt', jwk: key.jwk })}.${enc(claims)}.AAAA`
     expectRejected(await call({ dpop: [none] }), 'invalid_dpop_proof', 'alg')
     const secret = new Uint8Array(32)
@@ -223,17 +297,31 @@ describe('each check rejects a request broken in that one way', () => {
   })
 
   it('jwk: missing, or a private key', async () => {
-    expectRejected(await call({ proof: { header: { jwk: undefined } } }), 'invalid_dpop_proof', 'jwk')
+    expectRejected(
+      await call({ proof: { header: { jwk: undefined } } }),
+      'invalid_dpop_proof',
+      'jwk',
+    )
     const priv = await exportJWK((await generateKeyPair('ES256', { extractable: true })).privateKey)
     expectRejected(await call({ proof: { header: { jwk: priv } } }), 'invalid_dpop_proof', 'jwk')
   })
 
   it('signature: signed by another key than the embedded one, or payload altered', async () => {
     const other = await keyPair()
-    expectRejected(await call({ proof: { key: { ...other, jwk: key.jwk } } }), 'invalid_dpop_proof', 'signature')
-    const p = await proof({ key, claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(token) } })
+    expectRejected(
+      await call({ proof: { key: { ...other, jwk: key.jwk } } }),
+      'invalid_dpop_proof',
+      'signature',
+    )
+    const p = await proof({
+      key,
+      claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(token) },
+    })
     const [h, c, s] = p.split('.') as [string, string, string]
-    const altered = { ...JSON.parse(new TextDecoder().decode(base64url.decode(c))), htu: `${base}/api/me` }
+    const altered = {
+      ...JSON.parse(new TextDecoder().decode(base64url.decode(c))),
+      htu: `${base}/api/me`,
+    }
     const tampered = `${h}.${base64url.encode(JSON.stringify(altered))}.${s}`
     expectRejected(await call({ dpop: [tampered] }), 'invalid_dpop_proof', 'signature')
   })
@@ -247,8 +335,16 @@ describe('each check rejects a request broken in that one way', () => {
   })
 
   it('htm: must equal the request method exactly', async () => {
-    expectRejected(await call({ method: 'GET', proof: { claims: { htm: 'POST' } } }), 'invalid_dpop_proof', 'htm')
-    expectRejected(await call({ method: 'GET', proof: { claims: { htm: 'get' } } }), 'invalid_dpop_proof', 'htm')
+    expectRejected(
+      await call({ method: 'GET', proof: { claims: { htm: 'POST' } } }),
+      'invalid_dpop_proof',
+      'htm',
+    )
+    expectRejected(
+      await call({ method: 'GET', proof: { claims: { htm: 'get' } } }),
+      'invalid_dpop_proof',
+      'htm',
+    )
   })
 
   it('htu: another path, port, scheme or host is refused', async () => {
@@ -259,19 +355,26 @@ describe('each check rejects a request broken in that one way', () => {
       `http://localhost:${api.port}/api/echo`, // the request's Host was 127.0.0.1
       '/api/echo',
     ]
-    for (const htu of wrong) expectRejected(await call({ proof: { claims: { htu } } }), 'invalid_dpop_proof', 'htu')
+    for (const htu of wrong)
+      expectRejected(await call({ proof: { claims: { htu } } }), 'invalid_dpop_proof', 'htu')
   })
 
   it('iat: outside ±60 s of the server clock, in either direction, and the description says iat', async () => {
     for (const delta of [-120, 120]) {
-      const reply = await call({ proof: { claims: { iat: Math.floor(Date.now() / 1000) + delta } } })
+      const reply = await call({
+        proof: { claims: { iat: Math.floor(Date.now() / 1000) + delta } },
+      })
       expectRejected(reply, 'invalid_dpop_proof', 'iat')
       expect(reply.json.error_description).toMatch(/\biat\b/)
       expect(String(reply.headers['www-authenticate'])).toMatch(/error_description="[^"]*\biat\b/)
     }
     // Inside the window on both sides.
-    expect((await call({ proof: { claims: { iat: Math.floor(Date.now() / 1000) - 50 } } })).status).toBe(200)
-    expect((await call({ proof: { claims: { iat: Math.floor(Date.now() / 1000) + 50 } } })).status).toBe(200)
+    expect(
+      (await call({ proof: { claims: { iat: Math.floor(Date.now() / 1000) - 50 } } })).status,
+    ).toBe(200)
+    expect(
+      (await call({ proof: { claims: { iat: Math.floor(Date.now() / 1000) + 50 } } })).status,
+    ).toBe(200)
   })
 
   it('iat: judged by the server clock, whose Date header shows its offset', async () => {
@@ -285,7 +388,10 @@ describe('each check rejects a request broken in that one way', () => {
   })
 
   it('jti-replay: the same proof twice', async () => {
-    const p = await proof({ key, claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(token) } })
+    const p = await proof({
+      key,
+      claims: { htm: 'GET', htu: `${base}/api/echo`, nonce, ath: ath(token) },
+    })
     expect((await call({ dpop: [p] })).status).toBe(200)
     expectRejected(await call({ dpop: [p] }), 'invalid_dpop_proof', 'jti-replay')
   })
@@ -325,16 +431,30 @@ describe('each check rejects a request broken in that one way', () => {
 
   it('ath: missing, or the hash of another token', async () => {
     expectRejected(await call({ proof: { omit: ['ath'] } }), 'invalid_dpop_proof', 'ath')
-    expectRejected(await call({ proof: { claims: { ath: ath(`${token}x`) } } }), 'invalid_dpop_proof', 'ath')
+    expectRejected(
+      await call({ proof: { claims: { ath: ath(`${token}x`) } } }),
+      'invalid_dpop_proof',
+      'ath',
+    )
   })
 
   it('token: unknown, revoked or expired → invalid_token', async () => {
-    expectRejected(await call({ authorization: 'DPoP not-a-token', proof: { claims: { ath: ath('not-a-token') } } }), 'invalid_token', 'token')
+    expectRejected(
+      await call({
+        authorization: 'DPoP not-a-token',
+        proof: { claims: { ath: ath('not-a-token') } },
+      }),
+      'invalid_token',
+      'token',
+    )
     const short = api.mintToken({ jkt: key.jkt, expiresIn: 60 }).access_token
     const withShort = { authorization: `DPoP ${short}`, proof: { claims: { ath: ath(short) } } }
     expect((await call(withShort)).status).toBe(200)
     api.setClockOffset(61_000)
-    const expired = await call({ ...withShort, proof: { claims: { ath: ath(short), iat: Math.floor(Date.now() / 1000) + 61 } } })
+    const expired = await call({
+      ...withShort,
+      proof: { claims: { ath: ath(short), iat: Math.floor(Date.now() / 1000) + 61 } },
+    })
     expectRejected(expired, 'invalid_token', 'token')
     expect(expired.text).not.toContain(short)
     api.setClockOffset(0)
@@ -342,10 +462,13 @@ describe('each check rejects a request broken in that one way', () => {
     expectRejected(await call(), 'invalid_token', 'token')
   })
 
-  it('jkt: a token bound to another key than the proof\'s', async () => {
+  it("jkt: a token bound to another key than the proof's", async () => {
     const other = await keyPair()
     const foreign = api.mintToken({ jkt: other.jkt }).access_token
-    const reply = await call({ authorization: `DPoP ${foreign}`, proof: { claims: { ath: ath(foreign) } } })
+    const reply = await call({
+      authorization: `DPoP ${foreign}`,
+      proof: { claims: { ath: ath(foreign) } },
+    })
     expectRejected(reply, 'invalid_token', 'jkt')
     expect(reply.text).not.toContain(foreign)
   })
@@ -357,16 +480,25 @@ describe('CORS', () => {
   it('answers a preflight from an allowed origin with the DPoP headers allowed', async () => {
     const reply = await send(`${base}/api/echo`, {
       method: 'OPTIONS',
-      headers: { origin, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'authorization,dpop,content-type' },
+      headers: {
+        origin,
+        'access-control-request-method': 'PUT',
+        'access-control-request-headers': 'authorization,dpop,content-type',
+      },
     })
     expect(reply.status).toBe(204)
     expect(reply.headers['access-control-allow-origin']).toBe(origin)
-    expect(String(reply.headers['access-control-allow-headers']).toLowerCase().split(/,\s*/).sort()).toEqual(['authorization', 'content-type', 'dpop', 'last-event-id'])
+    expect(
+      String(reply.headers['access-control-allow-headers']).toLowerCase().split(/,\s*/).sort(),
+    ).toEqual(['authorization', 'content-type', 'dpop', 'last-event-id'])
     expect(reply.headers['access-control-allow-methods']).toContain('PUT')
   })
 
   it('gives nothing to an origin that is not configured', async () => {
-    const reply = await send(`${base}/api/echo`, { method: 'OPTIONS', headers: { origin: 'http://evil.localhost:5199', 'access-control-request-method': 'GET' } })
+    const reply = await send(`${base}/api/echo`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://evil.localhost:5199', 'access-control-request-method': 'GET' },
+    })
     expect(reply.headers['access-control-allow-origin']).toBeUndefined()
     const get = await call({ authorization: null })
     expect(get.headers['access-control-allow-origin']).toBeUndefined()
@@ -374,7 +506,9 @@ describe('CORS', () => {
 
   it('exposes DPoP-Nonce and WWW-Authenticate on /api, and deliberately not on /hidden', async () => {
     const api1 = await send(`${base}/api/echo`, { headers: { origin } })
-    expect(String(api1.headers['access-control-expose-headers']).toLowerCase()).toMatch(/dpop-nonce.*www-authenticate/)
+    expect(String(api1.headers['access-control-expose-headers']).toLowerCase()).toMatch(
+      /dpop-nonce.*www-authenticate/,
+    )
     const hidden = await send(`${base}/hidden/echo`, { headers: { origin } })
     expect(hidden.status).toBe(401)
     expect(hidden.headers['access-control-allow-origin']).toBe(origin)
@@ -397,18 +531,30 @@ describe('control and stats', () => {
   })
 
   it('mints tokens bound to a jkt, rotates nonces after N requests, and moves the clock', async () => {
-    const minted = (await send(`${base}/__control/token`, { method: 'POST', body: JSON.stringify({ jkt: key.jkt }) })).json
+    const minted = (
+      await send(`${base}/__control/token`, {
+        method: 'POST',
+        body: JSON.stringify({ jkt: key.jkt }),
+      })
+    ).json
     expect(minted.token_type).toBe('DPoP')
     token = minted.access_token
-    expect((await send(`${base}/__control/rotate-nonce`, { method: 'POST', body: '{"after":2}' })).status).toBe(200)
+    expect(
+      (await send(`${base}/__control/rotate-nonce`, { method: 'POST', body: '{"after":2}' }))
+        .status,
+    ).toBe(200)
     expect((await call()).headers['dpop-nonce']).toBeUndefined() // request 1
     const second = await call() // request 2 triggers the rotation before it is checked
     expect(second.status).toBe(200)
     expect(second.headers['dpop-nonce']).toBeDefined()
     expect(second.headers['dpop-nonce']).not.toBe(nonce)
-    const clock = (await send(`${base}/__control/clock`, { method: 'POST', body: '{"offsetMs":600000}' })).json
+    const clock = (
+      await send(`${base}/__control/clock`, { method: 'POST', body: '{"offsetMs":600000}' })
+    ).json
     expect(clock.offsetMs).toBe(600_000)
-    expect((await send(`${base}/__control/token`, { method: 'POST', body: '{"jkt":"short"}' })).status).toBe(400)
+    expect(
+      (await send(`${base}/__control/token`, { method: 'POST', body: '{"jkt":"short"}' })).status,
+    ).toBe(400)
   })
 })
 
@@ -421,17 +567,25 @@ describe('jwt mode: JWT access tokens verified against the issuer JWKS', () => {
 
   beforeAll(async () => {
     const pair = await generateKeyPair('ES256')
-    signer = { privateKey: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), kid: 'as-1', alg: 'ES256', use: 'sig' } }
+    signer = {
+      privateKey: pair.privateKey,
+      jwk: { ...(await exportJWK(pair.publicKey)), kid: 'as-1', alg: 'ES256', use: 'sig' },
+    }
     // A minimal authorization server: discovery and JWKS, on loopback.
     as = createServer((req, res) => {
       res.setHeader('Content-Type', 'application/json')
-      if (req.url === '/.well-known/openid-configuration') res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }))
+      if (req.url === '/.well-known/openid-configuration')
+        res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }))
       else if (req.url === '/jwks') res.end(JSON.stringify({ keys: [signer.jwk] }))
       else res.writeHead(404).end()
     })
     await new Promise<void>((r) => as.listen(0, '127.0.0.1', r))
     issuer = `http://127.0.0.1:${(as.address() as AddressInfo).port}`
-    jwtApi = await startApiServer({ port: 0, tokens: { jwt: { issuer, audience: 'https://api.test' } }, requireNonce: false })
+    jwtApi = await startApiServer({
+      port: 0,
+      tokens: { jwt: { issuer, audience: 'https://api.test' } },
+      requireNonce: false,
+    })
     jwtBase = `http://127.0.0.1:${jwtApi.port}`
   })
   afterAll(async () => {
@@ -439,14 +593,29 @@ describe('jwt mode: JWT access tokens verified against the issuer JWKS', () => {
     await new Promise((r) => as.close(r))
   })
 
-  async function at(claims: Record<string, unknown>, signWith = signer.privateKey): Promise<string> {
+  async function at(
+    claims: Record<string, unknown>,
+    signWith = signer.privateKey,
+  ): Promise<string> {
     const nowSec = Math.floor(Date.now() / 1000)
-    return new SignJWT({ iss: issuer, aud: 'https://api.test', sub: 'alice', scope: 'read', cnf: { jkt: key.jkt }, iat: nowSec, exp: nowSec + 300, ...claims })
+    return new SignJWT({
+      iss: issuer,
+      aud: 'https://api.test',
+      sub: 'alice',
+      scope: 'read',
+      cnf: { jkt: key.jkt },
+      iat: nowSec,
+      exp: nowSec + 300,
+      ...claims,
+    })
       .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: 'as-1' })
       .sign(signWith)
   }
   async function callJwt(accessToken: string): Promise<Reply> {
-    const p = await proof({ key, claims: { htm: 'GET', htu: `${jwtBase}/api/me`, ath: ath(accessToken) } })
+    const p = await proof({
+      key,
+      claims: { htm: 'GET', htu: `${jwtBase}/api/me`, ath: ath(accessToken) },
+    })
     return send(`${jwtBase}/api/me`, { headers: { authorization: `DPoP ${accessToken}`, dpop: p } })
   }
 
@@ -463,7 +632,10 @@ describe('jwt mode: JWT access tokens verified against the issuer JWKS', () => {
     expectRejectedJwt(await callJwt(await at({ iss: 'http://127.0.0.1:1' })), 'token')
     expectRejectedJwt(await callJwt(await at({ aud: 'https://other.test' })), 'token')
     expectRejectedJwt(await callJwt(await at({}, other.privateKey)), 'token')
-    expectRejectedJwt(await callJwt(await at({ exp: Math.floor(Date.now() / 1000) - 3600 })), 'token')
+    expectRejectedJwt(
+      await callJwt(await at({ exp: Math.floor(Date.now() / 1000) - 3600 })),
+      'token',
+    )
   })
 
   function expectRejectedJwt(reply: Reply, check: string): void {
@@ -479,22 +651,36 @@ describe('the jti cache records only verified proofs and refuses rather than for
     small = await startApiServer({ port: 0, replayCacheSize: 2 })
     smallBase = `http://127.0.0.1:${small.port}`
   })
-  afterAll(async () => { await small.close() })
-  beforeEach(() => { small.reset() })
+  afterAll(async () => {
+    await small.close()
+  })
+  beforeEach(() => {
+    small.reset()
+  })
 
   const signed = async (signer: KeyPair, accessToken: string, n: string): Promise<string> =>
-    proof({ key: signer, claims: { htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(accessToken) } })
-  const get = (accessToken: string, p: string) => send(`${smallBase}/api/echo`, { headers: { authorization: `DPoP ${accessToken}`, dpop: p } })
+    proof({
+      key: signer,
+      claims: { htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(accessToken) },
+    })
+  const get = (accessToken: string, p: string) =>
+    send(`${smallBase}/api/echo`, { headers: { authorization: `DPoP ${accessToken}`, dpop: p } })
 
-  it('a proof from an attacker\'s own key (token bound elsewhere) takes no jti: not the victim\'s next one, not room in the cache', async () => {
+  it("a proof from an attacker's own key (token bound elsewhere) takes no jti: not the victim's next one, not room in the cache", async () => {
     const victim = small.mintToken({ jkt: key.jkt }).access_token
     const n = small.rotateNonce()
     const attacker = await keyPair()
     // The attacker guesses (or learned) the jti the victim's next proof carries.
     const jti = crypto.randomUUID()
-    const forged = await proof({ key: attacker, claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(victim) } })
+    const forged = await proof({
+      key: attacker,
+      claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(victim) },
+    })
     expect((await get(victim, forged)).json).toMatchObject({ error: 'invalid_token', check: 'jkt' })
-    const real = await proof({ key, claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(victim) } })
+    const real = await proof({
+      key,
+      claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: n, ath: ath(victim) },
+    })
     expect((await get(victim, real)).status).toBe(200)
     // A flood of such proofs does not push the victim's proof out of the (2-entry) cache.
     for (let i = 0; i < 5; i++) {
@@ -524,9 +710,21 @@ describe('the jti cache records only verified proofs and refuses rather than for
   it('a proof refused for its nonce is not recorded: the jti is still free once a valid proof carries it', async () => {
     const t = small.mintToken({ jkt: key.jkt }).access_token
     const jti = crypto.randomUUID()
-    const stale = await proof({ key, claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: 'not-a-nonce', ath: ath(t) } })
+    const stale = await proof({
+      key,
+      claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: 'not-a-nonce', ath: ath(t) },
+    })
     expect((await get(t, stale)).json).toMatchObject({ error: 'use_dpop_nonce' })
-    const fresh = await proof({ key, claims: { jti, htm: 'GET', htu: `${smallBase}/api/echo`, nonce: small.rotateNonce(), ath: ath(t) } })
+    const fresh = await proof({
+      key,
+      claims: {
+        jti,
+        htm: 'GET',
+        htu: `${smallBase}/api/echo`,
+        nonce: small.rotateNonce(),
+        ath: ath(t),
+      },
+    })
     expect((await get(t, fresh)).status).toBe(200)
   })
 })
@@ -563,12 +761,19 @@ describe('pieces', () => {
 
 describe('busy port', () => {
   it('startApiServer rejects with a message that says what to change', async () => {
-    await expect(startApiServer({ port: api.port })).rejects.toThrow(new RegExp(`^port ${api.port} is in use; set DPOP_API_PORT \\(or --port\\) to another port$`))
+    await expect(startApiServer({ port: api.port })).rejects.toThrow(
+      new RegExp(`^port ${api.port} is in use; set DPOP_API_PORT \\(or --port\\) to another port$`),
+    )
   })
 
   it('the CLI prints it and exits with 1', () => {
-    const run = spawnSync('npx', ['tsx', 'demo/api/server.ts', '--port', String(api.port)], { encoding: 'utf8', timeout: 30_000 })
+    const run = spawnSync('npx', ['tsx', 'demo/api/server.ts', '--port', String(api.port)], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
     expect(run.status).toBe(1)
-    expect(run.stderr).toContain(`port ${api.port} is in use; set DPOP_API_PORT (or --port) to another port`)
+    expect(run.stderr).toContain(
+      `port ${api.port} is in use; set DPOP_API_PORT (or --port) to another port`,
+    )
   })
 })

@@ -3,7 +3,13 @@
  * call and checks each DPoP proof the way a resource server would, with jose (never with
  * our own code). Real-server tests live in e2e/.
  */
-import { EmbeddedJWK, calculateJwkThumbprint, jwtVerify, type JWTPayload, type JWTHeaderParameters } from 'jose'
+import {
+  EmbeddedJWK,
+  calculateJwkThumbprint,
+  jwtVerify,
+  type JWTPayload,
+  type JWTHeaderParameters,
+} from 'jose'
 
 export interface Call {
   /** 1-based call number. */
@@ -17,7 +23,12 @@ export interface Call {
   headers: Headers
   body: Uint8Array<ArrayBuffer>
   /** Verified proof, when a DPoP header was sent. */
-  proof?: { payload: JWTPayload & { htm?: string; htu?: string; ath?: string; nonce?: string }; header: JWTHeaderParameters; jkt: string; raw: string }
+  proof?: {
+    payload: JWTPayload & { htm?: string; htu?: string; ath?: string; nonce?: string }
+    header: JWTHeaderParameters
+    jkt: string
+    raw: string
+  }
 }
 
 export async function sha256b64url(value: string): Promise<string> {
@@ -26,7 +37,9 @@ export async function sha256b64url(value: string): Promise<string> {
 }
 
 /** A fetch stub: records and verifies, then answers with `respond`. */
-export function stubFetch(respond: (call: Call) => Response | Promise<Response> = () => new Response('ok')) {
+export function stubFetch(
+  respond: (call: Call) => Response | Promise<Response> = () => new Response('ok'),
+) {
   const calls: Call[] = []
   const fetch = async (input: unknown, init?: RequestInit): Promise<Response> => {
     const n = calls.length + 1
@@ -39,11 +52,27 @@ export function stubFetch(respond: (call: Call) => Response | Promise<Response> 
     }
     const body = request ? new Uint8Array(await request.arrayBuffer()) : new Uint8Array()
     const headers = request?.headers ?? new Headers()
-    const call: Call = { n, input, init, url: request?.url ?? String(input), method: request?.method ?? '', headers, body }
+    const call: Call = {
+      n,
+      input,
+      init,
+      url: request?.url ?? String(input),
+      method: request?.method ?? '',
+      headers,
+      body,
+    }
     const dpop = headers.get('dpop')
     if (dpop !== null) {
-      const { payload, protectedHeader } = await jwtVerify(dpop, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA'] })
-      call.proof = { payload, header: protectedHeader, jkt: await calculateJwkThumbprint(protectedHeader.jwk!), raw: dpop }
+      const { payload, protectedHeader } = await jwtVerify(dpop, EmbeddedJWK, {
+        typ: 'dpop+jwt',
+        algorithms: ['ES256', 'EdDSA'],
+      })
+      call.proof = {
+        payload,
+        header: protectedHeader,
+        jkt: await calculateJwkThumbprint(protectedHeader.jwk!),
+        raw: dpop,
+      }
     }
     calls.push(call)
     return respond(call)
@@ -52,16 +81,30 @@ export function stubFetch(respond: (call: Call) => Response | Promise<Response> 
 }
 
 /** A DPoP challenge response (RFC 9449 §7.1). */
-export function challenge(error: string, extra: Record<string, string> = {}, description?: string): Response {
-  const params = [`error="${error}"`, ...(description ? [`error_description="${description}"`] : []), 'algs="ES256"']
-  return new Response(null, { status: 401, headers: { 'WWW-Authenticate': `DPoP ${params.join(', ')}`, ...extra } })
+export function challenge(
+  error: string,
+  extra: Record<string, string> = {},
+  description?: string,
+): Response {
+  const params = [
+    `error="${error}"`,
+    ...(description ? [`error_description="${description}"`] : []),
+    'algs="ES256"',
+  ]
+  return new Response(null, {
+    status: 401,
+    headers: { 'WWW-Authenticate': `DPoP ${params.join(', ')}`, ...extra },
+  })
 }
 
 /** A promise with its resolvers, for holding responses until the test says so. */
 export function deferred<T = void>() {
   let resolve!: (v: T) => void
   let reject!: (e: unknown) => void
-  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej })
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
   return { promise, resolve, reject }
 }
 

@@ -5,7 +5,8 @@ function Account() {
   const { status, isAuthenticated, user, login, logout, fetch } = useDPoP()
   if (status !== 'ready') return <p>{status}</p>
   if (!isAuthenticated) return <button onClick={() => void login()}>Sign in</button>
-  const loadOrders = async (): Promise<unknown> => (await fetch('https://api.example.com/orders')).json()
+  const loadOrders = async (): Promise<unknown> =>
+    (await fetch('https://api.example.com/orders')).json()
   return (
     <>
       <button onClick={() => void loadOrders().then(console.info)}>Load orders</button>
@@ -23,7 +24,9 @@ createRoot(document.getElementById('root')!).render(
       scope: 'openid profile offline_access',
       apiOrigins: ['https://api.example.com'],
     }}
-    onRedirect={(result) => { if (result?.returnTo) history.replaceState(null, '', result.returnTo) }}
+    onRedirect={(result) => {
+      if (result?.returnTo) history.replaceState(null, '', result.returnTo)
+    }}
   >
     <Account />
   </DPoPProvider>,
