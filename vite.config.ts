@@ -31,10 +31,7 @@ export default defineConfig({
   },
   // Browser-test fixtures import these from node_modules; bundling them when the server
   // starts keeps Vite from reloading a page mid-test when it first meets one.
-  // The dependency scan reads the test pages only: examples/ import 'dpop-spa' by its package
-  // name, which resolves in their own Vite builds, not here.
   optimizeDeps: {
-    entries: ['e2e/fixtures/**/*.html'],
     include: ['axios', 'ky', 'ofetch', 'eventsource', 'react', 'react-dom/client', 'vue'],
   },
   test: {

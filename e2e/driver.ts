@@ -157,6 +157,8 @@ function bounded<T>(promise: Promise<T>, what: string, ms = STEP_MS): Promise<T>
 export interface WebDriverServer {
   readonly url: string
   stop(): Promise<void>
+  /** Stops WebKitWebDriver (and the MiniBrowser it started) and starts it again on the same port. */
+  restart(): Promise<void>
 }
 
 async function startWebDriverServer(port: number): Promise<WebDriverServer> {
@@ -166,50 +168,62 @@ async function startWebDriverServer(port: number): Promise<WebDriverServer> {
     process.env.DISPLAY && !process.env.DPOP_TEST_FORCE_XVFB
       ? [driverPath, `--port=${port}`]
       : ['xvfb-run', '-a', driverPath, `--port=${port}`]
-  const child: ChildProcess = spawn(command[0]!, command.slice(1), {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
-  let stderr = ''
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-2000)
-  })
   const url = `http://127.0.0.1:${port}`
+  let child: ChildProcess | undefined
+  let stderr = ''
   const stop = async () => {
-    if (child.exitCode !== null || child.pid === undefined) return
-    const exited = new Promise<void>((r) => child.once('exit', () => r()))
+    const running = child
+    if (!running || running.exitCode !== null || running.pid === undefined) return
+    const exited = new Promise<void>((r) => running.once('exit', () => r()))
     try {
-      process.kill(-child.pid, 'SIGTERM')
+      process.kill(-running.pid, 'SIGTERM')
     } catch {
       /* already gone */
     }
     await bounded(exited, 'stopping WebKitWebDriver', 5_000).catch(() => {
       try {
-        process.kill(-child.pid!, 'SIGKILL')
+        process.kill(-running.pid!, 'SIGKILL')
       } catch {
         /* already gone */
       }
     })
   }
-  try {
-    await poll(
-      async () => {
-        if (child.exitCode !== null)
-          throw Object.assign(new Error(`WebKitWebDriver exited (${child.exitCode}): ${stderr}`), {
-            fatal: true,
-          })
-        const r = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2_000) })
-        return ((await r.json()) as { value?: { ready?: boolean } }).value?.ready === true
-      },
-      Boolean,
-      20_000,
-      `WebKitWebDriver on port ${port}`,
-    )
-  } catch (e) {
-    await stop()
-    throw new Error(`${e instanceof Error ? e.message : String(e)} ${stderr}`)
+  const launch = async () => {
+    stderr = ''
+    const started = spawn(command[0]!, command.slice(1), {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    child = started
+    started.stderr?.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-2000)
+    })
+    try {
+      await poll(
+        async () => {
+          if (started.exitCode !== null)
+            throw Object.assign(
+              new Error(`WebKitWebDriver exited (${started.exitCode}): ${stderr}`),
+              { fatal: true },
+            )
+          const r = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2_000) })
+          return ((await r.json()) as { value?: { ready?: boolean } }).value?.ready === true
+        },
+        Boolean,
+        20_000,
+        `WebKitWebDriver on port ${port}`,
+      )
+    } catch (e) {
+      await stop()
+      throw new Error(`${e instanceof Error ? e.message : String(e)} ${stderr}`)
+    }
   }
-  return { url, stop }
+  await launch()
+  const restart = async () => {
+    await stop()
+    await launch()
+  }
+  return { url, stop, restart }
 }
 
 // A function shipped to the page as source: the last argument is WebDriver's callback. The
@@ -302,7 +316,29 @@ function webDriverDriver(session: WebDriver, baseURL: string, firstHandle: strin
   }
 }
 
-async function openWebDriverSession(server: WebDriverServer): Promise<WebDriver> {
+/** How long a new WebKit session may take before WebKitWebDriver is started again (it takes 1–2 s). */
+const NEW_SESSION_MS = 20_000
+
+/**
+ * A new WebKit session. On a loaded machine MiniBrowser now and then never answers a new session
+ * (seen once in about 300 WebKit tests); then WebKitWebDriver is started again and the session
+ * asked for once more, and `onRetry` is told (the test runner extends the test's time by it).
+ */
+async function openWebDriverSession(
+  server: WebDriverServer,
+  onRetry?: (extraMs: number) => void,
+): Promise<WebDriver> {
+  try {
+    return await newWebDriverSession(server, NEW_SESSION_MS)
+  } catch (e) {
+    if (!(e instanceof Error && e.message.includes('new WebKit session did not answer'))) throw e
+    onRetry?.(NEW_SESSION_MS + STEP_MS + 10_000)
+    await server.restart()
+    return await newWebDriverSession(server, STEP_MS)
+  }
+}
+
+async function newWebDriverSession(server: WebDriverServer, ms: number): Promise<WebDriver> {
   const binary = miniBrowserPath()
   if (!binary) throw new Error('MiniBrowser not found')
   const session = await bounded(
@@ -315,6 +351,7 @@ async function openWebDriverSession(server: WebDriverServer): Promise<WebDriver>
       })
       .build(),
     'new WebKit session',
+    ms,
   )
   await bounded(
     session.manage().setTimeouts({ script: STEP_MS - 2_000, pageLoad: STEP_MS - 2_000 }),
@@ -413,7 +450,9 @@ export const test = base.extend<{ driver: Driver }, WorkerFixtures>({
       await context.close()
     } else {
       // A new session per test: WebKitGTK keeps storage for one session, so every test starts clean.
-      const session = await openWebDriverSession(engineBrowser)
+      const session = await openWebDriverSession(engineBrowser, (extraMs) =>
+        testInfo.setTimeout(testInfo.timeout + extraMs),
+      )
       const handle = await bounded(session.getWindowHandle(), 'window handle')
       await use(webDriverDriver(session, baseURL ?? 'http://localhost/', handle))
       await bounded(session.quit(), 'closing the WebKit session', 10_000).catch(() => undefined)

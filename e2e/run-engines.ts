@@ -5,12 +5,12 @@
  * (`npm run test:browser -- e2e/tokens.spec.ts`). `DPOP_TEST_ENGINES=firefox` runs one engine.
  * Exits non-zero when no engine at all can run, so a bare machine does not pass silently.
  *
- * Two runs at once: Firefox, the slowest engine, in one `playwright test` and the others in a
- * second, each with its own servers on its own ports (every test port moved by
- * {@link SECOND_RUN_PORT_OFFSET}), its own output folder and its own Vite cache, so neither
- * sees the other's server state (the tests flip switches on their servers). Most of a browser
- * test is waiting (token lifetimes, held answers, page loads), so two runs on two cores take
- * about half the time of one. `DPOP_TEST_SERIAL=1` runs one `playwright test` for all engines.
+ * Chromium and Firefox run at once, each in its own `playwright test` with its own servers on
+ * its own ports (the second run's test ports moved by {@link SECOND_RUN_PORT_OFFSET}), output
+ * folder (`test-results/<engine>/`) and Vite cache, so neither sees the other's server state
+ * (the tests flip switches on their servers); WebKit runs after them, alone. Most of a browser
+ * test is waiting (token lifetimes, held answers, page loads), so the two runs share two cores
+ * well. `DPOP_TEST_SERIAL=1` runs one `playwright test` for all engines.
  */
 import { spawn } from 'node:child_process'
 import { detectEngines, selectedEngines, type EngineName } from './engines.ts'
@@ -44,22 +44,28 @@ if (selected.length === 0) {
   process.exit(1)
 }
 
-const groups: EngineName[][] =
-  process.env.DPOP_TEST_SERIAL === '1' || !selected.includes('firefox') || selected.length === 1
-    ? [selected]
-    : [['firefox'], selected.filter((e) => e !== 'firefox')]
+// Phases run one after the other; the runs of a phase at once. Chromium and Firefox together,
+// then WebKit alone: WebKitGTK (MiniBrowser under Xvfb, service workers) misses its 60 s test
+// bounds when it shares the two cores with another engine's run.
+const split = process.env.DPOP_TEST_SERIAL !== '1' && selected.length > 1
+const phases: EngineName[][][] = split
+  ? [
+      selected.filter((e) => e !== 'webkit').map((e) => [e]),
+      selected.filter((e) => e === 'webkit').map((e) => [e]),
+    ].filter((phase) => phase.length > 0)
+  : [[selected]]
 
-/** One `playwright test` for `group`; the n-th run's ports, output and Vite cache are its own. */
+/** One `playwright test` for `group`; the n-th run of a phase has its own ports and Vite cache. */
 function run(group: EngineName[], n: number): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env, DPOP_TEST_ENGINES: group.join(',') }
-  // Each run empties its own output folder when it starts, so neither is the other's parent.
-  if (groups.length > 1) env.DPOP_TEST_OUTPUT_DIR = `test-results/run-${n + 1}`
+  // Each run empties its own output folder when it starts, so none is another's parent.
+  if (split) env.DPOP_TEST_OUTPUT_DIR = `test-results/${group.join('-')}`
   if (n > 0) {
     for (const [variable, value] of PORT_VARIABLES)
       env[variable] = String(value + n * SECOND_RUN_PORT_OFFSET)
     env.DPOP_TEST_VITE_CACHE = `node_modules/.vite-run-${n + 1}`
   }
-  if (groups.length > 1) console.log(`browser tests: run ${n + 1}: ${group.join(', ')}`)
+  if (split) console.log(`browser tests: starting ${group.join(', ')}`)
   return new Promise((resolve) => {
     const child = spawn('npx', ['playwright', 'test', ...process.argv.slice(2)], {
       stdio: 'inherit',
@@ -71,13 +77,17 @@ function run(group: EngineName[], n: number): Promise<number> {
 }
 
 const started = Date.now()
-const codes = await Promise.all(groups.map(run))
-if (groups.length > 1) {
-  groups.forEach((g, i) =>
+const results: [EngineName[], number][] = []
+for (const phase of phases) {
+  const codes = await Promise.all(phase.map(run))
+  phase.forEach((group, i) => results.push([group, codes[i]!]))
+}
+const codes = results.map(([, code]) => code)
+if (split) {
+  for (const [group, code] of results)
     console.log(
-      `browser tests: run ${i + 1} (${g.join(', ')}): ${codes[i] === 0 ? 'passed' : `FAILED (exit ${codes[i]})`}`,
-    ),
-  )
+      `browser tests: ${group.join(', ')}: ${code === 0 ? 'passed' : `FAILED (exit ${code})`}`,
+    )
   console.log(`browser tests: ${((Date.now() - started) / 60_000).toFixed(1)} min in all`)
 }
 process.exit(codes.find((c) => c !== 0) ?? 0)
