@@ -47,7 +47,7 @@ export type {
   DPoPRetryReason,
   KeyPairSource,
 } from './fetch/dpop-fetch.js'
-export type { DPoPClient } from './client/client.js'
+export type { DPoPClient } from './client/dpop-client.js'
 export type { DPoPClientConfig } from './client/client-config.js'
 export type { XHRGuardOptions } from './fetch/xhr-guard.js'
 export type { DPoPClientEvent, LogoutReason } from './session/events.js'

@@ -14,7 +14,8 @@ import {
   type Plugin,
   type ShallowRef,
 } from 'vue'
-import { createDPoPClient, type DPoPClient } from './client/client.js'
+import { createDPoPClient } from './client/client.js'
+import type { DPoPClient } from './client/dpop-client.js'
 import type { DPoPClientConfig } from './client/client-config.js'
 import { invalidArgument } from './base/errors.js'
 import {

@@ -191,7 +191,7 @@ describe('no token in any error, at any depth', () => {
   })
 
   it('a SyntaxError thrown by a custom fetch keeps its name but not its message', async () => {
-    const { redactedCause } = await import('../src/session/authorization-server.ts')
+    const { redactedCause } = await import('../src/session/server-errors.ts')
     let parseError: unknown
     try {
       JSON.parse('rt-SECRET-6 is not JSON')

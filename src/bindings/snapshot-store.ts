@@ -3,7 +3,7 @@
  * store over one client's promise that follows `subscribe`, handles the redirect URI once
  * per client, and hands out a snapshot that changes only when the session does.
  */
-import type { DPoPClient } from '../client/client.js'
+import type { DPoPClient } from '../client/dpop-client.js'
 import type { DPoPFetch } from '../fetch/dpop-fetch.js'
 import type { DPoPClientEvent } from '../session/events.js'
 import type { LoginOptions, RedirectResult } from '../session/login.js'

@@ -17,7 +17,10 @@ import {
   validateAuthResponse,
   type TokenEndpointResponse,
 } from 'oauth4webapi'
-import { toDPoPError, type AuthorizationServerRequests } from './authorization-server.js'
+import type { AuthorizationServerRequests } from './authorization-server.js'
+import { toDPoPError } from './server-errors.js'
+import { AUTH_RESPONSE_PARAMS, appPath } from './login-urls.js'
+import { userInfoWanted, withoutTokens } from './user.js'
 import {
   DPoPError,
   OAuthError,
@@ -60,32 +63,6 @@ export interface RedirectResult {
   readonly user: UserClaims | undefined
 }
 
-const AUTH_RESPONSE_PARAMS = [
-  'code',
-  'state',
-  'iss',
-  'error',
-  'error_description',
-  'error_uri',
-  'session_state',
-]
-
-/**
- * @internal `returnTo` as a path of this app (path + query + hash), or `undefined` when it
- * points anywhere else: another origin, `//host`, `javascript:`, `data:`.
- */
-export function appPath(returnTo: unknown, appUrl: string): string | undefined {
-  if (typeof returnTo !== 'string') return undefined
-  let url: URL
-  try {
-    url = new URL(returnTo, appUrl)
-  } catch {
-    return undefined
-  }
-  if (url.origin !== new URL(appUrl).origin || !/^https?:$/.test(url.protocol)) return undefined
-  return url.pathname + url.search + url.hash
-}
-
 /** @internal What the app asked of its logins (`DPoPClientConfig`). */
 export interface LoginChoices {
   /** Push the authorization request (RFC 9126) even when the server does not require it. */
@@ -95,28 +72,6 @@ export interface LoginChoices {
   /** The app's check of the user before the session is stored. */
   readonly verifyUser?: VerifyUser | undefined
 }
-
-// The ID token claims that say nothing about who the user is (OpenID Connect Core §2, §3.1.3.6).
-const PROTOCOL_CLAIMS = new Set([
-  'iss',
-  'sub',
-  'aud',
-  'exp',
-  'iat',
-  'nbf',
-  'jti',
-  'auth_time',
-  'nonce',
-  'acr',
-  'amr',
-  'azp',
-  'at_hash',
-  'c_hash',
-  'sid',
-])
-// The scopes whose claims an OpenID provider may put only in the UserInfo response (§5.4).
-const CLAIM_SCOPES = new Set(['profile', 'email', 'address', 'phone'])
-const TOKENS = new Set(['access_token', 'refresh_token', 'id_token'])
 
 /** @internal */
 export interface LoginFlow {
@@ -237,12 +192,7 @@ export function createLoginFlow(
   /** The UserInfo claims merged into the user, when `userInfo` asks for them; `sub` must not change. */
   const withUserInfo = async (next: Session, keyPair: CryptoKeyPair): Promise<Session> => {
     const mode = choices.userInfo ?? 'auto'
-    const wanted =
-      mode === 'always' ||
-      (mode === 'auto' &&
-        id.scope.split(' ').some((scope) => CLAIM_SCOPES.has(scope)) &&
-        !Object.keys(next.user ?? {}).some((claim) => !PROTOCOL_CLAIMS.has(claim)))
-    if (!openid || !wanted || !as.userinfo_endpoint) return next
+    if (!openid || !userInfoWanted(mode, id.scope, next.user) || !as.userinfo_endpoint) return next
     let info: Record<string, unknown> & { sub: string }
     try {
       info = await server.userInfo(next.accessToken, keyPair)
@@ -267,9 +217,7 @@ export function createLoginFlow(
     keyPair: CryptoKeyPair,
   ): Promise<void> => {
     if (!choices.verifyUser) return
-    const tokenResponse = Object.fromEntries(
-      Object.entries(result).filter(([member]) => !TOKENS.has(member)),
-    )
+    const tokenResponse = withoutTokens(result)
     let cause: unknown
     try {
       if (

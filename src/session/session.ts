@@ -4,7 +4,7 @@
  * worker), the user's `sub` included. Where it is kept and shared: `session-records.ts`.
  */
 import { getValidatedIdTokenClaims, type TokenEndpointResponse } from 'oauth4webapi'
-import { checkBoundTokens } from './authorization-server.js'
+import { checkBoundTokens } from './server-errors.js'
 import { ServerResponseError } from '../base/errors.js'
 import type { UserClaims } from './user.js'
 

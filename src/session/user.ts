@@ -39,3 +39,47 @@ export type VerifyUser = (
   user: UserClaims | undefined,
   context: VerifyUserContext,
 ) => boolean | void | Promise<boolean | void>
+
+// The ID token claims that say nothing about who the user is (OpenID Connect Core §2, §3.1.3.6).
+const PROTOCOL_CLAIMS = new Set([
+  'iss',
+  'sub',
+  'aud',
+  'exp',
+  'iat',
+  'nbf',
+  'jti',
+  'auth_time',
+  'nonce',
+  'acr',
+  'amr',
+  'azp',
+  'at_hash',
+  'c_hash',
+  'sid',
+])
+// The scopes whose claims an OpenID provider may put only in the UserInfo response (§5.4).
+const CLAIM_SCOPES = new Set(['profile', 'email', 'address', 'phone'])
+const TOKENS = new Set(['access_token', 'refresh_token', 'id_token'])
+
+/**
+ * @internal Whether a login asks the UserInfo endpoint: always for `'always'`; for `'auto'`
+ * when `scope` asks for claims (profile, email, address, phone) and `user` has none of them.
+ */
+export function userInfoWanted(
+  mode: UserInfoMode,
+  scope: string,
+  user: UserClaims | undefined,
+): boolean {
+  return (
+    mode === 'always' ||
+    (mode === 'auto' &&
+      scope.split(' ').some((name) => CLAIM_SCOPES.has(name)) &&
+      !Object.keys(user ?? {}).some((claim) => !PROTOCOL_CLAIMS.has(claim)))
+  )
+}
+
+/** @internal A token response's members other than the tokens (what `verifyUser` is shown). */
+export function withoutTokens(result: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(result).filter(([member]) => !TOKENS.has(member)))
+}
